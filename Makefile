@@ -1,0 +1,35 @@
+# Two commands on a fresh Debian/Ubuntu machine with Python 3.11: `make run` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test services services-down status migrate venv clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+services: $(STAMP)
+	bin/services up
+
+services-down:
+	bin/services down
+
+status:
+	bin/services status
+
+migrate: services
+	ADTIVITY_ENV=$${ADTIVITY_ENV:-development} $(BIN)/python -m adtivity migrate
+
+run: migrate
+	ADTIVITY_ENV=$${ADTIVITY_ENV:-development} PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start
+
+test: services
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean: services-down
+	rm -rf .data

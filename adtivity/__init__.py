@@ -1,0 +1,1 @@
+"""Adtivity: what every process shares that is not data (settings, logging, the operator CLI)."""

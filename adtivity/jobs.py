@@ -1,0 +1,26 @@
+"""Enqueueing Dramatiq work from processes that do not run actors (web, scheduler, CLI).
+
+Work is named by actor name, so those processes need not import the workers package (which binds
+the broker and loads every actor and its clients). The names below are the actors in workers/.
+"""
+from __future__ import annotations
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+
+PURGE_COMPANY = "purge_company"
+CHECK_HEALTH = "check_health"
+DEFAULT_QUEUE = "default"
+
+
+def redis_broker(redis_url: str, namespace: str) -> RedisBroker:
+    return RedisBroker(url=redis_url, namespace=namespace, socket_timeout=5, socket_connect_timeout=2)
+
+
+class Jobs:
+    def __init__(self, broker: dramatiq.Broker) -> None:
+        self.broker = broker
+
+    def enqueue(self, actor_name: str, *args, queue: str = DEFAULT_QUEUE) -> dramatiq.Message:
+        message = dramatiq.Message(queue_name=queue, actor_name=actor_name, args=args, kwargs={}, options={})
+        return self.broker.enqueue(message)

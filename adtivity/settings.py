@@ -1,0 +1,122 @@
+"""Settings: every environment variable the system reads, read here and nowhere else.
+
+`.env.example` documents each one. `Settings.from_env()` validates them once at start-up; a process
+that is misconfigured stops with a message naming the variable, before it serves anything.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from urllib.parse import urlsplit
+
+ENVIRONMENTS = ("development", "test", "production")
+DEV_JWT_SECRET = "development-only-jwt-secret-do-not-use-in-production"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or invalid."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    adtivity_env: str = "production"
+    # Addresses of the services.
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/adtivity"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    clickhouse_url: str = "http://default:@127.0.0.1:8123/adtivity"
+    kafka_broker_url: str = "kafka://127.0.0.1:19092"
+    # Dramatiq queues live under this Redis key namespace.
+    dramatiq_namespace: str = "adtivity"
+    # The web process.
+    port: int = 8000
+    web_workers: int = 2
+    cors_allowed_origins: tuple[str, ...] = ()
+    max_body_bytes: int = 1_048_576
+    # Auth.
+    jwt_secret: str = field(default="", repr=False)
+    jwt_issuer: str = "adtivity"
+    jwt_audience: str = "adtivity-api"
+    access_token_seconds: int = 900
+    refresh_token_seconds: int = 30 * 86400
+    bcrypt_rounds: int = 12
+    password_min_length: int = 10
+    login_max_failures: int = 5
+    login_failure_window_seconds: int = 900
+    login_rate_per_ip_per_minute: int = 30
+    reset_token_seconds: int = 3600
+    invite_token_seconds: int = 7 * 86400
+    public_base_url: str = "http://127.0.0.1:8000"
+    # API keys.
+    key_cache_seconds: int = 30
+    key_rotation_grace_seconds: int = 86400
+    # Lists.
+    page_size_default: int = 50
+    page_size_max: int = 200
+    # Dependency probes (/ready and the scheduler's health check).
+    probe_timeout_seconds: float = 1.0
+    # The streams process.
+    streams_app_id: str = "adtivity-streams"
+    streams_data_dir: str = ".data/streams"
+    kafka_producer_max_batch_size: int = 1
+    # The scheduler.
+    health_check_seconds: int = 15
+    # Logs.
+    log_level: str = "INFO"
+    log_format: str = "json"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = environ.get(f.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f.name, f.type, raw)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.adtivity_env not in ENVIRONMENTS:
+            raise SettingsError(f"ADTIVITY_ENV must be one of {', '.join(ENVIRONMENTS)}, not {self.adtivity_env!r}")
+        if not self.jwt_secret and not self.is_development:
+            raise SettingsError("JWT_SECRET must be set outside development (32 or more random characters)")
+        if self.jwt_secret and len(self.jwt_secret) < 32:
+            raise SettingsError("JWT_SECRET must be at least 32 characters")
+        if not 1 <= self.access_token_seconds <= 900:
+            raise SettingsError("ACCESS_TOKEN_SECONDS must be between 1 and 900 (access tokens live at most 15 minutes)")
+        if not 4 <= self.bcrypt_rounds <= 16:
+            raise SettingsError("BCRYPT_ROUNDS must be between 4 and 16")
+        if self.adtivity_env == "production" and self.bcrypt_rounds < 12:
+            raise SettingsError("BCRYPT_ROUNDS must be at least 12 in production")
+        for name in ("database_url", "redis_url", "clickhouse_url", "kafka_broker_url"):
+            if not urlsplit(getattr(self, name)).hostname:
+                raise SettingsError(f"{name.upper()} has no host: {getattr(self, name)!r}")
+
+    @property
+    def is_development(self) -> bool:
+        return self.adtivity_env in ("development", "test")
+
+    @property
+    def signing_secret(self) -> str:
+        return self.jwt_secret or DEV_JWT_SECRET
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        parts = urlsplit(self.kafka_broker_url)
+        return f"{parts.hostname}:{parts.port or 9092}"
+
+
+def _parse(name: str, kind: str, raw: str) -> object:
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "tuple[str, ...]":
+            return tuple(item.strip() for item in raw.split(",") if item.strip())
+        return raw
+    except ValueError:
+        raise SettingsError(f"{name.upper()} must be a {kind}, not {raw!r}") from None

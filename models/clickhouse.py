@@ -1,0 +1,30 @@
+"""ClickHouse clients, built from CLICKHOUSE_URL (http://user:password@host:port/database).
+
+clickhouse-connect is pinned to 1.6.0 and used with compress=False so the same code runs on the
+ClickHouse 18.16 found on these machines and on current releases. One client per thread.
+"""
+from __future__ import annotations
+
+from urllib.parse import unquote, urlsplit
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+
+
+def database_name(url: str) -> str:
+    return urlsplit(url).path.strip("/") or "default"
+
+
+def clickhouse_client(url: str, *, database: str | None = None, timeout: float = 10.0) -> Client:
+    """A client for the database in `url` (or `database`, e.g. "default" before it exists)."""
+    parts = urlsplit(url)
+    return clickhouse_connect.get_client(
+        host=parts.hostname,
+        port=parts.port or 8123,
+        username=unquote(parts.username or "default"),
+        password=unquote(parts.password or ""),
+        database=database or database_name(url),
+        compress=False,
+        connect_timeout=timeout,
+        send_receive_timeout=timeout,
+    )

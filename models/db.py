@@ -1,0 +1,56 @@
+"""The Postgres connection: one DatabaseProxy every model is declared against, bound at start-up."""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+import peewee
+import psycopg2
+from psycopg2 import sql
+from playhouse.db_url import connect
+
+database = peewee.DatabaseProxy()
+
+
+def open_database(url: str, *, connect_timeout: int = 3) -> peewee.Database:
+    """Binds the proxy to the database at `url` and returns it (connections open lazily, per thread)."""
+    db = connect(url, connect_timeout=connect_timeout)
+    database.initialize(db)
+    return db
+
+
+def utcnow() -> dt.datetime:
+    """Naive UTC, as every timestamp column stores it."""
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def new_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+__all__ = ["BaseModel", "database", "new_id", "open_database", "utcnow"]
+
+
+def ensure_database_exists(url: str) -> bool:
+    """Creates the Postgres database named in `url` when it is missing; True if it was created."""
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    maintenance_url = urlunsplit(parts._replace(path="/postgres"))
+    connection = psycopg2.connect(maintenance_url, connect_timeout=5)
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cursor.fetchone():
+                return False
+            cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            return True
+    finally:
+        connection.close()

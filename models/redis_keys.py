@@ -1,0 +1,19 @@
+"""The Redis key layout: every key and channel name the system uses, built here and nowhere else."""
+from __future__ import annotations
+
+PREFIX = "adt"
+
+# Pub/sub channel: an API key's public id is published here when it is revoked or its company deleted.
+KEY_INVALIDATION_CHANNEL = f"{PREFIX}:keys:invalidate"
+# The scheduler's latest health check (JSON).
+HEALTH_STATUS = f"{PREFIX}:health"
+
+
+def rate_limit_bucket(scope: str, subject: str) -> str:
+    """Token bucket state for one limited subject, e.g. ("login-ip", "10.0.0.1")."""
+    return f"{PREFIX}:rl:{scope}:{subject}"
+
+
+def process_heartbeat(process: str) -> str:
+    """Seconds-since-epoch of the last sign of life of a long-running process (worker, streams, scheduler)."""
+    return f"{PREFIX}:heartbeat:{process}"

@@ -1,0 +1,50 @@
+"""Builds the APScheduler scheduler with its periodic jobs and runs it until SIGTERM/SIGINT.
+
+Each job only enqueues a Dramatiq actor by name; the heavy work runs in the worker process.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import signal
+import time
+
+import redis
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+from adtivity.jobs import CHECK_HEALTH, Jobs, redis_broker
+from adtivity.logs import configure_logging, log_event
+from adtivity.settings import Settings
+from models import redis_keys
+
+log = logging.getLogger("scheduler")
+
+
+def build_scheduler(settings: Settings, jobs: Jobs, client: redis.Redis) -> BlockingScheduler:
+    scheduler = BlockingScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
+
+    def enqueue_health_check() -> None:
+        jobs.enqueue(CHECK_HEALTH)
+        client.set(redis_keys.process_heartbeat("scheduler"), time.time())
+
+    scheduler.add_job(enqueue_health_check, "interval", seconds=settings.health_check_seconds,
+                      id="health-check", next_run_time=dt.datetime.now(dt.timezone.utc))
+    return scheduler
+
+
+def main() -> int:
+    settings = Settings.from_env()
+    configure_logging(settings, process="scheduler")
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+    client.ping()
+    scheduler = build_scheduler(settings, Jobs(redis_broker(settings.redis_url, settings.dramatiq_namespace)), client)
+
+    def stop(signum, frame) -> None:
+        log_event(log, "stopping", signal=signal.Signals(signum).name)
+        scheduler.shutdown(wait=False)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log_event(log, "ready", jobs=[job.id for job in scheduler.get_jobs()])
+    scheduler.start()
+    return 0

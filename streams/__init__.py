@@ -1,0 +1,1 @@
+"""The streams process (`faust -A streams.app worker`): real-time rolling metrics."""

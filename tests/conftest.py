@@ -1,0 +1,97 @@
+"""Test fixtures against the real services: a Postgres database, a Redis database number and a
+ClickHouse database of the tests' own, created migrated at the start and dropped at the end."""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import pytest
+
+TEST_ENV = {
+    "ADTIVITY_ENV": "test",
+    "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/adtivity_test",
+    "REDIS_URL": "redis://127.0.0.1:6379/15",
+    "CLICKHOUSE_URL": "http://default:@127.0.0.1:8123/adtivity_test",
+    "DRAMATIQ_NAMESPACE": "adtivity-test",
+    "JWT_SECRET": "test-only-secret-that-is-long-enough-0123456789",
+    "BCRYPT_ROUNDS": "4",
+    "STREAMS_APP_ID": "adtivity-test-streams",
+    "STREAMS_DATA_DIR": ".data/test-streams",
+}
+# Before any application module is imported: the workers package binds its broker from the environment.
+os.environ.update(TEST_ENV)
+
+import falcon.testing  # noqa: E402
+import psycopg2  # noqa: E402
+import redis  # noqa: E402
+
+from adtivity.cli import run_migrations  # noqa: E402
+from adtivity.settings import Settings  # noqa: E402
+from models.clickhouse import clickhouse_client, database_name  # noqa: E402
+from models.db import database  # noqa: E402
+from models.entities import ALL_MODELS  # noqa: E402
+from tests.helpers import Api  # noqa: E402
+from web.app import Deps, create_app  # noqa: E402
+
+
+def drop_postgres_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    connection = psycopg2.connect(url.rsplit("/", 1)[0] + "/postgres")
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    connection.close()
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def stores(settings: Settings):
+    drop_postgres_database(settings.database_url)
+    admin = clickhouse_client(settings.clickhouse_url, database="default")
+    admin.command(f"DROP DATABASE IF EXISTS `{database_name(settings.clickhouse_url)}`")
+    run_migrations(settings)
+    yield
+    if not database.is_closed():
+        database.close()
+    drop_postgres_database(settings.database_url)
+    admin.command(f"DROP DATABASE IF EXISTS `{database_name(settings.clickhouse_url)}`")
+    redis.Redis.from_url(settings.redis_url).flushdb()
+
+
+@pytest.fixture(autouse=True)
+def clean_state(settings: Settings):
+    yield
+    tables = ", ".join(model._meta.table_name for model in ALL_MODELS)
+    with database.connection_context():
+        database.execute_sql(f"TRUNCATE {tables} CASCADE")
+    redis.Redis.from_url(settings.redis_url).flushdb()
+
+
+@pytest.fixture
+def redis_client(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(settings.redis_url)
+
+
+def make_client(settings: Settings) -> falcon.testing.TestClient:
+    return falcon.testing.TestClient(create_app(Deps.from_settings(settings)))
+
+
+@pytest.fixture
+def client(settings: Settings) -> falcon.testing.TestClient:
+    return make_client(settings)
+
+
+@pytest.fixture
+def api(client: falcon.testing.TestClient) -> Api:
+    return Api(client)
+
+
+@pytest.fixture
+def with_settings(settings: Settings):
+    """Build a client whose settings differ from the session's: with_settings(login_max_failures=2)."""
+    return lambda **changes: Api(make_client(dataclasses.replace(settings, **changes)))

@@ -1,0 +1,209 @@
+"""Registration, login, lockout, refresh rotation and reuse, logout, password change and reset."""
+from __future__ import annotations
+
+import jwt
+import pytest
+
+from models.entities import AuditLog, LoginAttempt, MailOutbox
+from tests.helpers import PASSWORD, latest_mail, token_in_mail
+
+
+def test_register_normalises_the_email_and_never_returns_the_password(api):
+    answer = api.post("/v1/auth/register", json={"email": "  Alice@Example.COM ", "password": PASSWORD})
+    assert answer.status_code == 201
+    assert answer.json["email"] == "alice@example.com"
+    assert "password" not in answer.text and "hash" not in answer.text
+    assert api.post("/v1/auth/login", json={"email": "ALICE@example.com", "password": PASSWORD}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "password, reason",
+    [("short1!", "at least 10"), ("password123", "too common"), ("qwertyuiop", "too common"), ("x" * 73, "at most 72")],
+)
+def test_register_refuses_weak_passwords(api, password, reason):
+    answer = api.post("/v1/auth/register", json={"email": "bob@example.com", "password": password})
+    assert answer.status_code == 422
+    assert answer.json["error"]["code"] == "weak_password"
+    assert reason in answer.json["error"]["message"]
+
+
+def test_register_twice_with_one_email_is_a_conflict(api):
+    api.user("carol@example.com")
+    answer = api.post("/v1/auth/register", json={"email": "CAROL@example.com", "password": PASSWORD})
+    assert answer.status_code == 409
+    assert answer.json["error"]["code"] == "email_taken"
+
+
+def test_register_validates_the_body(api):
+    assert api.post("/v1/auth/register", json={"email": "not-an-email", "password": PASSWORD}).status_code == 422
+    assert api.post("/v1/auth/register", json={"email": "a@b.co"}).status_code == 422
+    unknown_field = api.post("/v1/auth/register", json={"email": "a@b.co", "password": PASSWORD, "is_platform_admin": True})
+    assert unknown_field.status_code == 422
+
+
+def test_login_answers_a_bearer_token_pair_with_a_short_lived_jwt(api, settings):
+    api.user("dave@example.com")
+    answer = api.post("/v1/auth/login", json={"email": "dave@example.com", "password": PASSWORD})
+    assert answer.status_code == 200
+    body = answer.json
+    assert body["token_type"] == "bearer"
+    assert body["expires_in"] == 900
+    claims = jwt.decode(body["access_token"], settings.jwt_secret, algorithms=["HS256"], audience=settings.jwt_audience)
+    assert claims["iss"] == settings.jwt_issuer
+    assert claims["exp"] - claims["iat"] <= 900
+    assert {"sub", "jti", "iat", "exp", "aud", "iss"} <= claims.keys()
+    assert api.get("/v1/me", auth=body["access_token"]).json["user"]["email"] == "dave@example.com"
+
+
+def test_wrong_password_and_unknown_email_answer_alike(api):
+    api.user("erin@example.com")
+    wrong = api.post("/v1/auth/login", json={"email": "erin@example.com", "password": "not the password at all"})
+    unknown = api.post("/v1/auth/login", json={"email": "nobody@example.com", "password": "not the password at all"})
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.json == unknown.json
+
+
+def test_five_failures_lock_the_email_even_for_the_right_password(api):
+    api.user("frank@example.com")
+    for _ in range(5):
+        assert api.post("/v1/auth/login", json={"email": "frank@example.com", "password": "wrong password!"}).status_code == 401
+    locked = api.post("/v1/auth/login", json={"email": "frank@example.com", "password": PASSWORD})
+    assert locked.status_code == 429
+    assert 1 <= int(locked.headers["Retry-After"]) <= 901
+    assert locked.json["error"]["code"] == "rate_limited"
+    # Another account is not affected.
+    api.user("grace@example.com")
+
+
+def test_lockout_ends_when_the_failures_leave_the_window(api):
+    import datetime as dt
+
+    api.user("heidi@example.com")
+    for _ in range(5):
+        api.post("/v1/auth/login", json={"email": "heidi@example.com", "password": "wrong password!"})
+    assert api.post("/v1/auth/login", json={"email": "heidi@example.com", "password": PASSWORD}).status_code == 429
+    LoginAttempt.update(created_at=LoginAttempt.created_at - dt.timedelta(minutes=16)).execute()
+    assert api.post("/v1/auth/login", json={"email": "heidi@example.com", "password": PASSWORD}).status_code == 200
+
+
+def test_per_ip_rate_limit_on_login(with_settings):
+    api = with_settings(login_rate_per_ip_per_minute=3)
+    for _ in range(3):
+        assert api.post("/v1/auth/login", json={"email": "x@example.com", "password": "whatever12345"}).status_code == 401
+    limited = api.post("/v1/auth/login", json={"email": "y@example.com", "password": "whatever12345"})
+    assert limited.status_code == 429
+    assert int(limited.headers["Retry-After"]) >= 1
+    other_ip = api.post("/v1/auth/login", json={"email": "y@example.com", "password": "whatever12345"},
+                        remote_addr="10.9.8.7")
+    assert other_ip.status_code == 401
+
+
+def test_refresh_rotates_the_refresh_token(api):
+    session = api.user()
+    first = api.post("/v1/auth/refresh", json={"refresh_token": session.refresh_token})
+    assert first.status_code == 200
+    assert first.json["refresh_token"] != session.refresh_token
+    second = api.post("/v1/auth/refresh", json={"refresh_token": first.json["refresh_token"]})
+    assert second.status_code == 200
+    assert api.get("/v1/me", auth=second.json["access_token"]).status_code == 200
+
+
+def test_reusing_a_refresh_token_revokes_its_whole_family(api):
+    session = api.user()
+    rotated = api.post("/v1/auth/refresh", json={"refresh_token": session.refresh_token}).json
+    reuse = api.post("/v1/auth/refresh", json={"refresh_token": session.refresh_token})
+    assert reuse.status_code == 401
+    # The thief's (or the victim's) newer tokens of that login are dead too.
+    assert api.post("/v1/auth/refresh", json={"refresh_token": rotated["refresh_token"]}).status_code == 401
+    assert api.get("/v1/me", auth=rotated["access_token"]).status_code == 401
+    assert AuditLog.select().where(AuditLog.action == "session.refresh_reuse").count() == 1
+
+
+def test_refresh_token_of_another_login_survives_a_reuse_elsewhere(api):
+    session = api.user()
+    other = api.login(session.email)
+    api.post("/v1/auth/refresh", json={"refresh_token": session.refresh_token})
+    api.post("/v1/auth/refresh", json={"refresh_token": session.refresh_token})
+    assert api.get("/v1/me", auth=other).status_code == 200
+
+
+def test_garbage_tokens_are_refused(api, settings):
+    assert api.post("/v1/auth/refresh", json={"refresh_token": "nope"}).status_code == 401
+    assert api.get("/v1/me", auth="not.a.jwt").status_code == 401
+    assert api.get("/v1/me").status_code == 401
+    session = api.user()
+    forged = jwt.encode({"sub": session.user_id}, "another-secret-of-sufficient-length-000", algorithm="HS256")
+    assert api.get("/v1/me", auth=forged).status_code == 401
+
+
+def test_expired_access_token_is_refused(with_settings):
+    api = with_settings(access_token_seconds=1)
+    import time
+
+    session = api.user()
+    time.sleep(2.1)
+    answer = api.get("/v1/me", auth=session)
+    assert answer.status_code == 401
+    assert answer.json["error"]["code"] == "unauthorized"
+
+
+def test_logout_ends_the_session(api):
+    session = api.user()
+    assert api.post("/v1/auth/logout", auth=session).status_code == 204
+    assert api.get("/v1/me", auth=session).status_code == 401
+    assert api.post("/v1/auth/refresh", json={"refresh_token": session.refresh_token}).status_code == 401
+
+
+def test_password_change_ends_every_other_session(api):
+    here = api.user()
+    elsewhere = api.login(here.email)
+    wrong = api.post("/v1/auth/password", auth=here, json={"current_password": "wrong password!", "new_password": "a brand new passphrase"})
+    assert wrong.status_code == 403
+    changed = api.post("/v1/auth/password", auth=here, json={"current_password": PASSWORD, "new_password": "a brand new passphrase"})
+    assert changed.status_code == 204
+    assert api.get("/v1/me", auth=here).status_code == 200
+    assert api.get("/v1/me", auth=elsewhere).status_code == 401
+    assert api.post("/v1/auth/login", json={"email": here.email, "password": PASSWORD}).status_code == 401
+    assert api.login(here.email, "a brand new passphrase")
+
+
+def test_password_reset_token_goes_only_to_the_outbox(api):
+    session = api.user()
+    known = api.post("/v1/auth/password-reset", json={"email": session.email})
+    unknown = api.post("/v1/auth/password-reset", json={"email": "ghost@example.com"})
+    assert known.status_code == unknown.status_code == 202
+    assert known.json == unknown.json
+    mail = latest_mail(session.email)
+    token = token_in_mail(mail.body)
+    assert token not in known.text
+    assert MailOutbox.select().where(MailOutbox.to_email == "ghost@example.com").count() == 0
+
+    confirmed = api.post("/v1/auth/password-reset/confirm", json={"token": token, "new_password": "reset to something new"})
+    assert confirmed.status_code == 204
+    assert token not in confirmed.text
+    assert api.get("/v1/me", auth=session).status_code == 401  # every session ended
+    assert api.login(session.email, "reset to something new")
+    again = api.post("/v1/auth/password-reset/confirm", json={"token": token, "new_password": "and once more please"})
+    assert again.status_code == 400
+    assert again.json["error"]["code"] == "invalid_token"
+
+
+def test_expired_reset_token_is_refused(api):
+    import datetime as dt
+
+    from models.entities import OneTimeToken
+
+    session = api.user()
+    api.post("/v1/auth/password-reset", json={"email": session.email})
+    token = token_in_mail(latest_mail(session.email).body)
+    OneTimeToken.update(expires_at=OneTimeToken.expires_at - dt.timedelta(hours=2)).execute()
+    answer = api.post("/v1/auth/password-reset/confirm", json={"token": token, "new_password": "reset to something new"})
+    assert answer.status_code == 400
+
+
+def test_me_lists_companies_with_roles(api):
+    owner = api.user()
+    company_id = api.company(owner, "Acme")
+    viewer = api.member(owner, company_id, "viewer")
+    assert [(c["name"], c["role"]) for c in api.get("/v1/me", auth=owner).json["companies"]] == [("Acme", "owner")]
+    assert [(c["name"], c["role"]) for c in api.get("/v1/me", auth=viewer).json["companies"]] == [("Acme", "viewer")]

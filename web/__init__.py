@@ -1,0 +1,1 @@
+"""The web process: the Falcon app gunicorn serves (auth, companies, members, keys, health)."""

@@ -1,0 +1,193 @@
+"""Accounts: registration, login with lockout, refresh-token rotation, logout, password change and
+reset, and the audit and outbox rows these leave. Used by the auth resources and the operator CLI."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from dataclasses import dataclass
+
+import peewee
+
+from adtivity.logs import log_event
+from adtivity.settings import Settings
+from models.db import database, utcnow
+from models.entities import AuditLog, AuthSession, LoginAttempt, MailOutbox, OneTimeToken, RefreshToken, User
+from web.errors import ApiError, too_many_requests, unauthorized
+from web.security import (
+    digest,
+    dummy_password_hash,
+    hash_password,
+    issue_access_token,
+    new_token,
+    normalise_email,
+    password_problem,
+    verify_password,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+def audit(action: str, *, actor_id=None, company_id=None, target: str = "", ip: str = "") -> None:
+    AuditLog.create(action=action, actor_id=actor_id, company_id=company_id, target=target, ip=ip)
+
+
+def send_mail(to_email: str, subject: str, body: str) -> None:
+    """Queues a mail in the outbox; a sender (or the operator's own relay) delivers it from there."""
+    MailOutbox.create(to_email=to_email, subject=subject, body=body)
+
+
+class Accounts:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def check_password_policy(self, password: str) -> None:
+        problem = password_problem(password, min_length=self.settings.password_min_length)
+        if problem:
+            raise ApiError(422, "weak_password", problem)
+
+    def register(self, email: str, password: str, *, ip: str) -> User:
+        email = normalise_email(email)
+        self.check_password_policy(password)
+        try:
+            with database.atomic():
+                user = User.create(email=email, password_hash=hash_password(password, rounds=self.settings.bcrypt_rounds))
+        except peewee.IntegrityError:
+            raise ApiError(409, "email_taken", "an account with this email already exists") from None
+        audit("user.registered", actor_id=user.id, ip=ip)
+        return user
+
+    def login(self, email: str, password: str, *, ip: str) -> TokenPair:
+        email = normalise_email(email)
+        now = utcnow()
+        window_start = now - dt.timedelta(seconds=self.settings.login_failure_window_seconds)
+        failures = list(
+            LoginAttempt.select(LoginAttempt.created_at)
+            .where(LoginAttempt.email == email, LoginAttempt.succeeded == False, LoginAttempt.created_at > window_start)  # noqa: E712
+            .order_by(LoginAttempt.created_at.desc())
+            .limit(self.settings.login_max_failures)
+        )
+        if len(failures) >= self.settings.login_max_failures:
+            unlock_at = failures[-1].created_at + dt.timedelta(seconds=self.settings.login_failure_window_seconds)
+            log_event(log, "login locked", ip=ip)
+            raise too_many_requests(max(1, int((unlock_at - now).total_seconds()) + 1),
+                                    "too many failed logins for this account; try again later")
+        user = User.get_or_none(User.email == email)
+        password_ok = verify_password(password, user.password_hash if user else dummy_password_hash(self.settings.bcrypt_rounds))
+        LoginAttempt.create(email=email, ip=ip, succeeded=bool(user and password_ok))
+        if not (user and password_ok):
+            raise unauthorized("the email or password is wrong")
+        session = AuthSession.create(user=user)
+        audit("user.login", actor_id=user.id, ip=ip)
+        return self._issue(user.id, session.id)
+
+    def _issue(self, user_id: uuid.UUID, session_id: uuid.UUID) -> TokenPair:
+        now = utcnow()
+        refresh = new_token()
+        RefreshToken.create(family=session_id, token_digest=digest(refresh),
+                            expires_at=now + dt.timedelta(seconds=self.settings.refresh_token_seconds))
+        access = issue_access_token(self.settings, user_id=user_id, session_id=session_id, now=now)
+        return TokenPair(access, refresh, self.settings.access_token_seconds)
+
+    def refresh(self, refresh_token: str, *, ip: str) -> TokenPair:
+        now = utcnow()
+        with database.atomic():
+            token = (
+                RefreshToken.select(RefreshToken, AuthSession)
+                .join(AuthSession)
+                .where(RefreshToken.token_digest == digest(refresh_token))
+                .for_update()
+                .first()
+            )
+            if token is None or token.family.revoked_at is not None or token.expires_at <= now:
+                raise unauthorized("the refresh token is invalid or expired")
+            if token.used_at is not None:
+                AuthSession.update(revoked_at=now).where(AuthSession.id == token.family.id).execute()
+                audit("session.refresh_reuse", actor_id=token.family.user_id, target=str(token.family.id), ip=ip)
+                log_event(log, "refresh token reused; family revoked", level=logging.WARNING, session=str(token.family.id))
+                reused = True
+            else:
+                token.used_at = now
+                token.save()
+                reused = False
+        if reused:
+            raise unauthorized("this refresh token was already used; every session of its login has been ended")
+        return self._issue(token.family.user_id, token.family.id)
+
+    def logout(self, session_id: uuid.UUID, *, ip: str) -> None:
+        session = AuthSession.get_by_id(session_id)
+        AuthSession.update(revoked_at=utcnow()).where(AuthSession.id == session_id, AuthSession.revoked_at.is_null()).execute()
+        audit("user.logout", actor_id=session.user_id, ip=ip)
+
+    def change_password(self, user: User, session_id: uuid.UUID, current: str, new: str, *, ip: str) -> None:
+        if not verify_password(current, user.password_hash):
+            raise ApiError(403, "wrong_password", "the current password is wrong")
+        self.check_password_policy(new)
+        with database.atomic():
+            self._set_password(user, new)
+            AuthSession.update(revoked_at=utcnow()).where(
+                AuthSession.user == user.id, AuthSession.id != session_id, AuthSession.revoked_at.is_null()
+            ).execute()
+        audit("user.password_changed", actor_id=user.id, ip=ip)
+
+    def _set_password(self, user: User, password: str) -> None:
+        user.password_hash = hash_password(password, rounds=self.settings.bcrypt_rounds)
+        user.password_changed_at = utcnow()
+        user.save()
+
+    def request_password_reset(self, email: str, *, ip: str) -> None:
+        """Mails a reset link if the account exists; the caller answers the same either way."""
+        user = User.get_or_none(User.email == normalise_email(email))
+        if user is None:
+            return
+        token = new_token()
+        OneTimeToken.create(purpose="reset", token_digest=digest(token), email=user.email, user=user,
+                            expires_at=utcnow() + dt.timedelta(seconds=self.settings.reset_token_seconds))
+        send_mail(user.email, "Reset your Adtivity password",
+                  f"Use this link within {self.settings.reset_token_seconds // 60} minutes to choose a new password:\n"
+                  f"{self.settings.public_base_url}/app/reset?token={token}\n")
+        audit("user.password_reset_requested", actor_id=user.id, ip=ip)
+
+    def confirm_password_reset(self, token: str, new_password: str, *, ip: str) -> None:
+        self.check_password_policy(new_password)
+        now = utcnow()
+        with database.atomic():
+            row = consume_token("reset", token, now=now)
+            user = User.get_by_id(row.user_id)
+            self._set_password(user, new_password)
+            AuthSession.update(revoked_at=now).where(AuthSession.user == user.id, AuthSession.revoked_at.is_null()).execute()
+        audit("user.password_reset", actor_id=user.id, ip=ip)
+
+    def make_platform_admin(self, email: str, password: str | None) -> str:
+        email = normalise_email(email)
+        user = User.get_or_none(User.email == email)
+        if user is None:
+            if not password:
+                raise ApiError(422, "password_required", "a new user needs a password")
+            user = self.register(email, password, ip="cli")
+        User.update(is_platform_admin=True).where(User.id == user.id).execute()
+        audit("user.platform_admin_granted", target=str(user.id), ip="cli")
+        return f"{email} is a platform admin"
+
+
+def consume_token(purpose: str, token: str, *, now: dt.datetime) -> OneTimeToken:
+    """Marks a one-time token used and returns it; call inside a transaction. Unknown, used and
+    expired tokens all answer the same 400, so a caller learns nothing from guessing."""
+    row = (
+        OneTimeToken.select()
+        .where(OneTimeToken.purpose == purpose, OneTimeToken.token_digest == digest(token))
+        .for_update()
+        .first()
+    )
+    if row is None or row.used_at is not None or row.expires_at <= now:
+        raise ApiError(400, "invalid_token", "the token is invalid, used or expired")
+    row.used_at = now
+    row.save()
+    return row

@@ -1,0 +1,119 @@
+"""The Falcon app: `create_app(deps)` wires resources to what they need; `get_app()` builds the
+dependencies from the environment (gunicorn serves "web.app:get_app()")."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import falcon
+import peewee
+import redis
+
+from adtivity.jobs import Jobs, redis_broker
+from adtivity.logs import configure_logging, log_event
+from adtivity.settings import Settings
+from models.db import database, open_database
+from web.accounts import Accounts
+from web.bodies import MsgspecJson, ValidateBody
+from web.errors import handle_unavailable, handle_unexpected, serialize_error
+from web.keycache import KeyCache
+from web.metrics import MetricsEndpoint, RecordMetrics
+from web.middleware import Cors, RequestId
+from web.principals import Authenticate
+from web.ratelimit import RateLimiter
+from web.resources import auth, companies, health, keys, members
+
+INGEST_PREFIXES = ("/v1/events", "/v1/track", "/v1/identify", "/v1/page", "/v1/screen", "/v1/group",
+                   "/v1/alias", "/v1/batch", "/sdk/")
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Deps:
+    settings: Settings
+    redis: redis.Redis
+    keys: KeyCache
+    jobs: Jobs
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Deps":
+        open_database(settings.database_url)
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1,
+                                      health_check_interval=30)
+        return cls(
+            settings=settings,
+            redis=client,
+            keys=KeyCache(client, ttl=settings.key_cache_seconds),
+            jobs=Jobs(redis_broker(settings.redis_url, settings.dramatiq_namespace)),
+        )
+
+
+class DatabaseConnection:
+    """Middleware: one Postgres connection per request, returned when the request ends."""
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        database.connect(reuse_if_open=True)
+
+    def process_response(self, req: falcon.Request, resp: falcon.Response, resource, req_succeeded: bool) -> None:
+        if not database.is_closed():
+            database.close()
+
+
+def create_app(deps: Deps) -> falcon.App:
+    settings = deps.settings
+    app = falcon.App(
+        middleware=[
+            RequestId(),
+            RecordMetrics(),
+            Cors(ingest_prefixes=INGEST_PREFIXES, allowed_origins=settings.cors_allowed_origins),
+            DatabaseConnection(),
+            Authenticate(settings, deps.keys),
+            ValidateBody(max_body_bytes=settings.max_body_bytes),
+        ]
+    )
+    json_handler = MsgspecJson()
+    app.req_options.media_handlers[falcon.MEDIA_JSON] = json_handler
+    app.resp_options.media_handlers[falcon.MEDIA_JSON] = json_handler
+    app.req_options.strip_url_path_trailing_slash = True
+    app.set_error_serializer(serialize_error)
+    app.add_error_handler(Exception, handle_unexpected)
+    app.add_error_handler(peewee.OperationalError, handle_unavailable)
+    app.add_error_handler(peewee.InterfaceError, handle_unavailable)
+    app.add_error_handler(redis.ConnectionError, handle_unavailable)
+    app.add_error_handler(redis.TimeoutError, handle_unavailable)
+
+    accounts = Accounts(settings)
+    ip_limit = auth.PerIpLimit(RateLimiter(deps.redis), settings)
+
+    app.add_route("/health", health.Health())
+    app.add_route("/ready", health.Ready(settings))
+    app.add_route("/metrics", MetricsEndpoint())
+
+    app.add_route("/v1/auth/register", auth.Register(accounts, ip_limit))
+    app.add_route("/v1/auth/login", auth.Login(accounts, ip_limit))
+    app.add_route("/v1/auth/refresh", auth.Refresh(accounts))
+    app.add_route("/v1/auth/logout", auth.Logout(accounts))
+    app.add_route("/v1/auth/password", auth.PasswordChange(accounts))
+    app.add_route("/v1/auth/password-reset", auth.PasswordReset(accounts, ip_limit))
+    app.add_route("/v1/auth/password-reset/confirm", auth.PasswordResetConfirm(accounts, ip_limit))
+    app.add_route("/v1/me", auth.Me())
+
+    app.add_route("/v1/companies", companies.Companies(settings))
+    app.add_route("/v1/companies/{company_id}", companies.CompanyItem(deps.jobs, deps.redis))
+    app.add_route("/v1/companies/{company_id}/members", members.Members(settings))
+    app.add_route("/v1/companies/{company_id}/members/{user_id}", members.MemberItem())
+    app.add_route("/v1/companies/{company_id}/invites", members.Invites(settings))
+    app.add_route("/v1/companies/{company_id}/transfer", members.OwnershipTransfer())
+    app.add_route("/v1/invites/{token}/accept", members.InviteAccept())
+    app.add_route("/v1/companies/{company_id}/keys", keys.Keys(settings))
+    app.add_route("/v1/companies/{company_id}/keys/{key_id}", keys.KeyItem(deps.redis))
+    app.add_route("/v1/companies/{company_id}/keys/{key_id}/rotate", keys.KeyRotate(settings, deps.redis))
+    return app
+
+
+def get_app() -> falcon.App:
+    settings = Settings.from_env()
+    configure_logging(settings, process="web")
+    app = create_app(Deps.from_settings(settings))
+    log_event(log, "ready", port=settings.port)
+    return app

@@ -1,0 +1,54 @@
+"""Request and response bodies: JSON through msgspec, validated once before a responder runs.
+
+A resource declares the body it accepts per method (`POST_SCHEMA = CreateCompany`); the
+`ValidateBody` middleware decodes the request into that msgspec struct and puts it on
+`req.context.body`, or answers 400 (not JSON) / 422 (wrong shape) / 413 (too large) itself.
+"""
+from __future__ import annotations
+
+import falcon
+import falcon.media
+import msgspec
+
+from web.errors import ApiError
+
+_encoder = msgspec.json.Encoder()
+
+
+class MsgspecJson(falcon.media.BaseHandler):
+    """Falcon media handler: responses are encoded with msgspec (fast, and handles UUID and datetime)."""
+
+    def serialize(self, media, content_type) -> bytes:
+        return _encoder.encode(media)
+
+    def deserialize(self, stream, content_type, content_length) -> object:
+        return decode_json(stream.read(), object)
+
+
+def decode_json(raw: bytes, schema: type):
+    if not raw:
+        raise ApiError(400, "invalid_json", "the request body is empty; a JSON body is required")
+    try:
+        return msgspec.json.decode(raw, type=schema)
+    except msgspec.ValidationError as error:
+        raise ApiError(422, "invalid_body", str(error)) from None
+    except msgspec.DecodeError:
+        raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
+
+
+class ValidateBody:
+    """Decodes the body of any request whose resource declares `<METHOD>_SCHEMA`."""
+
+    def __init__(self, *, max_body_bytes: int) -> None:
+        self.max_body_bytes = max_body_bytes
+
+    def process_resource(self, req: falcon.Request, resp: falcon.Response, resource, params) -> None:
+        schema = getattr(resource, f"{req.method}_SCHEMA", None)
+        if schema is None:
+            return
+        if req.content_length is not None and req.content_length > self.max_body_bytes:
+            raise ApiError(413, "body_too_large", f"the body may be at most {self.max_body_bytes} bytes")
+        raw = req.bounded_stream.read(self.max_body_bytes + 1)
+        if len(raw) > self.max_body_bytes:
+            raise ApiError(413, "body_too_large", f"the body may be at most {self.max_body_bytes} bytes")
+        req.context.body = decode_json(raw, schema)

@@ -1,0 +1,136 @@
+"""API-key lookup for every request that presents a key, cached per web worker.
+
+A key is found by its public id in one indexed query; its secret is compared as a SHA-256 digest in
+constant time, so a wrong key costs the same as a right one. Records (also "no such key") are cached
+for `ttl` seconds. Revocation must not wait for the TTL: `announce_revoked` publishes on a Redis
+channel, and each cache's listener thread evicts at once (every worker within milliseconds). If the
+listener loses Redis it clears the whole cache when it reconnects, since it may have missed messages.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+import redis
+
+from adtivity.logs import log_event
+from models import redis_keys
+from models.db import utcnow
+from models.entities import ApiKey, Company
+from web.security import KeyString, digests_match
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    key_id: uuid.UUID
+    public_id: str
+    company_id: uuid.UUID
+    kind: str
+    secret_digest: str
+    expires_at: dt.datetime | None
+
+
+def announce_revoked(client: redis.Redis, *, public_ids: list[str] = (), company_id: uuid.UUID | None = None) -> None:
+    """Tells every web worker to forget these keys (or all keys of a company)."""
+    with client.pipeline(transaction=False) as pipe:
+        for public_id in public_ids:
+            pipe.publish(redis_keys.KEY_INVALIDATION_CHANNEL, f"key:{public_id}")
+        if company_id is not None:
+            pipe.publish(redis_keys.KEY_INVALIDATION_CHANNEL, f"company:{company_id}")
+        pipe.execute()
+
+
+class KeyCache:
+    def __init__(self, client: redis.Redis, *, ttl: float) -> None:
+        self._client = client
+        self._ttl = ttl
+        self._entries: dict[str, tuple[float, KeyRecord | None]] = {}
+        self._generation = 0  # bumped by every eviction, so a lookup racing one does not cache stale data
+        self._lock = threading.Lock()
+        self._listener: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    def authenticate(self, presented: KeyString) -> KeyRecord | None:
+        """The record of a live key whose secret matches, else None."""
+        self._ensure_listening()
+        record = self._lookup(presented.public_id)
+        if record is None or record.kind != presented.kind:
+            return None
+        if not digests_match(presented.secret, record.secret_digest):
+            return None
+        if record.expires_at is not None and record.expires_at <= utcnow():
+            return None
+        return record
+
+    def _lookup(self, public_id: str) -> KeyRecord | None:
+        now = time.monotonic()
+        cached = self._entries.get(public_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        generation = self._generation
+        record = self._load(public_id)
+        with self._lock:
+            if generation == self._generation:
+                self._entries[public_id] = (now + self._ttl, record)
+        return record
+
+    @staticmethod
+    def _load(public_id: str) -> KeyRecord | None:
+        row = (
+            ApiKey.select(ApiKey.id, ApiKey.public_id, ApiKey.company, ApiKey.kind, ApiKey.secret_digest, ApiKey.expires_at)
+            .join(Company)
+            .where(ApiKey.public_id == public_id, ApiKey.revoked_at.is_null(), Company.deleted_at.is_null())
+            .first()
+        )
+        if row is None:
+            return None
+        return KeyRecord(row.id, row.public_id, row.company_id, row.kind, row.secret_digest, row.expires_at)
+
+    def evict(self, message: str) -> None:
+        kind, _, value = message.partition(":")
+        with self._lock:
+            self._generation += 1
+            if kind == "key":
+                self._entries.pop(value, None)
+            elif kind == "company":
+                for public_id, (_, record) in list(self._entries.items()):
+                    if record is not None and str(record.company_id) == value:
+                        del self._entries[public_id]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._entries.clear()
+
+    def close(self) -> None:
+        self._stopping.set()
+
+    def _ensure_listening(self) -> None:
+        if self._listener is not None:
+            return
+        with self._lock:
+            if self._listener is None:
+                self._listener = threading.Thread(target=self._listen, name="key-cache-invalidation", daemon=True)
+                self._listener.start()
+
+    def _listen(self) -> None:
+        while not self._stopping.is_set():
+            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(redis_keys.KEY_INVALIDATION_CHANNEL)
+                self.clear()
+                while not self._stopping.is_set():
+                    message = pubsub.get_message(timeout=1.0)
+                    if message is not None:
+                        self.evict(message["data"].decode())
+            except redis.RedisError as error:
+                log_event(log, "key invalidation listener lost redis", level=logging.WARNING, error=str(error))
+                self._stopping.wait(1.0)
+            finally:
+                pubsub.close()

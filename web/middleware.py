@@ -1,0 +1,71 @@
+"""Cross-cutting middleware: request ids, CORS, and a structured log line per request."""
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+import falcon
+
+from adtivity.logs import log_event
+
+log = logging.getLogger("web.requests")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+QUIET_PATHS = frozenset({"/health", "/metrics"})
+
+
+class RequestId:
+    """Carries the caller's X-Request-Id (when well-formed) or a new one, and echoes it back."""
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        given = req.get_header("X-Request-Id")
+        req.context.request_id = given if given and REQUEST_ID.match(given) else uuid.uuid4().hex
+        req.context.started_at = time.perf_counter()
+        resp.set_header("X-Request-Id", req.context.request_id)
+
+    def process_response(self, req: falcon.Request, resp: falcon.Response, resource, req_succeeded: bool) -> None:
+        if req.path in QUIET_PATHS:
+            return
+        log_event(log, "request", method=req.method, route=req.uri_template or "unmatched",
+                  status=resp.status_code, ms=round((time.perf_counter() - req.context.started_at) * 1000, 2),
+                  request_id=req.context.request_id)
+
+
+class Cors:
+    """Ingest paths are open to every origin (no credentials: write keys are public anyway);
+    the dashboard API answers CORS only for the allow-listed origins."""
+
+    ALLOW_HEADERS = "Authorization, Content-Type, Content-Encoding, X-API-Key, X-Request-Id"
+    METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
+
+    def __init__(self, *, ingest_prefixes: tuple[str, ...], allowed_origins: tuple[str, ...]) -> None:
+        self.ingest_prefixes = ingest_prefixes
+        self.allowed_origins = frozenset(allowed_origins)
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if req.method == "OPTIONS" and req.get_header("Access-Control-Request-Method"):
+            self._headers(req, resp, preflight=True)
+            resp.status = falcon.HTTP_204
+            resp.complete = True
+
+    def process_response(self, req: falcon.Request, resp: falcon.Response, resource, req_succeeded: bool) -> None:
+        if not resp.complete:
+            self._headers(req, resp, preflight=False)
+
+    def _headers(self, req: falcon.Request, resp: falcon.Response, *, preflight: bool) -> None:
+        origin = req.get_header("Origin")
+        if not origin:
+            return
+        if req.path.startswith(self.ingest_prefixes):
+            resp.set_header("Access-Control-Allow-Origin", "*")
+        elif origin in self.allowed_origins:
+            resp.set_header("Access-Control-Allow-Origin", origin)
+            resp.append_header("Vary", "Origin")
+        else:
+            return
+        resp.set_header("Access-Control-Expose-Headers", "Retry-After, X-Request-Id")
+        if preflight:
+            resp.set_header("Access-Control-Allow-Methods", self.METHODS)
+            resp.set_header("Access-Control-Allow-Headers", self.ALLOW_HEADERS)
+            resp.set_header("Access-Control-Max-Age", "600")

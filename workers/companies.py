@@ -1,0 +1,43 @@
+"""Actor `purge_company`: removes a deleted company's data from ClickHouse and Postgres.
+
+The web API marks the company deleted (its keys stop at once) and enqueues this. Idempotent: running
+it again, or for a company already gone, does nothing more. A company not marked deleted is refused,
+so a stray message cannot erase a live tenant. The audit log keeps its rows (no foreign key).
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+
+import dramatiq
+
+from adtivity.jobs import PURGE_COMPANY
+from adtivity.logs import log_event
+from adtivity.settings import Settings
+from models.clickhouse import clickhouse_client
+from models.db import database
+from models.entities import Company
+from workers import settings
+
+log = logging.getLogger(__name__)
+
+
+def purge_company_data(settings: Settings, company_id: uuid.UUID) -> bool:
+    """True when the company was purged (or was already gone); False when it is not deleted."""
+    with database.connection_context():
+        company = Company.get_or_none(Company.id == company_id)
+        if company is not None and company.deleted_at is None:
+            log_event(log, "purge refused: company is not deleted", level=logging.WARNING, company=str(company_id))
+            return False
+        clickhouse_client(settings.clickhouse_url).command(
+            "ALTER TABLE events DELETE WHERE company_id = %(company)s", parameters={"company": str(company_id)}
+        )
+        if company is not None:
+            company.delete_instance()
+    log_event(log, "company purged", company=str(company_id))
+    return True
+
+
+@dramatiq.actor(actor_name=PURGE_COMPANY, max_retries=10, min_backoff=5_000, max_backoff=300_000)
+def purge_company(company_id: str) -> None:
+    purge_company_data(settings, uuid.UUID(company_id))

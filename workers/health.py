@@ -1,0 +1,31 @@
+"""Actor `check_health`: probes every dependency and stores the result in Redis for /ready,
+the status endpoint and operators. The scheduler enqueues it every HEALTH_CHECK_SECONDS."""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import dramatiq
+import msgspec
+import redis
+
+from adtivity.jobs import CHECK_HEALTH
+from adtivity.probes import probe_all
+from adtivity.settings import Settings
+from models import redis_keys
+from workers import settings
+
+
+def record_health(settings: Settings, client: redis.Redis) -> dict:
+    status = {
+        "checked_at": time.time(),
+        "dependencies": {r.name: dataclasses.asdict(r) for r in probe_all(settings)},
+    }
+    client.set(redis_keys.HEALTH_STATUS, msgspec.json.encode(status))
+    client.set(redis_keys.process_heartbeat("worker"), status["checked_at"])
+    return status
+
+
+@dramatiq.actor(actor_name=CHECK_HEALTH, max_retries=0, time_limit=30_000)
+def check_health() -> None:
+    record_health(settings, redis.Redis.from_url(settings.redis_url, socket_timeout=2))

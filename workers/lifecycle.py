@@ -1,0 +1,33 @@
+"""Dramatiq middleware for the worker process's life: opens Postgres when a worker process boots,
+logs one structured "ready" line, and keeps a heartbeat in Redis that the health check reads."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import dramatiq
+import redis
+
+from adtivity.logs import log_event
+from adtivity.settings import Settings
+from models import redis_keys
+from models.db import open_database
+
+log = logging.getLogger(__name__)
+
+
+class Lifecycle(dramatiq.Middleware):
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def after_process_boot(self, broker: dramatiq.Broker) -> None:
+        open_database(self.settings.database_url)
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        client = redis.Redis.from_url(self.settings.redis_url, socket_timeout=2)
+        client.set(redis_keys.process_heartbeat("worker"), time.time())
+        log_event(log, "ready", pid=os.getpid(), queues=sorted(broker.get_declared_queues()))
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        log_event(log, "stopping", pid=os.getpid())
