@@ -13,9 +13,13 @@ from playhouse.db_url import connect
 database = peewee.DatabaseProxy()
 
 
-def open_database(url: str, *, connect_timeout: int = 3) -> peewee.Database:
-    """Binds the proxy to the database at `url` and returns it (connections open lazily, per thread)."""
-    db = connect(url, connect_timeout=connect_timeout)
+def open_database(url: str, *, connect_timeout: int = 3, max_connections: int = 20) -> peewee.Database:
+    """Binds the proxy to a pooled database at `url` and returns it. Connections open lazily, one per
+    thread; close() hands one back to the pool instead of tearing it down."""
+    scheme, _, rest = url.partition("://")
+    pooled_url = f"{scheme.split('+')[0]}+pool://{rest}"
+    db = connect(pooled_url, connect_timeout=connect_timeout, max_connections=max_connections,
+                 stale_timeout=300, timeout=10)
     database.initialize(db)
     return db
 

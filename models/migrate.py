@@ -27,7 +27,8 @@ def migration_files(store: str) -> list[tuple[str, Path]]:
 def sql_statements(path: Path) -> list[str]:
     """The statements of a file: split on ';' at line ends, with '--' comment lines dropped."""
     lines = [line for line in path.read_text().splitlines() if not line.strip().startswith("--")]
-    return [statement.strip() for statement in "\n".join(lines).split(";\n") if statement.strip(" ;\n")]
+    statements = (statement.strip().rstrip(";").strip() for statement in "\n".join(lines).split(";\n"))
+    return [statement for statement in statements if statement]
 
 
 def migrate_postgres(db: peewee.Database) -> list[str]:

@@ -55,9 +55,12 @@ def stores(settings: Settings):
     admin = clickhouse_client(settings.clickhouse_url, database="default")
     admin.command(f"DROP DATABASE IF EXISTS `{database_name(settings.clickhouse_url)}`")
     run_migrations(settings)
+    with database.connection_context():
+        # Test data need not survive a power cut; this makes each commit ~1 ms faster.
+        database.execute_sql(f'ALTER DATABASE "{settings.database_url.rsplit("/", 1)[1]}" SET synchronous_commit = off')
+    database.close_all()
     yield
-    if not database.is_closed():
-        database.close()
+    database.close_all()
     drop_postgres_database(settings.database_url)
     admin.command(f"DROP DATABASE IF EXISTS `{database_name(settings.clickhouse_url)}`")
     redis.Redis.from_url(settings.redis_url).flushdb()

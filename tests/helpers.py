@@ -80,6 +80,14 @@ class Api:
         assert accepted.status_code == 200, accepted.text
         return user
 
+    def joined(self, company_id: str, role: str) -> Session:
+        """A new user given `role` in `company_id` directly in the database (the invite flow has its own tests)."""
+        from models.entities import Membership
+
+        user = self.user()
+        Membership.create(company=company_id, user=user.user_id, role=role)
+        return user
+
 
 def latest_mail(to_email: str):
     from models.entities import MailOutbox

@@ -1,0 +1,111 @@
+"""Companies: create, list with cursor pagination, read, rename, delete and the purge job."""
+from __future__ import annotations
+
+import uuid
+
+import dramatiq
+
+from models.clickhouse import clickhouse_client
+from models.entities import ApiKey, AuditLog, Company, Membership
+
+
+def test_creator_becomes_owner(api):
+    owner = api.user()
+    created = api.post("/v1/companies", auth=owner, json={"name": "  Acme  "})
+    assert created.status_code == 201
+    assert created.json["name"] == "Acme" and created.json["role"] == "owner"
+    read = api.get(f"/v1/companies/{created.json['id']}", auth=owner)
+    assert read.json == created.json
+
+
+def test_names_are_unique_per_owner_not_globally(api):
+    alice, bob = api.user(), api.user()
+    api.company(alice, "Acme")
+    assert api.post("/v1/companies", auth=alice, json={"name": "acme"}).status_code == 409
+    assert api.company(bob, "Acme")
+    renamed = api.company(alice, "Other")
+    assert api.patch(f"/v1/companies/{renamed}", auth=alice, json={"name": "ACME"}).status_code == 409
+
+
+def test_list_pages_with_a_cursor(api):
+    owner = api.user()
+    made = [api.company(owner, f"Company {i}") for i in range(5)]
+    seen, cursor = [], None
+    while True:
+        page = api.get("/v1/companies", auth=owner, params={"limit": 2, **({"cursor": cursor} if cursor else {})}).json
+        seen += [c["id"] for c in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == made
+    assert api.get("/v1/companies", auth=owner, params={"cursor": "garbage!"}).status_code == 400
+    assert api.get("/v1/companies", auth=owner, params={"limit": 0}).status_code == 400
+    assert api.get("/v1/companies", auth=owner, params={"limit": 201}).status_code == 400
+
+
+def test_rename_needs_admin(api):
+    owner = api.user()
+    company_id = api.company(owner, "Before")
+    member = api.member(owner, company_id, "member")
+    assert api.patch(f"/v1/companies/{company_id}", auth=member, json={"name": "Nope"}).status_code == 403
+    renamed = api.patch(f"/v1/companies/{company_id}", auth=owner, json={"name": "After"})
+    assert renamed.status_code == 200 and renamed.json["name"] == "After"
+
+
+def test_delete_stops_keys_at_once_and_purges_in_the_background(api, settings):
+    owner = api.user()
+    company_id = api.company(owner)
+    key = api.key(owner, company_id, "read")["key"]
+    assert api.get(f"/v1/companies/{company_id}", auth=key).status_code == 200
+    clickhouse = clickhouse_client(settings.clickhouse_url)
+    clickhouse.insert("events", [[uuid.UUID(company_id), "m1", "track", "x"]],
+                      column_names=["company_id", "message_id", "type", "name"],
+                      column_type_names=["UUID", "String", "String", "String"])
+
+    assert api.delete(f"/v1/companies/{company_id}", auth=owner).status_code == 204
+    assert api.get(f"/v1/companies/{company_id}", auth=key).status_code == 401
+    assert api.get(f"/v1/companies/{company_id}", auth=owner).status_code == 404
+    assert api.get("/v1/companies", auth=owner).json["items"] == []
+    assert Company.get_by_id(uuid.UUID(company_id)).deleted_at is not None  # still there until the job runs
+
+    run_queued_jobs(settings)
+    assert not Company.select().where(Company.id == uuid.UUID(company_id)).exists()
+    assert not ApiKey.select().where(ApiKey.company == uuid.UUID(company_id)).exists()
+    assert not Membership.select().where(Membership.company == uuid.UUID(company_id)).exists()
+    assert wait_for_no_events(clickhouse, company_id)
+    assert AuditLog.select().where(AuditLog.action == "company.deleted").count() == 1
+
+
+def test_purge_refuses_a_live_company(api, settings):
+    from workers.companies import purge_company_data
+
+    owner = api.user()
+    company_id = api.company(owner)
+    assert purge_company_data(settings, uuid.UUID(company_id)) is False
+    assert Company.select().where(Company.id == uuid.UUID(company_id)).exists()
+
+
+def run_queued_jobs(settings) -> None:
+    """Runs what the web app enqueued in Redis, with a real Dramatiq worker, until the queue is empty."""
+    import workers
+
+    worker = dramatiq.Worker(workers.broker, worker_timeout=100, worker_threads=1)
+    worker.start()
+    try:
+        workers.broker.join("default", timeout=30_000)
+        worker.join()
+    finally:
+        worker.stop()
+
+
+def wait_for_no_events(clickhouse, company_id: str, seconds: float = 10.0) -> bool:
+    """ALTER TABLE ... DELETE is asynchronous: wait for the mutation to finish."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        count = clickhouse.query("SELECT count() FROM events WHERE company_id = %(c)s", parameters={"c": company_id}).result_rows[0][0]
+        if count == 0:
+            return True
+        time.sleep(0.1)
+    return False

@@ -1,0 +1,117 @@
+"""Every principal against every company endpoint: roles, keys, other tenants, no credentials.
+
+Allowed callers get a 2xx; a member whose role is too low gets 403; a key of the wrong kind 403;
+anyone from another tenant 404 (never 403: the company's existence is not revealed); no credentials 401.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import pytest
+
+from tests.helpers import Api
+
+RANKS = {"viewer": 0, "member": 1, "admin": 2, "owner": 3}
+_names = itertools.count()
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    min_role: str
+    read_key: bool = False
+    body: object = None
+
+
+ENDPOINTS = [
+    Endpoint("GET", "/v1/companies/{company}", "viewer", read_key=True),
+    Endpoint("PATCH", "/v1/companies/{company}", "admin", body={"name": "renamed {n}"}),
+    Endpoint("DELETE", "/v1/companies/{company}", "owner"),
+    Endpoint("GET", "/v1/companies/{company}/members", "viewer"),
+    Endpoint("PATCH", "/v1/companies/{company}/members/{target}", "admin", body={"role": "viewer"}),
+    Endpoint("DELETE", "/v1/companies/{company}/members/{target}", "admin"),
+    Endpoint("GET", "/v1/companies/{company}/invites", "admin"),
+    Endpoint("POST", "/v1/companies/{company}/invites", "admin", body={"email": "new{n}@example.com", "role": "member"}),
+    Endpoint("POST", "/v1/companies/{company}/transfer", "owner", body={"user_id": "{target}"}),
+    Endpoint("GET", "/v1/companies/{company}/keys", "member"),
+    Endpoint("POST", "/v1/companies/{company}/keys", "admin", body={"kind": "read", "label": "x"}),
+    Endpoint("POST", "/v1/companies/{company}/keys/{key}/rotate", "admin", body={}),
+    Endpoint("DELETE", "/v1/companies/{company}/keys/{key}", "admin"),
+]
+PRINCIPALS = ["viewer", "member", "admin", "owner", "outsider", "read_key", "write_key", "foreign_key", "anonymous"]
+
+
+@pytest.fixture
+def tenant(api: Api) -> dict:
+    owner = api.user()
+    company = api.company(owner)
+    outsider = api.user()
+    foreign_company = api.company(outsider)
+    return {
+        "company": company,
+        "owner": owner,
+        "admin": api.joined(company, "admin"),
+        "member": api.joined(company, "member"),
+        "viewer": api.joined(company, "viewer"),
+        "target": api.joined(company, "member").user_id,
+        "key": api.key(owner, company, "read")["details"]["id"],
+        "outsider": outsider,
+        "read_key": api.key(owner, company, "read")["key"],
+        "write_key": api.key(owner, company, "write")["key"],
+        "foreign_key": api.key(outsider, foreign_company, "read")["key"],
+        "anonymous": None,
+    }
+
+
+def expected_status(endpoint: Endpoint, principal: str) -> int | None:
+    """None means "allowed": any 2xx."""
+    if principal == "anonymous":
+        return 401
+    if principal in ("outsider", "foreign_key"):
+        return 404
+    if principal == "read_key":
+        return None if endpoint.read_key else 403
+    if principal == "write_key":
+        return 403
+    return None if RANKS[principal] >= RANKS[endpoint.min_role] else 403
+
+
+def fill(value, tenant: dict):
+    if isinstance(value, dict):
+        return {k: fill(v, tenant) for k, v in value.items()}
+    if isinstance(value, str):
+        return value.format(company=tenant["company"], target=tenant["target"], key=tenant["key"], n=next(_names))
+    return value
+
+
+@pytest.mark.parametrize("principal", PRINCIPALS)
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: f"{e.method} {e.path}")
+def test_role_matrix(api, tenant, endpoint, principal):
+    answer = api.request(endpoint.method, fill(endpoint.path, tenant), auth=tenant[principal],
+                         json=fill(endpoint.body, tenant))
+    expected = expected_status(endpoint, principal)
+    if expected is None:
+        assert 200 <= answer.status_code < 300, answer.text
+    else:
+        assert answer.status_code == expected, answer.text
+        assert set(answer.json["error"]) == {"code", "message", "details"}
+
+
+WITH_SUB_IDS = [e for e in ENDPOINTS if "{target}" in e.path or "{key}" in e.path or "{target}" in str(e.body)]
+
+
+@pytest.mark.parametrize("endpoint", WITH_SUB_IDS, ids=lambda e: f"{e.method} {e.path}")
+def test_ids_of_another_tenant_answer_404(api, tenant, endpoint):
+    """The caller is owner of their own company but names the other tenant's member or key."""
+    outsider = tenant["outsider"]
+    own_company = api.get("/v1/me", auth=outsider).json["companies"][0]["id"]
+    path = endpoint.path.format(company=own_company, target=tenant["target"], key=tenant["key"])
+    answer = api.request(endpoint.method, path, auth=outsider, json=fill(endpoint.body, tenant))
+    assert answer.status_code == 404, answer.text
+
+
+@pytest.mark.parametrize("bad_id", ["not-a-uuid", "00000000-0000-0000-0000-000000000000"])
+def test_unknown_or_malformed_company_ids_answer_404(api, bad_id):
+    assert api.get(f"/v1/companies/{bad_id}", auth=api.user()).status_code == 404
