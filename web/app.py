@@ -21,7 +21,7 @@ from web.metrics import MetricsEndpoint, RecordMetrics
 from web.middleware import Cors, RequestId
 from web.principals import Authenticate
 from web.ratelimit import RateLimiter
-from web.resources import auth, companies, health, keys, members
+from web.resources import auth, companies, health, keys, members, system
 
 INGEST_PREFIXES = ("/v1/events", "/v1/track", "/v1/identify", "/v1/page", "/v1/screen", "/v1/group",
                    "/v1/alias", "/v1/batch", "/sdk/")
@@ -88,6 +88,7 @@ def create_app(deps: Deps) -> falcon.App:
     app.add_route("/health", health.Health())
     app.add_route("/ready", health.Ready(settings))
     app.add_route("/metrics", MetricsEndpoint())
+    app.add_route("/v1/system/status", system.SystemStatus(deps.redis))
 
     app.add_route("/v1/auth/register", auth.Register(accounts, ip_limit))
     app.add_route("/v1/auth/login", auth.Login(accounts, ip_limit))

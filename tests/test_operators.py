@@ -1,0 +1,57 @@
+"""Platform admins: set only by the operator command, and the only ones on operator endpoints."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from models import redis_keys
+from models.entities import User
+from workers.health import record_health
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_admin(email: str, password: str | None = None) -> subprocess.CompletedProcess:
+    args = [sys.executable, "-m", "adtivity", "create-admin", "--email", email]
+    if password is not None:
+        args.append("--password-stdin")
+    return subprocess.run(args, cwd=ROOT, env=os.environ, input=(password or "") + "\n", capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_operator_command_flags_an_existing_user(api):
+    session = api.user("ops@example.com")
+    assert api.get("/v1/system/status", auth=session).status_code == 403
+    done = create_admin("OPS@example.com")
+    assert done.returncode == 0, done.stderr
+    assert User.get(User.email == "ops@example.com").is_platform_admin
+    assert api.get("/v1/system/status", auth=session).status_code == 200
+
+
+def test_operator_command_creates_a_new_admin_with_a_password_from_stdin(api):
+    done = create_admin("root@example.com", "an operator passphrase")
+    assert done.returncode == 0, done.stderr
+    assert "an operator passphrase" not in done.stdout + done.stderr
+    assert api.get("/v1/system/status", auth=api.login("root@example.com", "an operator passphrase")).status_code == 200
+
+
+def test_no_api_call_makes_a_platform_admin(api):
+    answer = api.post("/v1/auth/register", json={"email": "sneaky@example.com", "password": "a long passphrase", "is_platform_admin": True})
+    assert answer.status_code == 422
+    assert not User.select().where(User.is_platform_admin == True).exists()  # noqa: E712
+
+
+def test_status_shows_the_latest_health_check_and_heartbeats(api, settings, redis_client):
+    session = api.user("ops2@example.com")
+    create_admin(session.email)
+    record_health(settings, redis_client)
+    redis_client.set(redis_keys.process_heartbeat("streams"), time.time())
+    status = api.get("/v1/system/status", auth=session).json
+    assert status["health_check"]["dependencies"]["postgres"]["up"] is True
+    assert status["processes"]["worker"]["seconds_ago"] < 5
+    assert status["processes"]["streams"]["seconds_ago"] < 5
+    assert status["processes"]["scheduler"] is None
+    assert api.get("/v1/system/status").status_code == 401
