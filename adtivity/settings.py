@@ -50,6 +50,26 @@ class Settings:
     # API keys.
     key_cache_seconds: int = 30
     key_rotation_grace_seconds: int = 86400
+    # Ingest.
+    ingest_max_batch: int = 500
+    ingest_max_event_bytes: int = 32_768
+    ingest_rate_per_key_per_second: int = 5_000
+    ingest_burst_seconds: int = 10
+    ingest_max_future_seconds: int = 600
+    ingest_max_age_days: int = 30
+    stream_shards: int = 4
+    session_timeout_seconds: int = 1800
+    anonymise_ip: bool = True
+    country_headers: tuple[str, ...] = ("CF-IPCountry", "CloudFront-Viewer-Country", "X-Vercel-IP-Country", "X-Country-Code")
+    geoip_database_path: str = ""
+    user_agent_cache_size: int = 20_000
+    # Persistence (workers).
+    persist_batch_events: int = 5_000
+    persist_batch_seconds: float = 1.0
+    persist_pump_seconds: float = 10.0
+    persist_claim_idle_seconds: int = 60
+    persist_max_deliveries: int = 5
+    dedup_retention_days: int = 35
     # Lists.
     page_size_default: int = 50
     page_size_max: int = 200
@@ -115,6 +135,10 @@ def _parse(name: str, kind: str, raw: str) -> object:
             return int(raw)
         if kind == "float":
             return float(raw)
+        if kind == "bool":
+            if raw.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                raise ValueError(raw)
+            return raw.lower() in ("1", "true", "yes", "on")
         if kind == "tuple[str, ...]":
             return tuple(item.strip() for item in raw.split(",") if item.strip())
         return raw

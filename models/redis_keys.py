@@ -17,3 +17,8 @@ def rate_limit_bucket(scope: str, subject: str) -> str:
 def process_heartbeat(process: str) -> str:
     """Seconds-since-epoch of the last sign of life of a long-running process (worker, streams, scheduler)."""
     return f"{PREFIX}:heartbeat:{process}"
+
+
+def session_state(company_id: str, identity: str) -> str:
+    """The current derived session of one identity: its id and the time of its last event."""
+    return f"{PREFIX}:sess:{company_id}:{identity}"

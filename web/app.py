@@ -16,6 +16,10 @@ from models.db import database, open_database
 from web.accounts import Accounts
 from web.bodies import MsgspecJson, ValidateBody
 from web.errors import handle_unavailable, handle_unexpected, serialize_error
+from web.ingest.enrich import Enricher
+from web.ingest.geo import GeoIp
+from web.ingest.pipeline import IngestPipeline
+from web.ingest.resources import TestEvents, ingest_routes
 from web.keycache import KeyCache
 from web.metrics import MetricsEndpoint, RecordMetrics
 from web.middleware import Cors, RequestId
@@ -34,17 +38,21 @@ class Deps:
     redis: redis.Redis
     keys: KeyCache
     jobs: Jobs
+    ingest: IngestPipeline
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Deps":
         open_database(settings.database_url)
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1,
+        # Short timeouts: with Redis gone, ingest must answer 503 within a second, not hang.
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5,
                                       health_check_interval=30)
+        geoip = GeoIp(settings.geoip_database_path) if settings.geoip_database_path else None
         return cls(
             settings=settings,
             redis=client,
             keys=KeyCache(client, ttl=settings.key_cache_seconds),
             jobs=Jobs(redis_broker(settings.redis_url, settings.dramatiq_namespace)),
+            ingest=IngestPipeline(settings, client, RateLimiter(client), Enricher(settings, geoip)),
         )
 
 
@@ -83,7 +91,7 @@ def create_app(deps: Deps) -> falcon.App:
     app.add_error_handler(redis.TimeoutError, handle_unavailable)
 
     accounts = Accounts(settings)
-    ip_limit = auth.PerIpLimit(RateLimiter(deps.redis), settings)
+    ip_limit = auth.PerIpLimit(deps.ingest.limiter, settings)
 
     app.add_route("/health", health.Health())
     app.add_route("/ready", health.Ready(settings))
@@ -109,6 +117,9 @@ def create_app(deps: Deps) -> falcon.App:
     app.add_route("/v1/companies/{company_id}/keys", keys.Keys(settings))
     app.add_route("/v1/companies/{company_id}/keys/{key_id}", keys.KeyItem(deps.redis))
     app.add_route("/v1/companies/{company_id}/keys/{key_id}/rotate", keys.KeyRotate(settings, deps.redis))
+    app.add_route("/v1/companies/{company_id}/test-events", TestEvents(deps.ingest))
+    for path, resource in ingest_routes(settings, deps.ingest, deps.keys).items():
+        app.add_route(path, resource)
     return app
 
 

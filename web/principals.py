@@ -8,6 +8,7 @@ see answers 404, exactly like one that does not exist.
 """
 from __future__ import annotations
 
+import base64
 import uuid
 from dataclasses import dataclass
 
@@ -42,9 +43,12 @@ class Authenticate:
         credential = req.get_header("X-API-Key")
         if credential is None:
             scheme, _, value = (req.auth or "").partition(" ")
-            if not value or scheme.lower() != "bearer":
+            if scheme.lower() == "basic" and value:
+                credential = basic_username(value)  # Segment's SDKs send the write key as the username
+            elif scheme.lower() == "bearer" and value:
+                credential = value.strip()
+            if not credential:
                 return
-            credential = value.strip()
         if credential.startswith("adt_"):
             req.context.principal = self._key_principal(credential)
         else:
@@ -70,6 +74,13 @@ class Authenticate:
         if session is None or session.revoked_at is not None:
             raise unauthorized("the session has ended; log in again")
         return UserPrincipal(session.user, session.id)
+
+
+def basic_username(encoded: str) -> str | None:
+    try:
+        return base64.b64decode(encoded.strip(), validate=True).decode().partition(":")[0] or None
+    except (ValueError, UnicodeDecodeError):
+        raise unauthorized("the Basic credentials are malformed") from None
 
 
 def require_user(req: falcon.Request) -> UserPrincipal:

@@ -1,0 +1,244 @@
+"""From `Incoming` to the `Event` envelope: validation rules per type, normalisation, and enrichment
+(times with clock-skew correction, message ids, user agent, bot flag, page, campaign and click ids,
+IP anonymisation, country). Pure CPU work: no I/O except an optional GeoIP database read."""
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from urllib.parse import parse_qs, urlsplit
+
+import ua_parser
+import uuid_utils
+from crawlerdetect import CrawlerDetect
+
+from adtivity.settings import Settings
+from models import events as ev
+from models.events import Event
+from web.ingest.wire import TYPE_ALIASES, Incoming
+
+EVM_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+EVM_HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
+DECIMAL = re.compile(r"^-?\d+(\.\d+)?$")
+CLICK_IDS = ("gclid", "fbclid", "msclkid", "ttclid", "twclid", "li_fat_id", "dclid", "wbraid", "gbraid", "yclid")
+UTM_FIELDS = ("source", "medium", "campaign", "term", "content")
+STATUS_RULES = {
+    ev.SIGNATURE: (ev.SIGNATURE_STATUSES, "requested"),
+    ev.TRANSACTION: (ev.TRANSACTION_STATUSES, "submitted"),
+    ev.PAYMENT: (ev.PAYMENT_STATUSES, None),
+}
+
+
+class Rejected(ValueError):
+    """This event cannot be accepted; the message says why (it goes back to the client)."""
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """What the request tells about all of its events."""
+
+    company_id: str
+    received_at: dt.datetime
+    sent_at: dt.datetime | None
+    user_agent: str
+    ip: str
+    country: str
+    request_id: str
+
+
+@dataclass(frozen=True)
+class Agent:
+    browser: str
+    browser_version: str
+    os: str
+    os_version: str
+    device: str
+    is_bot: bool
+
+
+_crawlers = CrawlerDetect()
+
+
+def describe_agent(user_agent: str) -> Agent:
+    if not user_agent:
+        return Agent("", "", "", "", "", False)
+    parsed = ua_parser.parse(user_agent)
+    browser = parsed.user_agent
+    system = parsed.os
+    device = parsed.device
+    is_bot = (device is not None and device.family == "Spider") or _crawlers.isCrawler(user_agent)
+    return Agent(
+        browser=browser.family if browser else "",
+        browser_version=".".join(p for p in (browser.major, browser.minor) if p) if browser else "",
+        os=system.family if system else "",
+        os_version=".".join(p for p in (system.major, system.minor) if p) if system else "",
+        device=device.family if device else "",
+        is_bot=bool(is_bot),
+    )
+
+
+def anonymise_ip(ip: str) -> str:
+    """IPv4 keeps its /24, IPv6 its /48; anything unparsable is dropped."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ""
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)
+
+
+def normalise_address(value: str) -> str:
+    """EVM addresses and hashes are case-insensitive: lower case. Others (Solana) are kept as given."""
+    return value.lower() if EVM_ADDRESS.match(value) or EVM_HASH.match(value) else value
+
+
+def decimal_text(value: str, field: str) -> str:
+    if not value:
+        return ""
+    if not DECIMAL.match(value):
+        try:
+            value = format(Decimal(value), "f")
+        except InvalidOperation:
+            raise Rejected(f"{field} must be a decimal number") from None
+        if not DECIMAL.match(value):
+            raise Rejected(f"{field} must be a decimal number")
+    return value
+
+
+def as_text(value) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def utc(moment: dt.datetime) -> dt.datetime:
+    return moment.replace(tzinfo=dt.timezone.utc) if moment.tzinfo is None else moment.astimezone(dt.timezone.utc)
+
+
+class Enricher:
+    def __init__(self, settings: Settings, geoip=None) -> None:
+        self.settings = settings
+        self.geoip = geoip
+        self.max_future = dt.timedelta(seconds=settings.ingest_max_future_seconds)
+        self.max_age = dt.timedelta(days=settings.ingest_max_age_days)
+        self.agent = lru_cache(maxsize=settings.user_agent_cache_size)(describe_agent)
+
+    def build(self, incoming: Incoming, request: RequestInfo) -> Event:
+        kind = TYPE_ALIASES.get(incoming.type.strip().lower(), incoming.type.strip().lower())
+        if kind not in ev.EVENT_TYPES:
+            raise Rejected(f"unknown event type {incoming.type!r}; one of: {', '.join(ev.EVENT_TYPES)}")
+        self.check_required(kind, incoming)
+        status = self.check_status(kind, incoming.status.strip().lower())
+        event_time, clamped = self.event_time(incoming, request)
+        context = incoming.context
+        page = context.get("page") if isinstance(context.get("page"), dict) else {}
+        if kind == ev.PAGE and not page:
+            page = incoming.properties
+        page_url = as_text(page.get("url"))
+        query = parse_qs(urlsplit(page_url).query) if "?" in page_url else {}
+        campaign = context.get("campaign") if isinstance(context.get("campaign"), dict) else {}
+        utm = {f: as_text(campaign.get("name" if f == "campaign" else f)) or query.get(f"utm_{f}", [""])[0] for f in UTM_FIELDS}
+        click_type = next((name for name in CLICK_IDS if name in query), "")
+        referrer = as_text(page.get("referrer"))
+        user_agent = as_text(context.get("userAgent")) or as_text(context.get("user_agent"))
+        if not user_agent and incoming.from_browser:
+            user_agent = request.user_agent
+        agent = self.agent(user_agent)
+        ip = incoming.ip or as_text(context.get("ip")) or (request.ip if incoming.from_browser else "")
+        country, region, city = self.place(incoming, request, ip)
+        return Event(
+            company_id=request.company_id,
+            message_id=incoming.message_id or str(uuid_utils.uuid7()),
+            type=kind,
+            event_time=event_time,
+            received_at=request.received_at,
+            sent_at=incoming.sent_at or request.sent_at,
+            time_clamped=clamped,
+            name=incoming.name,
+            user_id=incoming.user_id,
+            anonymous_id=incoming.anonymous_id,
+            session_id=incoming.session_id,
+            group_id=incoming.group_id,
+            previous_id=incoming.previous_id,
+            properties=incoming.properties,
+            traits=incoming.traits,
+            context=context,
+            page_url=page_url,
+            page_path=as_text(page.get("path")) or (urlsplit(page_url).path if page_url else ""),
+            page_title=as_text(page.get("title")),
+            referrer=referrer,
+            referrer_domain=(urlsplit(referrer).hostname or "") if referrer else "",
+            utm_source=utm["source"], utm_medium=utm["medium"], utm_campaign=utm["campaign"],
+            utm_term=utm["term"], utm_content=utm["content"],
+            click_id_type=click_type,
+            click_id=query[click_type][0] if click_type else "",
+            user_agent=user_agent,
+            browser=agent.browser, browser_version=agent.browser_version, os=agent.os, os_version=agent.os_version,
+            device=agent.device, is_bot=agent.is_bot,
+            locale=as_text(context.get("locale")),
+            ip=anonymise_ip(ip) if self.settings.anonymise_ip and ip else ip,
+            country=country, region=region, city=city,
+            wallet_address=normalise_address(incoming.wallet_address),
+            chain_id=incoming.chain_id,
+            tx_hash=normalise_address(incoming.tx_hash),
+            tx_from=normalise_address(incoming.tx_from),
+            tx_to=normalise_address(incoming.tx_to),
+            contract_address=normalise_address(incoming.contract_address),
+            tx_value=decimal_text(incoming.tx_value, "value"),
+            token=incoming.token,
+            status=status,
+            payment_id=incoming.payment_id,
+            amount=decimal_text(incoming.amount, "amount"),
+            currency=incoming.currency.upper(),
+            payment_method=incoming.payment_method,
+            request_id=request.request_id,
+        )
+
+    @staticmethod
+    def check_required(kind: str, incoming: Incoming) -> None:
+        if not (incoming.user_id or incoming.anonymous_id):
+            raise Rejected("user_id or anonymous_id is required")
+        required = {
+            ev.TRACK: ("name",), ev.ALIAS: ("previous_id", "user_id"), ev.GROUP: ("group_id",),
+            ev.WALLET_CONNECT: ("wallet_address",), ev.CHAIN_CHANGED: ("chain_id",),
+            ev.TRANSACTION: ("tx_hash", "chain_id"), ev.PAYMENT: ("payment_id", "status"),
+        }.get(kind, ())
+        missing = [field for field in required if not getattr(incoming, field)]
+        if missing:
+            raise Rejected(f"a {kind} event needs {' and '.join(missing)}")
+
+    @staticmethod
+    def check_status(kind: str, status: str) -> str:
+        if kind not in STATUS_RULES:
+            return status
+        allowed, default = STATUS_RULES[kind]
+        status = status or default
+        if status not in allowed:
+            raise Rejected(f"a {kind} status is one of: {', '.join(allowed)}")
+        return status
+
+    def event_time(self, incoming: Incoming, request: RequestInfo) -> tuple[dt.datetime, bool]:
+        """received_at - (sent_at - timestamp) when the client says when it sent; clamped if in the future."""
+        received = request.received_at
+        sent_at = incoming.sent_at or request.sent_at
+        if incoming.timestamp is None:
+            moment = received
+        elif sent_at is not None:
+            moment = received - (utc(sent_at) - utc(incoming.timestamp))
+        else:
+            moment = utc(incoming.timestamp)
+        if moment > received + self.max_future:
+            return received, True
+        if moment < received - self.max_age:
+            raise Rejected(f"the event is older than {self.max_age.days} days; send it through the import path")
+        return moment, False
+
+    def place(self, incoming: Incoming, request: RequestInfo, ip: str) -> tuple[str, str, str]:
+        if incoming.country:
+            return incoming.country.upper(), incoming.region, incoming.city
+        if request.country:
+            return request.country.upper(), "", ""
+        if self.geoip is not None and ip:
+            return self.geoip.locate(ip)
+        return "", "", ""

@@ -1,0 +1,132 @@
+"""Ingest, format-independent: body limits and gzip, per-event decoding and validation, enrichment,
+session ids, the per-key rate limit, and the one XADD that makes a request's events durable."""
+from __future__ import annotations
+
+import datetime as dt
+import zlib
+from dataclasses import dataclass
+
+import falcon
+import msgspec
+import redis
+
+from adtivity.settings import Settings
+from models.events import Event
+from models.streams import encode_entry, shard_for, stream_key
+from web.errors import ApiError, too_many_requests
+from web.ingest import wire
+from web.ingest.enrich import Enricher, Rejected, RequestInfo
+from web.ingest.sessions import Sessions
+from web.keycache import KeyRecord
+from web.ratelimit import Limit, RateLimiter
+
+
+@dataclass(frozen=True)
+class Outcome:
+    accepted: int
+    rejected: list[dict]
+
+
+@dataclass
+class Items:
+    """A request's events as raw JSON, with what the envelope around them said."""
+
+    raws: list[bytes]
+    sent_at: dt.datetime | None = None
+    write_key: str | None = None
+    context: dict | None = None
+
+
+def too_large(what: str, limit: int) -> ApiError:
+    return ApiError(413, "payload_too_large", f"{what} may be at most {limit}")
+
+
+class IngestPipeline:
+    def __init__(self, settings: Settings, client: redis.Redis, limiter: RateLimiter, enricher: Enricher) -> None:
+        self.settings = settings
+        self.redis = client
+        self.limiter = limiter
+        self.enricher = enricher
+        self.sessions = Sessions(client, timeout_seconds=settings.session_timeout_seconds)
+        self.key_limit = Limit(capacity=settings.ingest_rate_per_key_per_second * settings.ingest_burst_seconds,
+                               per_second=settings.ingest_rate_per_key_per_second)
+
+    def read_body(self, req: falcon.Request) -> bytes:
+        limit = self.settings.max_body_bytes
+        if req.content_length is not None and req.content_length > limit:
+            raise too_large("the body", limit)
+        body = req.bounded_stream.read(limit + 1)
+        if len(body) > limit:
+            raise too_large("the body", limit)
+        encoding = (req.get_header("Content-Encoding") or "").strip().lower()
+        if encoding in ("gzip", "x-gzip"):
+            inflater = zlib.decompressobj(wbits=31)
+            try:
+                body = inflater.decompress(body, limit + 1)
+            except zlib.error:
+                raise ApiError(400, "invalid_gzip", "the body is not valid gzip") from None
+            if len(body) > limit or inflater.unconsumed_tail:
+                raise too_large("the uncompressed body", limit)
+        elif encoding not in ("", "identity"):
+            raise ApiError(415, "unsupported_encoding", "Content-Encoding may be gzip or none")
+        if not body.strip():
+            raise ApiError(400, "invalid_json", "the request body is empty")
+        return body
+
+    def accept(self, key: KeyRecord, items: Items, build, request: RequestInfo) -> Outcome:
+        """Validates every item, then writes the valid ones in one XADD. `build(raw)` decodes one
+        item into `wire.Incoming` (raising msgspec errors or Rejected)."""
+        if len(items.raws) > self.settings.ingest_max_batch:
+            raise too_large("a batch", self.settings.ingest_max_batch)
+        if not items.raws:
+            raise ApiError(400, "empty_batch", "the request has no events")
+        decision = self.limiter.take("ingest", key.public_id, self.key_limit, cost=len(items.raws))
+        if not decision.allowed:
+            raise too_many_requests(decision.retry_after, "this key is over its event rate; retry later")
+        events: list[Event] = []
+        rejected: list[dict] = []
+        for index, raw in enumerate(items.raws):
+            try:
+                if len(raw) > self.settings.ingest_max_event_bytes:
+                    raise Rejected(f"the event is larger than {self.settings.ingest_max_event_bytes} bytes")
+                events.append(self.enricher.build(build(raw), request))
+            except (Rejected, msgspec.ValidationError, msgspec.DecodeError) as problem:
+                rejected.append({"index": index, "reason": str(problem)})
+        if not events:
+            raise ApiError(400, "no_valid_events", "no event in the request is valid", details={"rejected": rejected})
+        self.write(events, request)
+        return Outcome(accepted=len(events), rejected=rejected)
+
+    def write(self, events: list[Event], request: RequestInfo) -> None:
+        self.sessions.assign(events)
+        shard = shard_for(request.company_id, self.settings.stream_shards)
+        self.redis.xadd(stream_key(shard), encode_entry(request.company_id, events, request.request_id))
+
+
+def split_native(body: bytes) -> Items:
+    """One event, an array, or {"batch": [...], "sent_at": ...}."""
+    first = body.lstrip()[:1]
+    if first == b"[":
+        return Items(msgspec.json.decode(body, type=list[msgspec.Raw]))
+    if first != b"{":
+        raise ApiError(400, "invalid_json", "the body must be a JSON object or array")
+    if b'"batch"' in body:
+        envelope = msgspec.json.decode(body, type=dict[str, msgspec.Raw])
+        if "batch" in envelope:
+            batch = msgspec.json.decode(body, type=wire.NativeBatch)
+            return Items(batch.batch, sent_at=batch.sent_at)
+    return Items([body])
+
+
+def split_segment(body: bytes, *, batched: bool) -> Items:
+    if batched:
+        batch = msgspec.json.decode(body, type=wire.SegmentBatch)
+        return Items(batch.batch, sent_at=batch.sent_at, write_key=batch.write_key, context=batch.context)
+    message = msgspec.json.decode(body, type=wire.SegmentMessage)
+    return Items([body], write_key=message.write_key)
+
+
+def split_legacy(body: bytes) -> Items:
+    if body.lstrip()[:1] == b"[":
+        return Items(msgspec.json.decode(body, type=list[msgspec.Raw]))
+    return Items([body])

@@ -1,0 +1,124 @@
+"""Ingest endpoints: native `/v1/events`, Segment's `/v1/{track,identify,page,screen,group,alias,batch}`,
+the original SDK's `/sdk/event`, and `/v1/companies/{id}/test-events` for members trying things out.
+
+All authenticate with a write key (Bearer, X-API-Key, HTTP Basic username, or Segment's `writeKey`
+in the body), answer at once, and report each rejected event by index without failing the others.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from functools import partial
+
+import falcon
+import msgspec
+
+from adtivity.settings import Settings
+from models.db import utcnow
+from web.errors import ApiError, forbidden, unauthorized
+from web.ingest import wire
+from web.ingest.enrich import RequestInfo
+from web.ingest.pipeline import IngestPipeline, Items, Outcome, split_legacy, split_native, split_segment
+from web.keycache import KeyCache, KeyRecord
+from web.principals import KeyPrincipal, client_ip, company_access
+from web.security import parse_key
+
+
+def answer(resp: falcon.Response, outcome: Outcome) -> None:
+    resp.media = {"success": True, "accepted": outcome.accepted, "rejected": outcome.rejected}
+
+
+def decode_envelope(split, body: bytes) -> Items:
+    try:
+        return split(body)
+    except msgspec.ValidationError as error:
+        raise ApiError(422, "invalid_body", str(error)) from None
+    except msgspec.DecodeError:
+        raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
+
+
+class Ingest:
+    """One ingest endpoint; `split` cuts the body into items, `build` turns one item into Incoming."""
+
+    def __init__(self, settings: Settings, pipeline: IngestPipeline, keys: KeyCache, *, split, build) -> None:
+        self.settings = settings
+        self.pipeline = pipeline
+        self.keys = keys
+        self.split = split
+        self.build = build
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = self.pipeline.read_body(req)
+        items = decode_envelope(self.split, body)
+        key = self.write_key(req, items.write_key)
+        received_at = dt.datetime.now(dt.timezone.utc)
+        request = RequestInfo(
+            company_id=str(key.company_id), received_at=received_at, sent_at=items.sent_at,
+            user_agent=req.get_header("User-Agent") or "", ip=client_ip(req),
+            country=next((req.get_header(h) for h in self.settings.country_headers if req.get_header(h)), ""),
+            request_id=req.context.request_id,
+        )
+        answer(resp, self.pipeline.accept(key, items, partial(self.build, items), request))
+
+    def write_key(self, req: falcon.Request, body_key: str | None) -> KeyRecord:
+        principal = req.context.principal
+        if principal is None and body_key:
+            presented = parse_key(body_key)
+            record = self.keys.authenticate(presented) if presented else None
+            if record is None:
+                raise unauthorized("the write key is unknown, revoked or expired")
+            principal = KeyPrincipal(record)
+        if principal is None:
+            raise unauthorized("a write key is required")
+        if not isinstance(principal, KeyPrincipal) or principal.key.kind != "write":
+            raise forbidden("sending events needs a write key")
+        return principal.key
+
+
+def build_native(items: Items, raw: bytes) -> wire.Incoming:
+    return msgspec.json.decode(raw, type=wire.NativeEvent).incoming()
+
+
+def build_segment(message_type: str | None, items: Items, raw: bytes) -> wire.Incoming:
+    message = msgspec.json.decode(raw, type=wire.SegmentMessage)
+    if message.context is None and items.context:
+        message.context = items.context
+    if not (message_type or message.type):
+        raise msgspec.ValidationError("Expected `str` - at `$.type`")
+    return message.incoming(message_type)
+
+
+def build_legacy(items: Items, raw: bytes) -> wire.Incoming:
+    return msgspec.json.decode(raw, type=wire.LegacyEvent).incoming()
+
+
+def ingest_routes(settings: Settings, pipeline: IngestPipeline, keys: KeyCache) -> dict[str, Ingest]:
+    make = partial(Ingest, settings, pipeline, keys)
+    routes = {
+        "/v1/events": make(split=split_native, build=build_native),
+        "/v1/batch": make(split=partial(split_segment, batched=True), build=partial(build_segment, None)),
+        "/sdk/event": make(split=split_legacy, build=build_legacy),
+    }
+    for message_type in ("track", "identify", "page", "screen", "group", "alias"):
+        routes[f"/v1/{message_type}"] = make(split=partial(split_segment, batched=False),
+                                             build=partial(build_segment, message_type))
+    return routes
+
+
+class TestEvents:
+    """`POST /v1/companies/{id}/test-events`: a member sends a sample event through the real pipeline."""
+
+    def __init__(self, pipeline: IngestPipeline) -> None:
+        self.pipeline = pipeline
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, company_id: str) -> None:
+        access = company_access(req, company_id, min_role="member")
+        now = dt.datetime.now(dt.timezone.utc)
+        request = RequestInfo(company_id=str(access.company.id), received_at=now, sent_at=None,
+                              user_agent=req.get_header("User-Agent") or "", ip=client_ip(req), country="",
+                              request_id=req.context.request_id)
+        incoming = wire.Incoming(type="track", name="Test Event", user_id=str(access.user.id),
+                                 properties={"sent_by": access.user.email, "at": utcnow().isoformat()})
+        event = self.pipeline.enricher.build(incoming, request)
+        self.pipeline.write([event], request)
+        resp.status = falcon.HTTP_202
+        resp.media = {"success": True, "accepted": 1, "rejected": [], "message_id": event.message_id}
