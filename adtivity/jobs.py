@@ -10,6 +10,8 @@ from dramatiq.brokers.redis import RedisBroker
 
 PURGE_COMPANY = "purge_company"
 CHECK_HEALTH = "check_health"
+PERSIST_SHARD = "persist_shard"
+TRIM_STREAMS = "trim_streams"
 DEFAULT_QUEUE = "default"
 
 

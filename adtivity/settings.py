@@ -70,6 +70,11 @@ class Settings:
     persist_claim_idle_seconds: int = 60
     persist_max_deliveries: int = 5
     dedup_retention_days: int = 35
+    persist_ensure_seconds: int = 5
+    stream_trim_seconds: int = 60
+    # Reading events back.
+    events_page_max: int = 1_000
+    query_timeout_seconds: int = 10
     # Lists.
     page_size_default: int = 50
     page_size_max: int = 200

@@ -5,6 +5,7 @@ ClickHouse 18.16 found on these machines and on current releases. One client per
 """
 from __future__ import annotations
 
+import threading
 from urllib.parse import unquote, urlsplit
 
 import clickhouse_connect
@@ -28,3 +29,18 @@ def clickhouse_client(url: str, *, database: str | None = None, timeout: float =
         connect_timeout=timeout,
         send_receive_timeout=timeout,
     )
+
+
+class PerThread:
+    """Hands each thread its own client to the same database, made on first use."""
+
+    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._local = threading.local()
+
+    def get(self) -> Client:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = clickhouse_client(self.url, timeout=self.timeout)
+        return client

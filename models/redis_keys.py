@@ -22,3 +22,13 @@ def process_heartbeat(process: str) -> str:
 def session_state(company_id: str, identity: str) -> str:
     """The current derived session of one identity: its id and the time of its last event."""
     return f"{PREFIX}:sess:{company_id}:{identity}"
+
+
+def persist_lease(shard: int) -> str:
+    """Held by the one persist pump working on a stream shard."""
+    return f"{PREFIX}:lease:persist:{shard}"
+
+
+def persist_queued(shard: int) -> str:
+    """Set (with a TTL) when the scheduler enqueued a pump for a shard, so it does not enqueue piles."""
+    return f"{PREFIX}:queued:persist:{shard}"

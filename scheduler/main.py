@@ -12,12 +12,13 @@ import time
 import redis
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from adtivity.jobs import CHECK_HEALTH, Jobs, redis_broker
+from adtivity.jobs import CHECK_HEALTH, PERSIST_SHARD, TRIM_STREAMS, Jobs, redis_broker
 from adtivity.logs import configure_logging, log_event
 from adtivity.settings import Settings
 from models import redis_keys
 
 log = logging.getLogger("scheduler")
+PUMP_QUEUED_SECONDS = 60
 
 
 def build_scheduler(settings: Settings, jobs: Jobs, client: redis.Redis) -> BlockingScheduler:
@@ -27,8 +28,21 @@ def build_scheduler(settings: Settings, jobs: Jobs, client: redis.Redis) -> Bloc
         jobs.enqueue(CHECK_HEALTH)
         client.set(redis_keys.process_heartbeat("scheduler"), time.time())
 
+    def ensure_persist_pumps() -> None:
+        """Starts a pump for every shard that has none running or queued (after a crash, or at first)."""
+        for shard in range(settings.stream_shards):
+            if client.exists(redis_keys.persist_lease(shard)):
+                continue
+            if client.set(redis_keys.persist_queued(shard), 1, nx=True, ex=PUMP_QUEUED_SECONDS):
+                jobs.enqueue(PERSIST_SHARD, shard)
+
+    now = dt.datetime.now(dt.timezone.utc)
     scheduler.add_job(enqueue_health_check, "interval", seconds=settings.health_check_seconds,
-                      id="health-check", next_run_time=dt.datetime.now(dt.timezone.utc))
+                      id="health-check", next_run_time=now)
+    scheduler.add_job(ensure_persist_pumps, "interval", seconds=settings.persist_ensure_seconds,
+                      id="persist-pumps", next_run_time=now)
+    scheduler.add_job(lambda: jobs.enqueue(TRIM_STREAMS), "interval", seconds=settings.stream_trim_seconds,
+                      id="trim-streams")
     return scheduler
 
 

@@ -39,6 +39,10 @@ ENDPOINTS = [
     Endpoint("POST", "/v1/companies/{company}/keys", "admin", body={"kind": "read", "label": "x"}),
     Endpoint("POST", "/v1/companies/{company}/keys/{key}/rotate", "admin", body={}),
     Endpoint("DELETE", "/v1/companies/{company}/keys/{key}", "admin"),
+    Endpoint("POST", "/v1/companies/{company}/test-events", "member"),
+    Endpoint("GET", "/v1/companies/{company}/events", "viewer", read_key=True),
+    Endpoint("GET", "/v1/companies/{company}/quarantine", "admin"),
+    Endpoint("POST", "/v1/companies/{company}/quarantine/replay", "admin"),
 ]
 PRINCIPALS = ["viewer", "member", "admin", "owner", "outsider", "read_key", "write_key", "foreign_key", "anonymous"]
 

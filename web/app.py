@@ -12,6 +12,7 @@ import redis
 from adtivity.jobs import Jobs, redis_broker
 from adtivity.logs import configure_logging, log_event
 from adtivity.settings import Settings
+from models.clickhouse import PerThread
 from models.db import database, open_database
 from web.accounts import Accounts
 from web.bodies import MsgspecJson, ValidateBody
@@ -25,7 +26,7 @@ from web.metrics import MetricsEndpoint, RecordMetrics
 from web.middleware import Cors, RequestId
 from web.principals import Authenticate
 from web.ratelimit import RateLimiter
-from web.resources import auth, companies, health, keys, members, system
+from web.resources import auth, companies, events, health, keys, members, quarantine, system
 
 INGEST_PREFIXES = ("/v1/events", "/v1/track", "/v1/identify", "/v1/page", "/v1/screen", "/v1/group",
                    "/v1/alias", "/v1/batch", "/sdk/")
@@ -39,6 +40,7 @@ class Deps:
     keys: KeyCache
     jobs: Jobs
     ingest: IngestPipeline
+    clickhouse: PerThread
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Deps":
@@ -53,6 +55,7 @@ class Deps:
             keys=KeyCache(client, ttl=settings.key_cache_seconds),
             jobs=Jobs(redis_broker(settings.redis_url, settings.dramatiq_namespace)),
             ingest=IngestPipeline(settings, client, RateLimiter(client), Enricher(settings, geoip)),
+            clickhouse=PerThread(settings.clickhouse_url, timeout=settings.query_timeout_seconds + 5),
         )
 
 
@@ -118,6 +121,9 @@ def create_app(deps: Deps) -> falcon.App:
     app.add_route("/v1/companies/{company_id}/keys/{key_id}", keys.KeyItem(deps.redis))
     app.add_route("/v1/companies/{company_id}/keys/{key_id}/rotate", keys.KeyRotate(settings, deps.redis))
     app.add_route("/v1/companies/{company_id}/test-events", TestEvents(deps.ingest))
+    app.add_route("/v1/companies/{company_id}/events", events.Events(settings, deps.clickhouse))
+    app.add_route("/v1/companies/{company_id}/quarantine", quarantine.QuarantineList(settings))
+    app.add_route("/v1/companies/{company_id}/quarantine/replay", quarantine.QuarantineReplay(settings, deps.redis))
     for path, resource in ingest_routes(settings, deps.ingest, deps.keys).items():
         app.add_route(path, resource)
     return app

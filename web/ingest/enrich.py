@@ -95,7 +95,8 @@ def normalise_address(value: str) -> str:
     return value.lower() if EVM_ADDRESS.match(value) or EVM_HASH.match(value) else value
 
 
-def decimal_text(value: str, field: str) -> str:
+def decimal_text(value: str, field: str, *, max_integer_digits: int | None = None, max_fraction_digits: int | None = None) -> str:
+    """A plain decimal string (no exponent), checked against the column it must fit."""
     if not value:
         return ""
     if not DECIMAL.match(value):
@@ -105,6 +106,11 @@ def decimal_text(value: str, field: str) -> str:
             raise Rejected(f"{field} must be a decimal number") from None
         if not DECIMAL.match(value):
             raise Rejected(f"{field} must be a decimal number")
+    integer, _, fraction = value.lstrip("-").partition(".")
+    if max_integer_digits is not None and len(integer.lstrip("0")) > max_integer_digits:
+        raise Rejected(f"{field} may have at most {max_integer_digits} digits before the point")
+    if max_fraction_digits is not None and len(fraction.rstrip("0")) > max_fraction_digits:
+        raise Rejected(f"{field} may have at most {max_fraction_digits} digits after the point")
     return value
 
 
@@ -189,7 +195,7 @@ class Enricher:
             token=incoming.token,
             status=status,
             payment_id=incoming.payment_id,
-            amount=decimal_text(incoming.amount, "amount"),
+            amount=decimal_text(incoming.amount, "amount", max_integer_digits=29, max_fraction_digits=9),
             currency=incoming.currency.upper(),
             payment_method=incoming.payment_method,
             request_id=request.request_id,

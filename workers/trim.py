@@ -1,0 +1,45 @@
+"""Actor `trim_streams`: trims each event stream below the lowest entry that some consumer group has
+not acknowledged yet, so no group ever loses an entry it still needs."""
+from __future__ import annotations
+
+import dramatiq
+import redis
+
+from adtivity.jobs import TRIM_STREAMS
+from adtivity.settings import Settings
+from models.streams import stream_key
+from workers import settings
+
+
+def safe_trim_point(client: redis.Redis, stream: str) -> str | None:
+    """The lowest id any group still needs (its oldest pending entry, or the entry after its last
+    delivered one); None if the stream or its groups do not exist."""
+    try:
+        groups = client.xinfo_groups(stream)
+    except redis.ResponseError:
+        return None
+    if not groups:
+        return None
+    needed = []
+    for group in groups:
+        summary = client.xpending(stream, group["name"])
+        if summary["pending"]:
+            needed.append(summary["min"])
+        else:
+            needed.append(group["last-delivered-id"])
+    return min(needed, key=lambda entry_id: tuple(int(part) for part in entry_id.decode().split("-")))
+
+
+def trim_all(settings: Settings, client: redis.Redis) -> dict[str, int]:
+    trimmed = {}
+    for shard in range(settings.stream_shards):
+        stream = stream_key(shard)
+        point = safe_trim_point(client, stream)
+        if point is not None:
+            trimmed[stream] = client.xtrim(stream, minid=point, approximate=False)
+    return trimmed
+
+
+@dramatiq.actor(actor_name=TRIM_STREAMS, max_retries=3, time_limit=60_000)
+def trim_streams() -> None:
+    trim_all(settings, redis.Redis.from_url(settings.redis_url, socket_timeout=10))
