@@ -110,11 +110,10 @@ def split_native(body: bytes) -> Items:
         return Items(msgspec.json.decode(body, type=list[msgspec.Raw]))
     if first != b"{":
         raise ApiError(400, "invalid_json", "the body must be a JSON object or array")
-    if b'"batch"' in body:
-        envelope = msgspec.json.decode(body, type=dict[str, msgspec.Raw])
-        if "batch" in envelope:
-            batch = msgspec.json.decode(body, type=wire.NativeBatch)
-            return Items(batch.batch, sent_at=batch.sent_at)
+    envelope = msgspec.json.decode(body, type=dict[str, msgspec.Raw])
+    if "batch" in envelope:
+        batch = msgspec.json.decode(body, type=wire.NativeBatch)
+        return Items(batch.batch, sent_at=batch.sent_at)
     return Items([body])
 
 
@@ -129,4 +128,4 @@ def split_segment(body: bytes, *, batched: bool) -> Items:
 def split_legacy(body: bytes) -> Items:
     if body.lstrip()[:1] == b"[":
         return Items(msgspec.json.decode(body, type=list[msgspec.Raw]))
-    return Items([body])
+    return Items([msgspec.json.decode(body, type=msgspec.Raw)])

@@ -1,0 +1,318 @@
+"""Ingest over HTTP: the three wire formats, authentication, limits, per-event rejections and the
+enrichment each accepted event gets before it reaches the stream."""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import gzip
+import json
+
+import pytest
+
+from tests.conftest import make_client
+from tests.helpers import Api
+from tests.ingest_helpers import CHROME, GOOGLEBOT, streamed, tenant
+from tests.test_system import free_port
+
+
+def iso(moment: dt.datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def test_native_accepts_one_event_an_array_and_a_batch(api, redis_client, settings):
+    t = tenant(api)
+    one = api.post("/v1/events", auth=t.write_key, json={"type": "track", "name": "A", "user_id": "u1"})
+    many = api.post("/v1/events", auth=t.write_key, json=[{"type": "track", "name": "B", "user_id": "u1"},
+                                                           {"type": "page", "anonymous_id": "a1"}])
+    batch = api.post("/v1/events", auth=t.write_key, json={"batch": [{"type": "identify", "user_id": "u1",
+                                                                       "traits": {"plan": "pro"}}],
+                                                            "sent_at": iso(dt.datetime.now(dt.timezone.utc))})
+    assert [r.json["accepted"] for r in (one, many, batch)] == [1, 2, 1]
+    events = streamed(redis_client, settings)
+    assert [(e.type, e.name) for e in events] == [("track", "A"), ("track", "B"), ("page", ""), ("identify", "")]
+    assert all(e.company_id == t.company_id for e in events)
+    assert events[3].traits == {"plan": "pro"}
+
+
+def test_one_bad_event_never_fails_its_neighbours(api, redis_client, settings):
+    t = tenant(api)
+    answer = api.post("/v1/events", auth=t.write_key, json=[
+        {"type": "track", "name": "ok", "user_id": "u"},
+        {"type": "track", "user_id": "u"},
+        {"type": "nonsense", "user_id": "u"},
+        {"type": "track", "name": "no identity"},
+        {"type": "transaction", "user_id": "u", "tx_hash": "0x1", "chain_id": 1, "status": "pending"},
+        {"type": "payment", "user_id": "u", "payment_id": "p", "status": "completed", "amount": "1e40"},
+        {"type": "track", "name": 42, "user_id": "u"},
+        "not an object",
+        {"type": "page", "anonymous_id": "a"},
+    ])
+    assert answer.status_code == 200
+    assert answer.json["accepted"] == 2
+    reasons = {r["index"]: r["reason"] for r in answer.json["rejected"]}
+    assert sorted(reasons) == [1, 2, 3, 4, 5, 6, 7]
+    assert "needs name" in reasons[1]
+    assert "unknown event type" in reasons[2]
+    assert "user_id or anonymous_id" in reasons[3]
+    assert "submitted, confirmed, failed" in reasons[4]
+    assert "digits before the point" in reasons[5]
+    assert "$.name" in reasons[6]
+    assert len(streamed(redis_client, settings)) == 2
+
+
+def test_all_events_bad_is_a_400_with_the_reasons(api):
+    t = tenant(api)
+    answer = api.post("/v1/events", auth=t.write_key, json=[{"type": "track"}])
+    assert answer.status_code == 400
+    assert answer.json["error"]["code"] == "no_valid_events"
+    assert answer.json["error"]["details"]["rejected"][0]["index"] == 0
+
+
+@pytest.mark.parametrize("body, status, code", [
+    (b"{not json", 400, "invalid_json"),
+    (b"", 400, "invalid_json"),
+    (b"42", 400, "invalid_json"),
+    (b'{"batch": "nope"}', 422, "invalid_body"),
+    (b"[]", 400, "empty_batch"),
+])
+def test_malformed_bodies(api, body, status, code):
+    t = tenant(api)
+    answer = api.post("/v1/events", auth=t.write_key, body=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == status
+    assert answer.json["error"]["code"] == code
+
+
+def test_keys_missing_unknown_revoked_or_of_the_wrong_kind(api):
+    t = tenant(api)
+    event = {"type": "track", "name": "x", "user_id": "u"}
+    assert api.post("/v1/events", json=event).status_code == 401
+    assert api.post("/v1/events", auth="adt_w_0000000000000000_" + "0" * 64, json=event).status_code == 401
+    assert api.post("/v1/events", auth=t.read_key, json=event).status_code == 403
+    assert api.post("/v1/events", auth=t.owner, json=event).status_code == 403
+    key_id = api.get(f"/v1/companies/{t.company_id}/keys", auth=t.owner).json["items"][0]["id"]
+    api.delete(f"/v1/companies/{t.company_id}/keys/{key_id}", auth=t.owner)
+    assert api.post("/v1/events", auth=t.write_key, json=event).status_code == 401
+
+
+def test_limits_batch_size_event_size_and_body_size(with_settings, settings):
+    api = with_settings(ingest_max_batch=3, ingest_max_event_bytes=200, max_body_bytes=2_000)
+    t = tenant(api)
+    event = {"type": "track", "name": "x", "user_id": "u"}
+    assert api.post("/v1/events", auth=t.write_key, json=[event] * 3).status_code == 200
+    too_many = api.post("/v1/events", auth=t.write_key, json=[event] * 4)
+    assert too_many.status_code == 413 and too_many.json["error"]["code"] == "payload_too_large"
+    big_event = {**event, "properties": {"blob": "x" * 300}}
+    mixed = api.post("/v1/events", auth=t.write_key, json=[event, big_event])
+    assert mixed.json["accepted"] == 1 and "larger than 200 bytes" in mixed.json["rejected"][0]["reason"]
+    too_big = api.post("/v1/events", auth=t.write_key, json={**event, "properties": {"blob": "x" * 3_000}})
+    assert too_big.status_code == 413
+
+
+def test_default_limits_are_the_documented_ones(settings):
+    assert (settings.ingest_max_batch, settings.ingest_max_event_bytes, settings.max_body_bytes) == (500, 32_768, 1_048_576)
+
+
+def test_gzip_bodies_are_accepted_and_gzip_bombs_refused(with_settings):
+    api = with_settings(max_body_bytes=10_000)
+    t = tenant(api)
+    body = gzip.compress(json.dumps([{"type": "track", "name": "z", "user_id": "u"}] * 5).encode())
+    answer = api.post("/v1/events", auth=t.write_key, body=body,
+                      headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+    assert answer.status_code == 200 and answer.json["accepted"] == 5
+    bomb = gzip.compress(b"[" + b" " * 1_000_000 + b"]")
+    assert len(bomb) < 10_000
+    refused = api.post("/v1/events", auth=t.write_key, body=bomb, headers={"Content-Encoding": "gzip"})
+    assert refused.status_code == 413
+    broken = api.post("/v1/events", auth=t.write_key, body=b"not gzip", headers={"Content-Encoding": "gzip"})
+    assert broken.status_code == 400 and broken.json["error"]["code"] == "invalid_gzip"
+    assert api.post("/v1/events", auth=t.write_key, body=b"[]", headers={"Content-Encoding": "br"}).status_code == 415
+
+
+def test_per_key_rate_limit(with_settings):
+    api = with_settings(ingest_rate_per_key_per_second=2, ingest_burst_seconds=2)
+    t = tenant(api)
+    event = {"type": "track", "name": "x", "user_id": "u"}
+    assert api.post("/v1/events", auth=t.write_key, json=[event] * 4).status_code == 200
+    limited = api.post("/v1/events", auth=t.write_key, json=event)
+    assert limited.status_code == 429
+    assert int(limited.headers["Retry-After"]) >= 1
+
+
+def test_redis_down_is_a_fast_503_with_retry_after(settings, api):
+    t = tenant(api)
+    down = Api(make_client(dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")))
+    import time
+
+    started = time.monotonic()
+    answer = down.post("/v1/events", auth=t.write_key, json={"type": "track", "name": "x", "user_id": "u"})
+    assert time.monotonic() - started < 1.0
+    assert answer.status_code == 503 and answer.headers["Retry-After"]
+
+
+def test_segment_endpoints_with_basic_auth_and_write_key_in_body(api, redis_client, settings):
+    t = tenant(api)
+    basic = "Basic " + base64.b64encode(f"{t.write_key}:".encode()).decode()
+    track = api.post("/v1/track", headers={"Authorization": basic},
+                     json={"event": "Order Completed", "userId": "u9", "messageId": "m-1",
+                           "properties": {"revenue": 10}, "integrations": {"All": False}})
+    page = api.post("/v1/page", json={"writeKey": t.write_key, "name": "Home", "anonymousId": "a9",
+                                      "context": {"page": {"url": "https://shop.example/?utm_source=news", "path": "/"}}})
+    batch = api.post("/v1/batch", headers={"Authorization": basic}, json={
+        "batch": [{"type": "identify", "userId": "u9", "traits": {"email": "x@example.com"}},
+                  {"type": "alias", "previousId": "a9", "userId": "u9"},
+                  {"type": "group", "groupId": "g1", "userId": "u9"},
+                  {"type": "screen", "name": "Settings", "userId": "u9"}],
+        "sentAt": iso(dt.datetime.now(dt.timezone.utc))})
+    assert [r.status_code for r in (track, page, batch)] == [200, 200, 200]
+    assert track.json["success"] is True
+    events = streamed(redis_client, settings)
+    assert [(e.type, e.name) for e in events] == [("track", "Order Completed"), ("page", "Home"), ("identify", ""),
+                                                  ("alias", ""), ("group", ""), ("screen", "Settings")]
+    assert events[0].message_id == "m-1" and events[0].properties == {"revenue": 10}
+    assert events[1].utm_source == "news"
+    assert events[3].previous_id == "a9" and events[4].group_id == "g1"
+    assert api.post("/v1/track", json={"writeKey": "adt_w_nope", "event": "x", "userId": "u"}).status_code == 401
+
+
+def test_original_sdk_contract(api, redis_client, settings):
+    t = tenant(api)
+    answer = api.post("/sdk/event", headers={"X-API-Key": t.write_key}, json=[
+        {"type": "track", "eventName": "Mint", "user_id": "u1", "wallet_address": "0xAbCdEf0123456789abcdef0123456789ABCDEF01",
+         "chain_id": "137", "transaction_hash": "0x" + "AB" * 32, "contract_address": "0x" + "Cd" * 20,
+         "country": "de", "region": "BE", "city": "Berlin", "ip_address": "203.0.113.77",
+         "timestamp": iso(dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5))},
+    ])
+    assert answer.status_code == 200, answer.text
+    event = streamed(redis_client, settings)[0]
+    assert event.name == "Mint" and event.wallet_address == "0xabcdef0123456789abcdef0123456789abcdef01"
+    assert event.tx_hash == "0x" + "ab" * 32 and event.contract_address == "0x" + "cd" * 20
+    assert (event.country, event.region, event.city) == ("DE", "BE", "Berlin")
+    assert event.ip == "203.0.113.0"
+
+
+def test_solana_addresses_are_kept_as_given(api, redis_client, settings):
+    t = tenant(api)
+    solana = "7EcDhSYGxXyscszYEp35KHN8vvw3svAuLKTzXwCFLtV"
+    api.post("/v1/events", auth=t.write_key, json={"type": "wallet_connect", "wallet_address": solana, "chain_id": "solana", "user_id": "u"})
+    assert streamed(redis_client, settings)[0].wallet_address == solana
+
+
+def test_enrichment_of_a_browser_event(api, redis_client, settings):
+    t = tenant(api)
+    api.post("/v1/events", auth=t.write_key, headers={"User-Agent": CHROME, "CF-IPCountry": "fr"}, json={
+        "type": "page", "anonymous_id": "a1",
+        "context": {"page": {"url": "https://shop.example/p?utm_source=google&utm_medium=cpc&utm_campaign=bf&gclid=abc",
+                             "referrer": "https://www.google.com/search?q=x", "title": "P"}, "locale": "fr-FR"}})
+    event = streamed(redis_client, settings)[0]
+    assert (event.browser, event.os, event.device, event.is_bot) == ("Chrome", "Mac OS X", "Mac", False)
+    assert (event.utm_source, event.utm_medium, event.utm_campaign) == ("google", "cpc", "bf")
+    assert (event.click_id_type, event.click_id) == ("gclid", "abc")
+    assert event.page_path == "/p" and event.referrer_domain == "www.google.com" and event.locale == "fr-FR"
+    assert event.country == "FR"
+    assert event.ip == "127.0.0.0"  # the test client's address, anonymised
+    assert len(event.message_id) == 36 and event.message_id[14] == "7"  # a UUIDv7 was made
+    assert event.session_id
+
+
+def test_bots_are_flagged_not_dropped(api, redis_client, settings):
+    t = tenant(api)
+    api.post("/v1/events", auth=t.write_key, headers={"User-Agent": GOOGLEBOT}, json={"type": "page", "anonymous_id": "b"})
+    assert streamed(redis_client, settings)[0].is_bot is True
+
+
+def test_ip_is_kept_whole_when_anonymising_is_off(with_settings, redis_client, settings):
+    api = with_settings(anonymise_ip=False)
+    t = tenant(api)
+    api.post("/v1/events", auth=t.write_key, json={"type": "track", "name": "x", "user_id": "u",
+                                                   "context": {"ip": "2001:db8:1234:5678::1"}})
+    assert streamed(redis_client, settings)[0].ip == "2001:db8:1234:5678::1"
+
+
+def test_clock_skew_is_corrected_from_sent_at(api, redis_client, settings):
+    t = tenant(api)
+    client_clock = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=3)  # the device's clock runs 3 h ahead
+    api.post("/v1/events", auth=t.write_key, json={"batch": [
+        {"type": "track", "name": "x", "user_id": "u", "timestamp": iso(client_clock - dt.timedelta(seconds=30))}],
+        "sent_at": iso(client_clock)})
+    event = streamed(redis_client, settings)[0]
+    assert abs((event.received_at - event.event_time).total_seconds() - 30) < 0.01
+    assert event.time_clamped is False
+
+
+def test_future_events_are_clamped_and_flagged_and_old_ones_refused(api, redis_client, settings):
+    t = tenant(api)
+    now = dt.datetime.now(dt.timezone.utc)
+    answer = api.post("/v1/events", auth=t.write_key, json=[
+        {"type": "track", "name": "future", "user_id": "u", "timestamp": iso(now + dt.timedelta(days=2))},
+        {"type": "track", "name": "ancient", "user_id": "u", "timestamp": iso(now - dt.timedelta(days=400))}])
+    assert answer.json["accepted"] == 1 and "older than 30 days" in answer.json["rejected"][0]["reason"]
+    event = streamed(redis_client, settings)[0]
+    assert event.time_clamped is True and event.event_time == event.received_at
+
+
+def test_sessions_are_derived_per_identity_with_a_30_minute_timeout(api, redis_client, settings):
+    t = tenant(api)
+    start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=3)
+    times = [start, start + dt.timedelta(minutes=20), start + dt.timedelta(minutes=55), start + dt.timedelta(minutes=60)]
+    api.post("/v1/events", auth=t.write_key, json=[
+        {"type": "track", "name": f"e{i}", "user_id": "u", "timestamp": iso(moment)} for i, moment in enumerate(times)]
+        + [{"type": "track", "name": "other", "user_id": "v", "timestamp": iso(start)},
+           {"type": "track", "name": "own", "user_id": "u", "session_id": "mine", "timestamp": iso(start)}])
+    sessions = {e.name: e.session_id for e in streamed(redis_client, settings)}
+    assert sessions["e0"] == sessions["e1"] != sessions["e2"] == sessions["e3"]
+    assert sessions["other"] not in (sessions["e0"], sessions["e2"])
+    assert sessions["own"] == "mine"
+    # A later request continues the open session.
+    api.post("/v1/events", auth=t.write_key, json={"type": "track", "name": "later", "user_id": "u",
+                                                   "timestamp": iso(times[-1] + dt.timedelta(minutes=10))})
+    assert streamed(redis_client, settings)[-1].session_id == sessions["e3"]
+
+
+def test_country_from_a_maxmind_database(with_settings, redis_client, settings, tmp_path):
+    from mmdb_writer import MMDBWriter
+    from netaddr import IPSet
+
+    writer = MMDBWriter(ip_version=4, database_type="GeoIP2-City")
+    writer.insert_network(IPSet(["198.51.100.0/24"]), {
+        "country": {"iso_code": "JP", "names": {"en": "Japan"}},
+        "subdivisions": [{"iso_code": "13", "names": {"en": "Tokyo"}}],
+        "city": {"names": {"en": "Tokyo"}}})
+    path = tmp_path / "city.mmdb"
+    writer.to_db_file(str(path))
+    api = with_settings(geoip_database_path=str(path))
+    t = tenant(api)
+    api.post("/v1/events", auth=t.write_key, json=[
+        {"type": "track", "name": "a", "user_id": "u", "context": {"ip": "198.51.100.7"}},
+        {"type": "track", "name": "b", "user_id": "u", "context": {"ip": "192.0.2.1"}}])
+    located, unknown = streamed(redis_client, settings)
+    assert (located.country, located.region, located.city) == ("JP", "13", "Tokyo")
+    assert (unknown.country, unknown.city) == ("", "")
+
+
+def test_web3_and_payment_fields(api, redis_client, settings):
+    t = tenant(api)
+    answer = api.post("/v1/events", auth=t.write_key, json=[
+        {"type": "transaction", "user_id": "u", "chain_id": 1, "tx_hash": "0x" + "F" * 64, "from": "0x" + "A" * 40,
+         "to": "0x" + "B" * 40, "value": 1_000_000_000_000_000_000_000, "token": "ETH", "status": "confirmed"},
+        {"type": "signature", "user_id": "u"},
+        {"type": "payment", "user_id": "u", "payment_id": "pay_1", "status": "started", "amount": 19.99,
+         "currency": "eur", "method": "card"},
+        {"type": "chain_changed", "user_id": "u", "chain_id": "10"}])
+    assert answer.json["accepted"] == 4, answer.text
+    tx, signature, payment, chain = streamed(redis_client, settings)
+    assert tx.tx_value == "1000000000000000000000" and tx.tx_from == "0x" + "a" * 40 and tx.status == "confirmed"
+    assert signature.status == "requested"
+    assert (payment.amount, payment.currency, payment.payment_method) == ("19.99", "EUR", "card")
+    assert chain.chain_id == "10"
+
+
+def test_members_send_test_events_viewers_do_not(api, redis_client, settings):
+    t = tenant(api)
+    member = api.joined(t.company_id, "member")
+    viewer = api.joined(t.company_id, "viewer")
+    sent = api.post(f"/v1/companies/{t.company_id}/test-events", auth=member)
+    assert sent.status_code == 202
+    assert api.post(f"/v1/companies/{t.company_id}/test-events", auth=viewer).status_code == 403
+    event = streamed(redis_client, settings)[0]
+    assert event.name == "Test Event" and event.message_id == sent.json["message_id"]
