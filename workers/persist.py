@@ -217,7 +217,8 @@ class Persister:
         with database.connection_context():
             self.persist(self.claim_stale(), deadline)
             while time.monotonic() < deadline and lease.renew():
-                self.persist(self.read_batch(self.settings.persist_batch_seconds), deadline)
+                wait = min(self.settings.persist_batch_seconds, max(0.0, deadline - time.monotonic()))
+                self.persist(self.read_batch(wait), deadline)
 
 
 redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=30, socket_connect_timeout=2)

@@ -24,10 +24,18 @@ def safe_trim_point(client: redis.Redis, stream: str) -> str | None:
     for group in groups:
         summary = client.xpending(stream, group["name"])
         if summary["pending"]:
-            needed.append(summary["min"])
+            needed.append(entry_id_parts(summary["min"]))
         else:
-            needed.append(group["last-delivered-id"])
-    return min(needed, key=lambda entry_id: tuple(int(part) for part in entry_id.decode().split("-")))
+            milliseconds, sequence = entry_id_parts(group["last-delivered-id"])
+            needed.append((milliseconds, sequence + 1))
+    milliseconds, sequence = min(needed)
+    return f"{milliseconds}-{sequence}"
+
+
+def entry_id_parts(entry_id: bytes | str) -> tuple[int, int]:
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    milliseconds, _, sequence = text.partition("-")
+    return int(milliseconds), int(sequence or 0)
 
 
 def trim_all(settings: Settings, client: redis.Redis) -> dict[str, int]:

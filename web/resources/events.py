@@ -87,5 +87,7 @@ class Events:
             for column in JSON_COLUMNS:
                 row[column] = msgspec.json.decode(row[column]) if row[column] else {}
             row["is_bot"] = bool(row["is_bot"])
+            row["event_time"] = row["event_time"].replace(tzinfo=dt.timezone.utc)
+            row["received_at"] = row["received_at"].replace(tzinfo=dt.timezone.utc)
             row["amount"] = str(row["amount"].normalize()) if row["payment_id"] else None
         resp.media = {"items": rows, "next_cursor": next_cursor}

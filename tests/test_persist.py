@@ -1,0 +1,232 @@
+"""Persistence into ClickHouse and Postgres with a real pump on the real stores: exactly once across
+resends and crashes, entities, quarantine and replay, stream trimming, and reading events back."""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import time
+
+import pytest
+
+from models.clickhouse import clickhouse_client
+from models.db import database
+from models.streams import PERSIST_GROUP, stream_key
+from models.tracking import EndUser, Identity, PaymentSession, Quarantine, Session, Wallet
+from tests.ingest_helpers import tenant
+from workers.lease import Lease
+from workers.persist import Persister
+from workers.trim import trim_all
+
+
+def drain(settings, redis_client, clickhouse=None, *, seconds: float = 0.3) -> None:
+    """Runs one short pump per shard in this thread, as the worker would."""
+    clickhouse = clickhouse or clickhouse_client(settings.clickhouse_url)
+    for shard in range(settings.stream_shards):
+        lease = Lease(redis_client, f"test-lease-{shard}", ttl_seconds=30)
+        lease.acquire()
+        Persister(settings, redis_client, clickhouse, shard).run(lease, seconds)
+        lease.release()
+
+
+def stored(settings, company_id: str, where: str = "1") -> int:
+    return clickhouse_client(settings.clickhouse_url).query(
+        f"SELECT count() FROM events WHERE company_id = toUUID(%(c)s) AND {where}", parameters={"c": company_id}
+    ).result_rows[0][0]
+
+
+def mixed_events(n: int, start: dt.datetime) -> list[dict]:
+    events = []
+    for i in range(n):
+        moment = (start + dt.timedelta(seconds=i)).isoformat()
+        kind = i % 4
+        if kind == 0:
+            events.append({"type": "page", "anonymous_id": f"anon{i % 7}", "message_id": f"m{i}", "timestamp": moment,
+                           "context": {"page": {"url": f"https://ex.com/p{i % 3}", "path": f"/p{i % 3}"}}})
+        elif kind == 1:
+            events.append({"type": "identify", "user_id": f"user{i % 5}", "anonymous_id": f"anon{i % 7}",
+                           "message_id": f"m{i}", "timestamp": moment, "traits": {"n": i}})
+        elif kind == 2:
+            events.append({"type": "wallet_connect", "user_id": f"user{i % 5}", "message_id": f"m{i}",
+                           "wallet_address": f"0x{i % 3:040x}", "chain_id": str(1 + (i // 4) % 2), "timestamp": moment})
+        else:
+            events.append({"type": "payment", "user_id": f"user{i % 5}", "message_id": f"m{i}", "timestamp": moment,
+                           "payment_id": f"pay{i % 3}", "status": "completed", "amount": "5.25", "currency": "USD"})
+    return events
+
+
+def entity_snapshot(company_id: str) -> dict:
+    with database.connection_context():
+        return {model.__name__: sorted(map(str, model.select().where(model.company_id == company_id).dicts()))
+                for model in (EndUser, Identity, Wallet, Session, PaymentSession)}
+
+
+def test_events_land_once_with_their_entities_and_a_resend_changes_nothing(api, settings, redis_client):
+    t = tenant(api)
+    events = mixed_events(40, dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
+    assert api.post("/v1/events", auth=t.write_key, json=events).json["accepted"] == 40
+    drain(settings, redis_client)
+    assert stored(settings, t.company_id) == 40
+    before = entity_snapshot(t.company_id)
+    assert len(before["EndUser"]) == 5 and len(before["Wallet"]) == 3 and len(before["PaymentSession"]) == 3
+    with database.connection_context():
+        wallet = Wallet.get(Wallet.company_id == t.company_id, Wallet.address == f"0x{2:040x}")
+        assert wallet.chains == ["1", "2"] and wallet.user_id
+        assert sum(s.events for s in Session.select().where(Session.company_id == t.company_id)) == 40
+        assert Identity.select().where(Identity.company_id == t.company_id, Identity.kind == "anonymous").count() == 7
+
+    assert api.post("/v1/events", auth=t.write_key, json=events[:25]).json["accepted"] == 25
+    assert api.post("/v1/events", auth=t.write_key, json=events[10:]).json["accepted"] == 30
+    drain(settings, redis_client)
+    assert stored(settings, t.company_id) == 40
+    assert entity_snapshot(t.company_id) == before
+
+
+def test_duplicates_within_one_batch_are_stored_once(api, settings, redis_client):
+    t = tenant(api)
+    event = {"type": "track", "name": "dup", "user_id": "u", "message_id": "same"}
+    api.post("/v1/events", auth=t.write_key, json=[event, event, event])
+    drain(settings, redis_client)
+    assert stored(settings, t.company_id) == 1
+
+
+class CrashOnInsert:
+    """A ClickHouse client whose next INSERT dies, as the process would after the Postgres commit."""
+
+    def __init__(self, real) -> None:
+        self.real = real
+        self.crashes = 1
+
+    def insert(self, *args, **kwargs):
+        if self.crashes:
+            self.crashes -= 1
+            raise RuntimeError("simulated crash between Postgres and ClickHouse")
+        return self.real.insert(*args, **kwargs)
+
+    def query(self, *args, **kwargs):
+        return self.real.query(*args, **kwargs)
+
+
+def test_a_crash_between_the_two_stores_loses_nothing_and_counts_nothing_twice(api, settings, redis_client):
+    fast = dataclasses.replace(settings, persist_claim_idle_seconds=0)
+    t = tenant(api)
+    api.post("/v1/events", auth=t.write_key, json=mixed_events(12, dt.datetime.now(dt.timezone.utc)))
+    drain(fast, redis_client, CrashOnInsert(clickhouse_client(settings.clickhouse_url)))
+    assert stored(settings, t.company_id) == 0
+    pending = sum(redis_client.xpending(stream_key(s), PERSIST_GROUP)["pending"] for s in range(settings.stream_shards))
+    assert pending == 1
+    drain(fast, redis_client)  # the next pump claims the entry
+    assert stored(settings, t.company_id) == 12
+    with database.connection_context():
+        assert sum(s.events for s in Session.select().where(Session.company_id == t.company_id)) == 12
+
+
+def test_a_crash_after_clickhouse_before_the_ack_stores_nothing_twice(api, settings, redis_client):
+    fast = dataclasses.replace(settings, persist_claim_idle_seconds=0)
+    t = tenant(api)
+    api.post("/v1/events", auth=t.write_key, json=mixed_events(8, dt.datetime.now(dt.timezone.utc)))
+
+    class NoAck(Persister):
+        def ack(self, entries):
+            pass
+
+    clickhouse = clickhouse_client(settings.clickhouse_url)
+    for shard in range(settings.stream_shards):
+        lease = Lease(redis_client, f"x{shard}", ttl_seconds=30)
+        lease.acquire()
+        NoAck(fast, redis_client, clickhouse, shard).run(lease, 0.3)
+    assert stored(settings, t.company_id) == 8
+    drain(fast, redis_client)
+    assert stored(settings, t.company_id) == 8
+    assert sum(redis_client.xpending(stream_key(s), PERSIST_GROUP)["pending"] for s in range(settings.stream_shards)) == 0
+    with database.connection_context():
+        assert sum(s.events for s in Session.select().where(Session.company_id == t.company_id)) == 8
+
+
+def test_a_poison_entry_is_quarantined_then_replayed(api, settings, redis_client):
+    fast = dataclasses.replace(settings, persist_claim_idle_seconds=0, persist_max_deliveries=2)
+    t = tenant(api)
+    api.post("/v1/events", auth=t.write_key, json=[
+        {"type": "wallet_connect", "user_id": "u", "wallet_address": "0x" + "1" * 40, "chain_id": "1"},
+        {"type": "track", "name": "with it", "user_id": "u"}])
+    with database.connection_context():
+        database.execute_sql("ALTER TABLE wallets RENAME TO wallets_away")
+    try:
+        for _ in range(3):
+            drain(fast, redis_client)
+    finally:
+        with database.connection_context():
+            database.execute_sql("ALTER TABLE wallets_away RENAME TO wallets")
+    assert stored(settings, t.company_id) == 0
+    listed = api.get(f"/v1/companies/{t.company_id}/quarantine", auth=t.owner).json["items"]
+    assert len(listed) == 1 and listed[0]["events"] == 2 and "deliveries" in listed[0]["reason"]
+    assert redis_client.xlen("adt:ev:dead") == 1
+
+    replay = api.post(f"/v1/companies/{t.company_id}/quarantine/replay", auth=t.owner)
+    assert replay.status_code == 202 and replay.json == {"entries": 1, "events": 2}
+    drain(fast, redis_client)
+    assert stored(settings, t.company_id) == 2
+    assert api.get(f"/v1/companies/{t.company_id}/quarantine", auth=t.owner).json["items"] == []
+    with database.connection_context():
+        assert Quarantine.get().replayed_at is not None
+        assert Wallet.select().where(Wallet.company_id == t.company_id).count() == 1
+
+
+def test_an_undecodable_entry_goes_straight_to_quarantine(settings, redis_client, api):
+    t = tenant(api)
+    redis_client.xadd(stream_key(0), {"c": t.company_id, "r": "x", "e": b"\xc1 not msgpack"})
+    drain(settings, redis_client)
+    with database.connection_context():
+        row = Quarantine.get()
+    assert "undecodable" in row.reason and str(row.company_id) == t.company_id
+
+
+def test_trimming_keeps_what_any_group_still_needs(api, settings, redis_client):
+    t = tenant(api)
+    for i in range(5):
+        api.post("/v1/events", auth=t.write_key, json={"type": "track", "name": f"e{i}", "user_id": "u"})
+    from models.streams import shard_for
+
+    stream = stream_key(shard_for(t.company_id, settings.stream_shards))
+    redis_client.xgroup_create(stream, "lagging", id="0", mkstream=True)
+    drain(settings, redis_client)
+    trim_all(settings, redis_client)
+    assert redis_client.xlen(stream) == 5  # "lagging" has read nothing
+    redis_client.xreadgroup("lagging", "c", {stream: ">"}, count=3)
+    trim_all(settings, redis_client)
+    assert redis_client.xlen(stream) == 5  # three read but not acknowledged
+    for entry_id, _ in redis_client.xrange(stream, count=3):
+        redis_client.xack(stream, "lagging", entry_id)
+    trim_all(settings, redis_client)
+    assert redis_client.xlen(stream) == 2
+
+
+def test_reading_events_back_newest_first_with_filters_and_cursor(api, settings, redis_client):
+    t = tenant(api)
+    start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(hours=2)
+    api.post("/v1/events", auth=t.write_key, json=mixed_events(30, start))
+    other = tenant(api)
+    api.post("/v1/events", auth=other.write_key, json=mixed_events(5, start))
+    drain(settings, redis_client)
+
+    seen, cursor = [], None
+    while True:
+        page = api.get(f"/v1/companies/{t.company_id}/events", auth=t.read_key,
+                       params={"limit": 7, **({"cursor": cursor} if cursor else {})}).json
+        seen += page["items"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert [e["message_id"] for e in seen] == [f"m{i}" for i in reversed(range(30))]
+    payments = api.get(f"/v1/companies/{t.company_id}/events", auth=t.owner, params={"type": "payment"}).json["items"]
+    assert len(payments) == 7 and payments[0]["amount"] == "5.25"
+    wallet = api.get(f"/v1/companies/{t.company_id}/events", auth=t.owner,
+                     params={"wallet": "0x" + "0" * 39 + "1"}).json["items"]
+    assert {e["type"] for e in wallet} == {"wallet_connect"} and [e["message_id"] for e in wallet] == ["m22", "m10"]
+    window = api.get(f"/v1/companies/{t.company_id}/events", auth=t.owner, params={
+        "since": (start + dt.timedelta(seconds=10)).isoformat(), "until": (start + dt.timedelta(seconds=20)).isoformat()})
+    assert len(window.json["items"]) == 10
+    user = api.get(f"/v1/companies/{t.company_id}/events", auth=t.owner, params={"user": "anon3"}).json["items"]
+    assert user and all("anon3" in (e["anonymous_id"], e["user_id"]) for e in user)
+    assert api.get(f"/v1/companies/{t.company_id}/events", auth=t.owner, params={"limit": 1001}).status_code == 400
+    assert api.get(f"/v1/companies/{t.company_id}/events", auth=t.owner, params={"since": "yesterday"}).status_code == 400
+    assert api.get(f"/v1/companies/{t.company_id}/events", auth=other.read_key).status_code == 404
