@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import make_client
 from tests.helpers import Api
 from tests.ingest_helpers import CHROME, GOOGLEBOT, streamed, tenant
-from tests.test_system import free_port
+from tests.processes import free_port
 
 
 def iso(moment: dt.datetime) -> str:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import socket
 import subprocess
 import time
 
@@ -12,12 +11,7 @@ import pytest
 
 from tests.conftest import make_client
 from tests.helpers import Api
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.processes import free_port
 
 
 def test_health_touches_nothing(settings):

@@ -231,6 +231,7 @@ def persist_shard(shard: int) -> None:
     lease = Lease(client, redis_keys.persist_lease(shard), ttl_seconds=settings.persist_claim_idle_seconds / 2)
     if not lease.acquire():
         return
+    client.delete(redis_keys.persist_queued(shard))  # running now: the scheduler may queue a new one if this dies
     try:
         Persister(settings, client, clickhouse, shard).run(lease, settings.persist_pump_seconds)
     finally:

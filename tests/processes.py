@@ -1,0 +1,89 @@
+"""Running the Procfile's processes from tests: start, collect output, wait, signal, stop."""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def procfile() -> dict[str, str]:
+    lines = (ROOT / "Procfile").read_text().splitlines()
+    return dict(line.split(": ", 1) for line in lines if line.strip() and not line.startswith("#"))
+
+
+def process_env(**overrides: str) -> dict:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **overrides}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    return env
+
+
+def wait_for(condition, seconds: float, what: str, interval: float = 0.1) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+
+
+class Process:
+    """One Procfile process in its own process group, its output collected line by line."""
+
+    def __init__(self, name: str, env: dict) -> None:
+        self.name = name
+        self.env = env
+        self.lines: list[str] = []
+        self.start()
+
+    def start(self) -> None:
+        self.lines.clear()
+        self.popen = subprocess.Popen(shlex.split(procfile()[self.name]), cwd=ROOT, env=self.env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                      start_new_session=True)
+        threading.Thread(target=self._read, args=(self.popen,), daemon=True).start()
+
+    def _read(self, popen: subprocess.Popen) -> None:
+        for line in popen.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def ready_lines(self) -> list[dict]:
+        records = []
+        for line in list(self.lines):
+            if line.startswith("{"):
+                record = json.loads(line)
+                if record["msg"] == "ready":
+                    records.append(record)
+        return records
+
+    def wait_ready(self, seconds: float = 60) -> None:
+        wait_for(lambda: self.ready_lines() or self.popen.poll() is not None, seconds, f"{self.name} ready")
+        assert self.ready_lines(), f"{self.name} exited:\n" + "\n".join(self.lines[-30:])
+
+    def kill(self) -> None:
+        """SIGKILL to the whole group: no clean-up runs, as in a crash."""
+        os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(10)
+
+    def stop(self, seconds: float = 20) -> int | str:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+        try:
+            return self.popen.wait(seconds)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            return f"killed after {seconds} s"
