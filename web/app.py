@@ -60,10 +60,8 @@ class Deps:
 
 
 class DatabaseConnection:
-    """Middleware: one Postgres connection per request, returned when the request ends."""
-
-    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        database.connect(reuse_if_open=True)
+    """Middleware: hands the request's Postgres connection (opened on its first query, if any) back
+    to the pool when the request ends. Ingest requests with a cached key never open one."""
 
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource, req_succeeded: bool) -> None:
         if not database.is_closed():

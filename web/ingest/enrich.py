@@ -50,6 +50,37 @@ class RequestInfo:
 
 
 @dataclass(frozen=True)
+class Page:
+    """What a page URL says: its path, campaign fields and click id."""
+
+    path: str
+    utm: dict
+    click_id_type: str
+    click_id: str
+
+
+@lru_cache(maxsize=20_000)
+def describe_page(url: str) -> Page:
+    parts = urlsplit(url)
+    query = parse_qs(parts.query) if parts.query else {}
+    click_type = next((name for name in CLICK_IDS if name in query), "")
+    return Page(
+        path=parts.path,
+        utm={f: query[f"utm_{f}"][0] for f in UTM_FIELDS if f"utm_{f}" in query},
+        click_id_type=click_type,
+        click_id=query[click_type][0] if click_type else "",
+    )
+
+
+@lru_cache(maxsize=20_000)
+def domain_of(url: str) -> str:
+    return urlsplit(url).hostname or ""
+
+
+NO_PAGE = Page("", {}, "", "")
+
+
+@dataclass(frozen=True)
 class Agent:
     browser: str
     browser_version: str
@@ -80,6 +111,7 @@ def describe_agent(user_agent: str) -> Agent:
     )
 
 
+@lru_cache(maxsize=8192)
 def anonymise_ip(ip: str) -> str:
     """IPv4 keeps its /24, IPv6 its /48; anything unparsable is dropped."""
     try:
@@ -142,10 +174,9 @@ class Enricher:
         if kind == ev.PAGE and not page:
             page = incoming.properties
         page_url = as_text(page.get("url"))
-        query = parse_qs(urlsplit(page_url).query) if "?" in page_url else {}
+        described = describe_page(page_url) if page_url else NO_PAGE
         campaign = context.get("campaign") if isinstance(context.get("campaign"), dict) else {}
-        utm = {f: as_text(campaign.get("name" if f == "campaign" else f)) or query.get(f"utm_{f}", [""])[0] for f in UTM_FIELDS}
-        click_type = next((name for name in CLICK_IDS if name in query), "")
+        utm = {f: as_text(campaign.get("name" if f == "campaign" else f)) or described.utm.get(f, "") for f in UTM_FIELDS}
         referrer = as_text(page.get("referrer"))
         user_agent = as_text(context.get("userAgent")) or as_text(context.get("user_agent"))
         if not user_agent and incoming.from_browser:
@@ -171,14 +202,14 @@ class Enricher:
             traits=incoming.traits,
             context=context,
             page_url=page_url,
-            page_path=as_text(page.get("path")) or (urlsplit(page_url).path if page_url else ""),
+            page_path=as_text(page.get("path")) or described.path,
             page_title=as_text(page.get("title")),
             referrer=referrer,
-            referrer_domain=(urlsplit(referrer).hostname or "") if referrer else "",
+            referrer_domain=domain_of(referrer) if referrer else "",
             utm_source=utm["source"], utm_medium=utm["medium"], utm_campaign=utm["campaign"],
             utm_term=utm["term"], utm_content=utm["content"],
-            click_id_type=click_type,
-            click_id=query[click_type][0] if click_type else "",
+            click_id_type=described.click_id_type,
+            click_id=described.click_id,
             user_agent=user_agent,
             browser=agent.browser, browser_version=agent.browser_version, os=agent.os, os_version=agent.os_version,
             device=agent.device, is_bot=agent.is_bot,

@@ -1,0 +1,76 @@
+"""What the benchmark scripts share: settings for a bench run, a company with keys, processes."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from adtivity.cli import run_migrations  # noqa: E402
+from adtivity.settings import Settings  # noqa: E402
+
+BENCH_ENV = {
+    "ADTIVITY_ENV": "development",
+    "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/adtivity_bench",
+    "REDIS_URL": "redis://127.0.0.1:6379/13",
+    "CLICKHOUSE_URL": "http://default:@127.0.0.1:8123/adtivity_bench",
+    "DRAMATIQ_NAMESPACE": "adtivity-bench",
+    "BCRYPT_ROUNDS": "4",
+    "LOG_LEVEL": "WARNING",
+    "INGEST_RATE_PER_KEY_PER_SECOND": "10000000",
+}
+
+
+def bench_settings(**overrides) -> Settings:
+    os.environ.update(BENCH_ENV)
+    settings = Settings.from_env()
+    return dataclasses.replace(settings, **overrides)
+
+
+def prepare(settings: Settings) -> None:
+    run_migrations(settings)
+
+
+def bench_company(settings: Settings) -> tuple[str, str]:
+    """A new company and write key, made directly in the database."""
+    from models.db import open_database
+    from models.entities import Company, Membership, User
+    from web.resources.keys import create_key
+
+    open_database(settings.database_url)
+    user = User.create(email=f"bench{time.time_ns()}@example.com", password_hash="x")
+    company = Company.create(name=f"bench {time.time_ns()}", owner=user)
+    Membership.create(company=company, user=user, role="owner")
+    return str(company.id), create_key(company, "write", "bench", user).key
+
+
+def start(command: list[str], env: dict, port: int) -> subprocess.Popen:
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+            return process
+        except OSError as error:
+            if getattr(error, "code", None) == 404:  # the naive app has no /health, but it answers
+                return process
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"{command} did not start")
+
+
+def record(section: str, lines: list[str]) -> None:
+    """Replaces `section` in docs/benchmarks.md with `lines`."""
+    path = ROOT / "docs" / "benchmarks.md"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    marker = f"\n## {section}\n"
+    head, _, rest = text.partition(marker)
+    tail = rest[rest.find("\n## "):] if "\n## " in rest else ""
+    path.write_text(head.rstrip("\n") + "\n" + marker + "\n".join(lines) + "\n" + tail)

@@ -1,0 +1,97 @@
+"""Benchmark (a): ingest throughput and latency into gunicorn, beside a naive baseline.
+
+    .venv/bin/python bench/ingest.py [--seconds 20] [--connections 32] [--workers 2]
+
+Sends batches of 50 realistic events (about 400-500 bytes each) with wrk to (1) our web process and
+(2) bench/naive_app.py (stdlib JSON, one un-pipelined XADD per event), both under gunicorn with the
+same worker count, on this machine. Prints events/s and p50/p99 latency, and records them in
+docs/benchmarks.md. Needs the services up (`make services`) and wrk (`apt-get install wrk`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+
+from common import ROOT, bench_company, bench_settings, prepare, record, start
+
+from events import batch
+
+
+def run_wrk(url: str, key: str, body_file: str, seconds: int, connections: int) -> dict:
+    output = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(ROOT / "bench" / "post.lua"), url],
+        env={**os.environ, "BODY_FILE": body_file, "KEY": key}, capture_output=True, text=True, check=True,
+    ).stdout
+    requests_per_second = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    latency = {p: re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", output).groups() for p in ("50", "99")}
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return {
+        "requests_per_second": requests_per_second,
+        "events_per_second": requests_per_second * 50,
+        "p50_ms": float(latency["50"][0]) * scale[latency["50"][1]],
+        "p99_ms": float(latency["99"][0]) * scale[latency["99"][1]],
+        "non_2xx": int(errors.group(1)) if errors else 0,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+
+    settings = bench_settings()
+    prepare(settings)
+    _, key = bench_company(settings)
+    body = json.dumps(batch(random.Random(7))).encode()
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
+        handle.write(body)
+    env = {"PORT": "18080", "WEB_WORKERS": str(args.workers), "PYTHONPATH": str(ROOT)}
+    results = {}
+    for name, command, port in (
+        ("adtivity", [sys.executable, "-m", "gunicorn", "--config", "web/gunicorn_conf.py", "web.app:get_app()"], 18080),
+        ("naive", [sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-b", "127.0.0.1:18081",
+                   "--chdir", str(ROOT / "bench"), "naive_app:app"], 18081),
+    ):
+        server = start(command, env, port)
+        try:
+            results[name] = run_wrk(f"http://127.0.0.1:{port}/v1/events", key, handle.name, args.seconds, args.connections)
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(20)
+    import redis
+
+    redis.Redis.from_url(settings.redis_url).flushdb()
+    os.unlink(handle.name)
+
+    ours, naive = results["adtivity"], results["naive"]
+    ratio = ours["events_per_second"] / naive["events_per_second"]
+    cores = os.cpu_count()
+    lines = [
+        f"Command: `.venv/bin/python bench/ingest.py --seconds {args.seconds} --connections {args.connections} "
+        f"--workers {args.workers}` on {cores} cores (wrk and Redis on the same machine).",
+        f"Body: 50 events, {len(body) // 50} bytes each on average.",
+        "",
+        "| server | events/s | requests/s | p50 ms | p99 ms | non-2xx |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, result in results.items():
+        lines.append(f"| {name} | {result['events_per_second']:,.0f} | {result['requests_per_second']:,.0f} | "
+                     f"{result['p50_ms']:.2f} | {result['p99_ms']:.2f} | {result['non_2xx']} |")
+    lines += ["", f"Adtivity / naive: {ratio:.2f}x."]
+    print("\n".join(lines))
+    record("Ingest (a)", lines)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
