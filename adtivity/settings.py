@@ -31,6 +31,7 @@ class Settings:
     # The web process.
     port: int = 8000
     web_workers: int = 2
+    web_threads: int = 4
     cors_allowed_origins: tuple[str, ...] = ()
     max_body_bytes: int = 1_048_576
     # Auth.

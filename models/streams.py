@@ -1,8 +1,9 @@
 """The Redis streams that carry accepted events from web to the workers and the streams app.
 
 Events are spread over `shards` streams by a stable hash of the company, so one company's events
-stay in order in one stream. Each entry holds one request's events for one company, encoded as
-MessagePack: one XADD a request, however many events it carried.
+stay in order in one stream. Each entry holds one request's events for one company: fields "c"
+(company id), "r" (request id), "e" (the events, MessagePack) and "s" (the session ids derived at
+ingest for the events that came without one, space-separated, in their order). One XADD a request.
 """
 from __future__ import annotations
 
@@ -29,9 +30,19 @@ def shard_for(company_id: str, shards: int) -> int:
 
 
 def encode_entry(company_id: str, events: list[Event], request_id: str) -> dict[str, bytes]:
-    return {"c": company_id.encode(), "r": request_id.encode(), "e": _encoder.encode(events)}
+    return {"c": company_id.encode(), "r": request_id.encode(), "e": encode_events(events)}
 
 
 def decode_entry(fields: dict[bytes, bytes]) -> list[Event]:
-    """The events of an entry; raises msgspec.DecodeError/ValidationError (or KeyError) on a bad one."""
-    return _decoder.decode(fields[b"e"])
+    """The events of an entry, with their derived session ids; raises msgspec.DecodeError or
+    ValidationError (or KeyError) on a bad one."""
+    events = _decoder.decode(fields[b"e"])
+    derived = iter(fields.get(b"s", b"").decode().split())
+    for event in events:
+        if not event.session_id:
+            event.session_id = next(derived, "")
+    return events
+
+
+def encode_events(events: list[Event]) -> bytes:
+    return _encoder.encode(events)

@@ -1,6 +1,6 @@
 """gunicorn settings for the web process (`gunicorn -c web/gunicorn_conf.py "web.app:get_app()"`).
 
-Reads PORT and WEB_WORKERS through Settings. Sets up prometheus-client's multiprocess directory so
+Reads PORT, WEB_WORKERS and WEB_THREADS through Settings. Sets up prometheus-client's multiprocess directory so
 /metrics adds up every worker, and removes a dead worker's files when it exits.
 """
 import os
@@ -14,6 +14,11 @@ from adtivity.settings import Settings
 _settings = Settings.from_env()
 bind = f"127.0.0.1:{_settings.port}" if _settings.is_development else f"0.0.0.0:{_settings.port}"
 workers = _settings.web_workers
+# Threaded workers keep client connections alive (sync workers close each one) and overlap the
+# Redis round trip of one request with the parsing of another.
+worker_class = "gthread" if _settings.web_threads > 1 else "sync"
+threads = _settings.web_threads
+keepalive = 30
 graceful_timeout = 10
 accesslog = None
 if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:

@@ -14,23 +14,25 @@ import redis
 
 from models import redis_keys
 
-_TAKE = """
-local capacity = tonumber(ARGV[1])
-local rate = tonumber(ARGV[2])
-local now = tonumber(ARGV[3])
-local cost = tonumber(ARGV[4])
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local tokens = tonumber(state[1]) or capacity
-local at = tonumber(state[2]) or now
-tokens = math.min(capacity, tokens + math.max(0, now - at) * rate)
-local allowed = 0
-if tokens >= cost then
-  tokens = tokens - cost
-  allowed = 1
+# A Lua function other scripts embed (web/ingest/write.py does): refill, then take `cost` tokens.
+TAKE_TOKENS_LUA = """
+local function take_tokens(key, capacity, rate, now, cost)
+  local state = redis.call('HMGET', key, 'tokens', 'at')
+  local tokens = tonumber(state[1]) or capacity
+  local at = tonumber(state[2]) or now
+  tokens = math.min(capacity, tokens + math.max(0, now - at) * rate)
+  local allowed = 0
+  if tokens >= cost then
+    tokens = tokens - cost
+    allowed = 1
+  end
+  redis.call('HSET', key, 'tokens', tostring(tokens), 'at', tostring(now))
+  redis.call('EXPIRE', key, math.ceil(capacity / rate) + 1)
+  return {allowed, tostring(tokens)}
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
-redis.call('EXPIRE', KEYS[1], math.ceil(capacity / rate) + 1)
-return {allowed, tostring(tokens)}
+"""
+_TAKE = TAKE_TOKENS_LUA + """
+return take_tokens(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))
 """
 
 
@@ -59,7 +61,11 @@ class RateLimiter:
             keys=[redis_keys.rate_limit_bucket(scope, subject)],
             args=[limit.capacity, limit.per_second, time.time(), cost],
         )
-        if allowed:
-            return Decision(True, 0)
-        missing = cost - float(tokens)
-        return Decision(False, max(1, math.ceil(missing / limit.per_second)))
+        return decision(allowed, tokens, limit, cost)
+
+
+def decision(allowed, tokens, limit: Limit, cost: float) -> Decision:
+    """The answer of a take_tokens call: if refused, whole seconds until `cost` tokens are back."""
+    if allowed:
+        return Decision(True, 0)
+    return Decision(False, max(1, math.ceil((cost - float(tokens)) / limit.per_second)))

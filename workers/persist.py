@@ -37,7 +37,7 @@ from models.clickhouse import PerThread
 from models.db import database
 from models.events import Event
 from models.events_table import COLUMN_NAMES, COLUMN_TYPES, to_row
-from models.streams import DEAD_LETTER_STREAM, PERSIST_GROUP, decode_entry, stream_key
+from models.streams import DEAD_LETTER_STREAM, PERSIST_GROUP, decode_entry, encode_events, stream_key
 from models.tracking import PersistedEntry, Quarantine
 from workers import settings
 from workers.entities import apply_entities
@@ -195,11 +195,11 @@ class Persister:
     def quarantine(self, entry_id: bytes | str, fields: dict, reason: str) -> None:
         entry_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
         company = fields.get(b"c", b"").decode(errors="replace")
-        payload = fields.get(b"e", b"")
         try:
-            events = len(decode_entry(fields))
+            decoded = decode_entry(fields)
+            events, payload = len(decoded), encode_events(decoded)  # with derived session ids folded in
         except (msgspec.DecodeError, msgspec.ValidationError, KeyError):
-            events = 0
+            events, payload = 0, fields.get(b"e", b"")
         try:
             company_id = uuid.UUID(company)
         except ValueError:

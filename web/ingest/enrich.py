@@ -25,11 +25,19 @@ EVM_HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
 DECIMAL = re.compile(r"^-?\d+(\.\d+)?$")
 CLICK_IDS = ("gclid", "fbclid", "msclkid", "ttclid", "twclid", "li_fat_id", "dclid", "wbraid", "gbraid", "yclid")
 UTM_FIELDS = ("source", "medium", "campaign", "term", "content")
+REQUIRED = {
+    ev.TRACK: ("name",), ev.ALIAS: ("previous_id", "user_id"), ev.GROUP: ("group_id",),
+    ev.WALLET_CONNECT: ("wallet_address",), ev.CHAIN_CHANGED: ("chain_id",),
+    ev.TRANSACTION: ("tx_hash", "chain_id"), ev.PAYMENT: ("payment_id", "status"),
+}
 STATUS_RULES = {
     ev.SIGNATURE: (ev.SIGNATURE_STATUSES, "requested"),
     ev.TRANSACTION: (ev.TRANSACTION_STATUSES, "submitted"),
     ev.PAYMENT: (ev.PAYMENT_STATUSES, None),
 }
+
+
+KNOWN_TYPES = {**{kind: kind for kind in ev.EVENT_TYPES}, **TYPE_ALIASES}
 
 
 class Rejected(ValueError):
@@ -122,9 +130,14 @@ def anonymise_ip(ip: str) -> str:
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)
 
 
+@lru_cache(maxsize=50_000)
+def _normalised(value: str) -> str:
+    return value.lower() if EVM_ADDRESS.match(value) or EVM_HASH.match(value) else value
+
+
 def normalise_address(value: str) -> str:
     """EVM addresses and hashes are case-insensitive: lower case. Others (Solana) are kept as given."""
-    return value.lower() if EVM_ADDRESS.match(value) or EVM_HASH.match(value) else value
+    return _normalised(value) if value else ""
 
 
 def decimal_text(value: str, field: str, *, max_integer_digits: int | None = None, max_fraction_digits: int | None = None) -> str:
@@ -163,9 +176,12 @@ class Enricher:
         self.agent = lru_cache(maxsize=settings.user_agent_cache_size)(describe_agent)
 
     def build(self, incoming: Incoming, request: RequestInfo) -> Event:
-        kind = TYPE_ALIASES.get(incoming.type.strip().lower(), incoming.type.strip().lower())
-        if kind not in ev.EVENT_TYPES:
-            raise Rejected(f"unknown event type {incoming.type!r}; one of: {', '.join(ev.EVENT_TYPES)}")
+        kind = KNOWN_TYPES.get(incoming.type)
+        if kind is None:
+            lowered = incoming.type.strip().lower()
+            kind = TYPE_ALIASES.get(lowered, lowered)
+            if kind not in ev.EVENT_TYPES:
+                raise Rejected(f"unknown event type {incoming.type!r}; one of: {', '.join(ev.EVENT_TYPES)}")
         self.check_required(kind, incoming)
         status = self.check_status(kind, incoming.status.strip().lower())
         event_time, clamped = self.event_time(incoming, request)
@@ -236,12 +252,7 @@ class Enricher:
     def check_required(kind: str, incoming: Incoming) -> None:
         if not (incoming.user_id or incoming.anonymous_id):
             raise Rejected("user_id or anonymous_id is required")
-        required = {
-            ev.TRACK: ("name",), ev.ALIAS: ("previous_id", "user_id"), ev.GROUP: ("group_id",),
-            ev.WALLET_CONNECT: ("wallet_address",), ev.CHAIN_CHANGED: ("chain_id",),
-            ev.TRANSACTION: ("tx_hash", "chain_id"), ev.PAYMENT: ("payment_id", "status"),
-        }.get(kind, ())
-        missing = [field for field in required if not getattr(incoming, field)]
+        missing = [field for field in REQUIRED.get(kind, ()) if not getattr(incoming, field)]
         if missing:
             raise Rejected(f"a {kind} event needs {' and '.join(missing)}")
 

@@ -12,11 +12,12 @@ import redis
 
 from adtivity.settings import Settings
 from models.events import Event
-from models.streams import encode_entry, shard_for, stream_key
+from models import redis_keys
+from models.streams import shard_for, stream_key
 from web.errors import ApiError, too_many_requests
 from web.ingest import wire
 from web.ingest.enrich import Enricher, Rejected, RequestInfo
-from web.ingest.sessions import Sessions
+from web.ingest.write import EventWriter
 from web.keycache import KeyRecord
 from web.ratelimit import Limit, RateLimiter
 
@@ -47,7 +48,7 @@ class IngestPipeline:
         self.redis = client
         self.limiter = limiter
         self.enricher = enricher
-        self.sessions = Sessions(client, timeout_seconds=settings.session_timeout_seconds)
+        self.writer = EventWriter(client, session_timeout_seconds=settings.session_timeout_seconds)
         self.key_limit = Limit(capacity=settings.ingest_rate_per_key_per_second * settings.ingest_burst_seconds,
                                per_second=settings.ingest_rate_per_key_per_second)
 
@@ -80,9 +81,6 @@ class IngestPipeline:
             raise too_large("a batch", self.settings.ingest_max_batch)
         if not items.raws:
             raise ApiError(400, "empty_batch", "the request has no events")
-        decision = self.limiter.take("ingest", key.public_id, self.key_limit, cost=len(items.raws))
-        if not decision.allowed:
-            raise too_many_requests(decision.retry_after, "this key is over its event rate; retry later")
         events: list[Event] = []
         rejected: list[dict] = []
         for index, raw in enumerate(items.raws):
@@ -94,13 +92,16 @@ class IngestPipeline:
                 rejected.append({"index": index, "reason": str(problem)})
         if not events:
             raise ApiError(400, "no_valid_events", "no event in the request is valid", details={"rejected": rejected})
-        self.write(events, request)
+        self.write(events, request, rate_subject=key.public_id)
         return Outcome(accepted=len(events), rejected=rejected)
 
-    def write(self, events: list[Event], request: RequestInfo) -> None:
-        self.sessions.assign(events)
+    def write(self, events: list[Event], request: RequestInfo, *, rate_subject: str) -> None:
+        """One atomic Redis call: the rate limit of `rate_subject` (429 if over), session ids, the XADD."""
         shard = shard_for(request.company_id, self.settings.stream_shards)
-        self.redis.xadd(stream_key(shard), encode_entry(request.company_id, events, request.request_id))
+        decision = self.writer.write(stream_key(shard), request.company_id, events, request.request_id,
+                                     bucket=redis_keys.rate_limit_bucket("ingest", rate_subject), limit=self.key_limit)
+        if not decision.allowed:
+            raise too_many_requests(decision.retry_after, "this key is over its event rate; retry later")
 
 
 def split_native(body: bytes) -> Items:

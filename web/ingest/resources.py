@@ -119,6 +119,6 @@ class TestEvents:
         incoming = wire.Incoming(type="track", name="Test Event", user_id=str(access.user.id),
                                  properties={"sent_by": access.user.email, "at": utcnow().isoformat()})
         event = self.pipeline.enricher.build(incoming, request)
-        self.pipeline.write([event], request)
+        self.pipeline.write([event], request, rate_subject=f"test-events:{access.company.id}")
         resp.status = falcon.HTTP_202
         resp.media = {"success": True, "accepted": 1, "rejected": [], "message_id": event.message_id}
