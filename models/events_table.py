@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from functools import lru_cache
+from operator import attrgetter
 
 import msgspec
 
@@ -29,22 +31,30 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 COLUMN_NAMES = [name for name, _ in COLUMNS]
 COLUMN_TYPES = [kind for _, kind in COLUMNS]
 _json = msgspec.json.Encoder()
-_DIRECT = {name for name, kind in COLUMNS if kind == "String"} - {"properties", "traits", "context"}
+# Columns in table order, each read straight off the event or computed.
+_COMPUTED = {
+    "company_id": lambda e: company_uuid(e.company_id),
+    "event_time": lambda e: e.event_time.replace(tzinfo=None),
+    "received_at": lambda e: e.received_at.replace(tzinfo=None),
+    "sent_at": lambda e: e.sent_at.replace(tzinfo=None) if e.sent_at else None,
+    "time_clamped": lambda e: int(e.time_clamped),
+    "is_bot": lambda e: int(e.is_bot),
+    "properties": lambda e: _json.encode(e.properties).decode() if e.properties else "{}",
+    "traits": lambda e: _json.encode(e.traits).decode() if e.traits else "{}",
+    "context": lambda e: _json.encode(e.context).decode() if e.context else "{}",
+    "tx_value_num": lambda e: float(e.tx_value) if e.tx_value else 0.0,
+    "amount": lambda e: Decimal(e.amount) if e.amount else _ZERO,
+}
+_ZERO = Decimal(0)
+
+
+@lru_cache(maxsize=4096)
+def company_uuid(company_id: str) -> uuid.UUID:
+    return uuid.UUID(company_id)
+
+
+_GETTERS = [_COMPUTED.get(name) or attrgetter(name) for name in COLUMN_NAMES]
 
 
 def to_row(event: Event) -> list:
-    values = {name: getattr(event, name) for name in _DIRECT}
-    values.update(
-        company_id=uuid.UUID(event.company_id),
-        event_time=event.event_time.replace(tzinfo=None),
-        received_at=event.received_at.replace(tzinfo=None),
-        sent_at=event.sent_at.replace(tzinfo=None) if event.sent_at else None,
-        time_clamped=int(event.time_clamped),
-        is_bot=int(event.is_bot),
-        properties=_json.encode(event.properties).decode(),
-        traits=_json.encode(event.traits).decode(),
-        context=_json.encode(event.context).decode(),
-        tx_value_num=float(event.tx_value) if event.tx_value else 0.0,
-        amount=Decimal(event.amount) if event.amount else Decimal(0),
-    )
-    return [values[name] for name in COLUMN_NAMES]
+    return [getter(event) for getter in _GETTERS]

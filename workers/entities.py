@@ -1,20 +1,70 @@
 """Entities from events: end users, identities, wallets, sessions and payment sessions, upserted into
-Postgres once per batch (one INSERT ... ON CONFLICT per table, the batch aggregated first).
+Postgres once per batch (one INSERT ... ON CONFLICT per table, the batch aggregated first, the rows
+sent with psycopg2's execute_values: building big statements through the ORM costs more than the
+database's own work).
 
 The caller runs `apply_entities` in the same transaction that records the batch's stream entries as
 persisted, and passes only events not stored before, so a redelivered batch changes nothing twice.
 """
 from __future__ import annotations
 
-import uuid
-from collections import defaultdict
+import json
 from decimal import Decimal
 
-from peewee import EXCLUDED, SQL, fn
+from psycopg2.extras import execute_values
 
 from models import events as ev
+from models.db import database
 from models.events import Event
-from models.tracking import EndUser, Identity, PaymentSession, Session, Wallet
+
+UPSERT_END_USERS = """
+INSERT INTO end_users (company_id, user_id, first_seen, last_seen, traits) VALUES %s
+ON CONFLICT (company_id, user_id) DO UPDATE SET
+    first_seen = LEAST(end_users.first_seen, EXCLUDED.first_seen),
+    last_seen = GREATEST(end_users.last_seen, EXCLUDED.last_seen),
+    traits = end_users.traits || EXCLUDED.traits
+"""
+UPSERT_IDENTITIES = """
+INSERT INTO identities (company_id, kind, value, user_id, first_seen, last_seen) VALUES %s
+ON CONFLICT (company_id, kind, value) DO UPDATE SET
+    user_id = CASE WHEN EXCLUDED.last_seen >= identities.last_seen THEN EXCLUDED.user_id ELSE identities.user_id END,
+    first_seen = LEAST(identities.first_seen, EXCLUDED.first_seen),
+    last_seen = GREATEST(identities.last_seen, EXCLUDED.last_seen)
+"""
+UPSERT_WALLETS = """
+INSERT INTO wallets (company_id, address, chains, user_id, first_seen, last_seen) VALUES %s
+ON CONFLICT (company_id, address) DO UPDATE SET
+    chains = ARRAY(SELECT DISTINCT c FROM unnest(wallets.chains || EXCLUDED.chains) AS c ORDER BY c),
+    user_id = CASE WHEN EXCLUDED.user_id <> '' THEN EXCLUDED.user_id ELSE wallets.user_id END,
+    first_seen = LEAST(wallets.first_seen, EXCLUDED.first_seen),
+    last_seen = GREATEST(wallets.last_seen, EXCLUDED.last_seen)
+"""
+UPSERT_SESSIONS = """
+INSERT INTO sessions (company_id, session_id, identity, started_at, ended_at, events, page_views, entry_page, exit_page)
+VALUES %s
+ON CONFLICT (company_id, session_id) DO UPDATE SET
+    events = sessions.events + EXCLUDED.events,
+    page_views = sessions.page_views + EXCLUDED.page_views,
+    entry_page = CASE WHEN sessions.entry_page = '' OR (EXCLUDED.entry_page <> '' AND EXCLUDED.started_at < sessions.started_at)
+                      THEN EXCLUDED.entry_page ELSE sessions.entry_page END,
+    exit_page = CASE WHEN EXCLUDED.exit_page <> '' AND EXCLUDED.ended_at >= sessions.ended_at
+                     THEN EXCLUDED.exit_page ELSE sessions.exit_page END,
+    started_at = LEAST(sessions.started_at, EXCLUDED.started_at),
+    ended_at = GREATEST(sessions.ended_at, EXCLUDED.ended_at)
+"""
+UPSERT_PAYMENTS = """
+INSERT INTO payment_sessions (company_id, payment_id, status, amount, currency, method, user_id, history, first_seen, last_seen)
+VALUES %s
+ON CONFLICT (company_id, payment_id) DO UPDATE SET
+    status = CASE WHEN EXCLUDED.last_seen >= payment_sessions.last_seen THEN EXCLUDED.status ELSE payment_sessions.status END,
+    history = payment_sessions.history || EXCLUDED.history,
+    amount = COALESCE(EXCLUDED.amount, payment_sessions.amount),
+    currency = COALESCE(NULLIF(EXCLUDED.currency, ''), payment_sessions.currency),
+    method = COALESCE(NULLIF(EXCLUDED.method, ''), payment_sessions.method),
+    user_id = COALESCE(NULLIF(EXCLUDED.user_id, ''), payment_sessions.user_id),
+    first_seen = LEAST(payment_sessions.first_seen, EXCLUDED.first_seen),
+    last_seen = GREATEST(payment_sessions.last_seen, EXCLUDED.last_seen)
+"""
 
 
 def naive(moment):
@@ -22,44 +72,45 @@ def naive(moment):
 
 
 def apply_entities(events: list[Event]) -> None:
+    """Call inside a transaction (database.atomic())."""
     events = sorted(events, key=lambda e: e.event_time)
-    upsert_end_users(events)
-    upsert_identities(events)
-    upsert_wallets(events)
-    upsert_sessions(events)
-    upsert_payments(events)
+    cursor = database.cursor()
+    for statement, rows in (
+        (UPSERT_END_USERS, end_user_rows(events)),
+        (UPSERT_IDENTITIES, identity_rows(events)),
+        (UPSERT_WALLETS, wallet_rows(events)),
+        (UPSERT_SESSIONS, session_rows(events)),
+        (UPSERT_PAYMENTS, payment_rows(events)),
+    ):
+        if rows:
+            execute_values(cursor, statement, rows, page_size=len(rows))
 
 
-def upsert_end_users(events: list[Event]) -> None:
-    users: dict[tuple, dict] = {}
+def end_user_rows(events: list[Event]) -> list[tuple]:
+    users: dict[tuple, list] = {}
     for event in events:
         if not event.user_id:
             continue
-        row = users.setdefault((event.company_id, event.user_id), {
-            "company_id": uuid.UUID(event.company_id), "user_id": event.user_id,
-            "first_seen": naive(event.event_time), "traits": {}})
-        row["last_seen"] = naive(event.event_time)
+        moment = naive(event.event_time)
+        row = users.get((event.company_id, event.user_id))
+        if row is None:
+            row = users[(event.company_id, event.user_id)] = [event.company_id, event.user_id, moment, moment, {}]
+        row[3] = moment
         if event.type == ev.IDENTIFY:
-            row["traits"].update(event.traits)
-    if users:
-        EndUser.insert_many(list(users.values())).on_conflict(
-            conflict_target=[EndUser.company_id, EndUser.user_id],
-            update={
-                EndUser.first_seen: fn.LEAST(EndUser.first_seen, EXCLUDED.first_seen),
-                EndUser.last_seen: fn.GREATEST(EndUser.last_seen, EXCLUDED.last_seen),
-                EndUser.traits: SQL("end_users.traits || EXCLUDED.traits"),
-            },
-        ).execute()
+            row[4].update(event.traits)
+    return [(c, u, first, last, json.dumps(traits)) for c, u, first, last, traits in users.values()]
 
 
-def upsert_identities(events: list[Event]) -> None:
-    links: dict[tuple, dict] = {}
+def identity_rows(events: list[Event]) -> list[tuple]:
+    links: dict[tuple, list] = {}
 
     def link(event: Event, kind: str, value: str) -> None:
-        row = links.setdefault((event.company_id, kind, value), {
-            "company_id": uuid.UUID(event.company_id), "kind": kind, "value": value,
-            "first_seen": naive(event.event_time)})
-        row.update(user_id=event.user_id, last_seen=naive(event.event_time))
+        moment = naive(event.event_time)
+        row = links.get((event.company_id, kind, value))
+        if row is None:
+            links[(event.company_id, kind, value)] = [event.company_id, kind, value, event.user_id, moment, moment]
+        else:
+            row[3], row[5] = event.user_id, moment
 
     for event in events:
         if not event.user_id:
@@ -70,102 +121,58 @@ def upsert_identities(events: list[Event]) -> None:
             link(event, "alias", event.previous_id)
         if event.wallet_address:
             link(event, "wallet", event.wallet_address)
-    if links:
-        Identity.insert_many(list(links.values())).on_conflict(
-            conflict_target=[Identity.company_id, Identity.kind, Identity.value],
-            update={
-                Identity.user_id: SQL("CASE WHEN EXCLUDED.last_seen >= identities.last_seen THEN EXCLUDED.user_id ELSE identities.user_id END"),
-                Identity.first_seen: fn.LEAST(Identity.first_seen, EXCLUDED.first_seen),
-                Identity.last_seen: fn.GREATEST(Identity.last_seen, EXCLUDED.last_seen),
-            },
-        ).execute()
+    return [tuple(row) for row in links.values()]
 
 
-def upsert_wallets(events: list[Event]) -> None:
-    wallets: dict[tuple, dict] = {}
+def wallet_rows(events: list[Event]) -> list[tuple]:
+    wallets: dict[tuple, list] = {}
     for event in events:
         if not event.wallet_address:
             continue
-        row = wallets.setdefault((event.company_id, event.wallet_address), {
-            "company_id": uuid.UUID(event.company_id), "address": event.wallet_address, "chains": set(),
-            "user_id": "", "first_seen": naive(event.event_time)})
-        row["last_seen"] = naive(event.event_time)
-        row["user_id"] = event.user_id or row["user_id"]
+        moment = naive(event.event_time)
+        row = wallets.get((event.company_id, event.wallet_address))
+        if row is None:
+            row = wallets[(event.company_id, event.wallet_address)] = [event.company_id, event.wallet_address, set(), "", moment, moment]
+        row[5] = moment
+        row[3] = event.user_id or row[3]
         if event.chain_id:
-            row["chains"].add(event.chain_id)
-    for row in wallets.values():
-        row["chains"] = sorted(row["chains"])
-    if wallets:
-        Wallet.insert_many(list(wallets.values())).on_conflict(
-            conflict_target=[Wallet.company_id, Wallet.address],
-            update={
-                Wallet.chains: SQL("ARRAY(SELECT DISTINCT c FROM unnest(wallets.chains || EXCLUDED.chains) AS c ORDER BY c)"),
-                Wallet.user_id: SQL("CASE WHEN EXCLUDED.user_id <> '' THEN EXCLUDED.user_id ELSE wallets.user_id END"),
-                Wallet.first_seen: fn.LEAST(Wallet.first_seen, EXCLUDED.first_seen),
-                Wallet.last_seen: fn.GREATEST(Wallet.last_seen, EXCLUDED.last_seen),
-            },
-        ).execute()
+            row[2].add(event.chain_id)
+    return [(c, a, sorted(chains), u, first, last) for c, a, chains, u, first, last in wallets.values()]
 
 
-def upsert_sessions(events: list[Event]) -> None:
-    sessions: dict[tuple, dict] = {}
+def session_rows(events: list[Event]) -> list[tuple]:
+    sessions: dict[tuple, list] = {}
     for event in events:
         if not event.session_id:
             continue
-        row = sessions.setdefault((event.company_id, event.session_id), {
-            "company_id": uuid.UUID(event.company_id), "session_id": event.session_id, "identity": event.identity,
-            "started_at": naive(event.event_time), "events": 0, "page_views": 0, "entry_page": "", "exit_page": ""})
-        row["ended_at"] = naive(event.event_time)
-        row["events"] += 1
+        moment = naive(event.event_time)
+        row = sessions.get((event.company_id, event.session_id))
+        if row is None:
+            row = sessions[(event.company_id, event.session_id)] = [
+                event.company_id, event.session_id, event.identity, moment, moment, 0, 0, "", ""]
+        row[4] = moment
+        row[5] += 1
         if event.type == ev.PAGE:
-            row["page_views"] += 1
-            row["entry_page"] = row["entry_page"] or event.page_path
-            row["exit_page"] = event.page_path
-    if sessions:
-        Session.insert_many(list(sessions.values())).on_conflict(
-            conflict_target=[Session.company_id, Session.session_id],
-            update={
-                Session.events: Session.events + EXCLUDED.events,
-                Session.page_views: Session.page_views + EXCLUDED.page_views,
-                Session.entry_page: SQL(
-                    "CASE WHEN sessions.entry_page = '' OR (EXCLUDED.entry_page <> '' AND EXCLUDED.started_at < sessions.started_at) "
-                    "THEN EXCLUDED.entry_page ELSE sessions.entry_page END"),
-                Session.exit_page: SQL(
-                    "CASE WHEN EXCLUDED.exit_page <> '' AND EXCLUDED.ended_at >= sessions.ended_at "
-                    "THEN EXCLUDED.exit_page ELSE sessions.exit_page END"),
-                Session.started_at: fn.LEAST(Session.started_at, EXCLUDED.started_at),
-                Session.ended_at: fn.GREATEST(Session.ended_at, EXCLUDED.ended_at),
-            },
-        ).execute()
+            row[6] += 1
+            row[7] = row[7] or event.page_path
+            row[8] = event.page_path
+    return [tuple(row) for row in sessions.values()]
 
 
-def upsert_payments(events: list[Event]) -> None:
-    payments: dict[tuple, dict] = defaultdict(dict)
+def payment_rows(events: list[Event]) -> list[tuple]:
+    payments: dict[tuple, list] = {}
     for event in events:
         if event.type != ev.PAYMENT:
             continue
-        row = payments[(event.company_id, event.payment_id)]
-        if not row:
-            row.update(company_id=uuid.UUID(event.company_id), payment_id=event.payment_id, amount=None,
-                       currency="", method="", user_id="", history=[], first_seen=naive(event.event_time))
-        row.update(status=event.status, last_seen=naive(event.event_time))
-        row["history"].append({"status": event.status, "at": event.event_time.isoformat()})
-        row["amount"] = Decimal(event.amount) if event.amount else row["amount"]
-        row["currency"] = event.currency or row["currency"]
-        row["method"] = event.payment_method or row["method"]
-        row["user_id"] = event.user_id or row["user_id"]
-    if payments:
-        PaymentSession.insert_many(list(payments.values())).on_conflict(
-            conflict_target=[PaymentSession.company_id, PaymentSession.payment_id],
-            update={
-                PaymentSession.status: SQL(
-                    "CASE WHEN EXCLUDED.last_seen >= payment_sessions.last_seen THEN EXCLUDED.status ELSE payment_sessions.status END"),
-                PaymentSession.history: SQL("payment_sessions.history || EXCLUDED.history"),
-                PaymentSession.amount: fn.COALESCE(EXCLUDED.amount, PaymentSession.amount),
-                PaymentSession.currency: SQL("COALESCE(NULLIF(EXCLUDED.currency, ''), payment_sessions.currency)"),
-                PaymentSession.method: SQL("COALESCE(NULLIF(EXCLUDED.method, ''), payment_sessions.method)"),
-                PaymentSession.user_id: SQL("COALESCE(NULLIF(EXCLUDED.user_id, ''), payment_sessions.user_id)"),
-                PaymentSession.first_seen: fn.LEAST(PaymentSession.first_seen, EXCLUDED.first_seen),
-                PaymentSession.last_seen: fn.GREATEST(PaymentSession.last_seen, EXCLUDED.last_seen),
-            },
-        ).execute()
+        moment = naive(event.event_time)
+        row = payments.get((event.company_id, event.payment_id))
+        if row is None:
+            row = payments[(event.company_id, event.payment_id)] = [
+                event.company_id, event.payment_id, "", None, "", "", "", [], moment, moment]
+        row[2], row[9] = event.status, moment
+        row[3] = Decimal(event.amount) if event.amount else row[3]
+        row[4] = event.currency or row[4]
+        row[5] = event.payment_method or row[5]
+        row[6] = event.user_id or row[6]
+        row[7].append({"status": event.status, "at": event.event_time.isoformat()})
+    return [(*row[:7], json.dumps(row[7]), row[8], row[9]) for row in payments.values()]

@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 TRANSIENT = (peewee.OperationalError, peewee.InterfaceError, ch_errors.OperationalError, redis.ConnectionError,
              redis.TimeoutError, ConnectionError, TimeoutError)
 MAX_BACKOFF_SECONDS = 10.0
+# ClickHouse refuses queries over max_query_size (256 KiB by default): look ids up in slices of this.
+LOOKUP_QUERY_BYTES = 100_000
 
 
 @dataclass
@@ -54,6 +56,30 @@ class Entry:
     id: str
     fields: dict
     events: list[Event]
+
+
+def string_literal(value: str) -> str:
+    """A ClickHouse string literal: backslash and quote escaped (the only specials inside quotes)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def string_list(values) -> str:
+    """Client-side formatting of thousands of ids through clickhouse-connect's parameter binding is
+    slower than the query itself; message ids are plain strings, so quote them here."""
+    return ", ".join(map(string_literal, values))
+
+
+def chunks_of_bytes(values: list[str], limit: int):
+    """Consecutive slices of `values` whose quoted length stays under `limit` bytes."""
+    chunk, size = [], 0
+    for value in values:
+        if chunk and size + len(value) + 6 > limit:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(value)
+        size += len(value) + 6
+    if chunk:
+        yield chunk
 
 
 class Persister:
@@ -168,18 +194,17 @@ class Persister:
                                    column_names=COLUMN_NAMES, column_type_names=COLUMN_TYPES)
 
     def unseen(self, entries: list[Entry]) -> list[tuple[str, Event]]:
-        """(entry id, event) for each event ClickHouse does not hold yet, first copy only."""
-        by_company: dict[str, set[str]] = {}
-        for entry in entries:
-            for event in entry.events:
-                by_company.setdefault(event.company_id, set()).add(event.message_id)
-        stored: set[tuple[str, str]] = set()
-        for company_id, message_ids in by_company.items():
+        """(entry id, event) for each event ClickHouse does not hold yet, first copy only.
+        One query a batch: the primary key (company, message id) narrows it to the candidates."""
+        companies = string_list({event.company_id for entry in entries for event in entry.events})
+        message_ids = sorted({event.message_id for entry in entries for event in entry.events})
+        stored = set()
+        for chunk in chunks_of_bytes(message_ids, LOOKUP_QUERY_BYTES):
             result = self.clickhouse.query(
-                "SELECT message_id FROM event_ids WHERE company_id = toUUID(%(company)s) AND message_id IN %(ids)s",
-                parameters={"company": company_id, "ids": tuple(message_ids)},
+                "SELECT toString(company_id), message_id FROM event_ids "
+                f"WHERE company_id IN ({companies}) AND message_id IN ({string_list(chunk)})"
             )
-            stored.update((company_id, row[0]) for row in result.result_rows)
+            stored.update((company, message_id) for company, message_id in result.result_rows)
         fresh = []
         for entry in entries:
             for event in entry.events:
