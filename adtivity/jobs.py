@@ -11,6 +11,7 @@ from dramatiq.brokers.redis import RedisBroker
 PURGE_COMPANY = "purge_company"
 CHECK_HEALTH = "check_health"
 PERSIST_SHARD = "persist_shard"
+ENTITIES_SHARD = "entities_shard"
 TRIM_STREAMS = "trim_streams"
 DEFAULT_QUEUE = "default"
 

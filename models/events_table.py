@@ -26,7 +26,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("wallet_address", "String"), ("chain_id", "String"), ("tx_hash", "String"), ("tx_from", "String"),
     ("tx_to", "String"), ("contract_address", "String"), ("tx_value", "String"), ("tx_value_num", "Float64"),
     ("token", "String"), ("status", "String"), ("payment_id", "String"), ("amount", "Decimal(38, 9)"),
-    ("currency", "String"), ("payment_method", "String"), ("request_id", "String"),
+    ("currency", "String"), ("payment_method", "String"), ("request_id", "String"), ("stream_entry", "String"),
 )
 COLUMN_NAMES = [name for name, _ in COLUMNS]
 COLUMN_TYPES = [kind for _, kind in COLUMNS]
@@ -53,8 +53,11 @@ def company_uuid(company_id: str) -> uuid.UUID:
     return uuid.UUID(company_id)
 
 
-_GETTERS = [_COMPUTED.get(name) or attrgetter(name) for name in COLUMN_NAMES]
+_GETTERS = [_COMPUTED.get(name) or attrgetter(name) for name in COLUMN_NAMES[:-1]]
 
 
-def to_row(event: Event) -> list:
-    return [getter(event) for getter in _GETTERS]
+def to_row(event: Event, stream_entry: str) -> list:
+    """The row of `event`, which arrived in stream entry `stream_entry`."""
+    row = [getter(event) for getter in _GETTERS]
+    row.append(stream_entry)
+    return row

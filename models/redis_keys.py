@@ -24,11 +24,11 @@ def session_state(company_id: str, identity: str) -> str:
     return f"{PREFIX}:sess:{company_id}:{identity}"
 
 
-def persist_lease(shard: int) -> str:
-    """Held by the one persist pump working on a stream shard."""
-    return f"{PREFIX}:lease:persist:{shard}"
+def pump_lease(kind: str, shard: int) -> str:
+    """Held by the one pump of a kind ("persist", "entities") working on a stream shard."""
+    return f"{PREFIX}:lease:{kind}:{shard}"
 
 
-def persist_queued(shard: int) -> str:
+def pump_queued(kind: str, shard: int) -> str:
     """Set (with a TTL) when the scheduler enqueued a pump for a shard, so it does not enqueue piles."""
-    return f"{PREFIX}:queued:persist:{shard}"
+    return f"{PREFIX}:queued:{kind}:{shard}"

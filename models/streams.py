@@ -15,6 +15,7 @@ from models.events import Event
 from models.redis_keys import PREFIX
 
 PERSIST_GROUP = "persist"
+ENTITIES_GROUP = "entities"
 DEAD_LETTER_STREAM = f"{PREFIX}:ev:dead"
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(list[Event])
@@ -22,6 +23,12 @@ _decoder = msgspec.msgpack.Decoder(list[Event])
 
 def stream_key(shard: int) -> str:
     return f"{PREFIX}:ev:{shard}"
+
+
+def entities_stream_key(shard: int) -> str:
+    """Events newly stored in ClickHouse, handed on by the persist pump to the entities pump. Entries
+    have the same fields, with "r" naming the events-stream entry they came from."""
+    return f"{PREFIX}:ent:{shard}"
 
 
 def shard_for(company_id: str, shards: int) -> int:

@@ -12,13 +12,14 @@ import time
 import redis
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from adtivity.jobs import CHECK_HEALTH, PERSIST_SHARD, TRIM_STREAMS, Jobs, redis_broker
+from adtivity.jobs import CHECK_HEALTH, ENTITIES_SHARD, PERSIST_SHARD, TRIM_STREAMS, Jobs, redis_broker
 from adtivity.logs import configure_logging, log_event
 from adtivity.settings import Settings
 from models import redis_keys
 
 log = logging.getLogger("scheduler")
 PUMP_QUEUED_SECONDS = 60
+PUMPS = (("persist", PERSIST_SHARD), ("entities", ENTITIES_SHARD))
 
 
 def build_scheduler(settings: Settings, jobs: Jobs, client: redis.Redis) -> BlockingScheduler:
@@ -29,12 +30,14 @@ def build_scheduler(settings: Settings, jobs: Jobs, client: redis.Redis) -> Bloc
         client.set(redis_keys.process_heartbeat("scheduler"), time.time())
 
     def ensure_persist_pumps() -> None:
-        """Starts a pump for every shard that has none running or queued (after a crash, or at first)."""
-        for shard in range(settings.stream_shards):
-            if client.exists(redis_keys.persist_lease(shard)):
-                continue
-            if client.set(redis_keys.persist_queued(shard), 1, nx=True, ex=PUMP_QUEUED_SECONDS):
-                jobs.enqueue(PERSIST_SHARD, shard)
+        """Starts each pump (persist and entities, per shard) that has none running or queued (after a
+        crash, or at first)."""
+        for kind, actor in PUMPS:
+            for shard in range(settings.stream_shards):
+                if client.exists(redis_keys.pump_lease(kind, shard)):
+                    continue
+                if client.set(redis_keys.pump_queued(kind, shard), 1, nx=True, ex=PUMP_QUEUED_SECONDS):
+                    jobs.enqueue(actor, shard)
 
     now = dt.datetime.now(dt.timezone.utc)
     scheduler.add_job(enqueue_health_check, "interval", seconds=settings.health_check_seconds,

@@ -1,21 +1,32 @@
-"""Entities from events: end users, identities, wallets, sessions and payment sessions, upserted into
-Postgres once per batch (one INSERT ... ON CONFLICT per table, the batch aggregated first, the rows
-sent with psycopg2's execute_values: building big statements through the ORM costs more than the
-database's own work).
+"""Actor `entities_shard`: end users, identities, wallets, sessions and payment sessions in Postgres,
+from the events the persist pump stored in ClickHouse (it hands them on in the entities stream).
 
-The caller runs `apply_entities` in the same transaction that records the batch's stream entries as
-persisted, and passes only events not stored before, so a redelivered batch changes nothing twice.
+Each batch is applied in one transaction that also records the source entries (the events-stream
+entry ids in the "r" field) in `persisted_entries`; an entry recorded before is skipped, so a
+redelivery or a repeated hand-over changes nothing twice. Upserts are one INSERT ... ON CONFLICT per
+table a batch, aggregated first and sent with psycopg2's execute_values (building big statements
+through the ORM costs more than the database's own work). Reading, retries and quarantine: see
+workers/pump.py.
 """
 from __future__ import annotations
 
 import json
 from decimal import Decimal
 
+import dramatiq
+import redis
 from psycopg2.extras import execute_values
 
+from adtivity.jobs import ENTITIES_SHARD
+from adtivity.settings import Settings
 from models import events as ev
+from models import redis_keys
 from models.db import database
 from models.events import Event
+from models.streams import ENTITIES_GROUP, entities_stream_key
+from models.tracking import PersistedEntry
+from workers import settings
+from workers.pump import Entry, StreamPump, run_pump
 
 UPSERT_END_USERS = """
 INSERT INTO end_users (company_id, user_id, first_seen, last_seen, traits) VALUES %s
@@ -176,3 +187,30 @@ def payment_rows(events: list[Event]) -> list[tuple]:
         row[6] = event.user_id or row[6]
         row[7].append({"status": event.status, "at": event.event_time.isoformat()})
     return [(*row[:7], json.dumps(row[7]), row[8], row[9]) for row in payments.values()]
+
+
+class EntitiesPump(StreamPump):
+    kind = "entities"
+
+    def __init__(self, settings: Settings, client: redis.Redis, shard: int) -> None:
+        super().__init__(settings, client, entities_stream_key(shard), ENTITIES_GROUP, shard)
+
+    def store(self, entries: list[Entry]) -> None:
+        by_source = {}
+        for entry in entries:
+            by_source.setdefault(entry.source, entry)  # a hand-over repeated within the batch counts once
+        with database.atomic():
+            rows = [{"stream": self.stream, "entry_id": source} for source in by_source]
+            fresh = {row.entry_id for row in PersistedEntry.insert_many(rows).on_conflict_ignore()
+                     .returning(PersistedEntry.entry_id).execute()}
+            apply_entities([event for source, entry in by_source.items() if source in fresh for event in entry.events])
+
+
+redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=30, socket_connect_timeout=2)
+
+
+@dramatiq.actor(actor_name=ENTITIES_SHARD, max_retries=0, time_limit=10 * 60_000)
+def entities_shard(shard: int) -> None:
+    if run_pump(settings, redis_client, EntitiesPump(settings, redis_client, shard),
+                redis_keys.pump_lease("entities", shard), redis_keys.pump_queued("entities", shard)):
+        entities_shard.send(shard)

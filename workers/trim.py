@@ -1,4 +1,4 @@
-"""Actor `trim_streams`: trims each event stream below the lowest entry that some consumer group has
+"""Actor `trim_streams`: trims each event stream (and entities stream) below the lowest entry that some consumer group has
 not acknowledged yet, so no group ever loses an entry it still needs."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import redis
 
 from adtivity.jobs import TRIM_STREAMS
 from adtivity.settings import Settings
-from models.streams import stream_key
+from models.streams import entities_stream_key, stream_key
 from workers import settings
 
 
@@ -40,8 +40,7 @@ def entry_id_parts(entry_id: bytes | str) -> tuple[int, int]:
 
 def trim_all(settings: Settings, client: redis.Redis) -> dict[str, int]:
     trimmed = {}
-    for shard in range(settings.stream_shards):
-        stream = stream_key(shard)
+    for stream in [key(shard) for shard in range(settings.stream_shards) for key in (stream_key, entities_stream_key)]:
         point = safe_trim_point(client, stream)
         if point is not None:
             trimmed[stream] = client.xtrim(stream, minid=point, approximate=False)

@@ -7,7 +7,6 @@ import redis
 
 from adtivity.settings import Settings
 from models.db import database, utcnow
-from models.streams import shard_for, stream_key
 from models.tracking import Quarantine
 from web.accounts import audit
 from web.pagination import paginate
@@ -41,13 +40,13 @@ class QuarantineReplay:
     def on_post(self, req: falcon.Request, resp: falcon.Response, company_id: str) -> None:
         access = company_access(req, company_id, min_role="admin")
         company = str(access.company.id)
-        stream = stream_key(shard_for(company, self.settings.stream_shards))
         replayed = 0
         with database.atomic():
             rows = list(Quarantine.select().where(Quarantine.company_id == access.company.id,
                                                   Quarantine.replayed_at.is_null()).for_update())
             for row in rows:
-                self.redis.xadd(stream, {"c": company, "r": f"replay-{row.id}", "e": bytes(row.payload)})
+                # Back to the stream it failed in (events, or entities), under a new name so it counts once.
+                self.redis.xadd(row.stream, {"c": company, "r": f"replay-{row.id}", "e": bytes(row.payload)})
                 replayed += row.events
             Quarantine.update(replayed_at=utcnow()).where(Quarantine.id.in_([r.id for r in rows])).execute()
         audit("quarantine.replayed", actor_id=access.user.id, company_id=access.company.id,

@@ -55,23 +55,27 @@ CREATE TABLE IF NOT EXISTS events (
     amount Decimal(38, 9),
     currency String,
     payment_method String,
-    request_id String
+    request_id String,
+    stream_entry String
 ) ENGINE = ReplacingMergeTree(received_at)
 PARTITION BY toYYYYMM(event_time)
 ORDER BY (company_id, event_time, message_id);
 
--- Every message id stored, by company: the persist workers look here before inserting, so an event
--- resent (or redelivered after a crash) is stored once. Filled by the view below in the same INSERT.
+-- Every message id stored, by company, with the stream entry that brought it: the persist workers
+-- look here before inserting, so an event resent (or redelivered after a crash) is stored once, and
+-- a redelivered entry can tell its own earlier insert from another entry's. Filled by the view below
+-- in the same INSERT.
 -- Weekly partitions, dropped after DEDUP_RETENTION_DAYS. Fine index granules, since lookups are by
 -- sets of ids scattered over the key range.
 CREATE TABLE IF NOT EXISTS event_ids (
     company_id UUID,
     message_id String,
-    received_at DateTime
+    received_at DateTime,
+    stream_entry String
 ) ENGINE = ReplacingMergeTree(received_at)
 PARTITION BY toMonday(received_at)
 ORDER BY (company_id, message_id)
 SETTINGS index_granularity = 1024;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS event_ids_mv TO event_ids AS
-SELECT company_id, message_id, received_at FROM events
+SELECT company_id, message_id, received_at, stream_entry FROM events

@@ -1,0 +1,196 @@
+"""A stream pump: reads one Redis stream shard with a consumer group and hands batches to `store`,
+acknowledging only what was stored. workers/persist.py and workers/entities.py are its two kinds.
+
+One pump per (kind, shard) at a time, under a Redis lease. It reads batches (up to
+PERSIST_BATCH_EVENTS events or PERSIST_BATCH_SECONDS) and, first, claims entries left pending longer
+than PERSIST_CLAIM_IDLE_SECONDS (a crashed pump's, or ones that failed). A store that is down is
+retried with backoff, holding the batch. An entry that fails for another reason is isolated, left
+pending for later claims and, past PERSIST_MAX_DELIVERIES, quarantined (dead-letter stream plus the
+`quarantine` table), then acknowledged. Each pump runs for PERSIST_PUMP_SECONDS, then its actor
+enqueues a successor; the scheduler restarts any pump whose lease lapsed.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+import clickhouse_connect.driver.exceptions as ch_errors
+import msgspec
+import peewee
+import redis
+
+from adtivity.logs import log_event
+from adtivity.settings import Settings
+from models.db import database
+from models.events import Event
+from models.streams import DEAD_LETTER_STREAM, decode_entry, encode_events
+from models.tracking import Quarantine
+from workers.lease import Lease
+
+log = logging.getLogger(__name__)
+TRANSIENT = (peewee.OperationalError, peewee.InterfaceError, ch_errors.OperationalError, redis.ConnectionError,
+             redis.TimeoutError, ConnectionError, TimeoutError)
+MAX_BACKOFF_SECONDS = 10.0
+
+
+@dataclass
+class Entry:
+    id: str
+    fields: dict
+    events: list[Event]
+
+    @property
+    def source(self) -> str:
+        """The "r" field: the request id (events stream) or the source entry id (entities stream)."""
+        return self.fields.get(b"r", b"").decode()
+
+
+class StreamPump:
+    kind = "pump"
+
+    def __init__(self, settings: Settings, client: redis.Redis, stream: str, group: str, shard: int) -> None:
+        self.settings = settings
+        self.redis = client
+        self.stream = stream
+        self.group = group
+        self.shard = shard
+        self.consumer = f"{group}-{shard}"
+
+    def store(self, entries: list[Entry]) -> None:
+        raise NotImplementedError
+
+    def ensure_group(self) -> None:
+        try:
+            self.redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except redis.ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+
+    # Reading.
+    def read_batch(self, block_seconds: float) -> list[Entry]:
+        """New entries: up to the batch's event count, waiting at most `block_seconds` in all."""
+        entries: list[Entry] = []
+        events = 0
+        deadline = time.monotonic() + block_seconds
+        while events < self.settings.persist_batch_events:
+            remaining_ms = int((deadline - time.monotonic()) * 1000)
+            if remaining_ms <= 0:
+                break
+            answer = self.redis.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=100,
+                                           block=remaining_ms if not entries else None)
+            if not answer:
+                break
+            for entry_id, fields in answer[0][1]:
+                entry = self.decode(entry_id, fields)
+                if entry is not None:
+                    entries.append(entry)
+                    events += len(entry.events)
+        return entries
+
+    def claim_stale(self) -> list[Entry]:
+        """Entries left pending longer than the idle timeout (a crashed pump's, or ones that failed)."""
+        idle_ms = self.settings.persist_claim_idle_seconds * 1000
+        _, claimed, *_ = self.redis.xautoclaim(self.stream, self.group, self.consumer, min_idle_time=idle_ms,
+                                               start_id="0-0", count=500)
+        if not claimed:
+            return []
+        deliveries = {
+            p["message_id"]: p["times_delivered"]
+            for p in self.redis.xpending_range(self.stream, self.group, min=claimed[0][0], max=claimed[-1][0],
+                                               count=len(claimed) + 100, consumername=self.consumer)
+        }
+        entries = []
+        for entry_id, fields in claimed:
+            if fields is None:  # deleted from the stream meanwhile
+                self.redis.xack(self.stream, self.group, entry_id)
+                continue
+            if deliveries.get(entry_id, 0) > self.settings.persist_max_deliveries:
+                self.quarantine(entry_id, fields, f"failed {deliveries[entry_id] - 1} deliveries")
+                continue
+            entry = self.decode(entry_id, fields)
+            if entry is not None:
+                entries.append(entry)
+        return entries
+
+    def decode(self, entry_id: bytes, fields: dict) -> Entry | None:
+        try:
+            return Entry(entry_id.decode(), fields, decode_entry(fields))
+        except (msgspec.DecodeError, msgspec.ValidationError, KeyError) as error:
+            self.quarantine(entry_id, fields, f"undecodable entry: {error}")
+            return None
+
+    # Storing.
+    def persist(self, entries: list[Entry], deadline: float) -> None:
+        """Stores and acknowledges `entries`; what cannot be stored stays pending."""
+        if not entries:
+            return
+        backoff = 0.5
+        while True:
+            try:
+                self.store(entries)
+                self.ack(entries)
+                return
+            except TRANSIENT as error:
+                if time.monotonic() + backoff > deadline:
+                    log_event(log, "store unavailable; batch left pending", level=logging.WARNING, pump=self.kind,
+                              shard=self.shard, entries=len(entries), error=type(error).__name__)
+                    return
+                log_event(log, "store unavailable; retrying", level=logging.WARNING, pump=self.kind,
+                          shard=self.shard, seconds=backoff, error=type(error).__name__)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+            except Exception as error:  # a data problem: find the entries that have it
+                if len(entries) == 1:
+                    log_event(log, "entry failed; left pending for retry", level=logging.WARNING, pump=self.kind,
+                              shard=self.shard, entry=entries[0].id, error=f"{type(error).__name__}: {error}")
+                    return
+                for entry in entries:
+                    self.persist([entry], deadline)
+                return
+
+    def ack(self, entries: list[Entry]) -> None:
+        self.redis.xack(self.stream, self.group, *[e.id for e in entries])
+
+    def quarantine(self, entry_id: bytes | str, fields: dict, reason: str) -> None:
+        entry_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+        company = fields.get(b"c", b"").decode(errors="replace")
+        try:
+            decoded = decode_entry(fields)
+            events, payload = len(decoded), encode_events(decoded)  # with derived session ids folded in
+        except (msgspec.DecodeError, msgspec.ValidationError, KeyError):
+            events, payload = 0, fields.get(b"e", b"")
+        try:
+            company_id = uuid.UUID(company)
+        except ValueError:
+            company_id = None
+        with database.connection_context():
+            Quarantine.create(company_id=company_id, stream=self.stream, entry_id=entry_id, events=events,
+                              payload=payload, reason=reason[:2000])
+        self.redis.xadd(DEAD_LETTER_STREAM, {**fields, b"reason": reason.encode(), b"source": entry_id.encode()})
+        self.redis.xack(self.stream, self.group, entry_id)
+        log_event(log, "entry quarantined", level=logging.WARNING, pump=self.kind, shard=self.shard,
+                  entry=entry_id, reason=reason)
+
+    # The pump.
+    def run(self, lease: Lease, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        self.ensure_group()
+        self.persist(self.claim_stale(), deadline)
+        while time.monotonic() < deadline and lease.renew():
+            wait = min(self.settings.persist_batch_seconds, max(0.0, deadline - time.monotonic()))
+            self.persist(self.read_batch(wait), deadline)
+
+
+def run_pump(settings: Settings, client: redis.Redis, pump: StreamPump, lease_key: str, queued_key: str) -> bool:
+    """Runs `pump` for PERSIST_PUMP_SECONDS if its lease is free; False if another pump holds it."""
+    lease = Lease(client, lease_key, ttl_seconds=settings.persist_claim_idle_seconds / 2)
+    if not lease.acquire():
+        return False
+    client.delete(queued_key)  # running now: the scheduler may queue a new one if this dies
+    try:
+        pump.run(lease, settings.persist_pump_seconds)
+    finally:
+        lease.release()
+    return True
