@@ -1,0 +1,130 @@
+"""Benchmark (c): freshness, seconds from POST to queryable in ClickHouse, p50 and p95, through the
+real processes (web, worker, scheduler from the Procfile) under a steady background load.
+
+    .venv/bin/python bench/freshness.py [--seconds 30] [--load-events-per-second 2000] [--probes-per-second 5]
+
+Probe events with unique message ids are posted while background batches of 50 flow; a poller asks
+ClickHouse every 50 ms which probes are visible and records when each first was. Records the
+figures in docs/benchmarks.md. Needs the services up.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shlex
+import signal
+import statistics
+import subprocess
+import threading
+import time
+import uuid
+
+import requests
+from common import ROOT, bench_company, bench_settings, prepare, record, start
+
+from events import batch
+
+
+def procfile_command(name: str) -> list[str]:
+    lines = (ROOT / "Procfile").read_text().splitlines()
+    return shlex.split(dict(line.split(": ", 1) for line in lines if line.strip())[name])
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument("--load-events-per-second", type=int, default=2000)
+    parser.add_argument("--probes-per-second", type=int, default=5)
+    args = parser.parse_args()
+
+    settings = bench_settings()
+    prepare(settings)
+    import redis
+
+    from models.clickhouse import clickhouse_client
+
+    redis.Redis.from_url(settings.redis_url).flushdb()
+    company, key = bench_company(settings)
+    env = {**os.environ, "PORT": "18082", "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}"}
+    web = start(procfile_command("web"), env, 18082)
+    others = [subprocess.Popen(procfile_command(name), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True) for name in ("worker", "scheduler")]
+    base = "http://127.0.0.1:18082/v1/events"
+    headers = {"Authorization": f"Bearer {key}"}
+    sent_at: dict[str, float] = {}
+    seen_at: dict[str, float] = {}
+    stop = threading.Event()
+
+    def load() -> None:
+        rng = random.Random(5)
+        session = requests.Session()
+        interval = 50 / args.load_events_per_second
+        next_at = time.monotonic()
+        while not stop.is_set():
+            session.post(base, json=batch(rng), headers=headers, timeout=10)
+            next_at += interval
+            time.sleep(max(0.0, next_at - time.monotonic()))
+
+    def probes() -> None:
+        session = requests.Session()
+        while not stop.is_set():
+            message_id = f"probe-{uuid.uuid4()}"
+            sent_at[message_id] = time.monotonic()
+            session.post(base, json={"type": "track", "name": "Probe", "user_id": "prober", "message_id": message_id},
+                         headers=headers, timeout=10)
+            time.sleep(1 / args.probes_per_second)
+
+    def poll() -> None:
+        clickhouse = clickhouse_client(settings.clickhouse_url)
+        while not stop.is_set() or len(seen_at) < len(sent_at):
+            waiting = [m for m in list(sent_at) if m not in seen_at]
+            if waiting:
+                found = clickhouse.query(
+                    "SELECT message_id FROM events WHERE company_id = toUUID(%(c)s) AND message_id IN %(ids)s",
+                    parameters={"c": company, "ids": tuple(waiting)}).result_rows
+                now = time.monotonic()
+                for (message_id,) in found:
+                    seen_at.setdefault(message_id, now)
+            if stop.is_set() and time.monotonic() > stopped_at + 60:
+                break
+            time.sleep(0.05)
+
+    stopped_at = float("inf")
+    threads = [threading.Thread(target=f) for f in (load, probes, poll)]
+    try:
+        time.sleep(8)  # the worker and scheduler start their pumps
+        for thread in threads:
+            thread.start()
+        time.sleep(args.seconds)
+        stopped_at = time.monotonic()
+        stop.set()
+        for thread in threads:
+            thread.join()
+    finally:
+        for process in [web, *others]:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(30)
+    latencies = [seen_at[m] - sent_at[m] for m in sent_at if m in seen_at]
+    lost = len(sent_at) - len(latencies)
+    lines = [
+        f"Command: `.venv/bin/python bench/freshness.py --seconds {args.seconds} --load-events-per-second "
+        f"{args.load_events_per_second} --probes-per-second {args.probes_per_second}` on {os.cpu_count()} cores "
+        "(web, worker, scheduler from the Procfile and every service on the same machine).",
+        "",
+        f"{len(latencies)} probes: POST to queryable in ClickHouse p50 **{statistics.median(latencies):.2f} s**, "
+        f"p95 **{percentile(latencies, 0.95):.2f} s**, max {max(latencies):.2f} s; not seen within a minute: {lost}.",
+    ]
+    print("\n".join(lines))
+    record("Freshness (c)", lines)
+    redis.Redis.from_url(settings.redis_url).flushdb()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
