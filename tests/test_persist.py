@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import time
-
-import pytest
 
 from models.clickhouse import clickhouse_client
 from models.db import database

@@ -4,7 +4,6 @@ SDKs from PyPI, land exactly once; resends change nothing; a worker killed with 
 loses nothing and stores nothing twice."""
 from __future__ import annotations
 
-import datetime as dt
 import threading
 import time
 

@@ -23,14 +23,15 @@ def page_limit(req: falcon.Request, settings: Settings) -> int:
     return limit or settings.page_size_default
 
 
-def encode_cursor(created_at: dt.datetime, row_id: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(msgspec.json.encode([created_at.isoformat(), str(row_id)])).decode().rstrip("=")
+def encode_cursor(moment: dt.datetime, tie_breaker) -> str:
+    """An opaque cursor for the position (time, tie-breaker id) of the last row of a page."""
+    return base64.urlsafe_b64encode(msgspec.json.encode([moment.isoformat(), str(tie_breaker)])).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
+def decode_cursor(cursor: str, tie_breaker_type=uuid.UUID) -> tuple[dt.datetime, object]:
     try:
-        created_at, row_id = msgspec.json.decode(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return dt.datetime.fromisoformat(created_at), uuid.UUID(row_id)
+        moment, tie_breaker = msgspec.json.decode(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return dt.datetime.fromisoformat(moment), tie_breaker_type(tie_breaker)
     except (ValueError, TypeError, msgspec.DecodeError):
         raise ApiError(400, "invalid_cursor", "the cursor is not one this API gave out") from None
 

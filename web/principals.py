@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import falcon
 
+from adtivity.settings import Settings
+
 from models.entities import AuthSession, Company, Membership, User, role_rank
 from web.errors import forbidden, not_found, unauthorized
 from web.keycache import KeyCache, KeyRecord

@@ -2,7 +2,6 @@
 and filters. Always scoped to the caller's company, capped at EVENTS_PAGE_MAX rows, with a query timeout."""
 from __future__ import annotations
 
-import base64
 import datetime as dt
 
 import falcon
@@ -11,6 +10,7 @@ import msgspec
 from adtivity.settings import Settings
 from models.clickhouse import PerThread
 from web.errors import ApiError
+from web.pagination import decode_cursor, encode_cursor
 from web.principals import company_access
 
 COLUMNS = ("message_id", "type", "name", "event_time", "received_at", "user_id", "anonymous_id", "session_id",
@@ -29,18 +29,6 @@ def parse_time(req: falcon.Request, name: str) -> dt.datetime | None:
     except ValueError:
         raise ApiError(400, "invalid_parameter", f"{name} must be an ISO 8601 time") from None
     return moment.astimezone(dt.timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
-
-
-def encode_cursor(event_time: dt.datetime, message_id: str) -> str:
-    return base64.urlsafe_b64encode(msgspec.json.encode([event_time.isoformat(), message_id])).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
-    try:
-        moment, message_id = msgspec.json.decode(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return dt.datetime.fromisoformat(moment), str(message_id)
-    except (ValueError, TypeError, msgspec.DecodeError):
-        raise ApiError(400, "invalid_cursor", "the cursor is not one this API gave out") from None
 
 
 class Events:
@@ -71,7 +59,7 @@ class Events:
             params["until"] = until
         cursor = req.get_param("cursor")
         if cursor:
-            params["after_time"], params["after_id"] = decode_cursor(cursor)
+            params["after_time"], params["after_id"] = decode_cursor(cursor, str)
             where.append("(event_time < toDateTime(%(after_time)s) OR "
                          "(event_time = toDateTime(%(after_time)s) AND message_id < %(after_id)s))")
         query = (f"SELECT {', '.join(COLUMNS)} FROM events WHERE {' AND '.join(where)} "
