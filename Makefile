@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test services services-down status migrate venv clean
+.PHONY: run test bench services services-down status migrate venv clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ run: migrate
 
 test: services
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: services
+	cd bench && ../$(BIN)/python ingest.py && ../$(BIN)/python persist.py && ../$(BIN)/python freshness.py
 
 clean: services-down
 	rm -rf .data
