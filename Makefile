@@ -32,6 +32,7 @@ test: services
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: services
+	command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
 	cd bench && ../$(BIN)/python ingest.py && ../$(BIN)/python persist.py && ../$(BIN)/python freshness.py
 
 clean: services-down
