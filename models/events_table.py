@@ -56,8 +56,9 @@ def company_uuid(company_id: str) -> uuid.UUID:
 _GETTERS = [_COMPUTED.get(name) or attrgetter(name) for name in COLUMN_NAMES[:-1]]
 
 
-def to_row(event: Event, stream_entry: str) -> list:
-    """The row of `event`, which arrived in stream entry `stream_entry`."""
-    row = [getter(event) for getter in _GETTERS]
-    row.append(stream_entry)
-    return row
+def to_columns(events: list[tuple[str, Event]]) -> list[list]:
+    """The columns (in COLUMN_NAMES order) of (stream entry, event) pairs, for a column-oriented
+    insert: one pass per column is cheaper than building a row list per event."""
+    columns = [[getter(event) for _, event in events] for getter in _GETTERS]
+    columns.append([entry for entry, _ in events])
+    return columns
