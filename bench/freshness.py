@@ -21,7 +21,7 @@ import time
 import uuid
 
 import requests
-from common import ROOT, bench_company, bench_settings, prepare, record, start
+from common import cpu_reference, ROOT, bench_company, bench_settings, prepare, record, start
 
 from events import batch
 
@@ -120,6 +120,7 @@ def main() -> int:
         f"{len(latencies)} probes: POST to queryable in ClickHouse p50 **{statistics.median(latencies):.2f} s**, "
         f"p95 **{percentile(latencies, 0.95):.2f} s**, max {max(latencies):.2f} s; not seen within a minute: {lost}.",
     ]
+    lines.append(cpu_reference())
     print("\n".join(lines))
     record("Freshness (c)", lines)
     redis.Redis.from_url(settings.redis_url).flushdb()

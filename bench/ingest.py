@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 
-from common import ROOT, bench_company, bench_settings, prepare, record, start
+from common import cpu_reference, ROOT, bench_company, bench_settings, prepare, record, start
 
 from events import batch
 
@@ -89,6 +89,7 @@ def main() -> int:
         lines.append(f"| {name} | {result['events_per_second']:,.0f} | {result['requests_per_second']:,.0f} | "
                      f"{result['p50_ms']:.2f} | {result['p99_ms']:.2f} | {result['non_2xx']} |")
     lines += ["", f"Adtivity / naive: {ratio:.2f}x."]
+    lines.append(cpu_reference())
     print("\n".join(lines))
     record("Ingest (a)", lines)
     return 0

@@ -16,7 +16,7 @@ import os
 import random
 import time
 
-from common import bench_settings, prepare, record
+from common import cpu_reference, bench_settings, prepare, record
 
 from events import batch
 
@@ -100,6 +100,7 @@ def main() -> int:
         "",
         f"ClickHouse holds {stored:,} events afterwards; batches of up to {settings.persist_batch_events} events.",
     ]
+    lines.append(cpu_reference())
     print("\n".join(lines))
     record("Persistence (b)", lines)
     client.flushdb()
