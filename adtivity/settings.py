@@ -51,6 +51,7 @@ class Settings:
     # API keys.
     key_cache_seconds: int = 30
     key_rotation_grace_seconds: int = 86400
+    key_usage_interval_seconds: int = 60
     # Ingest.
     ingest_max_batch: int = 500
     ingest_max_event_bytes: int = 32_768

@@ -316,3 +316,20 @@ def test_members_send_test_events_viewers_do_not(api, redis_client, settings):
     assert api.post(f"/v1/companies/{t.company_id}/test-events", auth=viewer).status_code == 403
     event = streamed(redis_client, settings)[0]
     assert event.name == "Test Event" and event.message_id == sent.json["message_id"]
+
+
+def test_ingest_keeps_working_with_cached_keys_while_postgres_is_down(api, settings, redis_client):
+    from models.db import open_database
+
+    t = tenant(api)
+    event = {"type": "track", "name": "x", "user_id": "u"}
+    assert api.post("/v1/events", auth=t.write_key, json=event).status_code == 200  # the key is now cached
+    open_database(f"postgresql://postgres@127.0.0.1:{free_port()}/gone")
+    try:
+        answer = api.post("/v1/events", auth=t.write_key, json=event)
+        dashboard = api.get("/v1/me", auth=t.owner)
+    finally:
+        open_database(settings.database_url)
+    assert answer.status_code == 200
+    assert dashboard.status_code == 503 and dashboard.json["error"]["code"] == "unavailable"
+    assert len(streamed(redis_client, settings)) == 2

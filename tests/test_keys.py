@@ -104,3 +104,17 @@ def test_key_of_another_company_cannot_be_touched(api):
     assert api.delete(f"/v1/companies/{mallory_company}/keys/{key_id}", auth=mallory).status_code == 404
     assert api.post(f"/v1/companies/{mallory_company}/keys/{key_id}/rotate", auth=mallory, json={}).status_code == 404
     assert ApiKey.get_by_id(key_id).revoked_at is None
+
+
+def test_last_used_at_is_written_in_the_background(with_settings):
+    api = with_settings(key_usage_interval_seconds=1)
+    owner = api.user()
+    company_id = api.company(owner)
+    created = api.key(owner, company_id, "write")
+    assert created["details"]["last_used_at"] is None
+    api.post("/v1/events", auth=created["key"], json={"type": "track", "name": "x", "user_id": "u"})
+    deadline = time.monotonic() + 5
+    while ApiKey.get_by_id(created["details"]["id"]).last_used_at is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    listed = api.get(f"/v1/companies/{company_id}/keys", auth=owner).json["items"][0]
+    assert listed["last_used_at"] is not None

@@ -52,7 +52,7 @@ class Deps:
         return cls(
             settings=settings,
             redis=client,
-            keys=KeyCache(client, ttl=settings.key_cache_seconds),
+            keys=KeyCache(client, ttl=settings.key_cache_seconds, usage_interval=settings.key_usage_interval_seconds),
             jobs=Jobs(redis_broker(settings.redis_url, settings.dramatiq_namespace)),
             ingest=IngestPipeline(settings, client, RateLimiter(client), Enricher(settings, geoip)),
             clickhouse=PerThread(settings.clickhouse_url, timeout=settings.query_timeout_seconds + 5),

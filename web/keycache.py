@@ -2,7 +2,8 @@
 
 A key is found by its public id in one indexed query; its secret is compared as a SHA-256 digest in
 constant time, so a wrong key costs the same as a right one. Records (also "no such key") are cached
-for `ttl` seconds. Revocation must not wait for the TTL: `announce_revoked` publishes on a Redis
+for `ttl` seconds; a background thread writes the keys' `last_used_at` every `usage_interval`
+seconds. Revocation must not wait for the TTL: `announce_revoked` publishes on a Redis
 channel, and each cache's listener thread evicts at once (every worker within milliseconds). If the
 listener loses Redis it clears the whole cache when it reconnects, since it may have missed messages.
 """
@@ -15,15 +16,17 @@ import time
 import uuid
 from dataclasses import dataclass
 
+import peewee
 import redis
 
 from adtivity.logs import log_event
 from models import redis_keys
-from models.db import utcnow
+from models.db import database, utcnow
 from models.entities import ApiKey, Company
 from web.security import KeyString, digests_match
 
 log = logging.getLogger(__name__)
+SUBSCRIBE_WAIT_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -47,13 +50,16 @@ def announce_revoked(client: redis.Redis, *, public_ids: list[str] = (), company
 
 
 class KeyCache:
-    def __init__(self, client: redis.Redis, *, ttl: float) -> None:
+    def __init__(self, client: redis.Redis, *, ttl: float, usage_interval: float = 60.0) -> None:
         self._client = client
         self._ttl = ttl
+        self._usage_interval = usage_interval
+        self._used: dict[uuid.UUID, dt.datetime] = {}
         self._entries: dict[str, tuple[float, KeyRecord | None]] = {}
         self._generation = 0  # bumped by every eviction, so a lookup racing one does not cache stale data
         self._lock = threading.Lock()
         self._listener: threading.Thread | None = None
+        self._subscribed = threading.Event()
         self._stopping = threading.Event()
 
     def authenticate(self, presented: KeyString) -> KeyRecord | None:
@@ -64,9 +70,24 @@ class KeyCache:
             return None
         if not digests_match(presented.secret, record.secret_digest):
             return None
-        if record.expires_at is not None and record.expires_at <= utcnow():
+        now = utcnow()
+        if record.expires_at is not None and record.expires_at <= now:
             return None
+        self._used[record.key_id] = now
         return record
+
+    def _write_usage(self) -> None:
+        """Every `usage_interval`, writes the keys' last use; a request never waits on Postgres for it
+        (so ingest keeps working with cached keys while Postgres is down)."""
+        while not self._stopping.wait(self._usage_interval):
+            used, self._used = self._used, {}
+            try:
+                with database.connection_context():
+                    for key_id, moment in used.items():
+                        ApiKey.update(last_used_at=moment).where(ApiKey.id == key_id).execute()
+            except peewee.PeeweeException as error:
+                log_event(log, "could not record key use; will retry", level=logging.WARNING, error=type(error).__name__)
+                self._used = {**used, **self._used}
 
     def _lookup(self, public_id: str) -> KeyRecord | None:
         now = time.monotonic()
@@ -118,13 +139,18 @@ class KeyCache:
             if self._listener is None:
                 self._listener = threading.Thread(target=self._listen, name="key-cache-invalidation", daemon=True)
                 self._listener.start()
+                threading.Thread(target=self._write_usage, name="key-usage-writer", daemon=True).start()
+        # Nothing is cached before the subscription is live, or an invalidation sent meanwhile would be missed.
+        self._subscribed.wait(SUBSCRIBE_WAIT_SECONDS)
 
     def _listen(self) -> None:
         while not self._stopping.is_set():
             pubsub = self._client.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.subscribe(redis_keys.KEY_INVALIDATION_CHANNEL)
+                pubsub.get_message(ignore_subscribe_messages=False, timeout=SUBSCRIBE_WAIT_SECONDS)
                 self.clear()
+                self._subscribed.set()
                 while not self._stopping.is_set():
                     message = pubsub.get_message(timeout=1.0)
                     if message is not None:
