@@ -95,7 +95,7 @@ def test_metrics_count_requests_by_route_template_and_status(api):
         ("POST", "/v1/auth/login", {"body": b""}, 400, "invalid_json"),
         ("POST", "/v1/auth/login", {"json": {"email": 5}}, 422, "invalid_body"),
         ("POST", "/v1/auth/login", {"json": [1, 2]}, 422, "invalid_body"),
-        ("POST", "/v1/auth/login", {"body": b"{" + b" " * 2_000_000 + b"}"}, 413, "body_too_large"),
+        ("POST", "/v1/auth/login", {"body": b"{" + b" " * 2_000_000 + b"}"}, 413, "payload_too_large"),
     ],
 )
 def test_every_error_has_the_one_json_shape(client, method, path, kwargs, status, code):

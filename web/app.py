@@ -39,6 +39,7 @@ class Deps:
     redis: redis.Redis
     keys: KeyCache
     jobs: Jobs
+    limiter: RateLimiter
     ingest: IngestPipeline
     clickhouse: PerThread
 
@@ -54,7 +55,8 @@ class Deps:
             redis=client,
             keys=KeyCache(client, ttl=settings.key_cache_seconds, usage_interval=settings.key_usage_interval_seconds),
             jobs=Jobs(redis_broker(settings.redis_url, settings.dramatiq_namespace)),
-            ingest=IngestPipeline(settings, client, RateLimiter(client), Enricher(settings, geoip)),
+            limiter=RateLimiter(client),
+            ingest=IngestPipeline(settings, client, Enricher(settings, geoip)),
             clickhouse=PerThread(settings.clickhouse_url, timeout=settings.query_timeout_seconds + 5),
         )
 
@@ -92,7 +94,7 @@ def create_app(deps: Deps) -> falcon.App:
     app.add_error_handler(redis.TimeoutError, handle_unavailable)
 
     accounts = Accounts(settings)
-    ip_limit = auth.PerIpLimit(deps.ingest.limiter, settings)
+    ip_limit = auth.PerIpLimit(deps.limiter, settings)
 
     app.add_route("/health", health.Health())
     app.add_route("/ready", health.Ready(settings))

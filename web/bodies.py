@@ -36,6 +36,16 @@ def decode_json(raw: bytes, schema: type):
         raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
 
 
+def read_bounded(req: falcon.Request, limit: int) -> bytes:
+    """The request body, or 413 if it is (or says it is) longer than `limit` bytes."""
+    if req.content_length is not None and req.content_length > limit:
+        raise ApiError(413, "payload_too_large", f"the body may be at most {limit} bytes")
+    body = req.bounded_stream.read(limit + 1)
+    if len(body) > limit:
+        raise ApiError(413, "payload_too_large", f"the body may be at most {limit} bytes")
+    return body
+
+
 class ValidateBody:
     """Decodes the body of any request whose resource declares `<METHOD>_SCHEMA`."""
 
@@ -46,9 +56,4 @@ class ValidateBody:
         schema = getattr(resource, f"{req.method}_SCHEMA", None)
         if schema is None:
             return
-        if req.content_length is not None and req.content_length > self.max_body_bytes:
-            raise ApiError(413, "body_too_large", f"the body may be at most {self.max_body_bytes} bytes")
-        raw = req.bounded_stream.read(self.max_body_bytes + 1)
-        if len(raw) > self.max_body_bytes:
-            raise ApiError(413, "body_too_large", f"the body may be at most {self.max_body_bytes} bytes")
-        req.context.body = decode_json(raw, schema)
+        req.context.body = decode_json(read_bounded(req, self.max_body_bytes), schema)

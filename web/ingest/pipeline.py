@@ -14,12 +14,13 @@ from adtivity.settings import Settings
 from models.events import Event
 from models import redis_keys
 from models.streams import shard_for, stream_key
+from web.bodies import read_bounded
 from web.errors import ApiError, too_many_requests
 from web.ingest import wire
 from web.ingest.enrich import Enricher, Rejected, RequestInfo
 from web.ingest.write import EventWriter
 from web.keycache import KeyRecord
-from web.ratelimit import Limit, RateLimiter
+from web.ratelimit import Limit
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,8 @@ def too_large(what: str, limit: int) -> ApiError:
 
 
 class IngestPipeline:
-    def __init__(self, settings: Settings, client: redis.Redis, limiter: RateLimiter, enricher: Enricher) -> None:
+    def __init__(self, settings: Settings, client: redis.Redis, enricher: Enricher) -> None:
         self.settings = settings
-        self.redis = client
-        self.limiter = limiter
         self.enricher = enricher
         self.writer = EventWriter(client, session_timeout_seconds=settings.session_timeout_seconds)
         self.key_limit = Limit(capacity=settings.ingest_rate_per_key_per_second * settings.ingest_burst_seconds,
@@ -54,11 +53,7 @@ class IngestPipeline:
 
     def read_body(self, req: falcon.Request) -> bytes:
         limit = self.settings.max_body_bytes
-        if req.content_length is not None and req.content_length > limit:
-            raise too_large("the body", limit)
-        body = req.bounded_stream.read(limit + 1)
-        if len(body) > limit:
-            raise too_large("the body", limit)
+        body = read_bounded(req, limit)
         encoding = (req.get_header("Content-Encoding") or "").strip().lower()
         if encoding in ("gzip", "x-gzip"):
             inflater = zlib.decompressobj(wbits=31)
