@@ -28,7 +28,7 @@ def drain(client, pump, settings) -> None:
     lease = Lease(client, f"bench-lease-{pump.kind}", ttl_seconds=600)
     lease.acquire()
     while True:
-        pump.run(lease, 2)
+        pump.run(lease, 0.3)  # short runs, so the idle wait after the last batch stays small
         info = client.xinfo_groups(pump.stream)[0]
         if info["pending"] == 0 and info["last-delivered-id"] == client.xinfo_stream(pump.stream)["last-generated-id"]:
             return

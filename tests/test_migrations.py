@@ -37,3 +37,14 @@ def test_sql_files_are_split_into_statements(tmp_path):
     path = tmp_path / "0001_x.sql"
     path.write_text("-- a comment; with a semicolon\nCREATE TABLE a (x int);\n\nCREATE INDEX b ON a (x);\n")
     assert sql_statements(path) == ["CREATE TABLE a (x int)", "CREATE INDEX b ON a (x)"]
+
+
+def test_every_event_field_has_its_events_column(settings):
+    """Rows are inserted as JSONEachRow with unknown fields skipped, so a field without a column would
+    be dropped silently: the two lists must match."""
+    from models.events import Event
+
+    client = clickhouse_client(settings.clickhouse_url)
+    columns = {row[0] for row in client.query(
+        "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'events'").result_rows}
+    assert columns == set(Event.__struct_fields__) | {"tx_value_num", "stream_entry"}

@@ -23,7 +23,7 @@ from adtivity.settings import Settings
 from models import redis_keys
 from models.clickhouse import PerThread
 from models.events import Event
-from models.events_table import COLUMN_NAMES, COLUMN_TYPES, to_columns
+from models.events_table import INSERT_SETTINGS, json_each_row
 from models.streams import PERSIST_GROUP, encode_entry, entities_stream_key, stream_key
 from workers import settings
 from workers.pump import Entry, StreamPump, run_pump
@@ -49,8 +49,8 @@ class EventsPump(StreamPump):
     def store(self, entries: list[Entry]) -> None:
         to_insert, to_forward = self.sort_out(entries)
         if to_insert:
-            self.clickhouse.insert("events", to_columns(to_insert), column_names=COLUMN_NAMES,
-                                   column_type_names=COLUMN_TYPES, column_oriented=True)
+            self.clickhouse.raw_insert("events", insert_block=json_each_row(to_insert), fmt="JSONEachRow",
+                                       settings=INSERT_SETTINGS)
         self.hand_over(entries, to_forward)
 
     def hand_over(self, entries: list[Entry], to_forward: dict[str, list[Event]]) -> None:
