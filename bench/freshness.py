@@ -85,9 +85,13 @@ def main() -> int:
         while not stop.is_set() or len(seen_at) < len(sent_at):
             waiting = [m for m in list(sent_at) if m not in seen_at]
             if waiting:
-                found = clickhouse.query(
-                    "SELECT message_id FROM events WHERE company_id = toUUID(%(c)s) AND message_id IN %(ids)s",
-                    parameters={"c": company, "ids": tuple(waiting)}).result_rows
+                try:
+                    found = clickhouse.query(
+                        "SELECT message_id FROM events WHERE company_id = toUUID(%(c)s) AND message_id IN %(ids)s",
+                        parameters={"c": company, "ids": tuple(waiting)}).result_rows
+                except Exception as error:  # a slow or failed poll is retried, not fatal to the measurement
+                    print(f"poll failed: {type(error).__name__}: {error}")
+                    found = []
                 now = time.monotonic()
                 for (message_id,) in found:
                     seen_at.setdefault(message_id, now)
@@ -112,6 +116,9 @@ def main() -> int:
             process.wait(30)
     latencies = [seen_at[m] - sent_at[m] for m in sent_at if m in seen_at]
     lost = len(sent_at) - len(latencies)
+    if not latencies:
+        print(f"no probe became visible ({len(sent_at)} sent)")
+        return 1
     lines = [
         f"Command: `.venv/bin/python bench/freshness.py --seconds {args.seconds} --load-events-per-second "
         f"{args.load_events_per_second} --probes-per-second {args.probes_per_second}` on {os.cpu_count()} cores "
