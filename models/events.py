@@ -20,7 +20,27 @@ TRANSACTION_STATUSES = ("submitted", "confirmed", "failed")
 PAYMENT_STATUSES = ("started", "completed", "failed", "cancelled")
 
 
-class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
+class OnChainAndPayment(msgspec.Struct, kw_only=True):
+    """The web3 and payment fields, shared by the envelope and web/ingest/wire.Incoming."""
+
+    # Web3 (status is also a signature's or a payment's).
+    wallet_address: str = ""
+    chain_id: str = ""
+    tx_hash: str = ""
+    tx_from: str = ""
+    tx_to: str = ""
+    contract_address: str = ""
+    tx_value: str = ""
+    token: str = ""
+    status: str = ""
+    # Payments.
+    payment_id: str = ""
+    amount: str = ""
+    currency: str = ""
+    payment_method: str = ""
+
+
+class Event(OnChainAndPayment, kw_only=True, omit_defaults=True):
     company_id: str
     message_id: str
     type: str
@@ -63,21 +83,6 @@ class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
     region: str = ""
     city: str = ""
     is_bot: bool = False
-    # Web3.
-    wallet_address: str = ""
-    chain_id: str = ""
-    tx_hash: str = ""
-    tx_from: str = ""
-    tx_to: str = ""
-    contract_address: str = ""
-    tx_value: str = ""
-    token: str = ""
-    status: str = ""
-    # Payments.
-    payment_id: str = ""
-    amount: str = ""
-    currency: str = ""
-    payment_method: str = ""
     # Tracing.
     request_id: str = ""
 

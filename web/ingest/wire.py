@@ -29,7 +29,7 @@ TYPE_ALIASES = {
 }
 
 
-class Incoming(msgspec.Struct, kw_only=True):
+class Incoming(ev.OnChainAndPayment, kw_only=True):
     """One event as the client described it, before validation and enrichment."""
 
     type: str
@@ -45,19 +45,6 @@ class Incoming(msgspec.Struct, kw_only=True):
     properties: JsonObject = {}
     traits: JsonObject = {}
     context: JsonObject = {}
-    wallet_address: str = ""
-    chain_id: str = ""
-    tx_hash: str = ""
-    tx_from: str = ""
-    tx_to: str = ""
-    contract_address: str = ""
-    tx_value: str = ""
-    token: str = ""
-    status: str = ""
-    payment_id: str = ""
-    amount: str = ""
-    currency: str = ""
-    payment_method: str = ""
     ip: str = ""
     country: str = ""
     region: str = ""
