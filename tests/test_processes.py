@@ -40,3 +40,11 @@ def test_all_four_processes_start_work_and_stop_cleanly(settings):
     assert exits == {"web": 0, "worker": 0, "streams": 0, "scheduler": 0}, {
         name: processes[name].lines[-15:] for name, code in exits.items() if code != 0
     }
+
+
+def test_the_worker_has_a_thread_for_other_jobs_beside_every_pump(settings):
+    """Each shard keeps a persist and an entities pump running; health checks, purges and trims need
+    threads too."""
+    arguments = procfile()["worker"].split()
+    threads = int(arguments[arguments.index("--threads") + 1])
+    assert threads > 2 * settings.stream_shards
