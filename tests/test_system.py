@@ -145,3 +145,12 @@ def test_cors_is_open_for_ingest_and_allow_listed_for_the_dashboard(settings):
     simple = client.simulate_get("/health", headers={"Origin": "https://dash.example.com"})
     assert simple.headers["Access-Control-Allow-Origin"] == "https://dash.example.com"
 
+
+
+def test_logs_name_routes_not_paths_so_tokens_in_paths_stay_out(api, caplog):
+    caplog.set_level("INFO")
+    session = api.user()
+    api.post("/v1/invites/secret-invite-token-123/accept", auth=session)
+    logged = " ".join(str(getattr(r, "fields", {})) + r.getMessage() for r in caplog.records)
+    assert "secret-invite-token-123" not in logged
+    assert "/v1/invites/{token}/accept" in logged

@@ -58,7 +58,7 @@ def serialize_error(req: falcon.Request, resp: falcon.Response, error: falcon.HT
 def handle_unexpected(req: falcon.Request, resp: falcon.Response, error: Exception, params: dict) -> None:
     if isinstance(error, falcon.HTTPError):
         raise error
-    log_event(log, "unhandled error", level=logging.ERROR, method=req.method, path=req.path,
+    log_event(log, "unhandled error", level=logging.ERROR, method=req.method, route=req.uri_template or "unmatched",
               request_id=getattr(req.context, "request_id", None), error_type=type(error).__name__,
               exc_info=error)
     raise ApiError(500, "internal_error", "an internal error occurred; it has been logged")
@@ -66,6 +66,6 @@ def handle_unexpected(req: falcon.Request, resp: falcon.Response, error: Excepti
 
 def handle_unavailable(req: falcon.Request, resp: falcon.Response, error: Exception, params: dict) -> None:
     """A store we depend on did not answer: 503 with Retry-After, never a hang or a trace."""
-    log_event(log, "dependency unavailable", level=logging.WARNING, path=req.path, error_type=type(error).__name__)
+    log_event(log, "dependency unavailable", level=logging.WARNING, route=req.uri_template or "unmatched", error_type=type(error).__name__)
     raise ApiError(503, "unavailable", "a service this request needs is unavailable; retry shortly",
                    headers={"Retry-After": "1"})
