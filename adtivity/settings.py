@@ -88,6 +88,8 @@ class Settings:
     kafka_producer_max_batch_size: int = 1
     # The scheduler.
     health_check_seconds: int = 15
+    scheduler_lease_seconds: int = 20
+    scheduler_leader_check_seconds: int = 5
     # Logs.
     log_level: str = "INFO"
     log_format: str = "json"

@@ -23,7 +23,7 @@ from events import batch
 
 def drain(client, pump, settings) -> None:
     """Runs `pump` until its stream is read and acknowledged to the end (not counting the final wait)."""
-    from workers.lease import Lease
+    from adtivity.lease import Lease
 
     lease = Lease(client, f"bench-lease-{pump.kind}", ttl_seconds=600)
     lease.acquire()

@@ -32,3 +32,6 @@ def pump_lease(kind: str, shard: int) -> str:
 def pump_queued(kind: str, shard: int) -> str:
     """Set (with a TTL) when the scheduler enqueued a pump for a shard, so it does not enqueue piles."""
     return f"{PREFIX}:queued:{kind}:{shard}"
+
+# Held by the scheduler replica that schedules; its value starts with "<host>:<pid>:".
+SCHEDULER_LEADER = f"{PREFIX}:lease:scheduler"

@@ -1,6 +1,7 @@
 """Builds the APScheduler scheduler with its periodic jobs and runs it until SIGTERM/SIGINT.
 
-Each job only enqueues a Dramatiq actor by name; the heavy work runs in the worker process.
+Each job only enqueues a Dramatiq actor by name; the heavy work runs in the worker process. Every
+replica runs the same schedule, but only the leader (scheduler/leader.py) lets its jobs through.
 """
 from __future__ import annotations
 
@@ -16,14 +17,16 @@ from adtivity.jobs import CHECK_HEALTH, ENTITIES_SHARD, PERSIST_SHARD, TRIM_STRE
 from adtivity.logs import configure_logging, log_event
 from adtivity.settings import Settings
 from models import redis_keys
+from scheduler.leader import Leadership
 
 log = logging.getLogger("scheduler")
 PUMP_QUEUED_SECONDS = 60
 PUMPS = (("persist", PERSIST_SHARD), ("entities", ENTITIES_SHARD))
 
 
-def build_scheduler(settings: Settings, jobs: Jobs, client: redis.Redis) -> BlockingScheduler:
+def build_scheduler(settings: Settings, jobs: Jobs, client: redis.Redis, leadership: Leadership) -> BlockingScheduler:
     scheduler = BlockingScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
+    leading = leadership.only_when_leading
 
     def enqueue_health_check() -> None:
         jobs.enqueue(CHECK_HEALTH)
@@ -39,13 +42,17 @@ def build_scheduler(settings: Settings, jobs: Jobs, client: redis.Redis) -> Bloc
                 if client.set(redis_keys.pump_queued(kind, shard), 1, nx=True, ex=PUMP_QUEUED_SECONDS):
                     jobs.enqueue(actor, shard)
 
+    def enqueue_trim() -> None:
+        jobs.enqueue(TRIM_STREAMS)
+
     now = dt.datetime.now(dt.timezone.utc)
-    scheduler.add_job(enqueue_health_check, "interval", seconds=settings.health_check_seconds,
-                      id="health-check", next_run_time=now)
-    scheduler.add_job(ensure_persist_pumps, "interval", seconds=settings.persist_ensure_seconds,
-                      id="persist-pumps", next_run_time=now)
-    scheduler.add_job(lambda: jobs.enqueue(TRIM_STREAMS), "interval", seconds=settings.stream_trim_seconds,
-                      id="trim-streams")
+    scheduler.add_job(leadership.check, "interval", seconds=settings.scheduler_leader_check_seconds,
+                      id="leadership", next_run_time=now)
+    scheduler.add_job(leading(enqueue_health_check), "interval", seconds=settings.health_check_seconds,
+                      id="health-check", next_run_time=now + dt.timedelta(seconds=1))
+    scheduler.add_job(leading(ensure_persist_pumps), "interval", seconds=settings.persist_ensure_seconds,
+                      id="persist-pumps", next_run_time=now + dt.timedelta(seconds=1))
+    scheduler.add_job(leading(enqueue_trim), "interval", seconds=settings.stream_trim_seconds, id="trim-streams")
     return scheduler
 
 
@@ -54,11 +61,14 @@ def main() -> int:
     configure_logging(settings, process="scheduler")
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
     client.ping()
-    scheduler = build_scheduler(settings, Jobs(redis_broker(settings.redis_url, settings.dramatiq_namespace)), client)
+    leadership = Leadership(client, lease_seconds=settings.scheduler_lease_seconds)
+    jobs = Jobs(redis_broker(settings.redis_url, settings.dramatiq_namespace))
+    scheduler = build_scheduler(settings, jobs, client, leadership)
 
     def stop(signum, frame) -> None:
         log_event(log, "stopping", signal=signal.Signals(signum).name)
         scheduler.shutdown(wait=False)
+        leadership.resign()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

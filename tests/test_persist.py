@@ -11,7 +11,7 @@ from models.streams import PERSIST_GROUP, stream_key
 from models.tracking import EndUser, Identity, PaymentSession, Quarantine, Session, Wallet
 from tests.ingest_helpers import tenant
 from workers.entities import EntitiesPump
-from workers.lease import Lease
+from adtivity.lease import Lease
 from workers.persist import EventsPump
 from workers.trim import trim_all
 

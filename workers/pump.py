@@ -27,7 +27,7 @@ from models.db import database
 from models.events import Event
 from models.streams import DEAD_LETTER_STREAM, decode_entry, encode_events
 from models.tracking import Quarantine
-from workers.lease import Lease
+from adtivity.lease import Lease
 
 log = logging.getLogger(__name__)
 TRANSIENT = (peewee.OperationalError, peewee.InterfaceError, ch_errors.OperationalError, redis.ConnectionError,

@@ -1,5 +1,5 @@
 """A lease in Redis: at most one holder at a time, lost if not renewed within its TTL.
-Used so exactly one persist pump works on a stream shard at once."""
+Used so exactly one pump works on a stream shard at once, and one scheduler replica leads."""
 from __future__ import annotations
 
 import secrets
@@ -11,11 +11,11 @@ _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL
 
 
 class Lease:
-    def __init__(self, client: redis.Redis, key: str, *, ttl_seconds: float) -> None:
+    def __init__(self, client: redis.Redis, key: str, *, ttl_seconds: float, holder: str = "") -> None:
         self.client = client
         self.key = key
         self.ttl_ms = int(ttl_seconds * 1000)
-        self.token = secrets.token_hex(16)
+        self.token = f"{holder}:{secrets.token_hex(16)}" if holder else secrets.token_hex(16)
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
 
