@@ -13,6 +13,7 @@ CHECK_HEALTH = "check_health"
 PERSIST_SHARD = "persist_shard"
 ENTITIES_SHARD = "entities_shard"
 TRIM_STREAMS = "trim_streams"
+HOUSEKEEPING = "housekeeping"
 DEFAULT_QUEUE = "default"
 
 

@@ -73,6 +73,8 @@ class Settings:
     persist_max_deliveries: int = 5
     dedup_retention_days: int = 35
     persist_ensure_seconds: int = 5
+    housekeeping_keep_days: int = 30
+    housekeeping_seconds: int = 3600
     stream_trim_seconds: int = 60
     # Reading events back.
     events_page_max: int = 1_000

@@ -13,7 +13,7 @@ import time
 import redis
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from adtivity.jobs import CHECK_HEALTH, ENTITIES_SHARD, PERSIST_SHARD, TRIM_STREAMS, Jobs, redis_broker
+from adtivity.jobs import CHECK_HEALTH, ENTITIES_SHARD, HOUSEKEEPING, PERSIST_SHARD, TRIM_STREAMS, Jobs, redis_broker
 from adtivity.logs import configure_logging, log_event
 from adtivity.settings import Settings
 from models import redis_keys
@@ -45,6 +45,9 @@ def build_scheduler(settings: Settings, jobs: Jobs, client: redis.Redis, leaders
     def enqueue_trim() -> None:
         jobs.enqueue(TRIM_STREAMS)
 
+    def enqueue_housekeeping() -> None:
+        jobs.enqueue(HOUSEKEEPING)
+
     now = dt.datetime.now(dt.timezone.utc)
     scheduler.add_job(leadership.check, "interval", seconds=settings.scheduler_leader_check_seconds,
                       id="leadership", next_run_time=now)
@@ -53,6 +56,8 @@ def build_scheduler(settings: Settings, jobs: Jobs, client: redis.Redis, leaders
     scheduler.add_job(leading(ensure_persist_pumps), "interval", seconds=settings.persist_ensure_seconds,
                       id="persist-pumps", next_run_time=now + dt.timedelta(seconds=1))
     scheduler.add_job(leading(enqueue_trim), "interval", seconds=settings.stream_trim_seconds, id="trim-streams")
+    scheduler.add_job(leading(enqueue_housekeeping), "interval", seconds=settings.housekeeping_seconds,
+                      id="housekeeping")
     return scheduler
 
 

@@ -1,0 +1,68 @@
+"""Actor `housekeeping`: removes what has outlived its use.
+
+- ClickHouse `event_ids` partitions (weeks) wholly older than DEDUP_RETENTION_DAYS: resends older than
+  that are no longer recognised, as documented;
+- Postgres: expired or used one-time tokens, expired refresh tokens, login attempts, recorded stream
+  entries and sent mails older than HOUSEKEEPING_KEEP_DAYS.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import dramatiq
+
+from adtivity.jobs import HOUSEKEEPING
+from adtivity.logs import log_event
+from adtivity.settings import Settings
+from models.clickhouse import clickhouse_client
+from models.db import database, utcnow
+from models.entities import LoginAttempt, MailOutbox, OneTimeToken, RefreshToken
+from models.tracking import PersistedEntry
+from workers import settings
+
+log = logging.getLogger(__name__)
+
+
+def drop_old_dedup_weeks(client, *, retention_days: int, today: dt.date) -> list[str]:
+    """Drops the `event_ids` partitions whose whole week ended more than `retention_days` ago."""
+    partitions = [row[0] for row in client.query(
+        "SELECT DISTINCT partition FROM system.parts WHERE database = currentDatabase() "
+        "AND table = 'event_ids' AND active").result_rows]
+    cutoff = today - dt.timedelta(days=retention_days)
+    dropped = []
+    for partition in partitions:
+        week = dt.date.fromisoformat(partition.strip("'"))
+        if week + dt.timedelta(days=7) <= cutoff:
+            client.command(f"ALTER TABLE event_ids DROP PARTITION '{week.isoformat()}'")
+            dropped.append(week.isoformat())
+    return dropped
+
+
+def prune_postgres(*, keep_days: int, now: dt.datetime) -> dict[str, int]:
+    old = now - dt.timedelta(days=keep_days)
+    with database.connection_context():
+        return {
+            "one_time_tokens": OneTimeToken.delete().where(
+                (OneTimeToken.expires_at < now) | (OneTimeToken.used_at < old)).execute(),
+            "refresh_tokens": RefreshToken.delete().where(RefreshToken.expires_at < now).execute(),
+            "login_attempts": LoginAttempt.delete().where(LoginAttempt.created_at < old).execute(),
+            "persisted_entries": PersistedEntry.delete().where(PersistedEntry.persisted_at < old).execute(),
+            "mail_outbox": MailOutbox.delete().where(MailOutbox.sent_at < old).execute(),
+        }
+
+
+def keep_house(settings: Settings) -> dict:
+    done = {
+        "event_ids_weeks_dropped": drop_old_dedup_weeks(clickhouse_client(settings.clickhouse_url),
+                                                        retention_days=settings.dedup_retention_days,
+                                                        today=utcnow().date()),
+        "rows_deleted": prune_postgres(keep_days=settings.housekeeping_keep_days, now=utcnow()),
+    }
+    log_event(log, "housekeeping done", **done)
+    return done
+
+
+@dramatiq.actor(actor_name=HOUSEKEEPING, max_retries=3, time_limit=10 * 60_000)
+def housekeeping() -> None:
+    keep_house(settings)
