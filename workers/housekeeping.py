@@ -26,15 +26,16 @@ log = logging.getLogger(__name__)
 
 def drop_old_dedup_weeks(client, *, retention_days: int, today: dt.date) -> list[str]:
     """Drops the `event_ids` partitions whose whole week ended more than `retention_days` ago."""
-    partitions = [row[0] for row in client.query(
-        "SELECT DISTINCT partition FROM system.parts WHERE database = currentDatabase() "
+    partition_ids = [row[0] for row in client.query(
+        "SELECT DISTINCT partition_id FROM system.parts WHERE database = currentDatabase() "
         "AND table = 'event_ids' AND active").result_rows]
     cutoff = today - dt.timedelta(days=retention_days)
     dropped = []
-    for partition in partitions:
-        week = dt.date.fromisoformat(partition.strip("'"))
+    for partition_id in sorted(partition_ids):
+        week = dt.datetime.strptime(partition_id, "%Y%m%d").date()  # a Date partition's id is YYYYMMDD
         if week + dt.timedelta(days=7) <= cutoff:
-            client.command(f"ALTER TABLE event_ids DROP PARTITION '{week.isoformat()}'")
+            # By id: ClickHouse 18.16 cannot name the 1970-01-01 week by its value.
+            client.command(f"ALTER TABLE event_ids DROP PARTITION ID '{partition_id}'")
             dropped.append(week.isoformat())
     return dropped
 
