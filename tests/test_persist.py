@@ -88,9 +88,13 @@ def test_events_land_once_with_their_entities_and_a_resend_changes_nothing(api, 
 def test_duplicates_within_one_batch_are_stored_once(api, settings, redis_client):
     t = tenant(api)
     event = {"type": "track", "name": "dup", "user_id": "u", "message_id": "same"}
-    api.post("/v1/events", auth=t.write_key, json=[event, event, event])
+    api.post("/v1/events", auth=t.write_key, json=[event, event, event, {**event, "message_id": "other"}])
     drain(settings, redis_client)
-    assert stored(settings, t.company_id) == 1
+    assert stored(settings, t.company_id) == 2
+    # Only part of the entry was new: that part alone reached the entities, with its session id.
+    with database.connection_context():
+        sessions = list(Session.select().where(Session.company_id == t.company_id))
+    assert [s.events for s in sessions] == [2] and sessions[0].session_id
 
 
 class CrashOnInsert:

@@ -24,7 +24,7 @@ from models import redis_keys
 from models.clickhouse import PerThread
 from models.events import Event
 from models.events_table import INSERT_SETTINGS, json_each_row
-from models.streams import PERSIST_GROUP, encode_entry, entities_stream_key, stream_key
+from models.streams import PERSIST_GROUP, encode_events, entities_stream_key, stream_key
 from workers import settings
 from workers.pump import Entry, StreamPump, run_pump
 
@@ -58,8 +58,14 @@ class EventsPump(StreamPump):
         with self.redis.pipeline(transaction=False) as pipe:
             stream = entities_stream_key(self.shard)
             for entry in entries:
-                if to_forward.get(entry.id):
-                    pipe.xadd(stream, encode_entry(entry.fields[b"c"].decode(), to_forward[entry.id], entry.id))
+                events = to_forward.get(entry.id)
+                if not events:
+                    continue
+                if len(events) == len(entry.events):  # the whole entry: pass its bytes on as they are
+                    payload, sessions = entry.fields[b"e"], entry.fields.get(b"s", b"")
+                else:  # a part: the decoded events carry their session ids already
+                    payload, sessions = encode_events(events), b""
+                pipe.xadd(stream, {b"c": entry.fields[b"c"], b"r": entry.id.encode(), b"e": payload, b"s": sessions})
             pipe.execute()
 
     def sort_out(self, entries: list[Entry]) -> tuple[list[tuple[str, Event]], dict[str, list[Event]]]:
