@@ -8,7 +8,6 @@ import peewee
 from models.db import BaseModel, new_id, utcnow
 
 ROLES = ("viewer", "member", "admin", "owner")
-KEY_KINDS = ("write", "read")
 
 
 def role_rank(role: str) -> int:

@@ -36,8 +36,15 @@ def shard_for(company_id: str, shards: int) -> int:
     return zlib.crc32(company_id.encode()) % shards
 
 
-def encode_entry(company_id: str, events: list[Event], request_id: str) -> dict[str, bytes]:
-    return {"c": company_id.encode(), "r": request_id.encode(), "e": encode_events(events)}
+def entry_fields(company_id: str | bytes, source: str, payload: bytes, sessions: bytes = b"") -> dict[bytes, bytes]:
+    """The fields of a stream entry: company, source ("r": a request id, or the events-stream entry
+    an entities-stream entry came from), encoded events and derived session ids."""
+    company = company_id if isinstance(company_id, bytes) else company_id.encode()
+    return {b"c": company, b"r": source.encode(), b"e": payload, b"s": sessions}
+
+
+def encode_entry(company_id: str, events: list[Event], source: str) -> dict[bytes, bytes]:
+    return entry_fields(company_id, source, encode_events(events))
 
 
 def decode_entry(fields: dict[bytes, bytes]) -> list[Event]:

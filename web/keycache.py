@@ -129,9 +129,6 @@ class KeyCache:
             self._generation += 1
             self._entries.clear()
 
-    def close(self) -> None:
-        self._stopping.set()
-
     def _ensure_listening(self) -> None:
         if self._listener is not None:
             return

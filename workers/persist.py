@@ -24,7 +24,7 @@ from models import redis_keys
 from models.clickhouse import PerThread
 from models.events import Event
 from models.events_table import INSERT_SETTINGS, json_each_row
-from models.streams import PERSIST_GROUP, encode_events, entities_stream_key, stream_key
+from models.streams import PERSIST_GROUP, encode_events, entities_stream_key, entry_fields, stream_key
 from workers import settings
 from workers.pump import Entry, StreamPump, run_pump
 
@@ -65,7 +65,7 @@ class EventsPump(StreamPump):
                     payload, sessions = entry.fields[b"e"], entry.fields.get(b"s", b"")
                 else:  # a part: the decoded events carry their session ids already
                     payload, sessions = encode_events(events), b""
-                pipe.xadd(stream, {b"c": entry.fields[b"c"], b"r": entry.id.encode(), b"e": payload, b"s": sessions})
+                pipe.xadd(stream, entry_fields(entry.fields[b"c"], entry.id, payload, sessions))
             pipe.execute()
 
     def sort_out(self, entries: list[Entry]) -> tuple[list[tuple[str, Event]], dict[str, list[Event]]]:

@@ -7,6 +7,7 @@ import redis
 
 from adtivity.settings import Settings
 from models.db import database, utcnow
+from models.streams import entry_fields
 from models.tracking import Quarantine
 from web.accounts import audit
 from web.pagination import paginate
@@ -46,7 +47,7 @@ class QuarantineReplay:
                                                   Quarantine.replayed_at.is_null()).for_update())
             for row in rows:
                 # Back to the stream it failed in (events, or entities), under a new name so it counts once.
-                self.redis.xadd(row.stream, {"c": company, "r": f"replay-{row.id}", "e": bytes(row.payload)})
+                self.redis.xadd(row.stream, entry_fields(company, f"replay-{row.id}", bytes(row.payload)))
                 replayed += row.events
             Quarantine.update(replayed_at=utcnow()).where(Quarantine.id.in_([r.id for r in rows])).execute()
         audit("quarantine.replayed", actor_id=access.user.id, company_id=access.company.id,
