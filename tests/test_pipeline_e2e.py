@@ -48,6 +48,11 @@ def stored(settings, company_id: str) -> int:
         "SELECT count() FROM events WHERE company_id = toUUID(%(c)s)", parameters={"c": company_id}).result_rows[0][0]
 
 
+def end_users(company_id: str) -> int:
+    with database.connection_context():
+        return EndUser.select().where(EndUser.company_id == company_id).count()
+
+
 def caught_up(redis_client, settings) -> bool:
     """Every entry of every stream delivered to the persist group and acknowledged."""
     for shard in range(settings.stream_shards):
@@ -93,9 +98,8 @@ def test_three_formats_and_real_sdks_land_exactly_once(system, settings, redis_c
     total = 120 + 30 + 22 + 10
 
     wait_for(lambda: stored(settings, company) == total, 30, f"{total} events in ClickHouse")
-    with database.connection_context():
-        users = EndUser.select().where(EndUser.company_id == company).count()
-    assert users == 9 + 30 + 20 + 10
+    # End users are written by the entities stage, which follows persistence.
+    wait_for(lambda: end_users(company) == 9 + 30 + 20 + 10, 30, "every end user in Postgres")
     segment_identify = requests.get(f"{base}/v1/companies/{company}/events", params={"type": "identify"},
                                     headers=auth, timeout=10).json()["items"]
     assert segment_identify[0]["traits"] == {"plan": "pro"}

@@ -81,8 +81,9 @@ class KeyCache:
         (so ingest keeps working with cached keys while Postgres is down)."""
         while not self._stopping.wait(self._usage_interval):
             used, self._used = self._used, {}
+            bound = database.obj  # the proxy may be re-bound meanwhile; enter and leave the same database
             try:
-                with database.connection_context():
+                with bound.connection_context():
                     for key_id, moment in used.items():
                         ApiKey.update(last_used_at=moment).where(ApiKey.id == key_id).execute()
             except peewee.PeeweeException as error:
