@@ -33,5 +33,19 @@ def pump_queued(kind: str, shard: int) -> str:
     """Set (with a TTL) when the scheduler enqueued a pump for a shard, so it does not enqueue piles."""
     return f"{PREFIX}:queued:{kind}:{shard}"
 
+def handed_over(shard: int) -> str:
+    """Set of the events-stream entries of a shard handed to the entities stream but not yet
+    acknowledged: a redelivered entry found here is not handed over a second time."""
+    return f"{PREFIX}:handed:{shard}"
+
+
+def realtime_snapshot(company_id: str) -> str:
+    """A company's latest real-time snapshot (JSON), published by the streams app."""
+    return f"{PREFIX}:rt:{company_id}"
+
+
+# Seconds-since-epoch up to which every real-time snapshot is current (written after each publish).
+REALTIME_AS_OF = f"{PREFIX}:rt:as-of"
+
 # Held by the scheduler replica that schedules; its value starts with "<host>:<pid>:".
 SCHEDULER_LEADER = f"{PREFIX}:lease:scheduler"

@@ -7,7 +7,8 @@ import datetime as dt
 
 from models.clickhouse import clickhouse_client
 from models.db import database
-from models.streams import PERSIST_GROUP, stream_key
+from models import redis_keys
+from models.streams import PERSIST_GROUP, decode_entry, entities_stream_key, stream_key
 from models.tracking import EndUser, Identity, PaymentSession, Quarantine, Session, Wallet
 from tests.ingest_helpers import tenant
 from workers.entities import EntitiesPump
@@ -162,10 +163,14 @@ def test_a_crash_after_the_hand_over_before_the_ack_stores_nothing_twice(api, se
 
     drain(fast, redis_client, events_pump=NoAck)
     assert stored(settings, t.company_id) == 8 and session_events(t.company_id) == 8
-    drain(fast, redis_client)  # redelivered: stored already, handed over again, applied once
+    drain(fast, redis_client)  # redelivered: stored already and handed over already
     assert stored(settings, t.company_id) == 8
     assert pending(redis_client, settings) == 0
     assert session_events(t.company_id) == 8
+    handed = [fields for shard in range(settings.stream_shards)
+              for _, fields in redis_client.xrange(entities_stream_key(shard))]
+    assert len(handed) == 1 and len(decode_entry(handed[0])) == 8
+    assert not any(redis_client.exists(redis_keys.handed_over(shard)) for shard in range(settings.stream_shards))
 
 
 def test_a_poison_entry_is_quarantined_then_replayed(api, settings, redis_client):

@@ -7,8 +7,10 @@ For each batch (see workers/pump.py for reading, retries and quarantine):
    attempt that died before acknowledging) is not inserted again; repeats within the batch count once;
 2. inserts the new events in one INSERT (which also fills `event_ids`, with the entry id);
 3. appends, per entry, its events (new, or stored by its own earlier attempt) to the entities
-   stream, named by the entry id, so the entities pump applies each entry once;
-4. acknowledges the entries.
+   stream, named by the entry id, and notes the entry in the shard's hand-over set, in one
+   transaction; an entry found in that set (a redelivery) is not handed over again, so every
+   stored event reaches the entities stream exactly once (the real-time counts depend on it);
+4. acknowledges the entries and takes them out of the hand-over set, in one transaction.
 A crash between any two steps leaves the entries pending; the retry repeats what is missing and
 nothing else. Postgres being down does not stop this path (nor ClickHouse being down the entities one).
 """
@@ -45,6 +47,7 @@ class EventsPump(StreamPump):
     def __init__(self, settings: Settings, client: redis.Redis, clickhouse, shard: int) -> None:
         super().__init__(settings, client, stream_key(shard), PERSIST_GROUP, shard)
         self.clickhouse = clickhouse
+        self.handed_key = redis_keys.handed_over(shard)
 
     def store(self, entries: list[Entry]) -> None:
         to_insert, to_forward = self.sort_out(entries)
@@ -54,18 +57,31 @@ class EventsPump(StreamPump):
         self.hand_over(entries, to_forward)
 
     def hand_over(self, entries: list[Entry], to_forward: dict[str, list[Event]]) -> None:
-        """Appends each entry's events to the entities stream, named by the entry's id."""
-        with self.redis.pipeline(transaction=False) as pipe:
+        """Appends each entry's events to the entities stream, named by the entry's id, unless an
+        earlier delivery of the entry did."""
+        forwarding = [entry for entry in entries if to_forward.get(entry.id)]
+        if not forwarding:
+            return
+        handed = self.redis.smismember(self.handed_key, [entry.id for entry in forwarding])
+        with self.redis.pipeline(transaction=True) as pipe:
             stream = entities_stream_key(self.shard)
-            for entry in entries:
-                events = to_forward.get(entry.id)
-                if not events:
+            for entry, already in zip(forwarding, handed):
+                if already:
                     continue
+                events = to_forward[entry.id]
                 if len(events) == len(entry.events):  # the whole entry: pass its bytes on as they are
                     payload, sessions = entry.fields[b"e"], entry.fields.get(b"s", b"")
                 else:  # a part: the decoded events carry their session ids already
                     payload, sessions = encode_events(events), b""
                 pipe.xadd(stream, entry_fields(entry.fields[b"c"], entry.id, payload, sessions))
+                pipe.sadd(self.handed_key, entry.id)
+            pipe.execute()
+
+    def ack(self, entries: list[Entry]) -> None:
+        ids = [entry.id for entry in entries]
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xack(self.stream, self.group, *ids)
+            pipe.srem(self.handed_key, *ids)
             pipe.execute()
 
     def sort_out(self, entries: list[Entry]) -> tuple[list[tuple[str, Event]], dict[str, list[Event]]]:
