@@ -88,6 +88,13 @@ class Settings:
     streams_app_id: str = "adtivity-streams"
     streams_data_dir: str = ".data/streams"
     kafka_producer_max_batch_size: int = 1
+    realtime_partitions: int = 4
+    realtime_read_entries: int = 500
+    realtime_message_max_bytes: int = 524_288
+    realtime_publish_seconds: float = 1.0
+    realtime_stale_seconds: int = 10
+    realtime_hll_lg_k: int = 12
+    realtime_max_keys: int = 1_000
     # The scheduler.
     health_check_seconds: int = 15
     scheduler_lease_seconds: int = 20

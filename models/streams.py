@@ -16,6 +16,7 @@ from models.redis_keys import PREFIX
 
 PERSIST_GROUP = "persist"
 ENTITIES_GROUP = "entities"
+REALTIME_GROUP = "realtime"  # the streams app's bridge, on the entities streams
 DEAD_LETTER_STREAM = f"{PREFIX}:ev:dead"
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(list[Event])

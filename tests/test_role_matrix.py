@@ -41,6 +41,7 @@ ENDPOINTS = [
     Endpoint("DELETE", "/v1/companies/{company}/keys/{key}", "admin"),
     Endpoint("POST", "/v1/companies/{company}/test-events", "member"),
     Endpoint("GET", "/v1/companies/{company}/events", "viewer", read_key=True),
+    Endpoint("GET", "/v1/companies/{company}/realtime", "viewer", read_key=True),
     Endpoint("GET", "/v1/companies/{company}/quarantine", "admin"),
     Endpoint("POST", "/v1/companies/{company}/quarantine/replay", "admin"),
 ]
