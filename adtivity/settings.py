@@ -91,7 +91,7 @@ class Settings:
     realtime_partitions: int = 4
     realtime_read_entries: int = 500
     realtime_message_max_bytes: int = 524_288
-    realtime_publish_seconds: float = 1.0
+    realtime_publish_seconds: float = 0.25
     realtime_stale_seconds: int = 10
     realtime_hll_lg_k: int = 12
     realtime_max_keys: int = 1_000

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -37,8 +38,8 @@ def prepare(settings: Settings) -> None:
     run_migrations(settings)
 
 
-def bench_company(settings: Settings) -> tuple[str, str]:
-    """A new company and write key, made directly in the database."""
+def bench_company(settings: Settings, kinds: tuple[str, ...] = ("write",)) -> tuple[str, ...]:
+    """A new company and a key of each kind asked for, made directly in the database."""
     from models.db import open_database
     from models.entities import Company, Membership, User
     from web.resources.keys import create_key
@@ -47,7 +48,17 @@ def bench_company(settings: Settings) -> tuple[str, str]:
     user = User.create(email=f"bench{time.time_ns()}@example.com", password_hash="x")
     company = Company.create(name=f"bench {time.time_ns()}", owner=user)
     Membership.create(company=company, user=user, role="owner")
-    return str(company.id), create_key(company, "write", "bench", user).key
+    return (str(company.id), *(create_key(company, kind, "bench", user).key for kind in kinds))
+
+
+def procfile_command(name: str) -> list[str]:
+    lines = (ROOT / "Procfile").read_text().splitlines()
+    return shlex.split(dict(line.split(": ", 1) for line in lines if line.strip())[name])
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
 def start(command: list[str], env: dict, port: int) -> subprocess.Popen:

@@ -1,8 +1,11 @@
-"""Realistic event batches for the benchmarks: web2 and web3 events of about 400 bytes each."""
+"""Realistic event batches for the benchmarks: web2 and web3 events of about 400 bytes each, as an
+SDK sends them (`batch`) or as ingest writes them to the streams (`enriched_batches`)."""
 from __future__ import annotations
 
+import datetime as dt
 import random
 import uuid
+from collections.abc import Iterator
 
 PAGES = ["/", "/pricing", "/docs/getting-started", "/blog/launch", "/app/dashboard", "/checkout"]
 AGENTS = [
@@ -39,3 +42,24 @@ def event(rng: random.Random, *, with_message_id: bool = True) -> dict:
 
 def batch(rng: random.Random, size: int = 50, *, with_message_id: bool = True) -> list[dict]:
     return [event(rng, with_message_id=with_message_id) for _ in range(size)]
+
+
+def enriched_batches(settings, rng: random.Random, companies: list[str], events: int) -> Iterator[tuple[str, list]]:
+    """(company, enriched events) in batches of 50, `events` in all, built by the real ingest
+    enricher as a request now would be, each with its session id."""
+    import msgspec
+
+    from web.ingest import wire
+    from web.ingest.enrich import Enricher, RequestInfo
+
+    enricher = Enricher(settings)
+    made = 0
+    while made < events:
+        company = rng.choice(companies)
+        request = RequestInfo(company_id=company, received_at=dt.datetime.now(dt.timezone.utc), sent_at=None,
+                              user_agent="", ip="203.0.113.9", country="", request_id="bench")
+        built = [enricher.build(msgspec.convert(raw, wire.NativeEvent).incoming(), request) for raw in batch(rng)]
+        for event in built:
+            event.session_id = event.session_id or f"s-{event.identity}"
+        made += len(built)
+        yield company, built

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import shlex
 import signal
 import statistics
 import subprocess
@@ -21,19 +20,10 @@ import time
 import uuid
 
 import requests
-from common import cpu_reference, ROOT, bench_company, bench_settings, prepare, record, start
+from common import (ROOT, bench_company, bench_settings, cpu_reference, percentile, prepare, procfile_command,
+                    record, start)
 
 from events import batch
-
-
-def procfile_command(name: str) -> list[str]:
-    lines = (ROOT / "Procfile").read_text().splitlines()
-    return shlex.split(dict(line.split(": ", 1) for line in lines if line.strip())[name])
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
 def main() -> int:

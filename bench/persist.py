@@ -11,14 +11,13 @@ the figures in docs/benchmarks.md. Needs the services up.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import random
 import time
 
 from common import cpu_reference, bench_settings, prepare, record
 
-from events import batch
+from events import enriched_batches
 
 
 def drain(client, pump, settings) -> None:
@@ -44,14 +43,11 @@ def main() -> int:
     prepare(settings)
     import uuid
 
-    import msgspec
     import redis
 
     from models.clickhouse import clickhouse_client
     from models.db import open_database
     from models.streams import encode_entry, stream_key
-    from web.ingest import wire
-    from web.ingest.enrich import Enricher, RequestInfo
     from workers.entities import EntitiesPump
     from workers.persist import EventsPump
 
@@ -59,20 +55,12 @@ def main() -> int:
     client.flushdb()
     open_database(settings.database_url)
     clickhouse = clickhouse_client(settings.clickhouse_url, timeout=60)
-    enricher = Enricher(settings)
     rng = random.Random(11)
     companies = [str(uuid.uuid4()) for _ in range(args.companies)]
     started = time.perf_counter()
     made = 0
     pipe = client.pipeline(transaction=False)
-    while made < args.events:
-        company = rng.choice(companies)
-        now = dt.datetime.now(dt.timezone.utc)
-        request = RequestInfo(company_id=company, received_at=now, sent_at=None, user_agent="", ip="203.0.113.9",
-                              country="", request_id="bench")
-        events = [enricher.build(msgspec.convert(raw, wire.NativeEvent).incoming(), request) for raw in batch(rng)]
-        for event in events:
-            event.session_id = event.session_id or f"s-{event.identity}"
+    for company, events in enriched_batches(settings, rng, companies, args.events):
         pipe.xadd(stream_key(0), encode_entry(company, events, "bench"))
         made += len(events)
         if len(pipe) >= 200:

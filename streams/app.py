@@ -62,14 +62,21 @@ buckets = app.Table("buckets", default=None, key_type=bytes, value_type=bytes, p
 
 
 class Publishing:
-    """What the agent tells the publisher (companies whose buckets changed) and the publisher tells
-    the agent (expired bucket keys, deleted by the agent, where a table may be written)."""
+    """What the agent and the publisher share: each company's bucket keys (kept by the agent, rebuilt
+    from the table when a minute begins or after a rebalance), the companies whose buckets changed,
+    and the expired keys the publisher found, for the agent to delete (only an agent may write the
+    table)."""
 
     def __init__(self) -> None:
+        self.keys: dict[str, set[bytes]] = {}
         self.changed: set[str] = set()
         self.expired: dict[str, list[bytes]] = {}
-        self.published: set[str] = set()
         self.minute = -1
+
+    def rebuild(self, table_keys) -> None:
+        self.keys = {}
+        for key in table_keys:
+            self.keys.setdefault(realtime.parse_key(key)[0], set()).add(key)
 
 
 publishing = Publishing()
@@ -97,50 +104,66 @@ async def aggregate_events(stream) -> None:
             log_event(log, "undecodable real-time message skipped", level=logging.ERROR, error=str(error),
                       partition=event.message.partition, offset=event.message.offset)
             continue
+        keys = publishing.keys.setdefault(message.company_id, set())
         for key, bucket in changed.items():
             buckets[key] = realtime.encode_bucket(bucket)
+            keys.add(key)
         for key in publishing.expired.pop(message.company_id, ()):
             if key in buckets:
                 del buckets[key]
+            keys.discard(key)
         if changed:
             publishing.changed.add(message.company_id)
 
 
 @app.timer(interval=settings.realtime_publish_seconds)
 async def publish_snapshots() -> None:
-    """Snapshots of the companies whose buckets changed (of every company when a minute begins,
-    as the windows move), then the as-of stamp. Nothing while the table is being recovered."""
+    """Snapshots of the companies whose buckets changed (of every company when a minute begins, as
+    the windows move), then the as-of stamp. Nothing while partitions are being assigned or recovered."""
     if app.rebalancing or not app.tables.recovery.completed.is_set():
+        publishing.minute = -1  # the table's partitions may change: rebuild the key index afterwards
         return
     now = time.time()
     minute = int(now // 60)
-    companies: dict[str, tuple[dict[int, realtime.Bucket], list[bytes]]] = {}
-    expired: dict[str, list[bytes]] = {}
-    for key, value in list(buckets.items()):
-        company_id, kind, number = realtime.parse_key(key)
-        if realtime.is_expired(kind, number, now):
-            expired.setdefault(company_id, []).append(key)
-            continue
-        minutes, day = companies.setdefault(company_id, ({}, []))
-        if kind == "m":
-            minutes[number] = realtime.decode_bucket(value)
-        else:
-            day.append(value)
-    publishing.expired = expired
     changed, publishing.changed = publishing.changed, set()
-    due = set(companies) if minute != publishing.minute else changed & set(companies)
+    if minute != publishing.minute:
+        publishing.rebuild(list(buckets.keys()))
+        due = set(publishing.keys)
+    else:
+        due = changed
     async with redis_client.pipeline(transaction=False) as pipe:
         for company_id in due:
-            minutes, day = companies[company_id]
-            today = realtime.decode_bucket(day[0]) if day else None
-            view = realtime.snapshot(minutes, today, now=now, lg_k=settings.realtime_hll_lg_k)
-            pipe.set(redis_keys.realtime_snapshot(company_id), _json.encode(view), ex=SNAPSHOT_TTL_SECONDS)
-        for company_id in publishing.published - set(companies):
-            pipe.delete(redis_keys.realtime_snapshot(company_id))
+            view = company_snapshot(company_id, now)
+            if view is None:
+                pipe.delete(redis_keys.realtime_snapshot(company_id))
+            else:
+                pipe.set(redis_keys.realtime_snapshot(company_id), _json.encode(view), ex=SNAPSHOT_TTL_SECONDS)
         pipe.set(redis_keys.REALTIME_AS_OF, now)
         await pipe.execute()
-    publishing.published = set(companies)
     publishing.minute = minute
+
+
+def company_snapshot(company_id: str, now: float) -> dict | None:
+    """The company's snapshot from its live buckets (None when it has none); notes its expired ones."""
+    minutes: dict[int, realtime.Bucket] = {}
+    today = None
+    expired = []
+    for key in publishing.keys.get(company_id, ()):
+        _, kind, number = realtime.parse_key(key)
+        value = buckets.get(key)
+        if value is None:
+            continue
+        if realtime.is_expired(kind, number, now):
+            expired.append(key)
+        elif kind == "m":
+            minutes[number] = realtime.decode_bucket(value)
+        else:
+            today = realtime.decode_bucket(value)
+    if expired:
+        publishing.expired[company_id] = expired
+    if not minutes and today is None:
+        return None
+    return realtime.snapshot(minutes, today, now=now, lg_k=settings.realtime_hll_lg_k)
 
 
 @app.timer(interval=HEARTBEAT_SECONDS)

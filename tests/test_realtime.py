@@ -4,11 +4,14 @@ bounds, and the snapshot's windows."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import time
 
-from models import realtime
+from models import realtime, redis_keys
 from models.events import Event
 from models.streams import encode_events
 from streams.bridge import group_entries
+from tests.ingest_helpers import tenant
 
 NOW = 1_796_036_085.0  # 2026-11-30 10:54:45 UTC: fixed, so minute arithmetic is deterministic
 COMPANY = "0b6e5c1e-8f43-4e6e-9d44-4b2f7d3c0a11"
@@ -166,3 +169,24 @@ def test_the_bridge_groups_by_company_in_order_and_splits_by_size():
     assert [(m.company_id, [entry_id for entry_id, _ in m.entries]) for m in messages] == [
         ("b", ["0-0", "2-0"]), ("a", ["1-0", "3-0"]), ("b", ["4-0"]), ("a", ["5-0"])]
     assert all(m.shard == 2 for m in messages)
+
+
+def test_the_api_serves_the_snapshot_with_as_of_and_says_when_it_is_stale(api, settings, redis_client):
+    t = tenant(api)
+    path = f"/v1/companies/{t.company_id}/realtime"
+    nothing_yet = api.get(path, auth=t.read_key).json
+    assert nothing_yet["stale"] is True and nothing_yet["as_of"] is None
+    assert nothing_yet["last_hour"]["events"] == 0
+
+    view = realtime.snapshot({}, None, now=time.time(), lg_k=12)
+    view["last_hour"]["events"] = 42
+    redis_client.set(redis_keys.realtime_snapshot(t.company_id), json.dumps(view))
+    redis_client.set(redis_keys.REALTIME_AS_OF, time.time() - 1)
+    fresh = api.get(path, auth=t.owner).json
+    assert fresh["stale"] is False and fresh["last_hour"]["events"] == 42 and fresh["company_id"] == t.company_id
+
+    redis_client.set(redis_keys.REALTIME_AS_OF, time.time() - settings.realtime_stale_seconds - 1)
+    old = api.get(path, auth=t.read_key).json
+    assert old["stale"] is True and old["last_hour"]["events"] == 42
+    assert dt.datetime.fromisoformat(old["as_of"]) < dt.datetime.now(dt.timezone.utc) - dt.timedelta(
+        seconds=settings.realtime_stale_seconds)

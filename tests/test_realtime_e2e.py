@@ -13,12 +13,12 @@ import pytest
 import requests
 
 from models.clickhouse import clickhouse_client
+from tests.ingest_helpers import CHROME, GOOGLEBOT
 from tests.processes import Process, free_port, process_env, wait_for
 from tests.test_pipeline_e2e import setup_company, stored
 
 pytestmark = pytest.mark.processes
 STALE_SECONDS = 4
-BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ def mixed_events(prefix: str, n: int, now: dt.datetime) -> list[dict]:
                            "amount": "9.99", "currency": ("USD", "EUR")[i % 2]})
         else:
             events.append({**base, "type": "page", "context": {"page": {"path": "/bot"},
-                                                               "userAgent": "Mozilla/5.0 (compatible; Googlebot/2.1)"}})
+                                                               "userAgent": GOOGLEBOT}})
     return events
 
 
@@ -129,12 +129,12 @@ def matches_clickhouse(settings, base: str, company: str, auth: dict, expected_e
 def send(base: str, key: str, events: list[dict]) -> None:
     for start in range(0, len(events), 100):
         answer = requests.post(f"{base}/v1/events", json=events[start:start + 100],
-                               headers={"Authorization": f"Bearer {key}", "User-Agent": BROWSER}, timeout=10)
+                               headers={"Authorization": f"Bearer {key}", "User-Agent": CHROME}, timeout=10)
         assert answer.status_code == 200 and answer.json()["accepted"] == len(events[start:start + 100]), answer.text
 
 
 def humans(events: list[dict]) -> int:
-    return sum(1 for event in events if "Googlebot" not in str(event.get("context", {})))
+    return sum(1 for event in events if event.get("context", {}).get("userAgent") != GOOGLEBOT)
 
 
 def test_counts_equal_clickhouse_across_resends_late_events_and_a_graceful_restart(system, settings):
