@@ -7,7 +7,8 @@ Throughput: builds realistic enriched events, starts the streams process from th
 app id, waits until it publishes, then writes all the events to the entities streams at once (what
 the persist pump hands on) and times until the snapshots count every one; also reports the process's
 resident memory.
-Latency: runs web, worker, scheduler and streams from the Procfile under a steady background load,
+Drift: kills the streams process with SIGKILL while it drains a backlog, restarts it on the same app
+id and compares the settled counts with the events written. Latency: runs web, worker, scheduler and streams from the Procfile under a steady background load,
 posts one probe event at a time to a company of its own and polls GET /realtime (read key) every
 20 ms until the probe is counted. Records the figures in docs/benchmarks.md. Needs the services up.
 """
@@ -65,45 +66,99 @@ def resident_megabytes(pid: int) -> float:
     return total / 1024
 
 
-def throughput(settings, client, args) -> list[str]:
-    from models import redis_keys
+def backlog(settings, companies: list[str], events: int, seed: int) -> tuple[list[tuple[str, dict]], int]:
+    """Entities-stream entries of realistic events for `companies`, and how many are not bots."""
     from models.streams import encode_events, entities_stream_key, entry_fields, shard_for
 
-    rng = random.Random(17)
-    companies = [str(uuid.uuid4()) for _ in range(args.companies)]
-    entries, expected = [], 0
-    for company, events in enriched_batches(settings, rng, companies, args.events):
+    entries, humans = [], 0
+    for company, built in enriched_batches(settings, random.Random(seed), companies, events):
         stream = entities_stream_key(shard_for(company, settings.stream_shards))
-        entries.append((stream, entry_fields(company, "bench", encode_events(events))))
-        expected += sum(1 for event in events if not event.is_bot)
+        entries.append((stream, entry_fields(company, "bench", encode_events(built))))
+        humans += sum(1 for event in built if not event.is_bot)
+    return entries, humans
+
+
+def wait_published(client, since: float = 0.0) -> None:
+    from models import redis_keys
+
+    deadline = time.monotonic() + 120
+    while float(client.get(redis_keys.REALTIME_AS_OF) or 0) <= since:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the streams process published nothing within 2 minutes")
+        time.sleep(0.01)
+
+
+def counted(client, companies: list[str]) -> int:
+    from models import redis_keys
+
+    snapshots = client.mget([redis_keys.realtime_snapshot(company) for company in companies])
+    return sum(json.loads(snapshot)["today"]["events"] for snapshot in snapshots if snapshot)
+
+
+def write(client, entries: list[tuple[str, dict]]) -> None:
+    with client.pipeline(transaction=False) as pipe:
+        for stream, fields in entries:
+            pipe.xadd(stream, fields)
+        pipe.execute()
+
+
+def throughput(settings, client, args) -> list[str]:
+    companies = [str(uuid.uuid4()) for _ in range(args.companies)]
+    entries, expected = backlog(settings, companies, args.events, seed=17)
     streams = spawn("streams", process_env())
     try:
-        deadline = time.monotonic() + 120
-        while not client.exists(redis_keys.REALTIME_AS_OF):
-            if time.monotonic() > deadline:
-                raise RuntimeError("the streams process published nothing within 2 minutes")
-            time.sleep(0.01)
+        wait_published(client)
         started = time.monotonic()  # idle and ready: now the whole backlog arrives at once
-        with client.pipeline(transaction=False) as pipe:
-            for stream, fields in entries:
-                pipe.xadd(stream, fields)
-            pipe.execute()
-        counted = 0
-        while counted < expected and time.monotonic() < started + 600:
+        write(client, entries)
+        total = 0
+        while total < expected and time.monotonic() < started + 600:
             time.sleep(0.05)
-            snapshots = client.mget([redis_keys.realtime_snapshot(company) for company in companies])
-            counted = sum(json.loads(s)["today"]["events"] for s in snapshots if s)
+            total = counted(client, companies)
         seconds = time.monotonic() - started
         memory = resident_megabytes(streams.pid)
     finally:
         stop([streams])
-    if counted != expected:
-        raise RuntimeError(f"snapshots count {counted} of {expected} events")
+    if total != expected:
+        raise RuntimeError(f"snapshots count {total} of {expected} events")
     return [
         "| stream to snapshot (one streams process) | events | seconds | events/s | resident memory |",
         "|---|---|---|---|---|",
         f"| {args.companies} companies, a backlog written at once | {expected:,} | {seconds:.1f} | **{expected / seconds:,.0f}** | "
         f"{memory:.0f} MB |",
+    ]
+
+
+def drift_after_sigkill(settings, client, args) -> list[str]:
+    """SIGKILL of the streams process a second into draining a backlog, a restart on the same app id
+    (state recovered from the changelog), then the settled count against the truth."""
+    companies = [str(uuid.uuid4()) for _ in range(args.companies)]
+    entries, expected = backlog(settings, companies, args.events // 2, seed=23)
+    env = process_env()
+    streams = spawn("streams", env)
+    try:
+        wait_published(client)
+        write(client, entries)
+        time.sleep(1.0)
+        at_kill = counted(client, companies)
+        os.killpg(streams.pid, signal.SIGKILL)
+        streams.wait(10)
+        killed_at = time.time()
+        streams = spawn("streams", env)
+        wait_published(client, since=killed_at)
+        recovered = time.monotonic()
+        total, settled_since = -1, time.monotonic()
+        while time.monotonic() < recovered + 300:
+            now_counted = counted(client, companies)
+            if now_counted != total:
+                total, settled_since = now_counted, time.monotonic()
+            elif total >= expected and time.monotonic() - settled_since > 5:
+                break
+            time.sleep(0.1)
+    finally:
+        stop([streams])
+    return [
+        f"SIGKILL after 1 s of draining {expected:,} events ({at_kill:,} counted at the kill), restart on the same "
+        f"app id: settled at {total:,}, a drift of **{total - expected:+,}** events.",
     ]
 
 
@@ -193,6 +248,8 @@ def main() -> int:
         *throughput(settings, client, args),
         "",
     ]
+    client.flushdb()
+    lines += [*drift_after_sigkill(settings, client, args), ""]
     client.flushdb()
     lines += latency(settings, args)
     lines.append(cpu_reference())
