@@ -44,7 +44,7 @@ def realtime_snapshot(company_id: str) -> str:
     return f"{PREFIX}:rt:{company_id}"
 
 
-# Seconds-since-epoch up to which every real-time snapshot is current (written after each publish).
+# Seconds since the epoch up to which every accepted event is counted in the real-time snapshots.
 REALTIME_AS_OF = f"{PREFIX}:rt:as-of"
 
 # Held by the scheduler replica that schedules; its value starts with "<host>:<pid>:".

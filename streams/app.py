@@ -4,8 +4,9 @@ Data flow: the bridge (streams/bridge.py) moves stored events from the Redis ent
 `<app id>-events` topic, one message per company and batch; the `aggregate_events` agent applies each
 message to the company's minute and day buckets in the changelogged `buckets` table (recovered on
 restart), each changed bucket written once per message; every REALTIME_PUBLISH_SECONDS the publisher
-turns buckets into one snapshot per company in Redis and stamps REALTIME_AS_OF, which the web API
-reads (models/realtime.py has the bucket logic).
+turns buckets into one snapshot per company in Redis and stamps REALTIME_AS_OF with the moment up to
+which every accepted event is counted (streams/watermark.py), which the web API reads
+(models/realtime.py has the bucket logic).
 
 Broker settings follow INFRA.md: short session/rebalance timeouts and heartbeats (Tansu holds a
 group join for half the session timeout), earliest offsets, replication factor 1, no web server (nothing
@@ -27,6 +28,7 @@ from adtivity.settings import Settings
 from models import redis_keys
 from models import realtime
 from streams.bridge import Bridge
+from streams.watermark import counted_until
 
 log = logging.getLogger("streams")
 HEARTBEAT_SECONDS = 1.0
@@ -131,6 +133,7 @@ async def publish_snapshots() -> None:
         due = set(publishing.keys)
     else:
         due = changed
+    as_of = await counted_until(redis_client, settings.stream_shards, now)
     async with redis_client.pipeline(transaction=False) as pipe:
         for company_id in due:
             view = company_snapshot(company_id, now)
@@ -138,7 +141,7 @@ async def publish_snapshots() -> None:
                 pipe.delete(redis_keys.realtime_snapshot(company_id))
             else:
                 pipe.set(redis_keys.realtime_snapshot(company_id), _json.encode(view), ex=SNAPSHOT_TTL_SECONDS)
-        pipe.set(redis_keys.REALTIME_AS_OF, now)
+        pipe.set(redis_keys.REALTIME_AS_OF, as_of)
         await pipe.execute()
     publishing.minute = minute
 

@@ -2,7 +2,7 @@
 real stores and the real broker: the snapshot equals ClickHouse's counts for the windows it covers,
 after a graceful restart and after SIGKILL of the streams process; late events and bots stay out of
 the windows; with the streams process down the API says the snapshot is stale while ingest and
-persistence carry on."""
+persistence carry on; with persistence stalled the snapshot says it is stale too."""
 from __future__ import annotations
 
 import datetime as dt
@@ -198,4 +198,17 @@ def test_streams_down_means_stale_while_ingest_and_persistence_carry_on(system, 
     processes["streams"].start()
     processes["streams"].wait_ready()
     wait_for(lambda: matches_clickhouse(settings, base, company, auth, 2 * humans(later)), 60,
+             "the snapshot to be fresh and caught up")
+
+
+def test_a_stalled_persistence_makes_the_snapshot_stale_until_it_catches_up(system, settings):
+    base, processes = system
+    company, key, auth = setup_company(base)
+    processes["worker"].stop()
+    events = mixed_events("w", 30, dt.datetime.now(dt.timezone.utc))
+    send(base, key, events)
+    wait_for(lambda: realtime(base, company, auth)["stale"], STALE_SECONDS + 5, "the snapshot to be reported stale")
+    processes["worker"].start()
+    processes["worker"].wait_ready()
+    wait_for(lambda: matches_clickhouse(settings, base, company, auth, humans(events)), 60,
              "the snapshot to be fresh and caught up")
