@@ -9,6 +9,7 @@ from pathlib import Path
 
 from models import redis_keys
 from models.entities import User
+from models.streams import PERSIST_GROUP, stream_key
 from workers.health import record_health
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,10 +48,15 @@ def test_no_api_call_makes_a_platform_admin(api):
 def test_status_shows_the_latest_health_check_and_heartbeats(api, settings, redis_client):
     session = api.user("ops2@example.com")
     create_admin(session.email)
+    redis_client.xgroup_create(stream_key(0), PERSIST_GROUP, id="0", mkstream=True)
+    redis_client.xadd(stream_key(0), {"e": "x"})
+    redis_client.set(redis_keys.REALTIME_AS_OF, time.time() - 30)
     record_health(settings, redis_client)
     redis_client.set(redis_keys.process_heartbeat("streams"), time.time())
     status = api.get("/v1/system/status", auth=session).json
     assert status["health_check"]["dependencies"]["postgres"]["up"] is True
+    assert status["health_check"]["streams"][stream_key(0)] == {PERSIST_GROUP: {"pending": 0, "lag": 1}}
+    assert 30 <= status["health_check"]["realtime"]["seconds_behind"] < 35
     assert status["processes"]["worker"]["seconds_ago"] < 5
     assert status["processes"]["streams"]["seconds_ago"] < 5
     assert status["processes"]["scheduler"] is None
