@@ -10,6 +10,7 @@ from __future__ import annotations
 import zlib
 
 import msgspec
+import redis
 
 from models.events import Event
 from models.redis_keys import PREFIX
@@ -61,3 +62,49 @@ def decode_entry(fields: dict[bytes, bytes]) -> list[Event]:
 
 def encode_events(events: list[Event]) -> bytes:
     return _encoder.encode(events)
+
+
+def entry_seconds(entry_id: bytes | str) -> float:
+    """When an entry was added: its id begins with the millisecond."""
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return int(text.partition("-")[0]) / 1000
+
+
+def backlog_since(client: redis.Redis, watched: list[tuple[str, str]], now: float) -> float:
+    """The time of the oldest entry that some (stream, group) of `watched` has not acknowledged (read
+    and pending, or not read yet), or `now` when there is none: every entry added before the returned
+    moment has been processed by all of those groups."""
+    with client.pipeline(transaction=False) as pipe:
+        for stream, group in watched:
+            pipe.xpending(stream, group)
+            pipe.xinfo_groups(stream)
+        answers = pipe.execute(raise_on_error=False)
+    oldest = now
+    undelivered = []
+    for index, (stream, group) in enumerate(watched):
+        pending, groups = answers[2 * index], answers[2 * index + 1]
+        if isinstance(pending, Exception) or isinstance(groups, Exception):
+            continue  # no such stream or group yet: nothing added there waits for it
+        if pending["pending"]:
+            oldest = min(oldest, entry_seconds(pending["min"]))
+        info = next((g for g in groups if g["name"].decode() == group), None)
+        if info is not None and info.get("lag") != 0:  # None: Redis cannot tell, so look
+            undelivered.append((stream, info["last-delivered-id"]))
+    if undelivered:
+        with client.pipeline(transaction=False) as pipe:
+            for stream, delivered in undelivered:
+                pipe.xrange(stream, min=b"(" + delivered, count=1)
+            for entries in pipe.execute():
+                if entries:
+                    oldest = min(oldest, entry_seconds(entries[0][0]))
+    return oldest
+
+
+def persisted_watch(shards: int) -> list[tuple[str, str]]:
+    """What must be acknowledged for an event to be in ClickHouse."""
+    return [(stream_key(shard), PERSIST_GROUP) for shard in range(shards)]
+
+
+def realtime_watch(shards: int) -> list[tuple[str, str]]:
+    """What must be acknowledged for an event to be in the real-time snapshots."""
+    return persisted_watch(shards) + [(entities_stream_key(shard), REALTIME_GROUP) for shard in range(shards)]

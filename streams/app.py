@@ -5,7 +5,7 @@ Data flow: the bridge (streams/bridge.py) moves stored events from the Redis ent
 message to the company's minute and day buckets in the changelogged `buckets` table (recovered on
 restart), each changed bucket written once per message; every REALTIME_PUBLISH_SECONDS the publisher
 turns buckets into one snapshot per company in Redis and stamps REALTIME_AS_OF with the moment up to
-which every accepted event is counted (streams/watermark.py), which the web API reads
+which every accepted event is counted (models.streams.backlog_since), which the web API reads
 (models/realtime.py has the bucket logic).
 
 Broker settings follow INFRA.md: short session/rebalance timeouts and heartbeats (Tansu holds a
@@ -21,6 +21,7 @@ import time
 
 import faust
 import msgspec
+import redis
 import redis.asyncio as aioredis
 
 from adtivity.logs import log_event, log_handler
@@ -28,7 +29,6 @@ from adtivity.settings import Settings
 from models import redis_keys
 from models import realtime
 from streams.bridge import Bridge
-from streams.watermark import counted_until
 
 log = logging.getLogger("streams")
 HEARTBEAT_SECONDS = 1.0
@@ -58,6 +58,7 @@ def create_app(settings: Settings) -> faust.App:
 settings = Settings.from_env()
 app = create_app(settings)
 redis_client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5)  # connects lazily
+sync_redis = redis.Redis.from_url(settings.redis_url, socket_timeout=5)  # for the watermark, run in a thread
 events_topic = app.topic(f"{settings.streams_app_id}-events", key_type=bytes, value_type=bytes,
                          partitions=settings.realtime_partitions)
 buckets = app.Table("buckets", default=None, key_type=bytes, value_type=bytes, partitions=settings.realtime_partitions)
@@ -133,7 +134,7 @@ async def publish_snapshots() -> None:
         due = set(publishing.keys)
     else:
         due = changed
-    as_of = await counted_until(redis_client, settings.stream_shards, now)
+    as_of = await asyncio.to_thread(backlog_since, sync_redis, realtime_watch(settings.stream_shards), now)
     async with redis_client.pipeline(transaction=False) as pipe:
         for company_id in due:
             view = company_snapshot(company_id, now)

@@ -3,18 +3,15 @@ buckets, exactly-once application across redeliveries and partial crashes, late 
 bounds, and the snapshot's windows."""
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import time
 
-import redis.asyncio as aioredis
-
 from models import realtime, redis_keys
 from models.events import Event
-from models.streams import PERSIST_GROUP, REALTIME_GROUP, encode_events, entities_stream_key, stream_key
+from models.streams import (PERSIST_GROUP, REALTIME_GROUP, backlog_since, encode_events, entities_stream_key,
+                            persisted_watch, realtime_watch, stream_key)
 from streams.bridge import group_entries
-from streams.watermark import counted_until
 from tests.ingest_helpers import tenant
 
 NOW = 1_796_036_085.0  # 2026-11-30 10:54:45 UTC: fixed, so minute arithmetic is deterministic
@@ -197,25 +194,22 @@ def test_the_api_serves_the_snapshot_with_as_of_and_says_when_it_is_stale(api, s
 
 
 def test_the_snapshots_are_current_up_to_the_oldest_entry_either_group_has_not_acknowledged(settings, redis_client):
-    async def watermark(now: float) -> float:
-        client = aioredis.Redis.from_url(settings.redis_url)
-        try:
-            return await counted_until(client, settings.stream_shards, now)
-        finally:
-            await client.aclose()
+    def watermark(now: float) -> float:
+        return backlog_since(redis_client, realtime_watch(settings.stream_shards), now)
 
     now = time.time()
-    assert asyncio.run(watermark(now)) == now  # no streams at all
+    assert watermark(now) == now  # no streams at all
     events, entities = stream_key(0), entities_stream_key(1)
     redis_client.xgroup_create(events, PERSIST_GROUP, id="0", mkstream=True)
     redis_client.xgroup_create(entities, REALTIME_GROUP, id="0", mkstream=True)
     redis_client.xadd(events, {"e": "x"}, id="1000000-0")  # accepted, not yet read by the persist pump
     redis_client.xadd(entities, {"e": "x"}, id="2000000-0")
-    assert asyncio.run(watermark(now)) == 1000.0
+    assert watermark(now) == 1000.0
     redis_client.xreadgroup(PERSIST_GROUP, "p", {events: ">"})  # read, still pending
-    assert asyncio.run(watermark(now)) == 1000.0
+    assert watermark(now) == 1000.0
     redis_client.xack(events, PERSIST_GROUP, "1000000-0")
-    assert asyncio.run(watermark(now)) == 2000.0  # the bridge has not read its entry yet
+    assert watermark(now) == 2000.0  # the bridge has not read its entry yet
+    assert backlog_since(redis_client, persisted_watch(settings.stream_shards), now) == now
     redis_client.xreadgroup(REALTIME_GROUP, "r", {entities: ">"})
     redis_client.xack(entities, REALTIME_GROUP, "2000000-0")
-    assert asyncio.run(watermark(now)) == now
+    assert watermark(now) == now
