@@ -14,6 +14,8 @@ PERSIST_SHARD = "persist_shard"
 ENTITIES_SHARD = "entities_shard"
 TRIM_STREAMS = "trim_streams"
 HOUSEKEEPING = "housekeeping"
+ROLLUP_ALL = "rollup_all"
+ROLLUP_COMPANY = "rollup_company"
 DEFAULT_QUEUE = "default"
 
 

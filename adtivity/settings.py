@@ -76,6 +76,12 @@ class Settings:
     housekeeping_keep_days: int = 30
     housekeeping_seconds: int = 3600
     stream_trim_seconds: int = 60
+    # Rollups (workers/rollups.py) and retention.
+    rollup_every_seconds: int = 300
+    rollup_window_hours: int = 48
+    rollup_max_values: int = 500
+    rollup_hll_lg_k: int = 12
+    rollup_query_timeout_seconds: int = 120
     # Reading events back.
     events_page_max: int = 1_000
     query_timeout_seconds: int = 10

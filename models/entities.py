@@ -32,6 +32,7 @@ class Company(BaseModel):
     owner = peewee.ForeignKeyField(User, column_name="owner_id", on_delete="RESTRICT")
     created_at = peewee.DateTimeField(default=utcnow)
     deleted_at = peewee.DateTimeField(null=True)
+    retention_months = peewee.IntegerField(default=13)
 
     class Meta:
         table_name = "companies"

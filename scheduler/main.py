@@ -13,7 +13,8 @@ import time
 import redis
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from adtivity.jobs import CHECK_HEALTH, ENTITIES_SHARD, HOUSEKEEPING, PERSIST_SHARD, TRIM_STREAMS, Jobs, redis_broker
+from adtivity.jobs import (CHECK_HEALTH, ENTITIES_SHARD, HOUSEKEEPING, PERSIST_SHARD, ROLLUP_ALL, TRIM_STREAMS, Jobs,
+                          redis_broker)
 from adtivity.logs import configure_logging, log_event
 from adtivity.settings import Settings
 from models import redis_keys
@@ -48,6 +49,9 @@ def build_scheduler(settings: Settings, jobs: Jobs, client: redis.Redis, leaders
     def enqueue_housekeeping() -> None:
         jobs.enqueue(HOUSEKEEPING)
 
+    def enqueue_rollups() -> None:
+        jobs.enqueue(ROLLUP_ALL)
+
     now = dt.datetime.now(dt.timezone.utc)
     scheduler.add_job(leadership.check, "interval", seconds=settings.scheduler_leader_check_seconds,
                       id="leadership", next_run_time=now)
@@ -58,6 +62,8 @@ def build_scheduler(settings: Settings, jobs: Jobs, client: redis.Redis, leaders
     scheduler.add_job(leading(enqueue_trim), "interval", seconds=settings.stream_trim_seconds, id="trim-streams")
     scheduler.add_job(leading(enqueue_housekeeping), "interval", seconds=settings.housekeeping_seconds,
                       id="housekeeping")
+    scheduler.add_job(leading(enqueue_rollups), "interval", seconds=settings.rollup_every_seconds, id="rollups",
+                      next_run_time=now + dt.timedelta(seconds=5))
     return scheduler
 
 

@@ -6,7 +6,9 @@ import uuid
 import dramatiq
 
 from models.clickhouse import clickhouse_client
+from models.db import utcnow
 from models.entities import ApiKey, AuditLog, Company, Membership
+from models.rollups import RollupState
 
 
 def test_creator_becomes_owner(api):
@@ -58,9 +60,10 @@ def test_delete_stops_keys_at_once_and_purges_in_the_background(api, settings):
     key = api.key(owner, company_id, "read")["key"]
     assert api.get(f"/v1/companies/{company_id}", auth=key).status_code == 200
     clickhouse = clickhouse_client(settings.clickhouse_url)
-    clickhouse.insert("events", [[uuid.UUID(company_id), "m1", "track", "x"]],
-                      column_names=["company_id", "message_id", "type", "name"],
-                      column_type_names=["UUID", "String", "String", "String"])
+    clickhouse.insert("events", [[uuid.UUID(company_id), "m1", "track", "x", "anon"]],
+                      column_names=["company_id", "message_id", "type", "name", "anonymous_id"],
+                      column_type_names=["UUID", "String", "String", "String", "String"])
+    RollupState.create(company_id=company_id, complete_until=utcnow(), computed_at=utcnow())
 
     assert api.delete(f"/v1/companies/{company_id}", auth=owner).status_code == 204
     assert api.get(f"/v1/companies/{company_id}", auth=key).status_code == 401
@@ -73,6 +76,8 @@ def test_delete_stops_keys_at_once_and_purges_in_the_background(api, settings):
     assert not ApiKey.select().where(ApiKey.company == uuid.UUID(company_id)).exists()
     assert not Membership.select().where(Membership.company == uuid.UUID(company_id)).exists()
     assert wait_for_no_events(clickhouse, company_id)
+    assert wait_for_no_events(clickhouse, company_id, table="identity_first_seen")
+    assert not RollupState.select().where(RollupState.company_id == company_id).exists()
     assert AuditLog.select().where(AuditLog.action == "company.deleted").count() == 1
 
 
@@ -98,13 +103,14 @@ def run_queued_jobs(settings) -> None:
         worker.stop()
 
 
-def wait_for_no_events(clickhouse, company_id: str, seconds: float = 10.0) -> bool:
+def wait_for_no_events(clickhouse, company_id: str, seconds: float = 10.0, table: str = "events") -> bool:
     """ALTER TABLE ... DELETE is asynchronous: wait for the mutation to finish."""
     import time
 
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        count = clickhouse.query("SELECT count() FROM events WHERE company_id = %(c)s", parameters={"c": company_id}).result_rows[0][0]
+        count = clickhouse.query(f"SELECT count() FROM {table} WHERE company_id = %(c)s",
+                                 parameters={"c": company_id}).result_rows[0][0]
         if count == 0:
             return True
         time.sleep(0.1)

@@ -1,4 +1,5 @@
-"""Actor `purge_company`: removes a deleted company's data from ClickHouse and Postgres.
+"""Actor `purge_company`: removes a deleted company's data from ClickHouse (events, their ids, first
+sightings) and Postgres (the company row and what cascades from it, and its rollups).
 
 The web API marks the company deleted (its keys stop at once) and enqueues this. Idempotent: running
 it again, or for a company already gone, does nothing more. A company not marked deleted is refused,
@@ -17,9 +18,11 @@ from adtivity.settings import Settings
 from models.clickhouse import clickhouse_client
 from models.db import database
 from models.entities import Company
+from models.rollups import ROLLUP_MODELS
 from workers import settings
 
 log = logging.getLogger(__name__)
+COMPANY_TABLES = ("events", "event_ids", "identity_first_seen")  # the ClickHouse tables holding a company's rows
 
 
 def purge_company_data(settings: Settings, company_id: uuid.UUID) -> bool:
@@ -29,9 +32,12 @@ def purge_company_data(settings: Settings, company_id: uuid.UUID) -> bool:
         if company is not None and company.deleted_at is None:
             log_event(log, "purge refused: company is not deleted", level=logging.WARNING, company=str(company_id))
             return False
-        clickhouse_client(settings.clickhouse_url).command(
-            "ALTER TABLE events DELETE WHERE company_id = %(company)s", parameters={"company": str(company_id)}
-        )
+        clickhouse = clickhouse_client(settings.clickhouse_url)
+        for table in COMPANY_TABLES:
+            clickhouse.command(f"ALTER TABLE {table} DELETE WHERE company_id = %(company)s",
+                               parameters={"company": str(company_id)})
+        for model in ROLLUP_MODELS:
+            model.delete().where(model.company_id == company_id).execute()
         if company is not None:
             company.delete_instance()
     log_event(log, "company purged", company=str(company_id))

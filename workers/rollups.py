@@ -1,0 +1,279 @@
+"""Actors `rollup_all` and `rollup_company`: recompute a company's rollups (models/rollups.py) from
+ClickHouse over a trailing window, so late events land and deleted ones leave.
+
+The scheduler enqueues `rollup_all` every ROLLUP_EVERY_SECONDS; it enqueues `rollup_company` for each
+live company with events since the window began. A run reads ClickHouse from the start of the UTC day
+the window (ROLLUP_WINDOW_HOURS) begins in, builds every hourly row and sketch from it and every
+daily one from the hours, and replaces the company's rows from that day on in one transaction. What
+it writes: events (total, by type, name, page, referrer, UTM source and campaign, country, browser,
+OS, device), page views (total and by page), sessions, bounces and session seconds (by the hour the
+session began; a bounce is a one-event session), new and returning users, users and wallets (sketches
+and their estimates), transactions (by chain and status, contract, wallet), volume (by chain and
+token), payments (by status) and revenue (completed, by currency). Bots are left out everywhere.
+Each dimension keeps its ROLLUP_MAX_VALUES largest values per bucket; the rest are summed as "(other)".
+
+`complete_until` is taken before reading ClickHouse: the time of the oldest events-stream entry not yet
+persisted, so every event accepted before it is in the rows.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import uuid
+from collections import defaultdict
+from decimal import Decimal
+
+import datasketches
+import dramatiq
+import redis
+from psycopg2.extras import execute_values
+
+from adtivity.jobs import ROLLUP_ALL, ROLLUP_COMPANY
+from adtivity.logs import log_event
+from adtivity.settings import Settings
+from models.clickhouse import PerThread
+from models.db import database
+from models.entities import Company
+from models.rollups import DAY, HOUR, OTHER, USERS, WALLETS, RollupState
+from models.streams import backlog_since, persisted_watch
+from workers import settings
+
+log = logging.getLogger(__name__)
+HUMANS = "company_id = toUUID(%(company)s) AND is_bot = 0"
+IDENTITY = "if(user_id != '', user_id, anonymous_id)"
+# (metric, dimension, expression): counted per hour where the expression is not empty.
+COUNTED = (
+    ("events", "type", "type"),
+    ("events", "name", "if(type IN ('track', 'screen'), name, '')"),
+    ("events", "referrer_domain", "referrer_domain"),
+    ("events", "utm_source", "utm_source"),
+    ("events", "utm_campaign", "utm_campaign"),
+    ("events", "country", "country"),
+    ("events", "browser", "browser"),
+    ("events", "os", "os"),
+    ("events", "device", "device"),
+    ("page_views", "page_path", "if(type = 'page', if(page_path = '', '/', page_path), '')"),
+    ("transactions", "chain_status", "if(type = 'transaction', concat(chain_id, '|', status), '')"),
+    ("transactions", "contract_address", "if(type = 'transaction', lower(contract_address), '')"),
+    ("transactions", "wallet_address", "if(type = 'transaction', lower(wallet_address), '')"),
+    ("payments", "status", "if(type = 'payment', status, '')"),
+)
+SUMMED = (
+    ("volume", "chain_token", "concat(chain_id, '|', token)", "tx_value_num", "type = 'transaction'"),
+    ("revenue", "currency", "currency", "amount", "type = 'payment' AND status = 'completed'"),
+)
+Key = tuple[str, str, dt.datetime, str]  # metric, dimension, bucket, value
+
+
+def floor_hour(moment: dt.datetime) -> dt.datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def day_of(moment: dt.datetime) -> dt.datetime:
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+class Rollup:
+    """One run for one company: reads ClickHouse from `start` (a UTC midnight) and holds the rows."""
+
+    def __init__(self, settings: Settings, clickhouse, company_id: str, start: dt.datetime) -> None:
+        self.settings = settings
+        self.clickhouse = clickhouse
+        self.company_id = company_id
+        self.start = start
+        self.params = {"company": company_id, "start": int(start.replace(tzinfo=dt.timezone.utc).timestamp())}
+        self.hourly: dict[Key, Decimal] = defaultdict(Decimal)
+        self.sketches: dict[tuple[str, str, dt.datetime], datasketches.hll_sketch] = {}
+
+    def rows(self, query: str) -> list:
+        return self.clickhouse.query(query, parameters=self.params,
+                                     settings={"max_execution_time": self.settings.rollup_query_timeout_seconds}
+                                     ).result_rows
+
+    def since(self, column: str = "event_time") -> str:
+        return f"{HUMANS} AND {column} >= toDateTime(%(start)s)"
+
+    def compute(self) -> None:
+        self.totals()
+        self.counted()
+        self.summed()
+        self.sessions()
+        self.distinct(USERS, IDENTITY)
+        self.distinct(WALLETS, "lower(wallet_address)")
+        self.new_and_returning()
+
+    def add(self, metric: str, dimension: str, bucket: dt.datetime, value: str, amount) -> None:
+        self.hourly[(metric, dimension, bucket, value)] += Decimal(amount)
+
+    def totals(self) -> None:
+        for hour, events, pages in self.rows(f"SELECT toStartOfHour(event_time) AS h, count(), countIf(type = 'page') "
+                                             f"FROM events WHERE {self.since()} GROUP BY h"):
+            self.add("events", "", hour, "", events)
+            self.add("page_views", "", hour, "", pages)
+
+    def counted(self) -> None:
+        pairs = ", ".join(f"('{metric}:{dimension}', {expression})" for metric, dimension, expression in COUNTED)
+        for hour, key, value, count in self.rows(
+                f"SELECT toStartOfHour(event_time) AS h, pair.1 AS k, pair.2 AS v, count() FROM events "
+                f"ARRAY JOIN [{pairs}] AS pair WHERE {self.since()} AND v != '' GROUP BY h, k, v"):
+            metric, dimension = key.split(":")
+            self.add(metric, dimension, hour, value, count)
+
+    def summed(self) -> None:
+        for metric, dimension, expression, column, condition in SUMMED:
+            for hour, value, total in self.rows(
+                    f"SELECT toStartOfHour(event_time) AS h, {expression} AS v, sum({column}) FROM events "
+                    f"WHERE {self.since()} AND {condition} GROUP BY h, v"):
+                self.add(metric, dimension, hour, value, Decimal(str(total)))
+
+    def sessions(self) -> None:
+        """By the hour each session began; sessions that began up to a day before `start` are read
+        whole, so one crossing midnight is neither cut short nor counted twice."""
+        for hour, sessions, bounces, seconds in self.rows(
+                "SELECT toStartOfHour(began) AS h, count(), countIf(events = 1), sum(toUInt64(ended - began)) FROM ("
+                "  SELECT session_id, min(event_time) AS began, max(event_time) AS ended, count() AS events"
+                f"  FROM events WHERE {HUMANS} AND session_id != '' AND event_time >= toDateTime(%(start)s) - 86400"
+                "  GROUP BY session_id) WHERE began >= toDateTime(%(start)s) GROUP BY h"):
+            self.add("sessions", "", hour, "", sessions)
+            self.add("bounces", "", hour, "", bounces)
+            self.add("session_seconds", "", hour, "", seconds)
+
+    def distinct(self, metric: str, expression: str) -> None:
+        """A sketch per hour of the distinct values (64-bit hashes computed by ClickHouse, so only
+        numbers travel), and its estimate as a count."""
+        body = self.clickhouse.raw_query(
+            f"SELECT toUnixTimestamp(toStartOfHour(event_time)) AS h, cityHash64({expression}) AS x FROM events "
+            f"WHERE {self.since()} AND {expression} != '' GROUP BY h, x",
+            parameters=self.params, fmt="TabSeparated",
+            settings={"max_execution_time": self.settings.rollup_query_timeout_seconds})
+        sketches: dict[int, datasketches.hll_sketch] = {}
+        for line in body.splitlines():
+            hour, _, value = line.partition(b"\t")
+            sketch = sketches.get(hour)
+            if sketch is None:
+                sketch = sketches[hour] = datasketches.hll_sketch(self.settings.rollup_hll_lg_k)
+            sketch.update(int(value))
+        for hour, sketch in sketches.items():
+            bucket = dt.datetime.fromtimestamp(int(hour), dt.timezone.utc).replace(tzinfo=None)
+            self.sketches[(HOUR, metric, bucket)] = sketch
+            self.add(metric, "", bucket, "", round(sketch.get_estimate()))
+
+    def new_and_returning(self) -> None:
+        """New users: identities first seen in the hour (identity_first_seen); returning: the rest."""
+        for hour, new in self.rows(
+                "SELECT toStartOfHour(first) AS h, count() FROM ("
+                "  SELECT identity, minMerge(first_seen) AS first FROM identity_first_seen"
+                f"  WHERE company_id = toUUID(%(company)s) AND identity IN ("
+                f"    SELECT {IDENTITY} FROM events WHERE {self.since()})"
+                "  GROUP BY identity) WHERE first >= toDateTime(%(start)s) GROUP BY h"):
+            self.add("new_users", "", hour, "", new)
+        for (metric, dimension, bucket, value), users in list(self.hourly.items()):
+            if metric == USERS:
+                self.add("returning_users", "", bucket, "", max(Decimal(0), users - self.hourly.get(
+                    ("new_users", "", bucket, ""), Decimal(0))))
+
+    # From hours to days, and the bound on dimension values.
+    def daily(self) -> dict[Key, Decimal]:
+        days: dict[Key, Decimal] = defaultdict(Decimal)
+        for (metric, dimension, bucket, value), amount in self.hourly.items():
+            if metric not in (USERS, WALLETS, "returning_users"):
+                days[(metric, dimension, day_of(bucket), value)] += amount
+        for (grain, metric, bucket), sketch in list(self.sketches.items()):
+            day = (DAY, metric, day_of(bucket))
+            union = self.sketches.get(day)
+            merged = datasketches.hll_union(self.settings.rollup_hll_lg_k)
+            if union is not None:
+                merged.update(union)
+            merged.update(sketch)
+            self.sketches[day] = merged.get_result()
+        for (grain, metric, bucket), sketch in self.sketches.items():
+            if grain == DAY:
+                days[(metric, "", bucket, "")] = Decimal(round(sketch.get_estimate()))
+        for (metric, dimension, bucket, value), users in list(days.items()):
+            if metric == USERS:
+                days[("returning_users", "", bucket, "")] = max(Decimal(0), users - days.get(
+                    ("new_users", "", bucket, ""), Decimal(0)))
+        return days
+
+    def bounded(self, rows: dict[Key, Decimal]) -> dict[Key, Decimal]:
+        """Each (metric, dimension, bucket) keeps its largest ROLLUP_MAX_VALUES values; the rest sum to OTHER."""
+        groups: dict[tuple[str, str, dt.datetime], list[tuple[str, Decimal]]] = defaultdict(list)
+        kept: dict[Key, Decimal] = {}
+        for (metric, dimension, bucket, value), amount in rows.items():
+            if dimension:
+                groups[(metric, dimension, bucket)].append((value, amount))
+            else:
+                kept[(metric, dimension, bucket, value)] = amount
+        limit = self.settings.rollup_max_values
+        for (metric, dimension, bucket), values in groups.items():
+            values.sort(key=lambda item: (item[0] == OTHER, -item[1], item[0]))
+            for value, amount in values[:limit]:
+                kept[(metric, dimension, bucket, value)] = amount
+            if len(values) > limit:
+                kept[(metric, dimension, bucket, OTHER)] = kept.get((metric, dimension, bucket, OTHER), 0) + sum(
+                    amount for _, amount in values[limit:])
+        return kept
+
+    def store(self, complete_until: dt.datetime) -> int:
+        """Replaces the company's rows from `start` on, in one transaction; returns the rows written."""
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        counts = [(self.company_id, grain, metric, dimension, bucket, value, amount, now)
+                  for grain, rows in ((HOUR, self.bounded(self.hourly)), (DAY, self.bounded(self.daily())))
+                  for (metric, dimension, bucket, value), amount in rows.items()]
+        sketches = [(self.company_id, grain, metric, bucket, sketch.serialize_compact(), now)
+                    for (grain, metric, bucket), sketch in self.sketches.items()]
+        with database.connection_context(), database.atomic():
+            cursor = database.cursor()
+            cursor.execute("DELETE FROM rollup_counts WHERE company_id = %s AND bucket >= %s", (self.company_id, self.start))
+            cursor.execute("DELETE FROM rollup_sketches WHERE company_id = %s AND bucket >= %s", (self.company_id, self.start))
+            execute_values(cursor, "INSERT INTO rollup_counts (company_id, grain, metric, dimension, bucket, value, "
+                                   "amount, computed_at) VALUES %s", counts, page_size=5000)
+            execute_values(cursor, "INSERT INTO rollup_sketches (company_id, grain, metric, bucket, sketch, computed_at) "
+                                   "VALUES %s", sketches, page_size=1000)
+            RollupState.insert(company_id=self.company_id, complete_until=complete_until, computed_at=now).on_conflict(
+                conflict_target=[RollupState.company_id],
+                update={RollupState.complete_until: complete_until, RollupState.computed_at: now}).execute()
+        return len(counts) + len(sketches)
+
+
+def rollup_company_now(settings: Settings, client: redis.Redis, clickhouse, company_id: str, *,
+                       now: dt.datetime | None = None) -> dict:
+    now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    complete_until = dt.datetime.fromtimestamp(
+        backlog_since(client, persisted_watch(settings.stream_shards), time.time()), dt.timezone.utc).replace(tzinfo=None)
+    started = time.perf_counter()
+    rollup = Rollup(settings, clickhouse, company_id, day_of(now - dt.timedelta(hours=settings.rollup_window_hours)))
+    rollup.compute()
+    written = rollup.store(min(complete_until, now))
+    done = {"company": company_id, "from": rollup.start.isoformat(), "rows": written,
+            "seconds": round(time.perf_counter() - started, 3)}
+    log_event(log, "rollup done", **done)
+    return done
+
+
+def active_companies(settings: Settings, clickhouse, *, now: dt.datetime) -> list[str]:
+    """Live companies with events since the window began (deleted ones are left out)."""
+    since = day_of(now - dt.timedelta(hours=settings.rollup_window_hours))
+    with_events = {str(row[0]) for row in clickhouse.query(
+        "SELECT DISTINCT company_id FROM events WHERE event_time >= toDateTime(%(since)s)",
+        parameters={"since": int(since.replace(tzinfo=dt.timezone.utc).timestamp())}).result_rows}
+    with database.connection_context():
+        live = {str(c.id) for c in Company.select(Company.id).where(Company.deleted_at.is_null())}
+    return sorted(with_events & live)
+
+
+redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
+clickhouse_clients = PerThread(settings.clickhouse_url, timeout=settings.rollup_query_timeout_seconds + 10)
+
+
+@dramatiq.actor(actor_name=ROLLUP_ALL, max_retries=3, time_limit=5 * 60_000)
+def rollup_all() -> None:
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    for company_id in active_companies(settings, clickhouse_clients.get(), now=now):
+        rollup_company.send(company_id)
+
+
+@dramatiq.actor(actor_name=ROLLUP_COMPANY, max_retries=5, min_backoff=10_000, time_limit=10 * 60_000)
+def rollup_company(company_id: str) -> None:
+    rollup_company_now(settings, redis_client, clickhouse_clients.get(), str(uuid.UUID(company_id)))
