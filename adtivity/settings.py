@@ -82,6 +82,10 @@ class Settings:
     rollup_max_values: int = 500
     rollup_hll_lg_k: int = 12
     rollup_query_timeout_seconds: int = 120
+    # The analytics API.
+    analytics_max_days: int = 400
+    analytics_max_points: int = 1_000
+    analytics_breakdown_max: int = 100
     # Reading events back.
     events_page_max: int = 1_000
     query_timeout_seconds: int = 10

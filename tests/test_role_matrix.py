@@ -42,6 +42,9 @@ ENDPOINTS = [
     Endpoint("POST", "/v1/companies/{company}/test-events", "member"),
     Endpoint("GET", "/v1/companies/{company}/events", "viewer", read_key=True),
     Endpoint("GET", "/v1/companies/{company}/realtime", "viewer", read_key=True),
+    *(Endpoint("GET", f"/v1/companies/{{company}}/analytics/{name}", "viewer", read_key=True)
+      for name in ("overview", "timeseries", "breakdown?dimension=type", "regions", "active-users", "sessions", "web3",
+                   "payments")),
     Endpoint("GET", "/v1/companies/{company}/quarantine", "admin"),
     Endpoint("POST", "/v1/companies/{company}/quarantine/replay", "admin"),
 ]

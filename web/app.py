@@ -26,7 +26,7 @@ from web.metrics import MetricsEndpoint, RecordMetrics
 from web.middleware import Cors, RequestId
 from web.principals import Authenticate
 from web.ratelimit import RateLimiter
-from web.resources import auth, companies, events, health, keys, members, quarantine, realtime, system
+from web.resources import analytics, auth, companies, events, health, keys, members, quarantine, realtime, system
 
 INGEST_PREFIXES = ("/v1/events", "/v1/track", "/v1/identify", "/v1/page", "/v1/screen", "/v1/group",
                    "/v1/alias", "/v1/batch", "/sdk/")
@@ -123,6 +123,8 @@ def create_app(deps: Deps) -> falcon.App:
     app.add_route("/v1/companies/{company_id}/test-events", TestEvents(deps.ingest))
     app.add_route("/v1/companies/{company_id}/events", events.Events(settings, deps.clickhouse))
     app.add_route("/v1/companies/{company_id}/realtime", realtime.Realtime(settings, deps.redis))
+    for name, resource in analytics.ROUTES.items():
+        app.add_route(f"/v1/companies/{{company_id}}/analytics/{name}", resource(settings))
     app.add_route("/v1/companies/{company_id}/quarantine", quarantine.QuarantineList(settings))
     app.add_route("/v1/companies/{company_id}/quarantine/replay", quarantine.QuarantineReplay(settings, deps.redis))
     for path, resource in ingest_routes(settings, deps.ingest, deps.keys).items():
