@@ -86,6 +86,7 @@ class Settings:
     analytics_max_days: int = 400
     analytics_max_points: int = 1_000
     analytics_breakdown_max: int = 100
+    analytics_cache_seconds: int = 900
     # Reading events back.
     events_page_max: int = 1_000
     query_timeout_seconds: int = 10

@@ -44,6 +44,11 @@ def realtime_snapshot(company_id: str) -> str:
     return f"{PREFIX}:rt:{company_id}"
 
 
+def analytics_answer(company_id: str, rollup_version: str, request_digest: str) -> str:
+    """A cached analytics answer (JSON) for one resolved request against one version of the rollups."""
+    return f"{PREFIX}:an:{company_id}:{rollup_version}:{request_digest}"
+
+
 # Seconds since the epoch up to which every accepted event is counted in the real-time snapshots.
 REALTIME_AS_OF = f"{PREFIX}:rt:as-of"
 

@@ -10,7 +10,7 @@ import random
 import pytest
 
 from models.clickhouse import clickhouse_client
-from tests.ingest_helpers import tenant
+from tests.ingest_helpers import CHROME, tenant
 from tests.test_persist import drain
 from tests.test_rollups import send, week_of_events
 from workers.rollups import rollup_company_now
@@ -169,3 +169,13 @@ def test_bad_parameters_answer_400(api, endpoint, params):
     answer = api.get(f"/v1/companies/{t.company_id}/analytics/{endpoint}", auth=t.read_key, params=params)
     assert answer.status_code == 400, answer.text
     assert answer.json["error"]["code"] in ("invalid_parameter", "invalid_query")
+
+
+def test_answers_are_cached_until_the_next_rollup_run_replaces_them(rolled_up, api, settings, redis_client):
+    first = ask(api, rolled_up, "overview")["metrics"]["events"]["value"]
+    send(api, rolled_up.write_key, [{"type": "track", "name": "More", "anonymous_id": "m", "message_id": f"more-{i}",
+                                     "context": {"userAgent": CHROME}} for i in range(4)])
+    drain(settings, redis_client)
+    assert ask(api, rolled_up, "overview")["metrics"]["events"]["value"] == first  # the rollups are unchanged
+    rollup_company_now(settings, redis_client, clickhouse_client(settings.clickhouse_url), rolled_up.company_id)
+    assert ask(api, rolled_up, "overview")["metrics"]["events"]["value"] == first + 4

@@ -124,7 +124,7 @@ def create_app(deps: Deps) -> falcon.App:
     app.add_route("/v1/companies/{company_id}/events", events.Events(settings, deps.clickhouse))
     app.add_route("/v1/companies/{company_id}/realtime", realtime.Realtime(settings, deps.redis))
     for name, resource in analytics.ROUTES.items():
-        app.add_route(f"/v1/companies/{{company_id}}/analytics/{name}", resource(settings))
+        app.add_route(f"/v1/companies/{{company_id}}/analytics/{name}", resource(settings, deps.redis))
     app.add_route("/v1/companies/{company_id}/quarantine", quarantine.QuarantineList(settings))
     app.add_route("/v1/companies/{company_id}/quarantine/replay", quarantine.QuarantineReplay(settings, deps.redis))
     for path, resource in ingest_routes(settings, deps.ingest, deps.keys).items():

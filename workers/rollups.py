@@ -18,7 +18,9 @@ persisted, so every event accepted before it is in the rows.
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import logging
+import struct
 import time
 import uuid
 from collections import defaultdict
@@ -83,7 +85,7 @@ class Rollup:
         self.company_id = company_id
         self.start = start
         self.params = {"company": company_id, "start": int(start.replace(tzinfo=dt.timezone.utc).timestamp())}
-        self.hourly: dict[Key, Decimal] = defaultdict(Decimal)
+        self.hourly: dict[Key, int | Decimal] = defaultdict(int)  # Decimal only for money
         self.sketches: dict[tuple[str, str, dt.datetime], datasketches.hll_sketch] = {}
 
     def rows(self, query: str) -> list:
@@ -103,8 +105,8 @@ class Rollup:
         self.distinct(WALLETS, "lower(wallet_address)")
         self.new_and_returning()
 
-    def add(self, metric: str, dimension: str, bucket: dt.datetime, value: str, amount) -> None:
-        self.hourly[(metric, dimension, bucket, value)] += Decimal(amount)
+    def add(self, metric: str, dimension: str, bucket: dt.datetime, value: str, amount: int | Decimal) -> None:
+        self.hourly[(metric, dimension, bucket, value)] += amount
 
     def totals(self) -> None:
         for hour, events, pages in self.rows(f"SELECT toStartOfHour(event_time) AS h, count(), countIf(type = 'page') "
@@ -113,12 +115,11 @@ class Rollup:
             self.add("page_views", "", hour, "", pages)
 
     def counted(self) -> None:
-        pairs = ", ".join(f"('{metric}:{dimension}', {expression})" for metric, dimension, expression in COUNTED)
-        for hour, key, value, count in self.rows(
-                f"SELECT toStartOfHour(event_time) AS h, pair.1 AS k, pair.2 AS v, count() FROM events "
-                f"ARRAY JOIN [{pairs}] AS pair WHERE {self.since()} AND v != '' GROUP BY h, k, v"):
-            metric, dimension = key.split(":")
-            self.add(metric, dimension, hour, value, count)
+        """One query per dimension: each reads only its columns (faster than one ARRAY JOIN of all)."""
+        for metric, dimension, expression in COUNTED:
+            for hour, value, count in self.rows(f"SELECT toStartOfHour(event_time) AS h, {expression} AS v, count() "
+                                                f"FROM events WHERE {self.since()} AND v != '' GROUP BY h, v"):
+                self.add(metric, dimension, hour, value, count)
 
     def summed(self) -> None:
         for metric, dimension, expression, column, condition in SUMMED:
@@ -140,22 +141,21 @@ class Rollup:
             self.add("session_seconds", "", hour, "", seconds)
 
     def distinct(self, metric: str, expression: str) -> None:
-        """A sketch per hour of the distinct values (64-bit hashes computed by ClickHouse, so only
-        numbers travel), and its estimate as a count."""
+        """A sketch per hour of the distinct values, and its estimate as a count. ClickHouse hashes the
+        values to 64 bits and removes repeats within each hour; the pairs travel as 12-byte binary rows."""
         body = self.clickhouse.raw_query(
-            f"SELECT toUnixTimestamp(toStartOfHour(event_time)) AS h, cityHash64({expression}) AS x FROM events "
+            f"SELECT toUInt32(toStartOfHour(event_time)) AS h, cityHash64({expression}) AS x FROM events "
             f"WHERE {self.since()} AND {expression} != '' GROUP BY h, x",
-            parameters=self.params, fmt="TabSeparated",
+            parameters=self.params, fmt="RowBinary",
             settings={"max_execution_time": self.settings.rollup_query_timeout_seconds})
         sketches: dict[int, datasketches.hll_sketch] = {}
-        for line in body.splitlines():
-            hour, _, value = line.partition(b"\t")
+        for hour, value in struct.iter_unpack("<IQ", body):
             sketch = sketches.get(hour)
             if sketch is None:
                 sketch = sketches[hour] = datasketches.hll_sketch(self.settings.rollup_hll_lg_k)
-            sketch.update(int(value))
+            sketch.update(value)
         for hour, sketch in sketches.items():
-            bucket = dt.datetime.fromtimestamp(int(hour), dt.timezone.utc).replace(tzinfo=None)
+            bucket = dt.datetime.fromtimestamp(hour, dt.timezone.utc).replace(tzinfo=None)
             self.sketches[(HOUR, metric, bucket)] = sketch
             self.add(metric, "", bucket, "", round(sketch.get_estimate()))
 
@@ -164,42 +164,38 @@ class Rollup:
         for hour, new in self.rows(
                 "SELECT toStartOfHour(first) AS h, count() FROM ("
                 "  SELECT identity, minMerge(first_seen) AS first FROM identity_first_seen"
-                f"  WHERE company_id = toUUID(%(company)s) AND identity IN ("
-                f"    SELECT {IDENTITY} FROM events WHERE {self.since()})"
-                "  GROUP BY identity) WHERE first >= toDateTime(%(start)s) GROUP BY h"):
+                "  WHERE company_id = toUUID(%(company)s) GROUP BY identity"
+                ") WHERE first >= toDateTime(%(start)s) GROUP BY h"):
             self.add("new_users", "", hour, "", new)
         for (metric, dimension, bucket, value), users in list(self.hourly.items()):
             if metric == USERS:
-                self.add("returning_users", "", bucket, "", max(Decimal(0), users - self.hourly.get(
-                    ("new_users", "", bucket, ""), Decimal(0))))
+                self.add("returning_users", "", bucket, "", max(0, users - self.hourly.get(("new_users", "", bucket, ""), 0)))
 
     # From hours to days, and the bound on dimension values.
-    def daily(self) -> dict[Key, Decimal]:
-        days: dict[Key, Decimal] = defaultdict(Decimal)
+    def daily(self) -> dict[Key, int | Decimal]:
+        days: dict[Key, int | Decimal] = defaultdict(int)
+        day_of_hour = {}
         for (metric, dimension, bucket, value), amount in self.hourly.items():
             if metric not in (USERS, WALLETS, "returning_users"):
-                days[(metric, dimension, day_of(bucket), value)] += amount
-        for (grain, metric, bucket), sketch in list(self.sketches.items()):
-            day = (DAY, metric, day_of(bucket))
-            union = self.sketches.get(day)
-            merged = datasketches.hll_union(self.settings.rollup_hll_lg_k)
-            if union is not None:
-                merged.update(union)
-            merged.update(sketch)
-            self.sketches[day] = merged.get_result()
+                day = day_of_hour.get(bucket) or day_of_hour.setdefault(bucket, day_of(bucket))
+                days[(metric, dimension, day, value)] += amount
+        unions: dict[tuple[str, str, dt.datetime], datasketches.hll_union] = {}
         for (grain, metric, bucket), sketch in self.sketches.items():
-            if grain == DAY:
-                days[(metric, "", bucket, "")] = Decimal(round(sketch.get_estimate()))
-        for (metric, dimension, bucket, value), users in list(days.items()):
+            key = (DAY, metric, day_of(bucket))
+            union = unions.get(key) or unions.setdefault(key, datasketches.hll_union(self.settings.rollup_hll_lg_k))
+            union.update(sketch)
+        for (grain, metric, day), union in unions.items():
+            self.sketches[(grain, metric, day)] = sketch = union.get_result()
+            days[(metric, "", day, "")] = round(sketch.get_estimate())
             if metric == USERS:
-                days[("returning_users", "", bucket, "")] = max(Decimal(0), users - days.get(
-                    ("new_users", "", bucket, ""), Decimal(0)))
+                days[("returning_users", "", day, "")] = max(0, days[(metric, "", day, "")] - days.get(
+                    ("new_users", "", day, ""), 0))
         return days
 
-    def bounded(self, rows: dict[Key, Decimal]) -> dict[Key, Decimal]:
+    def bounded(self, rows: dict[Key, int | Decimal]) -> dict[Key, int | Decimal]:
         """Each (metric, dimension, bucket) keeps its largest ROLLUP_MAX_VALUES values; the rest sum to OTHER."""
-        groups: dict[tuple[str, str, dt.datetime], list[tuple[str, Decimal]]] = defaultdict(list)
-        kept: dict[Key, Decimal] = {}
+        groups: dict[tuple[str, str, dt.datetime], list[tuple[str, int | Decimal]]] = defaultdict(list)
+        kept: dict[Key, int | Decimal] = {}
         for (metric, dimension, bucket, value), amount in rows.items():
             if dimension:
                 groups[(metric, dimension, bucket)].append((value, amount))
@@ -207,12 +203,12 @@ class Rollup:
                 kept[(metric, dimension, bucket, value)] = amount
         limit = self.settings.rollup_max_values
         for (metric, dimension, bucket), values in groups.items():
-            values.sort(key=lambda item: (item[0] == OTHER, -item[1], item[0]))
-            for value, amount in values[:limit]:
+            top = heapq.nsmallest(limit, values, key=lambda item: (-item[1], item[0])) if len(values) > limit else values
+            for value, amount in top:
                 kept[(metric, dimension, bucket, value)] = amount
             if len(values) > limit:
-                kept[(metric, dimension, bucket, OTHER)] = kept.get((metric, dimension, bucket, OTHER), 0) + sum(
-                    amount for _, amount in values[limit:])
+                kept[(metric, dimension, bucket, OTHER)] = sum(amount for _, amount in values) - sum(
+                    amount for _, amount in top)
         return kept
 
     def store(self, complete_until: dt.datetime) -> int:

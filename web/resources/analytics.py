@@ -8,12 +8,16 @@ or a read key may read.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import falcon
+import msgspec
+import redis
 
 from adtivity.settings import Settings
+from models import redis_keys
 from web.analytics import INTERVALS, Range, RollupReader, advance
 from web.errors import ApiError
 from web.principals import company_access
@@ -30,6 +34,7 @@ ADDITIVE = ("events", "page_views", "sessions", "new_users", "returning_users")
 DISTINCT = ("users", "wallets")
 RATIOS = ("bounce_rate", "avg_session_seconds")
 MONEY = ("revenue", "volume")
+_json = msgspec.json.Encoder()
 
 
 def bad(name: str, message: str) -> ApiError:
@@ -91,17 +96,34 @@ def iso(moment: dt.datetime | None, tz: ZoneInfo = ZoneInfo("UTC")) -> str | Non
 
 
 class AnalyticsResource:
-    def __init__(self, settings: Settings) -> None:
+    """Answers GET with `compute`'s body and the common fields. An answer is cached in Redis under the
+    rollups' version (their computed_at) and the resolved request, so repeated reads cost one lookup
+    until the next rollup run replaces the numbers."""
+
+    def __init__(self, settings: Settings, client: redis.Redis) -> None:
         self.settings = settings
+        self.redis = client
 
-    def open(self, req: falcon.Request, company_id: str) -> tuple[RollupReader, Range]:
+    def compute(self, req: falcon.Request, reader: RollupReader, span: Range) -> dict:
+        raise NotImplementedError
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, company_id: str) -> None:
         access = company_access(req, company_id, min_role="viewer", read_key=True)
-        return RollupReader(str(access.company.id), self.settings.rollup_hll_lg_k), parse_range(req, self.settings)
-
-    def answer(self, resp: falcon.Response, reader: RollupReader, span: Range, body: dict) -> None:
+        reader = RollupReader(str(access.company.id), self.settings.rollup_hll_lg_k)
+        span = parse_range(req, self.settings)
         as_of, complete_until = reader.state()
-        resp.media = {"company_id": reader.company_id, "from": iso(span.start), "to": iso(span.end),
-                      "timezone": span.tz.key, "as_of": iso(as_of), "complete_until": iso(complete_until), **body}
+        request = "|".join([type(self).__name__, span.start.isoformat(), span.end.isoformat(), span.tz.key,
+                            *sorted(f"{k}={v}" for k, v in req.params.items() if k not in ("from", "to", "tz"))])
+        key = redis_keys.analytics_answer(reader.company_id, as_of.isoformat() if as_of else "none",
+                                          hashlib.blake2b(request.encode(), digest_size=16).hexdigest())
+        cached = self.redis.get(key)
+        if cached is None:
+            cached = _json.encode({"company_id": reader.company_id, "from": iso(span.start), "to": iso(span.end),
+                                   "timezone": span.tz.key, "as_of": iso(as_of), "complete_until": iso(complete_until),
+                                   **self.compute(req, reader, span)})
+            self.redis.set(key, cached, ex=self.settings.analytics_cache_seconds)
+        resp.data = cached
+        resp.content_type = falcon.MEDIA_JSON
 
     def limit(self, req: falcon.Request) -> int:
         return req.get_param_as_int("limit", min_value=1, max_value=self.settings.analytics_breakdown_max) or 10
@@ -121,19 +143,17 @@ def summary(reader: RollupReader, span: Range) -> dict:
 
 
 class Overview(AnalyticsResource):
-    def on_get(self, req: falcon.Request, resp: falcon.Response, company_id: str) -> None:
-        reader, span = self.open(req, company_id)
+    def compute(self, req: falcon.Request, reader: RollupReader, span: Range) -> dict:
         current, previous = summary(reader, span), summary(reader, span.previous())
-        self.answer(resp, reader, span, {
+        return {
             "previous": {"from": iso(span.previous().start), "to": iso(span.previous().end)},
             "metrics": {name: {"value": value, "previous": previous[name], "change": change(value, previous[name])}
                         for name, value in current.items()},
-        })
+        }
 
 
 class TimeSeries(AnalyticsResource):
-    def on_get(self, req: falcon.Request, resp: falcon.Response, company_id: str) -> None:
-        reader, span = self.open(req, company_id)
+    def compute(self, req: falcon.Request, reader: RollupReader, span: Range) -> dict:
         metric = req.get_param("metric") or "events"
         interval = req.get_param("interval") or "day"
         if metric not in ADDITIVE + DISTINCT + RATIOS:
@@ -153,26 +173,25 @@ class TimeSeries(AnalyticsResource):
         else:
             series = reader.series(span, (metric,), interval)[metric]
             points = [count(series.get(bucket, Decimal(0))) for bucket in buckets]
-        self.answer(resp, reader, span, {
+        return {
             "metric": metric, "interval": interval,
             "points": [{"start": iso(bucket, span.tz), "end": iso(advance(bucket, interval), span.tz), "value": value}
                        for bucket, value in zip(buckets, points)],
-        })
+        }
 
 
 class Breakdown(AnalyticsResource):
     fixed_dimension: str | None = None
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, company_id: str) -> None:
-        reader, span = self.open(req, company_id)
+    def compute(self, req: falcon.Request, reader: RollupReader, span: Range) -> dict:
         dimension = self.fixed_dimension or req.get_param("dimension") or ""
         if dimension not in DIMENSIONS:
             raise bad("dimension", f"must be one of {', '.join(DIMENSIONS)}")
         metric = DIMENSIONS[dimension]
         rows = reader.breakdown(span, metric, STORED_DIMENSION.get(dimension, dimension), self.limit(req))
         shape = money if metric in MONEY else count
-        self.answer(resp, reader, span, {"dimension": dimension, "metric": metric,
-                                         "items": [{"value": value, "amount": shape(amount)} for value, amount in rows]})
+        return {"dimension": dimension, "metric": metric,
+                                         "items": [{"value": value, "amount": shape(amount)} for value, amount in rows]}
 
 
 class Regions(Breakdown):
@@ -183,8 +202,7 @@ class ActiveUsers(AnalyticsResource):
     """DAU, WAU and MAU for each local day of the range: distinct users of the day, of the 7 and of
     the 30 days ending with it."""
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, company_id: str) -> None:
-        reader, span = self.open(req, company_id)
+    def compute(self, req: falcon.Request, reader: RollupReader, span: Range) -> dict:
         days = span.local_buckets("day")
         if len(days) > self.settings.analytics_max_points:
             raise bad("from", f"the range has more than {self.settings.analytics_max_points} days")
@@ -195,21 +213,20 @@ class ActiveUsers(AnalyticsResource):
             return reader.estimate(sketch for offset in range(length)
                                    for sketch in by_day.get(last_day - dt.timedelta(days=offset), ()))
 
-        self.answer(resp, reader, span, {"points": [
+        return {"points": [
             {"day": day.date().isoformat(), "dau": users(day, 1), "wau": users(day, 7), "mau": users(day, 30)}
-            for day in days]})
+            for day in days]}
 
 
 class SessionsSummary(AnalyticsResource):
-    def on_get(self, req: falcon.Request, resp: falcon.Response, company_id: str) -> None:
-        reader, span = self.open(req, company_id)
+    def compute(self, req: falcon.Request, reader: RollupReader, span: Range) -> dict:
         facts = summary(reader, span)
-        self.answer(resp, reader, span, {
+        return {
             "sessions": facts["sessions"], "bounce_rate": facts["bounce_rate"],
             "avg_session_seconds": facts["avg_session_seconds"],
             "sessions_per_user": round(facts["sessions"] / facts["users"], 4) if facts["users"] else None,
             "new_users": facts["new_users"], "returning_users": max(0, facts["users"] - facts["new_users"]),
-        })
+        }
 
 
 def split_pairs(rows, shape) -> list[dict]:
@@ -221,8 +238,7 @@ def split_pairs(rows, shape) -> list[dict]:
 
 
 class Web3(AnalyticsResource):
-    def on_get(self, req: falcon.Request, resp: falcon.Response, company_id: str) -> None:
-        reader, span = self.open(req, company_id)
+    def compute(self, req: falcon.Request, reader: RollupReader, span: Range) -> dict:
         limit = self.limit(req)
         types = dict(reader.breakdown(span, "events", "type", 100))
         wallets, previous = reader.distinct(span, "wallets"), reader.distinct(span.previous(), "wallets")
@@ -230,7 +246,7 @@ class Web3(AnalyticsResource):
                         for p in split_pairs(reader.breakdown(span, "transactions", "chain_status", 1000), count)]
         volume = [{"chain_id": p["first"], "token": p["second"], "volume": p["amount"]}
                   for p in split_pairs(reader.breakdown(span, "volume", "chain_token", 1000), money)]
-        self.answer(resp, reader, span, {
+        return {
             "wallets": wallets, "wallets_previous": previous, "wallets_change": change(wallets, previous),
             "wallet_connects": count(types.get("wallet_connect", Decimal(0))),
             "transactions": transactions, "volume": volume,
@@ -238,22 +254,21 @@ class Web3(AnalyticsResource):
                               for v, a in reader.breakdown(span, "transactions", "contract_address", limit)],
             "top_wallets": [{"address": v, "transactions": count(a)}
                             for v, a in reader.breakdown(span, "transactions", "wallet_address", limit)],
-        })
+        }
 
 
 class Payments(AnalyticsResource):
-    def on_get(self, req: falcon.Request, resp: falcon.Response, company_id: str) -> None:
-        reader, span = self.open(req, company_id)
+    def compute(self, req: falcon.Request, reader: RollupReader, span: Range) -> dict:
         statuses = {value: count(amount) for value, amount in reader.breakdown(span, "payments", "status", 100)}
         started, completed = statuses.get("started", 0), statuses.get("completed", 0)
-        self.answer(resp, reader, span, {
+        return {
             "started": started, "completed": completed, "failed": statuses.get("failed", 0),
             "cancelled": statuses.get("cancelled", 0),
             "revenue": [{"currency": v, "amount": money(a)} for v, a in reader.breakdown(span, "revenue", "currency", 100)],
             "funnel": [{"step": "started", "count": started},
                        {"step": "completed", "count": completed,
                         "conversion": round(completed / started, 4) if started else None}],
-        })
+        }
 
 
 ROUTES = {

@@ -1,0 +1,138 @@
+"""Benchmark of rollups and analytics reads (issue 5): seconds to roll up a day of a company with 10
+million events, and latency of overview and time-series reads over 90 days at 500 requests/s.
+
+    .venv/bin/python bench/analytics.py [--day-events 10000000] [--history-events-per-day 20000] [--rate 500] [--seconds 20]
+
+Events are generated inside ClickHouse (INSERT ... SELECT over system.numbers: realistic mixes of pages,
+tracks, wallets, transactions and payments, a few hundred thousand users), so building them costs no
+Python. Rollup: one company's yesterday (UTC) holds --day-events events; one `rollup_company_now` run
+with a 24-hour window is timed. Reads: another company has 90 days of history, rolled up; `hey`
+(apt-get install hey) sends overview and time-series requests (read key) at --rate requests/s each,
+to gunicorn from the Procfile, and reports p50, p99 and the slowest. Records docs/benchmarks.md.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import os
+import re
+import signal
+import subprocess
+import time
+
+from common import bench_company, bench_settings, cpu_reference, prepare, procfile_command, record, start
+
+
+def generate(clickhouse, company_id: str, start: dt.datetime, seconds: int, events: int, users: int) -> float:
+    """Inserts `events` events spread over `seconds` from `start`; returns the seconds it took."""
+    began = time.perf_counter()
+    first = int(start.replace(tzinfo=dt.timezone.utc).timestamp())
+    clickhouse.command(f"""
+        INSERT INTO events (company_id, message_id, type, name, event_time, received_at, user_id, anonymous_id,
+                            session_id, page_path, referrer_domain, utm_source, utm_campaign, country, browser, os,
+                            device, wallet_address, chain_id, status, tx_value_num, token, contract_address,
+                            payment_id, amount, currency)
+        SELECT toUUID('{company_id}'), concat('g', toString(number)),
+               ['page', 'page', 'track', 'track', 'wallet_connect', 'transaction', 'payment'][(number % 7) + 1] AS kind,
+               if(kind = 'track', ['Signup', 'Search', 'Add To Cart'][(intHash32(number) % 3) + 1], ''),
+               toDateTime({first} + intDiv(number * {seconds}, {events})) AS t, t,
+               if(number % 2 = 0, concat('u', toString(intHash32(number) % {users})), ''),
+               concat('a', toString(intHash32(number + 1) % {users * 2})),
+               concat('s', toString(intHash32(number) % {users}), '-', toString(intDiv(toUInt32(t), 1800))),
+               ['/', '/pricing', '/docs', '/blog', '/app'][(number % 5) + 1],
+               ['', 'google.com', 'news.ycombinator.com', 't.co'][(intHash32(number) % 4) + 1],
+               ['', 'newsletter', 'twitter'][(number % 3) + 1], ['', 'launch', 'winter'][(number % 3) + 1],
+               ['US', 'DE', 'FR', 'IN', 'BR'][(intHash32(number) % 5) + 1],
+               ['Chrome', 'Safari', 'Firefox'][(number % 3) + 1], ['macOS', 'Windows', 'iOS', 'Android'][(number % 4) + 1],
+               ['desktop', 'mobile'][(number % 2) + 1],
+               if(kind IN ('wallet_connect', 'transaction'), concat('0x', toString(intHash32(number) % 50000)), ''),
+               if(kind IN ('wallet_connect', 'transaction'), ['1', '137', '8453'][(number % 3) + 1], ''),
+               if(kind = 'transaction', ['confirmed', 'failed'][(number % 2) + 1],
+                  if(kind = 'payment', ['started', 'completed', 'failed'][(number % 3) + 1], '')),
+               if(kind = 'transaction', toFloat64(intHash32(number) % 1000), 0), if(kind = 'transaction', 'ETH', ''),
+               if(kind = 'transaction', concat('0xc', toString(number % 20)), ''),
+               if(kind = 'payment', concat('p', toString(number)), ''),
+               if(kind = 'payment', toDecimal64(49, 2), toDecimal64(0, 2)), if(kind = 'payment', 'USD', '')
+        FROM system.numbers LIMIT {events}""", settings={"max_execution_time": 3600})
+    return time.perf_counter() - began
+
+
+def hey(url: str, key: str, rate: int, seconds: int) -> dict:
+    workers = 10
+    output = subprocess.run(["hey", "-z", f"{seconds}s", "-c", str(workers), "-q", str(rate // workers),
+                             "-H", f"Authorization: Bearer {key}", url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    percentile = {p: float(re.search(rf"{p}% in ([\d.]+) secs", output).group(1)) * 1000
+                  for p in ("50", "99")}
+    slowest = float(re.search(r"Slowest:\s+([\d.]+) secs", output).group(1)) * 1000
+    statuses = dict(re.findall(r"\[(\d{3})\]\s+(\d+) responses", output))
+    return {"rps": rps, "p50": percentile["50"], "p99": percentile["99"], "slowest": slowest, "statuses": statuses}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--day-events", type=int, default=10_000_000)
+    parser.add_argument("--history-events-per-day", type=int, default=20_000)
+    parser.add_argument("--rate", type=int, default=500)
+    parser.add_argument("--seconds", type=int, default=20)
+    args = parser.parse_args()
+
+    settings = bench_settings()
+    prepare(settings)
+    import redis
+
+    from models.clickhouse import clickhouse_client
+    from workers.rollups import rollup_company_now
+
+    client = redis.Redis.from_url(settings.redis_url)
+    client.flushdb()
+    clickhouse = clickhouse_client(settings.clickhouse_url, timeout=3600)
+    today = dt.datetime.now(dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+
+    big, _ = bench_company(settings)
+    inserted = generate(clickhouse, big, today - dt.timedelta(days=1), 86400, args.day_events, users=400_000)
+    one_day = dataclasses.replace(settings, rollup_window_hours=24)
+    began = time.perf_counter()
+    done = rollup_company_now(one_day, client, clickhouse, big)
+    rollup_seconds = time.perf_counter() - began
+
+    history, _, read_key = bench_company(settings, ("write", "read"))
+    generate(clickhouse, history, today - dt.timedelta(days=90), 90 * 86400, 90 * args.history_events_per_day, users=20_000)
+    rollup_company_now(dataclasses.replace(settings, rollup_window_hours=91 * 24), client, clickhouse, history)
+
+    env = {**os.environ, "PORT": "18084", "PATH": f"{os.path.dirname(os.path.abspath(__file__))}/../.venv/bin:{os.environ['PATH']}"}
+    web = start(procfile_command("web"), env, 18084)
+    base = f"http://127.0.0.1:18084/v1/companies/{history}/analytics"
+    span = f"from={(today - dt.timedelta(days=89)).date()}&to={(today + dt.timedelta(days=1)).date()}"
+    try:
+        hey(f"{base}/overview?{span}", read_key, args.rate, 3)  # warm-up: connections, caches
+        overview = hey(f"{base}/overview?{span}", read_key, args.rate, args.seconds)
+        series = hey(f"{base}/timeseries?{span}&metric=events&interval=day", read_key, args.rate, args.seconds)
+    finally:
+        os.killpg(web.pid, signal.SIGTERM)
+        web.wait(30)
+
+    lines = [
+        f"Command: `.venv/bin/python bench/analytics.py --day-events {args.day_events} --history-events-per-day "
+        f"{args.history_events_per_day} --rate {args.rate} --seconds {args.seconds}` on {os.cpu_count()} cores "
+        "(ClickHouse 18.16, Postgres, Redis, gunicorn and hey on the same machine).",
+        "",
+        f"Rollup of one company's day of {args.day_events:,} events (generated in {inserted:.0f} s): "
+        f"**{rollup_seconds:.1f} s** ({done['rows']:,} rows and sketches written).",
+        "",
+        "| read (read key, 90 days of rollups) | requests/s | p50 | p99 | slowest | statuses |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, result in (("overview", overview), ("time series, by day", series)):
+        lines.append(f"| {name} | {result['rps']:.0f} | {result['p50']:.1f} ms | **{result['p99']:.1f} ms** | "
+                     f"{result['slowest']:.1f} ms | {result['statuses']} |")
+    lines.append(cpu_reference())
+    print("\n".join(lines))
+    record("Rollups and analytics reads", lines)
+    client.flushdb()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
