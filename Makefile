@@ -33,7 +33,7 @@ test: services
 
 bench: services
 	command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
-	cd bench && ../$(BIN)/python ingest.py && ../$(BIN)/python persist.py && ../$(BIN)/python freshness.py && ../$(BIN)/python realtime.py
+	cd bench && ../$(BIN)/python ingest.py && ../$(BIN)/python persist.py && ../$(BIN)/python freshness.py && ../$(BIN)/python realtime.py && ../$(BIN)/python analytics.py
 
 clean: services-down
 	rm -rf .data

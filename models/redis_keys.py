@@ -44,9 +44,16 @@ def realtime_snapshot(company_id: str) -> str:
     return f"{PREFIX}:rt:{company_id}"
 
 
-def analytics_answer(company_id: str, rollup_version: str, request_digest: str) -> str:
-    """A cached analytics answer (JSON) for one resolved request against one version of the rollups."""
-    return f"{PREFIX}:an:{company_id}:{rollup_version}:{request_digest}"
+def analytics_answer(company_id: str, request_digest: str) -> str:
+    """A cached analytics answer for one resolved request: the rollup version it was computed from, a
+    newline, the JSON."""
+    return f"{PREFIX}:an:{company_id}:{request_digest}"
+
+
+def rollup_version(company_id: str) -> str:
+    """When the company's rollups were last computed (set by each rollup run): cached answers of
+    another version are stale."""
+    return f"{PREFIX}:rollup-version:{company_id}"
 
 
 # Seconds since the epoch up to which every accepted event is counted in the real-time snapshots.

@@ -34,6 +34,7 @@ from psycopg2.extras import execute_values
 from adtivity.jobs import ROLLUP_ALL, ROLLUP_COMPANY
 from adtivity.logs import log_event
 from adtivity.settings import Settings
+from models import redis_keys
 from models.clickhouse import PerThread
 from models.db import database
 from models.entities import Company
@@ -211,8 +212,9 @@ class Rollup:
                     amount for _, amount in top)
         return kept
 
-    def store(self, complete_until: dt.datetime) -> int:
-        """Replaces the company's rows from `start` on, in one transaction; returns the rows written."""
+    def store(self, complete_until: dt.datetime, client: redis.Redis) -> int:
+        """Replaces the company's rows from `start` on, in one transaction, then announces the new
+        version (so cached answers are recomputed); returns the rows written."""
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         counts = [(self.company_id, grain, metric, dimension, bucket, value, amount, now)
                   for grain, rows in ((HOUR, self.bounded(self.hourly)), (DAY, self.bounded(self.daily())))
@@ -230,6 +232,7 @@ class Rollup:
             RollupState.insert(company_id=self.company_id, complete_until=complete_until, computed_at=now).on_conflict(
                 conflict_target=[RollupState.company_id],
                 update={RollupState.complete_until: complete_until, RollupState.computed_at: now}).execute()
+        client.set(redis_keys.rollup_version(self.company_id), now.isoformat())
         return len(counts) + len(sketches)
 
 
@@ -241,7 +244,7 @@ def rollup_company_now(settings: Settings, client: redis.Redis, clickhouse, comp
     started = time.perf_counter()
     rollup = Rollup(settings, clickhouse, company_id, day_of(now - dt.timedelta(hours=settings.rollup_window_hours)))
     rollup.compute()
-    written = rollup.store(min(complete_until, now))
+    written = rollup.store(min(complete_until, now), client)
     done = {"company": company_id, "from": rollup.start.isoformat(), "rows": written,
             "seconds": round(time.perf_counter() - started, 3)}
     log_event(log, "rollup done", **done)

@@ -96,9 +96,9 @@ def iso(moment: dt.datetime | None, tz: ZoneInfo = ZoneInfo("UTC")) -> str | Non
 
 
 class AnalyticsResource:
-    """Answers GET with `compute`'s body and the common fields. An answer is cached in Redis under the
-    rollups' version (their computed_at) and the resolved request, so repeated reads cost one lookup
-    until the next rollup run replaces the numbers."""
+    """Answers GET with `compute`'s body and the common fields. An answer is cached in Redis by the
+    resolved request, stamped with the rollups' version (which each rollup run sets), so a repeated read
+    costs one Redis round trip until the next run changes the numbers."""
 
     def __init__(self, settings: Settings, client: redis.Redis) -> None:
         self.settings = settings
@@ -111,18 +111,19 @@ class AnalyticsResource:
         access = company_access(req, company_id, min_role="viewer", read_key=True)
         reader = RollupReader(str(access.company.id), self.settings.rollup_hll_lg_k)
         span = parse_range(req, self.settings)
-        as_of, complete_until = reader.state()
         request = "|".join([type(self).__name__, span.start.isoformat(), span.end.isoformat(), span.tz.key,
                             *sorted(f"{k}={v}" for k, v in req.params.items() if k not in ("from", "to", "tz"))])
-        key = redis_keys.analytics_answer(reader.company_id, as_of.isoformat() if as_of else "none",
-                                          hashlib.blake2b(request.encode(), digest_size=16).hexdigest())
-        cached = self.redis.get(key)
-        if cached is None:
-            cached = _json.encode({"company_id": reader.company_id, "from": iso(span.start), "to": iso(span.end),
+        key = redis_keys.analytics_answer(reader.company_id, hashlib.blake2b(request.encode(), digest_size=16).hexdigest())
+        version, cached = self.redis.mget(redis_keys.rollup_version(reader.company_id), key)
+        version = version or b"none"
+        stamp, _, answer = (cached or b"").partition(b"\n")
+        if cached is None or stamp != version:
+            as_of, complete_until = reader.state()
+            answer = _json.encode({"company_id": reader.company_id, "from": iso(span.start), "to": iso(span.end),
                                    "timezone": span.tz.key, "as_of": iso(as_of), "complete_until": iso(complete_until),
                                    **self.compute(req, reader, span)})
-            self.redis.set(key, cached, ex=self.settings.analytics_cache_seconds)
-        resp.data = cached
+            self.redis.set(key, version + b"\n" + answer, ex=self.settings.analytics_cache_seconds)
+        resp.data = answer
         resp.content_type = falcon.MEDIA_JSON
 
     def limit(self, req: falcon.Request) -> int:
