@@ -115,3 +115,16 @@ def wait_for_no_events(clickhouse, company_id: str, seconds: float = 10.0, table
             return True
         time.sleep(0.1)
     return False
+
+
+def test_retention_is_a_company_setting_admins_change(api):
+    owner = api.user()
+    company_id = api.company(owner)
+    assert api.get(f"/v1/companies/{company_id}", auth=owner).json["retention_months"] == 13
+    member = api.member(owner, company_id, "member")
+    assert api.patch(f"/v1/companies/{company_id}", auth=member, json={"retention_months": 6}).status_code == 403
+    changed = api.patch(f"/v1/companies/{company_id}", auth=owner, json={"retention_months": 6})
+    assert changed.status_code == 200 and changed.json["retention_months"] == 6 and changed.json["name"]
+    for bad in ({"retention_months": 0}, {"retention_months": 121}, {}):
+        assert api.patch(f"/v1/companies/{company_id}", auth=owner, json=bad).status_code == 422
+    assert AuditLog.select().where(AuditLog.action == "company.retention_changed").count() == 1

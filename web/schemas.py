@@ -56,7 +56,10 @@ class CompanyCreate(Strict):
 
 
 class CompanyUpdate(Strict):
-    name: Name
+    """A rename, a new retention (months of raw events and rollups kept), or both."""
+
+    name: Name | None = None
+    retention_months: Annotated[int, msgspec.Meta(ge=1, le=120)] | None = None
 
 
 class InviteCreate(Strict):
@@ -105,6 +108,7 @@ class CompanyOut(msgspec.Struct):
     id: uuid.UUID
     name: str
     created_at: dt.datetime
+    retention_months: int
     role: Role | None = None
 
 

@@ -10,7 +10,8 @@ from web.accounts import Accounts, TokenPair
 from web.errors import too_many_requests
 from web.principals import client_ip, require_user
 from web.ratelimit import Limit, RateLimiter
-from web.schemas import Accepted, CompanyOut, MeOut, TokenPairOut, UserOut
+from web.resources.companies import company_out
+from web.schemas import Accepted, MeOut, TokenPairOut, UserOut
 
 
 def tokens_out(pair: TokenPair) -> TokenPairOut:
@@ -133,5 +134,5 @@ class Me:
             .where(Membership.user == user.id, Company.deleted_at.is_null())
             .order_by(Company.created_at, Company.id)
         )
-        companies = [CompanyOut(id=m.company.id, name=m.company.name, created_at=m.company.created_at, role=m.role) for m in rows]
+        companies = [company_out(m.company, m.role) for m in rows]
         resp.media = MeOut(user=user_out(user), companies=companies)

@@ -1,4 +1,4 @@
-"""/v1/companies: create, list, read, rename and delete tenants.
+"""/v1/companies: create, list, read, rename (and set the data retention of) and delete tenants.
 
 Names are unique per owner. Deleting marks the company deleted at once (every key stops working on
 every web worker) and enqueues `purge_company`, which removes its data in the background.
@@ -23,7 +23,8 @@ from web.schemas import CompanyOut, Page
 
 
 def company_out(company: Company, role: str | None) -> CompanyOut:
-    return CompanyOut(id=company.id, name=company.name, created_at=company.created_at, role=role)
+    return CompanyOut(id=company.id, name=company.name, created_at=company.created_at,
+                      retention_months=company.retention_months, role=role)
 
 
 def name_taken() -> ApiError:
@@ -74,14 +75,23 @@ class CompanyItem:
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response, company_id: str) -> None:
         access = company_access(req, company_id, min_role="admin")
-        company = access.company
-        company.name = req.context.body.name.strip()
+        company, body = access.company, req.context.body
+        if body.name is None and body.retention_months is None:
+            raise ApiError(422, "invalid_body", "give name, retention_months or both")
+        if body.name is not None:
+            company.name = body.name.strip()
+        if body.retention_months is not None:
+            company.retention_months = body.retention_months
         try:
             with database.atomic():
                 company.save()
         except peewee.IntegrityError:
             raise name_taken() from None
-        audit("company.renamed", actor_id=access.user.id, company_id=company.id, ip=client_ip(req))
+        if body.name is not None:
+            audit("company.renamed", actor_id=access.user.id, company_id=company.id, ip=client_ip(req))
+        if body.retention_months is not None:
+            audit("company.retention_changed", actor_id=access.user.id, company_id=company.id,
+                  target=f"{body.retention_months} months", ip=client_ip(req))
         resp.media = company_out(company, access.role)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, company_id: str) -> None:
