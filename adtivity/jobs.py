@@ -16,6 +16,7 @@ TRIM_STREAMS = "trim_streams"
 HOUSEKEEPING = "housekeeping"
 ROLLUP_ALL = "rollup_all"
 ROLLUP_COMPANY = "rollup_company"
+APPLY_RETENTION = "apply_retention"
 DEFAULT_QUEUE = "default"
 
 

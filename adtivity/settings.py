@@ -82,6 +82,7 @@ class Settings:
     rollup_max_values: int = 500
     rollup_hll_lg_k: int = 12
     rollup_query_timeout_seconds: int = 120
+    retention_every_seconds: int = 21_600
     # The analytics API.
     analytics_max_days: int = 400
     analytics_max_points: int = 1_000

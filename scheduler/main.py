@@ -13,8 +13,8 @@ import time
 import redis
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from adtivity.jobs import (CHECK_HEALTH, ENTITIES_SHARD, HOUSEKEEPING, PERSIST_SHARD, ROLLUP_ALL, TRIM_STREAMS, Jobs,
-                          redis_broker)
+from adtivity.jobs import (APPLY_RETENTION, CHECK_HEALTH, ENTITIES_SHARD, HOUSEKEEPING, PERSIST_SHARD, ROLLUP_ALL,
+                          TRIM_STREAMS, Jobs, redis_broker)
 from adtivity.logs import configure_logging, log_event
 from adtivity.settings import Settings
 from models import redis_keys
@@ -52,6 +52,9 @@ def build_scheduler(settings: Settings, jobs: Jobs, client: redis.Redis, leaders
     def enqueue_rollups() -> None:
         jobs.enqueue(ROLLUP_ALL)
 
+    def enqueue_retention() -> None:
+        jobs.enqueue(APPLY_RETENTION)
+
     now = dt.datetime.now(dt.timezone.utc)
     scheduler.add_job(leadership.check, "interval", seconds=settings.scheduler_leader_check_seconds,
                       id="leadership", next_run_time=now)
@@ -64,6 +67,7 @@ def build_scheduler(settings: Settings, jobs: Jobs, client: redis.Redis, leaders
                       id="housekeeping")
     scheduler.add_job(leading(enqueue_rollups), "interval", seconds=settings.rollup_every_seconds, id="rollups",
                       next_run_time=now + dt.timedelta(seconds=5))
+    scheduler.add_job(leading(enqueue_retention), "interval", seconds=settings.retention_every_seconds, id="retention")
     return scheduler
 
 
