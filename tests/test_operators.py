@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import workers
 from models import redis_keys
 from models.entities import User
 from models.streams import PERSIST_GROUP, stream_key
@@ -51,12 +52,15 @@ def test_status_shows_the_latest_health_check_and_heartbeats(api, settings, redi
     redis_client.xgroup_create(stream_key(0), PERSIST_GROUP, id="0", mkstream=True)
     redis_client.xadd(stream_key(0), {"e": "x"})
     redis_client.set(redis_keys.REALTIME_AS_OF, time.time() - 30)
-    record_health(settings, redis_client)
+    record_health(settings, redis_client, workers.broker)
     redis_client.set(redis_keys.process_heartbeat("streams"), time.time())
     status = api.get("/v1/system/status", auth=session).json
     assert status["health_check"]["dependencies"]["postgres"]["up"] is True
     assert status["health_check"]["streams"][stream_key(0)] == {PERSIST_GROUP: {"pending": 0, "lag": 1}}
     assert 30 <= status["health_check"]["realtime"]["seconds_behind"] < 35
+    assert status["health_check"]["queues"]["default"] == {"waiting": 0, "delayed": 0}
+    assert status["health_check"]["quarantine"] == {"entries": 0, "events": 0}
+    assert status["health_check"]["rollups"] == {"companies": 0, "stale": 0, "oldest_computed_at": None}
     assert status["processes"]["worker"]["seconds_ago"] < 5
     assert status["processes"]["streams"]["seconds_ago"] < 5
     assert status["processes"]["scheduler"] is None

@@ -26,6 +26,20 @@ def test_ready_reports_each_dependency_with_its_latency(client):
     dependencies = answer.json["dependencies"]
     assert set(dependencies) == {"postgres", "redis", "clickhouse", "broker"}
     assert all(d["up"] and d["latency_ms"] >= 0 for d in dependencies.values())
+    assert answer.json["pipeline"] is None  # no health check has run yet
+
+
+def test_ready_sums_up_the_latest_health_check(client, settings, redis_client):
+    import workers
+    from models.streams import PERSIST_GROUP, stream_key
+    from workers.health import record_health
+
+    redis_client.xgroup_create(stream_key(1), PERSIST_GROUP, id="0", mkstream=True)
+    redis_client.xadd(stream_key(1), {"e": "x"})
+    redis_client.xadd(stream_key(1), {"e": "y"})
+    record_health(settings, redis_client, workers.broker)
+    pipeline = client.simulate_get("/ready").json["pipeline"]
+    assert pipeline["stream_backlog"] == 2 and pipeline["quarantined_entries"] == 0 and pipeline["stale_rollups"] == 0
 
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")

@@ -97,7 +97,7 @@ def create_app(deps: Deps) -> falcon.App:
     ip_limit = auth.PerIpLimit(deps.limiter, settings)
 
     app.add_route("/health", health.Health())
-    app.add_route("/ready", health.Ready(settings))
+    app.add_route("/ready", health.Ready(settings, deps.redis))
     app.add_route("/metrics", MetricsEndpoint())
     app.add_route("/v1/system/status", system.SystemStatus(deps.redis))
 

@@ -1,21 +1,29 @@
 """Actor `check_health`: probes every dependency, reads each stream's consumer groups (entries pending
-and not yet delivered) and the real-time snapshots' as-of, and stores the result in Redis for /ready,
+and not yet delivered), the real-time snapshots' as-of, Dramatiq queue depths, the quarantine and
+how fresh each company's rollups are, and stores the result in Redis for /ready,
 the status endpoint and operators. The scheduler enqueues it every HEALTH_CHECK_SECONDS."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import time
 
 import dramatiq
 import msgspec
+import peewee
 import redis
+from dramatiq.common import dq_name
+from peewee import fn
 
 from adtivity.jobs import CHECK_HEALTH
 from adtivity.probes import probe_all
 from adtivity.settings import Settings
 from models import redis_keys
+from models.db import database
+from models.rollups import RollupState
 from models.streams import entities_stream_key, stream_key
-from workers import settings
+from models.tracking import Quarantine
+from workers import broker, settings
 
 
 def stream_groups(settings: Settings, client: redis.Redis) -> dict:
@@ -36,7 +44,29 @@ def realtime_freshness(client: redis.Redis, now: float) -> dict:
     return {"as_of": float(as_of) if as_of else None, "seconds_behind": round(now - float(as_of), 3) if as_of else None}
 
 
-def record_health(settings: Settings, client: redis.Redis) -> dict:
+def queue_depths(broker) -> dict:
+    """Dramatiq messages waiting (or running) per queue, and delayed (retries) per queue."""
+    return {name: {"waiting": broker.do_qsize(name), "delayed": broker.do_qsize(dq_name(name))}
+            for name in sorted(q for q in broker.get_declared_queues() if not q.endswith(".DQ"))}
+
+
+def quarantine_size() -> dict:
+    with database.connection_context():
+        waiting = Quarantine.select().where(Quarantine.replayed_at.is_null())
+        return {"entries": waiting.count(), "events": waiting.select(fn.COALESCE(fn.SUM(Quarantine.events), 0)).scalar()}
+
+
+def rollup_freshness(settings: Settings, now: float) -> dict:
+    """How many companies' rollups are older than three scheduling intervals, and the oldest."""
+    stale_before = dt.datetime.fromtimestamp(now - 3 * settings.rollup_every_seconds, dt.timezone.utc).replace(tzinfo=None)
+    with database.connection_context():
+        oldest = RollupState.select(fn.MIN(RollupState.computed_at)).scalar()
+        return {"companies": RollupState.select().count(),
+                "stale": RollupState.select().where(RollupState.computed_at < stale_before).count(),
+                "oldest_computed_at": oldest.isoformat() if oldest else None}
+
+
+def record_health(settings: Settings, client: redis.Redis, broker) -> dict:
     now = time.time()
     status = {
         "checked_at": now,
@@ -44,6 +74,12 @@ def record_health(settings: Settings, client: redis.Redis) -> dict:
         "streams": stream_groups(settings, client),
         "realtime": realtime_freshness(client, now),
     }
+    for name, measure in (("queues", lambda: queue_depths(broker)), ("quarantine", quarantine_size),
+                          ("rollups", lambda: rollup_freshness(settings, now))):
+        try:
+            status[name] = measure()
+        except (redis.RedisError, peewee.PeeweeException) as error:  # a store is down: the probes say which
+            status[name] = {"error": type(error).__name__}
     client.set(redis_keys.HEALTH_STATUS, msgspec.json.encode(status))
     client.set(redis_keys.process_heartbeat("worker"), status["checked_at"])
     return status
@@ -51,4 +87,4 @@ def record_health(settings: Settings, client: redis.Redis) -> dict:
 
 @dramatiq.actor(actor_name=CHECK_HEALTH, max_retries=0, time_limit=30_000)
 def check_health() -> None:
-    record_health(settings, redis.Redis.from_url(settings.redis_url, socket_timeout=2))
+    record_health(settings, redis.Redis.from_url(settings.redis_url, socket_timeout=2), broker)
