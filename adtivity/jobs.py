@@ -17,6 +17,8 @@ HOUSEKEEPING = "housekeeping"
 ROLLUP_ALL = "rollup_all"
 ROLLUP_COMPANY = "rollup_company"
 APPLY_RETENTION = "apply_retention"
+DELETE_USER = "delete_user"
+EXPORT_USER = "export_user"
 DEFAULT_QUEUE = "default"
 
 

@@ -83,6 +83,9 @@ class Settings:
     rollup_hll_lg_k: int = 12
     rollup_query_timeout_seconds: int = 120
     retention_every_seconds: int = 21_600
+    # Privacy requests (workers/privacy.py).
+    privacy_export_max_bytes: int = 100 * 1024 * 1024
+    privacy_mutation_timeout_seconds: int = 600
     # The analytics API.
     analytics_max_days: int = 400
     analytics_max_points: int = 1_000

@@ -30,6 +30,7 @@ from adtivity.settings import Settings  # noqa: E402
 from models.clickhouse import clickhouse_client, database_name  # noqa: E402
 from models.db import database  # noqa: E402
 from models.entities import ALL_MODELS  # noqa: E402
+from models.privacy import PrivacyRequest  # noqa: E402
 from models.rollups import ROLLUP_MODELS  # noqa: E402
 from models.tracking import TRACKING_MODELS  # noqa: E402
 from tests.helpers import Api  # noqa: E402
@@ -71,7 +72,7 @@ def stores(settings: Settings):
 @pytest.fixture(autouse=True)
 def clean_state(settings: Settings):
     yield
-    tables = ", ".join(model._meta.table_name for model in ALL_MODELS + TRACKING_MODELS + ROLLUP_MODELS)
+    tables = ", ".join(model._meta.table_name for model in ALL_MODELS + TRACKING_MODELS + ROLLUP_MODELS + (PrivacyRequest,))
     with database.connection_context():
         database.execute_sql(f"TRUNCATE {tables} CASCADE")
     redis.Redis.from_url(settings.redis_url).flushdb()

@@ -8,6 +8,7 @@ from models.clickhouse import clickhouse_client
 from models.db import database, utcnow
 from models.entities import LoginAttempt, OneTimeToken, RefreshToken
 from models.tracking import PersistedEntry
+from models.privacy import PrivacyRequest
 from workers.housekeeping import drop_old_dedup_weeks, prune_postgres
 
 
@@ -39,9 +40,12 @@ def test_spent_postgres_rows_are_pruned(api):
         LoginAttempt.create(email="x@example.com", ip="1.2.3.4", succeeded=False, created_at=now)
         PersistedEntry.create(stream="s", entry_id="old", persisted_at=now - dt.timedelta(days=40))
         PersistedEntry.create(stream="s", entry_id="new", persisted_at=now)
+        for finished in (now - dt.timedelta(days=40), now, None):
+            PrivacyRequest.create(company_id=uuid.uuid4(), kind="export", user_id="u", finished_at=finished)
         live_refresh = RefreshToken.select().count()
     deleted = prune_postgres(keep_days=30, now=now)
     assert deleted["one_time_tokens"] == 1 and deleted["login_attempts"] == 1 and deleted["persisted_entries"] == 1
+    assert deleted["privacy_requests"] == 1
     with database.connection_context():
         assert not OneTimeToken.select().where(OneTimeToken.id == expired.id).exists()
         assert OneTimeToken.select().where(OneTimeToken.id == live.id).exists()

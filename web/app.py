@@ -26,7 +26,8 @@ from web.metrics import MetricsEndpoint, RecordMetrics
 from web.middleware import Cors, RequestId
 from web.principals import Authenticate
 from web.ratelimit import RateLimiter
-from web.resources import analytics, auth, companies, events, health, keys, members, quarantine, realtime, system
+from web.resources import (analytics, auth, companies, events, health, keys, members, privacy, quarantine, realtime,
+                           system)
 
 INGEST_PREFIXES = ("/v1/events", "/v1/track", "/v1/identify", "/v1/page", "/v1/screen", "/v1/group",
                    "/v1/alias", "/v1/batch", "/sdk/")
@@ -123,6 +124,10 @@ def create_app(deps: Deps) -> falcon.App:
     app.add_route("/v1/companies/{company_id}/test-events", TestEvents(deps.ingest))
     app.add_route("/v1/companies/{company_id}/events", events.Events(settings, deps.clickhouse))
     app.add_route("/v1/companies/{company_id}/realtime", realtime.Realtime(settings, deps.redis))
+    app.add_route("/v1/companies/{company_id}/users/{user_id}", privacy.UserPrivacy(deps.jobs))
+    app.add_route("/v1/companies/{company_id}/users/{user_id}/export", privacy.UserExport(deps.jobs))
+    app.add_route("/v1/companies/{company_id}/privacy-requests/{request_id}", privacy.PrivacyRequestItem())
+    app.add_route("/v1/companies/{company_id}/privacy-requests/{request_id}/download", privacy.PrivacyExportDownload())
     for name, resource in analytics.ROUTES.items():
         app.add_route(f"/v1/companies/{{company_id}}/analytics/{name}", resource(settings, deps.redis))
     app.add_route("/v1/companies/{company_id}/quarantine", quarantine.QuarantineList(settings))

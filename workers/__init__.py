@@ -16,4 +16,4 @@ broker = redis_broker(settings.redis_url, settings.dramatiq_namespace)
 broker.add_middleware(Lifecycle(settings))
 dramatiq.set_broker(broker)
 
-from workers import companies, entities, health, housekeeping, persist, retention, rollups, trim  # noqa: E402,F401  (declares the actors)
+from workers import companies, entities, health, housekeeping, persist, privacy, retention, rollups, trim  # noqa: E402,F401  (declares the actors)

@@ -1,5 +1,5 @@
 """Actor `purge_company`: removes a deleted company's data from ClickHouse (events, their ids, first
-sightings) and Postgres (the company row and what cascades from it, and its rollups).
+sightings) and Postgres (the company row and what cascades from it, its rollups and privacy requests).
 
 The web API marks the company deleted (its keys stop at once) and enqueues this. Idempotent: running
 it again, or for a company already gone, does nothing more. A company not marked deleted is refused,
@@ -18,6 +18,7 @@ from adtivity.settings import Settings
 from models.clickhouse import clickhouse_client
 from models.db import database
 from models.entities import Company
+from models.privacy import PrivacyRequest
 from models.rollups import ROLLUP_MODELS
 from workers import settings
 
@@ -36,7 +37,7 @@ def purge_company_data(settings: Settings, company_id: uuid.UUID) -> bool:
         for table in COMPANY_TABLES:
             clickhouse.command(f"ALTER TABLE {table} DELETE WHERE company_id = %(company)s",
                                parameters={"company": str(company_id)})
-        for model in ROLLUP_MODELS:
+        for model in (*ROLLUP_MODELS, PrivacyRequest):
             model.delete().where(model.company_id == company_id).execute()
         if company is not None:
             company.delete_instance()

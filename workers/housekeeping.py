@@ -3,7 +3,7 @@
 - ClickHouse `event_ids` partitions (weeks) wholly older than DEDUP_RETENTION_DAYS: resends older than
   that are no longer recognised, as documented;
 - Postgres: expired or used one-time tokens, expired refresh tokens, login attempts, recorded stream
-  entries and sent mails older than HOUSEKEEPING_KEEP_DAYS.
+  entries, sent mails and finished privacy requests (with their exports) older than HOUSEKEEPING_KEEP_DAYS.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from adtivity.settings import Settings
 from models.clickhouse import clickhouse_client
 from models.db import database, utcnow
 from models.entities import LoginAttempt, MailOutbox, OneTimeToken, RefreshToken
+from models.privacy import PrivacyRequest
 from models.tracking import PersistedEntry
 from workers import settings
 
@@ -50,6 +51,7 @@ def prune_postgres(*, keep_days: int, now: dt.datetime) -> dict[str, int]:
             "login_attempts": LoginAttempt.delete().where(LoginAttempt.created_at < old).execute(),
             "persisted_entries": PersistedEntry.delete().where(PersistedEntry.persisted_at < old).execute(),
             "mail_outbox": MailOutbox.delete().where(MailOutbox.sent_at < old).execute(),
+            "privacy_requests": PrivacyRequest.delete().where(PrivacyRequest.finished_at < old).execute(),
         }
 
 

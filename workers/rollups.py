@@ -237,12 +237,14 @@ class Rollup:
 
 
 def rollup_company_now(settings: Settings, client: redis.Redis, clickhouse, company_id: str, *,
-                       now: dt.datetime | None = None) -> dict:
+                       now: dt.datetime | None = None, start: dt.datetime | None = None) -> dict:
+    """Recomputes the company's rollups from `start` (a UTC midnight; by default the day the trailing
+    window begins in)."""
     now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     complete_until = dt.datetime.fromtimestamp(
         backlog_since(client, persisted_watch(settings.stream_shards), time.time()), dt.timezone.utc).replace(tzinfo=None)
     started = time.perf_counter()
-    rollup = Rollup(settings, clickhouse, company_id, day_of(now - dt.timedelta(hours=settings.rollup_window_hours)))
+    rollup = Rollup(settings, clickhouse, company_id, start or day_of(now - dt.timedelta(hours=settings.rollup_window_hours)))
     rollup.compute()
     written = rollup.store(min(complete_until, now), client)
     done = {"company": company_id, "from": rollup.start.isoformat(), "rows": written,

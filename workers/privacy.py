@@ -1,0 +1,140 @@
+"""Actors `delete_user` and `export_user`: carry out a privacy request (models/privacy.py) for one end
+user of a company: the user id and every anonymous id linked to it (the `identities` table).
+
+Delete removes the user's events (ClickHouse mutations on `events` and `identity_first_seen`, awaited),
+their end-user, identity, wallet, session and payment rows, then recomputes the company's rollups from
+the day of the user's first event, so no count or sketch keeps them. Real-time snapshots forget them
+when their minute and day buckets expire (within a day).
+Export writes every event of the user and their entity rows as gzip NDJSON, one object a line, each
+with "record" (end_user, identity, wallet, session, payment, event); at most PRIVACY_EXPORT_MAX_BYTES.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import time
+import uuid
+
+import dramatiq
+import redis
+
+from adtivity.jobs import DELETE_USER, EXPORT_USER
+from adtivity.logs import log_event
+from adtivity.settings import Settings
+from models.clickhouse import clickhouse_client
+from models.db import database, utcnow
+from models.privacy import DONE, FAILED, RUNNING, PrivacyRequest
+from models.tracking import EndUser, Identity, PaymentSession, Session, Wallet
+from workers import settings
+from workers.rollups import day_of, rollup_company_now
+
+log = logging.getLogger(__name__)
+USER_EVENTS = "company_id = toUUID(%(c)s) AND (user_id = %(u)s OR anonymous_id IN %(ids)s)"
+
+
+class ExportTooLarge(Exception):
+    pass
+
+
+def identities_of(company_id: uuid.UUID, user_id: str) -> list[str]:
+    with database.connection_context():
+        linked = [row.value for row in Identity.select(Identity.value).where(
+            Identity.company_id == company_id, Identity.kind == "anonymous", Identity.user_id == user_id)]
+    return [user_id, *linked]
+
+
+def entity_rows(company_id: uuid.UUID, user_id: str, identities: list[str]) -> list[tuple[str, object]]:
+    """(record kind, peewee query) of the user's rows in Postgres."""
+    return [
+        ("end_user", EndUser.select().where(EndUser.company_id == company_id, EndUser.user_id == user_id)),
+        ("identity", Identity.select().where(Identity.company_id == company_id, Identity.user_id == user_id)),
+        ("wallet", Wallet.select().where(Wallet.company_id == company_id, Wallet.user_id == user_id)),
+        ("session", Session.select().where(Session.company_id == company_id, Session.identity.in_(identities))),
+        ("payment", PaymentSession.select().where(PaymentSession.company_id == company_id,
+                                                  PaymentSession.user_id == user_id)),
+    ]
+
+
+def wait_for_mutations(clickhouse, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while clickhouse.query("SELECT count() FROM system.mutations WHERE database = currentDatabase() "
+                           "AND NOT is_done").result_rows[0][0]:
+        if time.monotonic() > deadline:
+            raise TimeoutError("ClickHouse mutations still running")
+        time.sleep(0.2)
+
+
+def delete_user_data(settings: Settings, client: redis.Redis, request: PrivacyRequest) -> int:
+    clickhouse = clickhouse_client(settings.clickhouse_url)
+    identities = identities_of(request.company_id, request.user_id)
+    params = {"c": str(request.company_id), "u": request.user_id, "ids": tuple(identities)}
+    first, count = clickhouse.query(f"SELECT min(event_time), count() FROM events WHERE {USER_EVENTS}",
+                                    parameters=params).result_rows[0]
+    clickhouse.command(f"ALTER TABLE events DELETE WHERE {USER_EVENTS}", parameters=params)
+    clickhouse.command("ALTER TABLE identity_first_seen DELETE WHERE company_id = toUUID(%(c)s) AND identity IN %(ids)s",
+                       parameters=params)
+    wait_for_mutations(clickhouse, settings.privacy_mutation_timeout_seconds)
+    with database.connection_context(), database.atomic():
+        for _, query in entity_rows(request.company_id, request.user_id, identities):
+            for row in list(query):
+                row.delete_instance()
+    if count:
+        rollup_company_now(settings, client, clickhouse, str(request.company_id), start=day_of(first))
+    return count
+
+
+def export_user_data(settings: Settings, request: PrivacyRequest) -> tuple[bytes, int]:
+    clickhouse = clickhouse_client(settings.clickhouse_url)
+    identities = identities_of(request.company_id, request.user_id)
+    lines = []
+    with database.connection_context():
+        for record, query in entity_rows(request.company_id, request.user_id, identities):
+            for row in query.dicts():
+                lines.append(json.dumps({"record": record, **row}, default=str).encode())
+    events = clickhouse.raw_query(
+        f"SELECT 'event' AS record, * FROM events WHERE {USER_EVENTS} ORDER BY event_time, message_id",
+        parameters={"c": str(request.company_id), "u": request.user_id, "ids": tuple(identities)},
+        fmt="JSONEachRow", settings={"max_execution_time": settings.query_timeout_seconds * 6})
+    body = b"\n".join(lines) + (b"\n" if lines else b"") + events
+    if len(body) > settings.privacy_export_max_bytes:
+        raise ExportTooLarge(f"the export would be {len(body)} bytes, over PRIVACY_EXPORT_MAX_BYTES")
+    return gzip.compress(body), events.count(b"\n")
+
+
+def carry_out(request_id: str, work) -> None:
+    """Runs `work(request)` and records the outcome on the request."""
+    with database.connection_context():
+        request = PrivacyRequest.get_by_id(uuid.UUID(request_id))
+        request.status = RUNNING
+        request.save()
+    try:
+        outcome = work(request)
+    except Exception as error:  # recorded for the caller, then logged with its trace
+        with database.connection_context():
+            PrivacyRequest.update(status=FAILED, error=f"{type(error).__name__}: {error}"[:2000],
+                                  finished_at=utcnow()).where(PrivacyRequest.id == request.id).execute()
+        log_event(log, "privacy request failed", level=logging.ERROR, request=request_id, kind=request.kind,
+                  error=type(error).__name__, exc_info=True)
+        return
+    with database.connection_context():
+        PrivacyRequest.update(status=DONE, finished_at=utcnow(), **outcome).where(PrivacyRequest.id == request.id).execute()
+    log_event(log, "privacy request done", request=request_id, kind=request.kind, events=outcome.get("events"))
+
+
+redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
+
+
+@dramatiq.actor(actor_name=DELETE_USER, max_retries=0, time_limit=60 * 60_000)
+def delete_user(request_id: str) -> None:
+    carry_out(request_id, lambda request: {"events": delete_user_data(settings, redis_client, request)})
+
+
+@dramatiq.actor(actor_name=EXPORT_USER, max_retries=0, time_limit=60 * 60_000)
+def export_user(request_id: str) -> None:
+    def work(request: PrivacyRequest) -> dict:
+        result, events = export_user_data(settings, request)
+        return {"result": result, "events": events}
+
+    carry_out(request_id, work)
+
