@@ -91,6 +91,8 @@ class Settings:
     analytics_max_points: int = 1_000
     analytics_breakdown_max: int = 100
     analytics_cache_seconds: int = 900
+    drilldown_max_rows: int = 1_000
+    drilldown_max_steps: int = 10
     # Reading events back.
     events_page_max: int = 1_000
     query_timeout_seconds: int = 10

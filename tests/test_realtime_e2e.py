@@ -54,7 +54,7 @@ def mixed_events(prefix: str, n: int, now: dt.datetime) -> list[dict]:
         elif kind == 3:
             events.append({**base, "type": "transaction", "wallet_address": f"0x{i % 9:040x}", "chain_id": str(1 + i % 2),
                            "tx_hash": f"0x{i:064x}", "status": ("submitted", "confirmed")[i % 2],
-                           "tx_value": "1000000000000000000", "token": "ETH"})
+                           "value": "1000000000000000000", "token": "ETH"})
         elif kind == 4:
             events.append({**base, "type": "payment", "payment_id": f"pay{i}", "status": "completed",
                            "amount": "9.99", "currency": ("USD", "EUR")[i % 2]})

@@ -45,6 +45,10 @@ ENDPOINTS = [
     *(Endpoint("GET", f"/v1/companies/{{company}}/analytics/{name}", "viewer", read_key=True)
       for name in ("overview", "timeseries", "breakdown?dimension=type", "regions", "active-users", "sessions", "web3",
                    "payments")),
+    *(Endpoint("GET", f"/v1/companies/{{company}}/drilldowns/{name}", "viewer", read_key=True)
+      for name in ("funnel?steps=a,b", "retention", "wallets/0xabc", "contracts/0xabc", "users/someone/timeline")),
+    Endpoint("POST", "/v1/companies/{company}/users/someone/export", "admin"),
+    Endpoint("DELETE", "/v1/companies/{company}/users/someone", "admin"),
     Endpoint("GET", "/v1/companies/{company}/quarantine", "admin"),
     Endpoint("POST", "/v1/companies/{company}/quarantine/replay", "admin"),
 ]

@@ -37,7 +37,7 @@ def week_of_events(rng: random.Random, prefix: str, n: int, *, days: int = 7) ->
         elif kind < 0.8:
             events.append({**base, "type": "transaction", "chain_id": rng.choice(["1", "137"]), "status": "confirmed",
                            "wallet_address": f"0x{rng.randrange(9):040x}", "tx_hash": f"0x{i:064x}",
-                           "tx_value": str(rng.randrange(1, 10**6)), "token": "ETH",
+                           "value": str(rng.randrange(1, 10**6)), "token": "ETH",
                            "contract_address": f"0x{rng.randrange(3):040x}"})
         else:
             events.append({**base, "type": "payment", "payment_id": f"p{i}", "status": rng.choice(["completed", "failed"]),

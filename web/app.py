@@ -26,8 +26,8 @@ from web.metrics import MetricsEndpoint, RecordMetrics
 from web.middleware import Cors, RequestId
 from web.principals import Authenticate
 from web.ratelimit import RateLimiter
-from web.resources import (analytics, auth, companies, events, health, keys, members, privacy, quarantine, realtime,
-                           system)
+from web.resources import (analytics, auth, companies, drilldowns, events, health, keys, members, privacy, quarantine,
+                           realtime, system)
 
 INGEST_PREFIXES = ("/v1/events", "/v1/track", "/v1/identify", "/v1/page", "/v1/screen", "/v1/group",
                    "/v1/alias", "/v1/batch", "/sdk/")
@@ -128,6 +128,11 @@ def create_app(deps: Deps) -> falcon.App:
     app.add_route("/v1/companies/{company_id}/users/{user_id}/export", privacy.UserExport(deps.jobs))
     app.add_route("/v1/companies/{company_id}/privacy-requests/{request_id}", privacy.PrivacyRequestItem())
     app.add_route("/v1/companies/{company_id}/privacy-requests/{request_id}/download", privacy.PrivacyExportDownload())
+    for path, drilldown in (("funnel", drilldowns.Funnel), ("retention", drilldowns.Retention),
+                            ("wallets/{address}", drilldowns.Activity), ("contracts/{address}", drilldowns.ContractActivity)):
+        app.add_route(f"/v1/companies/{{company_id}}/drilldowns/{path}", drilldown(settings, deps.clickhouse))
+    app.add_route("/v1/companies/{company_id}/drilldowns/users/{user_id}/timeline",
+                  drilldowns.UserTimeline(settings, deps.clickhouse))
     for name, resource in analytics.ROUTES.items():
         app.add_route(f"/v1/companies/{{company_id}}/analytics/{name}", resource(settings, deps.redis))
     app.add_route("/v1/companies/{company_id}/quarantine", quarantine.QuarantineList(settings))
