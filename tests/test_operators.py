@@ -1,15 +1,19 @@
 """Platform admins: set only by the operator command, and the only ones on operator endpoints."""
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import workers
 from models import redis_keys
+from models.db import utcnow
 from models.entities import User
+from models.rollups import RollupState
 from models.streams import PERSIST_GROUP, stream_key
 from workers.health import record_health
 
@@ -52,6 +56,9 @@ def test_status_shows_the_latest_health_check_and_heartbeats(api, settings, redi
     redis_client.xgroup_create(stream_key(0), PERSIST_GROUP, id="0", mkstream=True)
     redis_client.xadd(stream_key(0), {"e": "x"})
     redis_client.set(redis_keys.REALTIME_AS_OF, time.time() - 30)
+    an_hour_ago = utcnow() - dt.timedelta(hours=1)
+    stale = RollupState.create(company_id=uuid.uuid4(), computed_at=an_hour_ago, complete_until=an_hour_ago)
+    RollupState.create(company_id=uuid.uuid4(), computed_at=utcnow(), complete_until=utcnow())
     record_health(settings, redis_client, workers.broker)
     redis_client.set(redis_keys.process_heartbeat("streams"), time.time())
     status = api.get("/v1/system/status", auth=session).json
@@ -60,7 +67,10 @@ def test_status_shows_the_latest_health_check_and_heartbeats(api, settings, redi
     assert 30 <= status["health_check"]["realtime"]["seconds_behind"] < 35
     assert status["health_check"]["queues"]["default"] == {"waiting": 0, "delayed": 0}
     assert status["health_check"]["quarantine"] == {"entries": 0, "events": 0}
-    assert status["health_check"]["rollups"] == {"companies": 0, "stale": 0, "oldest_computed_at": None}
+    rollups = status["health_check"]["rollups"]
+    assert rollups["companies"] == 2 and rollups["stale"] == 1
+    assert rollups["stalest"][0] == {"company_id": str(stale.company_id), "computed_at": an_hour_ago.isoformat(),
+                                     "complete_until": an_hour_ago.isoformat()}
     assert status["processes"]["worker"]["seconds_ago"] < 5
     assert status["processes"]["streams"]["seconds_ago"] < 5
     assert status["processes"]["scheduler"] is None

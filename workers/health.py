@@ -25,6 +25,8 @@ from models.streams import entities_stream_key, stream_key
 from models.tracking import Quarantine
 from workers import broker, settings
 
+STALEST_SHOWN = 20
+
 
 def stream_groups(settings: Settings, client: redis.Redis) -> dict:
     """Per stream, per consumer group: entries delivered but not acknowledged, and not yet delivered
@@ -57,13 +59,15 @@ def quarantine_size() -> dict:
 
 
 def rollup_freshness(settings: Settings, now: float) -> dict:
-    """How many companies' rollups are older than three scheduling intervals, and the oldest."""
+    """How many companies' rollups are older than three scheduling intervals, and the last successful
+    rollup of the STALEST_SHOWN companies that have waited longest."""
     stale_before = dt.datetime.fromtimestamp(now - 3 * settings.rollup_every_seconds, dt.timezone.utc).replace(tzinfo=None)
     with database.connection_context():
-        oldest = RollupState.select(fn.MIN(RollupState.computed_at)).scalar()
+        stalest = RollupState.select().order_by(RollupState.computed_at).limit(STALEST_SHOWN)
         return {"companies": RollupState.select().count(),
                 "stale": RollupState.select().where(RollupState.computed_at < stale_before).count(),
-                "oldest_computed_at": oldest.isoformat() if oldest else None}
+                "stalest": [{"company_id": str(row.company_id), "computed_at": row.computed_at.isoformat(),
+                             "complete_until": row.complete_until.isoformat()} for row in stalest]}
 
 
 def record_health(settings: Settings, client: redis.Redis, broker) -> dict:
