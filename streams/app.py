@@ -26,8 +26,8 @@ import redis.asyncio as aioredis
 
 from adtivity.logs import log_event, log_handler
 from adtivity.settings import Settings
-from models import redis_keys
-from models import realtime
+from models import realtime, redis_keys
+from models.streams import backlog_since, realtime_watch
 from streams.bridge import Bridge
 
 log = logging.getLogger("streams")

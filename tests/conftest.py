@@ -42,8 +42,8 @@ def drop_postgres_database(url: str) -> None:
     connection = psycopg2.connect(url.rsplit("/", 1)[0] + "/postgres")
     connection.autocommit = True
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        # FORCE ends every session on it, and none can start meanwhile (a background thread's pool may try).
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     connection.close()
 
 

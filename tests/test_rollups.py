@@ -61,7 +61,7 @@ def truth(settings, company_id: str, grain: str, since: dt.datetime) -> dict:
     """The same figures straight from ClickHouse, by plain queries."""
     client = clickhouse_client(settings.clickhouse_url)
     bucket = "toStartOfHour(event_time)" if grain == HOUR else "toStartOfDay(event_time)"
-    scope = f"company_id = toUUID(%(c)s) AND is_bot = 0 AND event_time >= toDateTime(%(since)s)"
+    scope = "company_id = toUUID(%(c)s) AND is_bot = 0 AND event_time >= toDateTime(%(since)s)"
     params = {"c": company_id, "since": int(since.replace(tzinfo=dt.timezone.utc).timestamp())}
     out = {}
 
