@@ -147,3 +147,19 @@ def client_ip(req: falcon.Request) -> str:
     """The peer address. X-Forwarded-For is not trusted: a client could forge it to dodge per-IP limits."""
     return req.remote_addr or ""
 
+
+
+def company_id_access(req: falcon.Request, company_id: str, *, min_role: str, read_key: bool = False) -> uuid.UUID:
+    """`company_access` for resources that need only the company's id. A read key of the company is
+    answered from the key cache, which holds keys of live companies only (a deleted company's keys are
+    evicted everywhere at once), so the hot read paths skip a query."""
+    principal = req.context.principal
+    if isinstance(principal, KeyPrincipal) and read_key and principal.key.kind == "read":
+        try:
+            wanted = uuid.UUID(company_id)
+        except ValueError:
+            raise not_found("company") from None
+        if principal.key.company_id != wanted:
+            raise not_found("company")
+        return wanted
+    return company_access(req, company_id, min_role=min_role, read_key=read_key).company.id

@@ -20,7 +20,7 @@ from adtivity.settings import Settings
 from models import redis_keys
 from web.analytics import INTERVALS, Range, RollupReader, advance
 from web.errors import ApiError
-from web.principals import company_access
+from web.principals import company_id_access
 
 # Dimension -> the metric it breaks down.
 DIMENSIONS = {
@@ -108,8 +108,8 @@ class AnalyticsResource:
         raise NotImplementedError
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, company_id: str) -> None:
-        access = company_access(req, company_id, min_role="viewer", read_key=True)
-        reader = RollupReader(str(access.company.id), self.settings.rollup_hll_lg_k)
+        company = company_id_access(req, company_id, min_role="viewer", read_key=True)
+        reader = RollupReader(str(company), self.settings.rollup_hll_lg_k)
         span = parse_range(req, self.settings)
         request = "|".join([type(self).__name__, span.start.isoformat(), span.end.isoformat(), span.tz.key,
                             *sorted(f"{k}={v}" for k, v in req.params.items() if k not in ("from", "to", "tz"))])

@@ -17,7 +17,7 @@ import falcon
 from adtivity.settings import Settings
 from models.clickhouse import PerThread
 from web.errors import ApiError
-from web.principals import company_access
+from web.principals import company_id_access
 from web.resources.analytics import bad, iso, parse_range
 from web.resources.events import Events
 
@@ -49,9 +49,9 @@ class Drilldown:
             "max_result_rows": self.settings.drilldown_max_rows, "result_overflow_mode": "break"}).result_rows
 
     def scope(self, req: falcon.Request, company_id: str) -> tuple[str, dict]:
-        access = company_access(req, company_id, min_role="viewer", read_key=True)
+        company = company_id_access(req, company_id, min_role="viewer", read_key=True)
         span = parse_range(req, self.settings)
-        params = {"company": str(access.company.id), "start": int(span.start.replace(tzinfo=dt.timezone.utc).timestamp()),
+        params = {"company": str(company), "start": int(span.start.replace(tzinfo=dt.timezone.utc).timestamp()),
                   "end": int(span.end.replace(tzinfo=dt.timezone.utc).timestamp())}
         where = f"{HUMANS} AND event_time >= toDateTime(%(start)s) AND event_time < toDateTime(%(end)s)"
         return where, {**params, "from": iso(span.start), "to": iso(span.end)}

@@ -12,7 +12,7 @@ import redis
 
 from adtivity.settings import Settings
 from models import realtime, redis_keys
-from web.principals import company_access
+from web.principals import company_id_access
 
 
 class Realtime:
@@ -21,8 +21,7 @@ class Realtime:
         self.redis = client
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, company_id: str) -> None:
-        access = company_access(req, company_id, min_role="viewer", read_key=True)
-        company = str(access.company.id)
+        company = str(company_id_access(req, company_id, min_role="viewer", read_key=True))
         as_of, stored = self.redis.mget(redis_keys.REALTIME_AS_OF, redis_keys.realtime_snapshot(company))
         now = time.time()
         moment = float(as_of) if as_of else None
