@@ -26,7 +26,7 @@ migrate: services
 	ADTIVITY_ENV=$${ADTIVITY_ENV:-development} $(BIN)/python -m adtivity migrate
 
 run: migrate
-	ADTIVITY_ENV=$${ADTIVITY_ENV:-development} PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start
+	ADTIVITY_ENV=$${ADTIVITY_ENV:-development} PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --port $${PORT:-8000}
 
 test: services
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
