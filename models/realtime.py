@@ -21,6 +21,7 @@ import datasketches
 import msgspec
 
 from models import events as kinds
+from models.streams import entry_id_parts
 
 WINDOW_MINUTES = 60
 ACTIVE_USER_WINDOWS = (5, 30, 60)
@@ -107,11 +108,6 @@ def parse_key(key: bytes) -> tuple[str, str, int]:
     """(company id, "m" or "d", minute or day number)."""
     company_id, kind, number = key.decode().split(SEPARATOR)
     return company_id, kind, int(number)
-
-
-def entry_id_parts(entry_id: str) -> tuple[int, int]:
-    milliseconds, _, sequence = entry_id.partition("-")
-    return int(milliseconds), int(sequence or 0)
 
 
 def add_decimal(totals: dict[str, str], key: str, value: str) -> None:

@@ -64,10 +64,16 @@ def encode_events(events: list[Event]) -> bytes:
     return _encoder.encode(events)
 
 
+def entry_id_parts(entry_id: bytes | str) -> tuple[int, int]:
+    """A stream entry id as (milliseconds, sequence), which order as the ids do."""
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    milliseconds, _, sequence = text.partition("-")
+    return int(milliseconds), int(sequence or 0)
+
+
 def entry_seconds(entry_id: bytes | str) -> float:
     """When an entry was added: its id begins with the millisecond."""
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    return int(text.partition("-")[0]) / 1000
+    return entry_id_parts(entry_id)[0] / 1000
 
 
 def backlog_since(client: redis.Redis, watched: list[tuple[str, str]], now: float) -> float:

@@ -7,7 +7,7 @@ import redis
 
 from adtivity.jobs import TRIM_STREAMS
 from adtivity.settings import Settings
-from models.streams import entities_stream_key, stream_key
+from models.streams import entities_stream_key, entry_id_parts, stream_key
 from workers import settings
 
 
@@ -30,12 +30,6 @@ def safe_trim_point(client: redis.Redis, stream: str) -> str | None:
             needed.append((milliseconds, sequence + 1))
     milliseconds, sequence = min(needed)
     return f"{milliseconds}-{sequence}"
-
-
-def entry_id_parts(entry_id: bytes | str) -> tuple[int, int]:
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    milliseconds, _, sequence = text.partition("-")
-    return int(milliseconds), int(sequence or 0)
 
 
 def trim_all(settings: Settings, client: redis.Redis) -> dict[str, int]:

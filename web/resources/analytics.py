@@ -230,12 +230,9 @@ class SessionsSummary(AnalyticsResource):
         }
 
 
-def split_pairs(rows, shape) -> list[dict]:
-    out = []
-    for value, amount in rows:
-        first, _, second = value.partition("|")
-        out.append({"first": first, "second": second, "amount": shape(amount)})
-    return out
+def pairs(rows, names: tuple[str, str, str], shape) -> list[dict]:
+    """Breakdown rows whose value joins two fields with "|" (chain and status, chain and token)."""
+    return [dict(zip(names, (*value.partition("|")[::2], shape(amount)))) for value, amount in rows]
 
 
 class Web3(AnalyticsResource):
@@ -243,10 +240,10 @@ class Web3(AnalyticsResource):
         limit = self.limit(req)
         types = dict(reader.breakdown(span, "events", "type", 100))
         wallets, previous = reader.distinct(span, "wallets"), reader.distinct(span.previous(), "wallets")
-        transactions = [{"chain_id": p["first"], "status": p["second"], "count": p["amount"]}
-                        for p in split_pairs(reader.breakdown(span, "transactions", "chain_status", 1000), count)]
-        volume = [{"chain_id": p["first"], "token": p["second"], "volume": p["amount"]}
-                  for p in split_pairs(reader.breakdown(span, "volume", "chain_token", 1000), money)]
+        transactions = pairs(reader.breakdown(span, "transactions", "chain_status", self.settings.analytics_breakdown_max),
+                             ("chain_id", "status", "count"), count)
+        volume = pairs(reader.breakdown(span, "volume", "chain_token", self.settings.analytics_breakdown_max),
+                       ("chain_id", "token", "volume"), money)
         return {
             "wallets": wallets, "wallets_previous": previous, "wallets_change": change(wallets, previous),
             "wallet_connects": count(types.get("wallet_connect", Decimal(0))),
