@@ -1,73 +1,21 @@
-"""Actor `check_health`: probes every dependency, reads each stream's consumer groups (entries pending
-and not yet delivered), the real-time snapshots' as-of, Dramatiq queue depths, the quarantine and
-how fresh each company's rollups are, and stores the result in Redis for /ready,
-the status endpoint and operators. The scheduler enqueues it every HEALTH_CHECK_SECONDS."""
+"""Actor `check_health`: probes every dependency, measures the pipeline (adtivity/pipeline.py: stream
+backlogs, real-time as-of, queue depths, quarantine, rollup freshness), and stores the result in Redis
+for /ready, the status endpoint and operators. The scheduler enqueues it every HEALTH_CHECK_SECONDS."""
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import time
 
 import dramatiq
 import msgspec
-import peewee
 import redis
-from dramatiq.common import dq_name
-from peewee import fn
 
 from adtivity.jobs import CHECK_HEALTH
+from adtivity.pipeline import pipeline_status
 from adtivity.probes import probe_all
 from adtivity.settings import Settings
 from models import redis_keys
-from models.db import database
-from models.rollups import RollupState
-from models.streams import entities_stream_key, stream_key
-from models.tracking import Quarantine
 from workers import broker, settings
-
-STALEST_SHOWN = 20
-
-
-def stream_groups(settings: Settings, client: redis.Redis) -> dict:
-    """Per stream, per consumer group: entries delivered but not acknowledged, and not yet delivered
-    (None where Redis cannot tell)."""
-    streams = {}
-    for stream in [key(shard) for shard in range(settings.stream_shards) for key in (stream_key, entities_stream_key)]:
-        try:
-            groups = client.xinfo_groups(stream)
-        except redis.ResponseError:  # not created yet
-            continue
-        streams[stream] = {g["name"].decode(): {"pending": g["pending"], "lag": g.get("lag")} for g in groups}
-    return streams
-
-
-def realtime_freshness(client: redis.Redis, now: float) -> dict:
-    as_of = client.get(redis_keys.REALTIME_AS_OF)
-    return {"as_of": float(as_of) if as_of else None, "seconds_behind": round(now - float(as_of), 3) if as_of else None}
-
-
-def queue_depths(broker) -> dict:
-    """Dramatiq messages waiting (or running) per queue, and delayed (retries) per queue."""
-    return {name: {"waiting": broker.do_qsize(name), "delayed": broker.do_qsize(dq_name(name))}
-            for name in sorted(q for q in broker.get_declared_queues() if not q.endswith(".DQ"))}
-
-
-def quarantine_size() -> dict:
-    with database.connection_context():
-        waiting = Quarantine.select().where(Quarantine.replayed_at.is_null())
-        return {"entries": waiting.count(), "events": waiting.select(fn.COALESCE(fn.SUM(Quarantine.events), 0)).scalar()}
-
-
-def rollup_freshness(settings: Settings, now: float) -> dict:
-    """How many companies' rollups are older than three scheduling intervals, and the last successful
-    rollup of the STALEST_SHOWN companies that have waited longest."""
-    stale_before = dt.datetime.fromtimestamp(now - 3 * settings.rollup_every_seconds, dt.timezone.utc).replace(tzinfo=None)
-    with database.connection_context():
-        stalest = RollupState.select().order_by(RollupState.computed_at).limit(STALEST_SHOWN)
-        return {"companies": RollupState.select().count(),
-                "stale": RollupState.select().where(RollupState.computed_at < stale_before).count(),
-                "stalest": [{"company_id": str(row.company_id), "computed_at": row.computed_at.isoformat(),
-                             "complete_until": row.complete_until.isoformat()} for row in stalest]}
 
 
 def record_health(settings: Settings, client: redis.Redis, broker) -> dict:
@@ -75,15 +23,8 @@ def record_health(settings: Settings, client: redis.Redis, broker) -> dict:
     status = {
         "checked_at": now,
         "dependencies": {r.name: dataclasses.asdict(r) for r in probe_all(settings)},
-        "streams": stream_groups(settings, client),
-        "realtime": realtime_freshness(client, now),
+        **pipeline_status(settings, client, broker, now),
     }
-    for name, measure in (("queues", lambda: queue_depths(broker)), ("quarantine", quarantine_size),
-                          ("rollups", lambda: rollup_freshness(settings, now))):
-        try:
-            status[name] = measure()
-        except (redis.RedisError, peewee.PeeweeException) as error:  # a store is down: the probes say which
-            status[name] = {"error": type(error).__name__}
     client.set(redis_keys.HEALTH_STATUS, msgspec.json.encode(status))
     client.set(redis_keys.process_heartbeat("worker"), status["checked_at"])
     return status

@@ -1,0 +1,78 @@
+"""The pipeline's state, measured for the health check (workers/health.py) and the operator CLI: each
+stream's consumer groups, the real-time snapshots' as-of, Dramatiq queue depths, the quarantine and
+how fresh each company's rollups are."""
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import peewee
+import redis
+from dramatiq.common import dq_name
+from peewee import fn
+
+from adtivity.settings import Settings
+from models import redis_keys
+from models.db import database
+from models.rollups import RollupState
+from models.streams import entities_stream_key, stream_key
+from models.tracking import Quarantine
+
+STALEST_SHOWN = 20
+
+
+def stream_groups(settings: Settings, client: redis.Redis) -> dict:
+    """Per stream, per consumer group: entries delivered but not acknowledged, and not yet delivered
+    (None where Redis cannot tell)."""
+    streams = {}
+    for stream in [key(shard) for shard in range(settings.stream_shards) for key in (stream_key, entities_stream_key)]:
+        try:
+            groups = client.xinfo_groups(stream)
+        except redis.ResponseError:  # not created yet
+            continue
+        streams[stream] = {g["name"].decode(): {"pending": g["pending"], "lag": g.get("lag")} for g in groups}
+    return streams
+
+
+def realtime_freshness(client: redis.Redis, now: float) -> dict:
+    as_of = client.get(redis_keys.REALTIME_AS_OF)
+    return {"as_of": float(as_of) if as_of else None, "seconds_behind": round(now - float(as_of), 3) if as_of else None}
+
+
+def queue_depths(broker) -> dict:
+    """Dramatiq messages waiting (or running) per queue, and delayed (retries) per queue."""
+    return {name: {"waiting": broker.do_qsize(name), "delayed": broker.do_qsize(dq_name(name))}
+            for name in sorted(q for q in broker.get_declared_queues() if not q.endswith(".DQ"))}
+
+
+def quarantine_size() -> dict:
+    with database.connection_context():
+        waiting = Quarantine.select().where(Quarantine.replayed_at.is_null())
+        return {"entries": waiting.count(), "events": waiting.select(fn.COALESCE(fn.SUM(Quarantine.events), 0)).scalar()}
+
+
+def rollup_freshness(settings: Settings, now: float) -> dict:
+    """How many companies' rollups are older than three scheduling intervals, and the last successful
+    rollup of the STALEST_SHOWN companies that have waited longest."""
+    stale_before = dt.datetime.fromtimestamp(now - 3 * settings.rollup_every_seconds, dt.timezone.utc).replace(tzinfo=None)
+    with database.connection_context():
+        stalest = RollupState.select().order_by(RollupState.computed_at).limit(STALEST_SHOWN)
+        return {"companies": RollupState.select().count(),
+                "stale": RollupState.select().where(RollupState.computed_at < stale_before).count(),
+                "stalest": [{"company_id": str(row.company_id), "computed_at": row.computed_at.isoformat(),
+                             "complete_until": row.complete_until.isoformat()} for row in stalest]}
+
+
+def pipeline_status(settings: Settings, client: redis.Redis, broker, now: float | None = None) -> dict:
+    """Every measure above; one whose store is down says so instead of failing the rest."""
+    now = now or time.time()
+    status = {}
+    for name, measure in (("streams", lambda: stream_groups(settings, client)),
+                          ("realtime", lambda: realtime_freshness(client, now)),
+                          ("queues", lambda: queue_depths(broker)), ("quarantine", quarantine_size),
+                          ("rollups", lambda: rollup_freshness(settings, now))):
+        try:
+            status[name] = measure()
+        except (redis.RedisError, peewee.PeeweeException) as error:
+            status[name] = {"error": type(error).__name__}
+    return status
