@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -15,6 +16,8 @@ from models.db import utcnow
 from models.entities import User
 from models.rollups import RollupState
 from models.streams import PERSIST_GROUP, stream_key
+from tests.ingest_helpers import CHROME
+from tests.test_persist import drain
 from workers.health import record_health
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,3 +78,36 @@ def test_status_shows_the_latest_health_check_and_heartbeats(api, settings, redi
     assert status["processes"]["streams"]["seconds_ago"] < 5
     assert status["processes"]["scheduler"] is None
     assert api.get("/v1/system/status").status_code == 401
+
+
+def operator(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "adtivity", *args], cwd=ROOT, env=os.environ, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_operator_commands_create_a_company_show_the_pipeline_and_rebuild_rollups(api, settings, redis_client):
+    api.user("owner@example.com")
+    made = operator("create-company", "--owner-email", "Owner@example.com", "--name", "From the CLI")
+    assert made.returncode == 0, made.stderr
+    company = json.loads(made.stdout)
+    answer = api.post("/v1/events", auth=company["write_key"], json=[
+        {"type": "page", "anonymous_id": f"a{i}", "timestamp": f"{dt.date.today() - dt.timedelta(days=3)}T10:00:00Z",
+         "context": {"userAgent": CHROME}} for i in range(6)])
+    assert answer.status_code == 200
+    drain(settings, redis_client)
+
+    status = operator("status")
+    assert status.returncode == 0, status.stderr
+    pipeline = json.loads(status.stdout)
+    assert pipeline["dependencies"]["postgres"]["up"] and "queues" in pipeline and "rollups" in pipeline
+
+    day = dt.date.today() - dt.timedelta(days=3)
+    rebuilt = operator("rebuild-rollups", "--company", company["company_id"], "--from", str(day - dt.timedelta(days=1)),
+                       "--to", str(day))
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    overview = api.get(f"/v1/companies/{company['company_id']}/analytics/overview", auth=company["read_key"],
+                       params={"from": str(day), "to": str(day + dt.timedelta(days=1))}).json
+    assert overview["metrics"]["page_views"]["value"] == 6
+    assert operator("create-company", "--owner-email", "nobody@example.com", "--name", "x").returncode != 0
+    assert operator("rebuild-rollups", "--company", company["company_id"], "--from", "2026-02-02", "--to", "2026-02-01"
+                    ).returncode != 0

@@ -67,6 +67,7 @@ SUMMED = (
     ("revenue", "currency", "currency", "amount", "type = 'payment' AND status = 'completed'"),
 )
 Key = tuple[str, str, dt.datetime, str]  # metric, dimension, bucket, value
+FAR_FUTURE = dt.datetime(2100, 1, 1)  # the end of an open range
 
 
 def floor_hour(moment: dt.datetime) -> dt.datetime:
@@ -80,12 +81,14 @@ def day_of(moment: dt.datetime) -> dt.datetime:
 class Rollup:
     """One run for one company: reads ClickHouse from `start` (a UTC midnight) and holds the rows."""
 
-    def __init__(self, settings: Settings, clickhouse, company_id: str, start: dt.datetime) -> None:
+    def __init__(self, settings: Settings, clickhouse, company_id: str, start: dt.datetime,
+                 end: dt.datetime = FAR_FUTURE) -> None:
         self.settings = settings
         self.clickhouse = clickhouse
         self.company_id = company_id
-        self.start = start
-        self.params = {"company": company_id, "start": int(start.replace(tzinfo=dt.timezone.utc).timestamp())}
+        self.start, self.end = start, end
+        self.params = {"company": company_id, "start": int(start.replace(tzinfo=dt.timezone.utc).timestamp()),
+                       "end": int(end.replace(tzinfo=dt.timezone.utc).timestamp())}
         self.hourly: dict[Key, int | Decimal] = defaultdict(int)  # Decimal only for money
         self.sketches: dict[tuple[str, str, dt.datetime], datasketches.hll_sketch] = {}
 
@@ -94,8 +97,8 @@ class Rollup:
                                      settings={"max_execution_time": self.settings.rollup_query_timeout_seconds}
                                      ).result_rows
 
-    def since(self, column: str = "event_time") -> str:
-        return f"{HUMANS} AND {column} >= toDateTime(%(start)s)"
+    def in_range(self) -> str:
+        return f"{HUMANS} AND event_time >= toDateTime(%(start)s) AND event_time < toDateTime(%(end)s)"
 
     def compute(self) -> None:
         self.totals()
@@ -111,7 +114,7 @@ class Rollup:
 
     def totals(self) -> None:
         for hour, events, pages in self.rows(f"SELECT toStartOfHour(event_time) AS h, count(), countIf(type = 'page') "
-                                             f"FROM events WHERE {self.since()} GROUP BY h"):
+                                             f"FROM events WHERE {self.in_range()} GROUP BY h"):
             self.add("events", "", hour, "", events)
             self.add("page_views", "", hour, "", pages)
 
@@ -119,14 +122,14 @@ class Rollup:
         """One query per dimension: each reads only its columns (faster than one ARRAY JOIN of all)."""
         for metric, dimension, expression in COUNTED:
             for hour, value, count in self.rows(f"SELECT toStartOfHour(event_time) AS h, {expression} AS v, count() "
-                                                f"FROM events WHERE {self.since()} AND v != '' GROUP BY h, v"):
+                                                f"FROM events WHERE {self.in_range()} AND v != '' GROUP BY h, v"):
                 self.add(metric, dimension, hour, value, count)
 
     def summed(self) -> None:
         for metric, dimension, expression, column, condition in SUMMED:
             for hour, value, total in self.rows(
                     f"SELECT toStartOfHour(event_time) AS h, {expression} AS v, sum({column}) FROM events "
-                    f"WHERE {self.since()} AND {condition} GROUP BY h, v"):
+                    f"WHERE {self.in_range()} AND {condition} GROUP BY h, v"):
                 self.add(metric, dimension, hour, value, Decimal(str(total)))
 
     def sessions(self) -> None:
@@ -136,7 +139,7 @@ class Rollup:
                 "SELECT toStartOfHour(began) AS h, count(), countIf(events = 1), sum(toUInt64(ended - began)) FROM ("
                 "  SELECT session_id, min(event_time) AS began, max(event_time) AS ended, count() AS events"
                 f"  FROM events WHERE {HUMANS} AND session_id != '' AND event_time >= toDateTime(%(start)s) - 86400"
-                "  GROUP BY session_id) WHERE began >= toDateTime(%(start)s) GROUP BY h"):
+                "  GROUP BY session_id) WHERE began >= toDateTime(%(start)s) AND began < toDateTime(%(end)s) GROUP BY h"):
             self.add("sessions", "", hour, "", sessions)
             self.add("bounces", "", hour, "", bounces)
             self.add("session_seconds", "", hour, "", seconds)
@@ -146,7 +149,7 @@ class Rollup:
         values to 64 bits and removes repeats within each hour; the pairs travel as 12-byte binary rows."""
         body = self.clickhouse.raw_query(
             f"SELECT toUInt32(toStartOfHour(event_time)) AS h, cityHash64({expression}) AS x FROM events "
-            f"WHERE {self.since()} AND {expression} != '' GROUP BY h, x",
+            f"WHERE {self.in_range()} AND {expression} != '' GROUP BY h, x",
             parameters=self.params, fmt="RowBinary",
             settings={"max_execution_time": self.settings.rollup_query_timeout_seconds})
         sketches: dict[int, datasketches.hll_sketch] = {}
@@ -166,7 +169,7 @@ class Rollup:
                 "SELECT toStartOfHour(first) AS h, count() FROM ("
                 "  SELECT identity, minMerge(first_seen) AS first FROM identity_first_seen"
                 "  WHERE company_id = toUUID(%(company)s) GROUP BY identity"
-                ") WHERE first >= toDateTime(%(start)s) GROUP BY h"):
+                ") WHERE first >= toDateTime(%(start)s) AND first < toDateTime(%(end)s) GROUP BY h"):
             self.add("new_users", "", hour, "", new)
         for (metric, dimension, bucket, value), users in list(self.hourly.items()):
             if metric == USERS:
@@ -213,7 +216,7 @@ class Rollup:
         return kept
 
     def store(self, complete_until: dt.datetime, client: redis.Redis) -> int:
-        """Replaces the company's rows from `start` on, in one transaction, then announces the new
+        """Replaces the company's rows in [start, end), in one transaction, then announces the new
         version (so cached answers are recomputed); returns the rows written."""
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         counts = [(self.company_id, grain, metric, dimension, bucket, value, amount, now)
@@ -223,28 +226,32 @@ class Rollup:
                     for (grain, metric, bucket), sketch in self.sketches.items()]
         with database.connection_context(), database.atomic():
             cursor = database.cursor()
-            cursor.execute("DELETE FROM rollup_counts WHERE company_id = %s AND bucket >= %s", (self.company_id, self.start))
-            cursor.execute("DELETE FROM rollup_sketches WHERE company_id = %s AND bucket >= %s", (self.company_id, self.start))
+            for table in ("rollup_counts", "rollup_sketches"):
+                cursor.execute(f"DELETE FROM {table} WHERE company_id = %s AND bucket >= %s AND bucket < %s",
+                               (self.company_id, self.start, self.end))
             execute_values(cursor, "INSERT INTO rollup_counts (company_id, grain, metric, dimension, bucket, value, "
                                    "amount, computed_at) VALUES %s", counts, page_size=5000)
             execute_values(cursor, "INSERT INTO rollup_sketches (company_id, grain, metric, bucket, sketch, computed_at) "
                                    "VALUES %s", sketches, page_size=1000)
-            RollupState.insert(company_id=self.company_id, complete_until=complete_until, computed_at=now).on_conflict(
-                conflict_target=[RollupState.company_id],
-                update={RollupState.complete_until: complete_until, RollupState.computed_at: now}).execute()
+            if self.end == FAR_FUTURE:  # a rebuild of past days says nothing of how complete the present is
+                RollupState.insert(company_id=self.company_id, complete_until=complete_until, computed_at=now).on_conflict(
+                    conflict_target=[RollupState.company_id],
+                    update={RollupState.complete_until: complete_until, RollupState.computed_at: now}).execute()
         client.set(redis_keys.rollup_version(self.company_id), now.isoformat())
         return len(counts) + len(sketches)
 
 
 def rollup_company_now(settings: Settings, client: redis.Redis, clickhouse, company_id: str, *,
-                       now: dt.datetime | None = None, start: dt.datetime | None = None) -> dict:
-    """Recomputes the company's rollups from `start` (a UTC midnight; by default the day the trailing
-    window begins in)."""
+                       now: dt.datetime | None = None, start: dt.datetime | None = None,
+                       end: dt.datetime = FAR_FUTURE) -> dict:
+    """Recomputes the company's rollups in [start, end): UTC midnights; by default from the day the
+    trailing window begins in, on."""
     now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     complete_until = dt.datetime.fromtimestamp(
         backlog_since(client, persisted_watch(settings.stream_shards), time.time()), dt.timezone.utc).replace(tzinfo=None)
     started = time.perf_counter()
-    rollup = Rollup(settings, clickhouse, company_id, start or day_of(now - dt.timedelta(hours=settings.rollup_window_hours)))
+    rollup = Rollup(settings, clickhouse, company_id, start or day_of(now - dt.timedelta(hours=settings.rollup_window_hours)),
+                    end)
     rollup.compute()
     written = rollup.store(min(complete_until, now), client)
     done = {"company": company_id, "from": rollup.start.isoformat(), "rows": written,
