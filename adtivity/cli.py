@@ -1,5 +1,5 @@
-"""Operator commands: migrations, platform admins, companies with keys, the pipeline's status, and
-rebuilding rollups. Each one builds what it needs from Settings (and imports it lazily)."""
+"""Operator commands: migrations, platform admins, companies with keys, the pipeline's status,
+rebuilding rollups, replaying the quarantine and importing NDJSON events. Each one builds what it needs from Settings (and imports it lazily)."""
 from __future__ import annotations
 
 import argparse
@@ -93,6 +93,77 @@ def rebuild_rollups(settings: Settings, company_id: str, first: dt.date, last: d
     return rows
 
 
+def replay_quarantine(settings: Settings, company_id: str | None) -> tuple[int, int]:
+    import uuid
+
+    import redis
+
+    from adtivity.replay import replay_quarantined
+    from models.db import open_database
+
+    open_database(settings.database_url)
+    return replay_quarantined(redis.Redis.from_url(settings.redis_url, socket_timeout=10),
+                              uuid.UUID(company_id) if company_id else None)
+
+
+def import_events(settings: Settings, company_id: str, path: str, *, batch: int, progress: bool = True) -> dict:
+    """Sends an NDJSON file of events (the native format, one a line) through the real ingest
+    pipeline (validation, enrichment, sessions, the stream), `batch` events a write, waiting out the
+    rate limit. Lines that fail validation are reported by number, never dropped silently."""
+    import os
+    import time
+    import uuid
+
+    import msgspec
+    import redis
+    from tqdm import tqdm
+
+    from models.db import utcnow
+    from web.errors import ApiError
+    from web.ingest import wire
+    from web.ingest.enrich import Enricher, Rejected, RequestInfo
+    from web.ingest.pipeline import IngestPipeline
+
+    pipeline = IngestPipeline(settings, redis.Redis.from_url(settings.redis_url, socket_timeout=10), Enricher(settings))
+    outcome = {"accepted": 0, "rejected": []}
+
+    def new_request() -> RequestInfo:
+        return RequestInfo(company_id=company_id, received_at=utcnow().replace(tzinfo=dt.timezone.utc), sent_at=None,
+                           user_agent="", ip="", country="", request_id=f"import-{uuid.uuid4().hex[:12]}")
+
+    def send(built: list, request: RequestInfo) -> None:
+        while True:
+            try:
+                pipeline.write(built, request, rate_subject=f"import:{company_id}")
+                outcome["accepted"] += len(built)
+                return
+            except ApiError as error:
+                if error.code != "rate_limited":
+                    raise
+                time.sleep(1)
+
+    pending, request = [], new_request()
+    with open(path, "rb") as source, tqdm(total=os.path.getsize(path), unit="B", unit_scale=True, desc="importing",
+                                          disable=not progress) as bar:
+        for number, line in enumerate(source, start=1):
+            bar.update(len(line))
+            if not line.strip():
+                continue
+            try:
+                if len(line) > settings.ingest_max_event_bytes:
+                    raise Rejected(f"the event is larger than {settings.ingest_max_event_bytes} bytes")
+                pending.append(pipeline.enricher.build(msgspec.json.decode(line, type=wire.NativeEvent).incoming(), request))
+            except (msgspec.DecodeError, msgspec.ValidationError, Rejected) as problem:
+                outcome["rejected"].append({"line": number, "reason": str(problem)})
+                continue
+            if len(pending) >= batch:
+                send(pending, request)
+                pending, request = [], new_request()
+        if pending:
+            send(pending, request)
+    return outcome
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m adtivity", description="Adtivity operator commands")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -108,6 +179,12 @@ def main(argv: list[str] | None = None) -> int:
     rebuild.add_argument("--company", required=True)
     rebuild.add_argument("--from", dest="first", required=True, type=dt.date.fromisoformat, help="YYYY-MM-DD")
     rebuild.add_argument("--to", dest="last", required=True, type=dt.date.fromisoformat, help="YYYY-MM-DD, included")
+    replay = commands.add_parser("replay-quarantine", help="send quarantined entries through the pipeline again")
+    replay.add_argument("--company", help="only this company's (default: every company's)")
+    load = commands.add_parser("import-events", help="send an NDJSON file of events through the ingest pipeline")
+    load.add_argument("--company", required=True)
+    load.add_argument("--file", required=True)
+    load.add_argument("--batch", type=int, default=500, help="events a write (at most INGEST_MAX_BATCH)")
     args = parser.parse_args(argv)
 
     settings = Settings.from_env()
@@ -129,4 +206,13 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "rebuild-rollups":
         rows = rebuild_rollups(settings, args.company, args.first, args.last, progress=sys.stderr.isatty())
         log.info("rollups rebuilt: %s rows and sketches", rows)
+    elif args.command == "replay-quarantine":
+        entries, events = replay_quarantine(settings, args.company)
+        print(json.dumps({"entries": entries, "events": events}))
+    elif args.command == "import-events":
+        if not 1 <= args.batch <= settings.ingest_max_batch:
+            raise SystemExit(f"--batch must be 1 to {settings.ingest_max_batch}")
+        outcome = import_events(settings, args.company, args.file, batch=args.batch, progress=sys.stderr.isatty())
+        print(json.dumps(outcome))
+        return 1 if outcome["rejected"] else 0
     return 0

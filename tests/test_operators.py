@@ -16,8 +16,9 @@ from models.db import utcnow
 from models.entities import User
 from models.rollups import RollupState
 from models.streams import PERSIST_GROUP, stream_key
+from models.tracking import Quarantine
 from tests.ingest_helpers import CHROME
-from tests.test_persist import drain
+from tests.test_persist import drain, stored
 from workers.health import record_health
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,3 +112,30 @@ def test_operator_commands_create_a_company_show_the_pipeline_and_rebuild_rollup
     assert operator("create-company", "--owner-email", "nobody@example.com", "--name", "x").returncode != 0
     assert operator("rebuild-rollups", "--company", company["company_id"], "--from", "2026-02-02", "--to", "2026-02-01"
                     ).returncode != 0
+
+
+def test_operator_imports_an_ndjson_file_through_the_pipeline_and_replays_the_quarantine(api, settings, redis_client,
+                                                                                          tmp_path):
+    api.user("importer@example.com")
+    company = json.loads(operator("create-company", "--owner-email", "importer@example.com", "--name", "Import").stdout)
+    lines = [json.dumps({"type": "track", "name": "Imported", "user_id": f"u{i}", "message_id": f"imp-{i}",
+                         "context": {"userAgent": CHROME}}) for i in range(25)]
+    lines.insert(7, '{"type": "track"')  # broken JSON
+    lines.insert(12, json.dumps({"type": "no-such-type"}))
+    source = tmp_path / "events.ndjson"
+    source.write_text("\n".join(lines) + "\n")
+    imported = operator("import-events", "--company", company["company_id"], "--file", str(source), "--batch", "10")
+    assert imported.returncode == 1  # some lines were rejected, and said so
+    outcome = json.loads(imported.stdout)
+    assert outcome["accepted"] == 25 and [r["line"] for r in outcome["rejected"]] == [8, 13]
+    drain(settings, redis_client)
+    assert stored(settings, company["company_id"]) == 25
+    assert operator("import-events", "--company", company["company_id"], "--file", str(source), "--batch", "0"
+                    ).returncode != 0
+
+    Quarantine.create(company_id=company["company_id"], stream=stream_key(0), entry_id="1-1", events=3,
+                      payload=b"x", reason="test")
+    replayed = operator("replay-quarantine", "--company", company["company_id"])
+    assert replayed.returncode == 0 and json.loads(replayed.stdout) == {"entries": 1, "events": 3}
+    assert redis_client.xlen(stream_key(0)) >= 1
+    assert json.loads(operator("replay-quarantine").stdout) == {"entries": 0, "events": 0}

@@ -5,9 +5,8 @@ from __future__ import annotations
 import falcon
 import redis
 
+from adtivity.replay import replay_quarantined
 from adtivity.settings import Settings
-from models.db import database, utcnow
-from models.streams import entry_fields
 from models.tracking import Quarantine
 from web.accounts import audit
 from web.pagination import paginate
@@ -40,17 +39,8 @@ class QuarantineReplay:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, company_id: str) -> None:
         access = company_access(req, company_id, min_role="admin")
-        company = str(access.company.id)
-        replayed = 0
-        with database.atomic():
-            rows = list(Quarantine.select().where(Quarantine.company_id == access.company.id,
-                                                  Quarantine.replayed_at.is_null()).for_update())
-            for row in rows:
-                # Back to the stream it failed in (events, or entities), under a new name so it counts once.
-                self.redis.xadd(row.stream, entry_fields(company, f"replay-{row.id}", bytes(row.payload)))
-                replayed += row.events
-            Quarantine.update(replayed_at=utcnow()).where(Quarantine.id.in_([r.id for r in rows])).execute()
+        entries, events = replay_quarantined(self.redis, access.company.id)
         audit("quarantine.replayed", actor_id=access.user.id, company_id=access.company.id,
-              target=str(len(rows)), ip=client_ip(req))
+              target=str(entries), ip=client_ip(req))
         resp.status = falcon.HTTP_202
-        resp.media = {"entries": len(rows), "events": replayed}
+        resp.media = {"entries": entries, "events": events}
