@@ -14,6 +14,7 @@ from adtivity.logs import configure_logging, log_event
 from adtivity.settings import Settings
 from models.clickhouse import PerThread
 from models.db import database, open_database
+from web import openapi
 from web.accounts import Accounts
 from web.bodies import MsgspecJson, ValidateBody
 from web.errors import handle_unavailable, handle_unexpected, serialize_error
@@ -94,51 +95,59 @@ def create_app(deps: Deps) -> falcon.App:
     app.add_error_handler(redis.ConnectionError, handle_unavailable)
     app.add_error_handler(redis.TimeoutError, handle_unavailable)
 
+    routes: list[tuple[str, object]] = []
+
+    def route(path: str, resource) -> None:
+        routes.append((path, resource))
+        app.add_route(path, resource)
+
     accounts = Accounts(settings)
     ip_limit = auth.PerIpLimit(deps.limiter, settings)
 
-    app.add_route("/health", health.Health())
-    app.add_route("/ready", health.Ready(settings, deps.redis))
-    app.add_route("/metrics", MetricsEndpoint())
-    app.add_route("/v1/system/status", system.SystemStatus(deps.redis))
+    route("/health", health.Health())
+    route("/ready", health.Ready(settings, deps.redis))
+    route("/metrics", MetricsEndpoint())
+    route("/v1/system/status", system.SystemStatus(deps.redis))
 
-    app.add_route("/v1/auth/register", auth.Register(accounts, ip_limit))
-    app.add_route("/v1/auth/login", auth.Login(accounts, ip_limit))
-    app.add_route("/v1/auth/refresh", auth.Refresh(accounts))
-    app.add_route("/v1/auth/logout", auth.Logout(accounts))
-    app.add_route("/v1/auth/password", auth.PasswordChange(accounts))
-    app.add_route("/v1/auth/password-reset", auth.PasswordReset(accounts, ip_limit))
-    app.add_route("/v1/auth/password-reset/confirm", auth.PasswordResetConfirm(accounts, ip_limit))
-    app.add_route("/v1/me", auth.Me())
+    route("/v1/auth/register", auth.Register(accounts, ip_limit))
+    route("/v1/auth/login", auth.Login(accounts, ip_limit))
+    route("/v1/auth/refresh", auth.Refresh(accounts))
+    route("/v1/auth/logout", auth.Logout(accounts))
+    route("/v1/auth/password", auth.PasswordChange(accounts))
+    route("/v1/auth/password-reset", auth.PasswordReset(accounts, ip_limit))
+    route("/v1/auth/password-reset/confirm", auth.PasswordResetConfirm(accounts, ip_limit))
+    route("/v1/me", auth.Me())
 
-    app.add_route("/v1/companies", companies.Companies(settings))
-    app.add_route("/v1/companies/{company_id}", companies.CompanyItem(deps.jobs, deps.redis))
-    app.add_route("/v1/companies/{company_id}/members", members.Members(settings))
-    app.add_route("/v1/companies/{company_id}/members/{user_id}", members.MemberItem())
-    app.add_route("/v1/companies/{company_id}/invites", members.Invites(settings))
-    app.add_route("/v1/companies/{company_id}/transfer", members.OwnershipTransfer())
-    app.add_route("/v1/invites/{token}/accept", members.InviteAccept())
-    app.add_route("/v1/companies/{company_id}/keys", keys.Keys(settings))
-    app.add_route("/v1/companies/{company_id}/keys/{key_id}", keys.KeyItem(deps.redis))
-    app.add_route("/v1/companies/{company_id}/keys/{key_id}/rotate", keys.KeyRotate(settings, deps.redis))
-    app.add_route("/v1/companies/{company_id}/test-events", TestEvents(deps.ingest))
-    app.add_route("/v1/companies/{company_id}/events", events.Events(settings, deps.clickhouse))
-    app.add_route("/v1/companies/{company_id}/realtime", realtime.Realtime(settings, deps.redis))
-    app.add_route("/v1/companies/{company_id}/users/{user_id}", privacy.UserPrivacy(deps.jobs))
-    app.add_route("/v1/companies/{company_id}/users/{user_id}/export", privacy.UserExport(deps.jobs))
-    app.add_route("/v1/companies/{company_id}/privacy-requests/{request_id}", privacy.PrivacyRequestItem())
-    app.add_route("/v1/companies/{company_id}/privacy-requests/{request_id}/download", privacy.PrivacyExportDownload())
+    route("/v1/companies", companies.Companies(settings))
+    route("/v1/companies/{company_id}", companies.CompanyItem(deps.jobs, deps.redis))
+    route("/v1/companies/{company_id}/members", members.Members(settings))
+    route("/v1/companies/{company_id}/members/{user_id}", members.MemberItem())
+    route("/v1/companies/{company_id}/invites", members.Invites(settings))
+    route("/v1/companies/{company_id}/transfer", members.OwnershipTransfer())
+    route("/v1/invites/{token}/accept", members.InviteAccept())
+    route("/v1/companies/{company_id}/keys", keys.Keys(settings))
+    route("/v1/companies/{company_id}/keys/{key_id}", keys.KeyItem(deps.redis))
+    route("/v1/companies/{company_id}/keys/{key_id}/rotate", keys.KeyRotate(settings, deps.redis))
+    route("/v1/companies/{company_id}/test-events", TestEvents(deps.ingest))
+    route("/v1/companies/{company_id}/events", events.Events(settings, deps.clickhouse))
+    route("/v1/companies/{company_id}/realtime", realtime.Realtime(settings, deps.redis))
+    route("/v1/companies/{company_id}/users/{user_id}", privacy.UserPrivacy(deps.jobs))
+    route("/v1/companies/{company_id}/users/{user_id}/export", privacy.UserExport(deps.jobs))
+    route("/v1/companies/{company_id}/privacy-requests/{request_id}", privacy.PrivacyRequestItem())
+    route("/v1/companies/{company_id}/privacy-requests/{request_id}/download", privacy.PrivacyExportDownload())
     for path, drilldown in (("funnel", drilldowns.Funnel), ("retention", drilldowns.Retention),
                             ("wallets/{address}", drilldowns.Activity), ("contracts/{address}", drilldowns.ContractActivity)):
-        app.add_route(f"/v1/companies/{{company_id}}/drilldowns/{path}", drilldown(settings, deps.clickhouse))
-    app.add_route("/v1/companies/{company_id}/drilldowns/users/{user_id}/timeline",
+        route(f"/v1/companies/{{company_id}}/drilldowns/{path}", drilldown(settings, deps.clickhouse))
+    route("/v1/companies/{company_id}/drilldowns/users/{user_id}/timeline",
                   drilldowns.UserTimeline(settings, deps.clickhouse))
     for name, resource in analytics.ROUTES.items():
-        app.add_route(f"/v1/companies/{{company_id}}/analytics/{name}", resource(settings, deps.redis))
-    app.add_route("/v1/companies/{company_id}/quarantine", quarantine.QuarantineList(settings))
-    app.add_route("/v1/companies/{company_id}/quarantine/replay", quarantine.QuarantineReplay(settings, deps.redis))
+        route(f"/v1/companies/{{company_id}}/analytics/{name}", resource(settings, deps.redis))
+    route("/v1/companies/{company_id}/quarantine", quarantine.QuarantineList(settings))
+    route("/v1/companies/{company_id}/quarantine/replay", quarantine.QuarantineReplay(settings, deps.redis))
     for path, resource in ingest_routes(settings, deps.ingest, deps.keys).items():
-        app.add_route(path, resource)
+        route(path, resource)
+    app.add_route("/openapi.json", openapi.Document(routes))
+    app.add_route("/docs", openapi.DocsPage())
     return app
 
 

@@ -1,0 +1,179 @@
+"""The OpenAPI 3.1 document, built at start-up from the routes the app really serves and the msgspec
+structs it really validates with (a resource's `POST_SCHEMA`/`PATCH_SCHEMA`, and the ingest formats),
+so it cannot drift from the code. Served at `/openapi.json`; `/docs` renders it in the browser with
+nothing fetched from elsewhere."""
+from __future__ import annotations
+
+import inspect
+import re
+from typing import Any
+
+import falcon
+import msgspec
+
+from web import schemas
+from web.ingest import wire
+
+METHODS = ("get", "post", "put", "patch", "delete")
+COMPONENTS = "#/components/schemas/{name}"
+
+
+class ErrorDetail(msgspec.Struct):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorBody(msgspec.Struct):
+    """Every 4xx and 5xx answer."""
+
+    error: ErrorDetail
+
+
+class NativeBatch(msgspec.Struct):
+    batch: list[wire.NativeEvent]
+    sent_at: str | None = None
+
+
+# Request bodies of the ingest routes, which read their bodies themselves. /v1/events also takes a
+# single event object (msgspec cannot describe a union of untagged structs, so it is left out here).
+INGEST_BODIES = {
+    "/v1/events": list[wire.NativeEvent] | NativeBatch,
+}
+EXAMPLES = {
+    schemas.Credentials: {"email": "ada@example.com", "password": "correct horse battery staple"},
+    schemas.RefreshRequest: {"refresh_token": "JoZrNU3fpUT0ebshX2DPl9yIIEWq682OS9FXo2ocuGI"},
+    schemas.PasswordChange: {"current_password": "correct horse battery staple", "new_password": "a longer new passphrase"},
+    schemas.PasswordResetRequest: {"email": "ada@example.com"},
+    schemas.PasswordResetConfirm: {"token": "s3cr3t-reset-token", "new_password": "a longer new passphrase"},
+    schemas.CompanyCreate: {"name": "Acme"},
+    schemas.CompanyUpdate: {"name": "Acme Inc.", "retention_months": 24},
+    schemas.InviteCreate: {"email": "grace@example.com", "role": "admin"},
+    schemas.MemberUpdate: {"role": "viewer"},
+    schemas.OwnershipTransfer: {"user_id": "5f264c4c-d3b1-4bb5-9a37-44a7f1c0c2aa"},
+    schemas.KeyCreate: {"kind": "write", "label": "website"},
+    schemas.KeyRotate: {"grace_seconds": 3600},
+    INGEST_BODIES["/v1/events"]: [{"type": "track", "name": "Signup", "user_id": "u-42", "message_id": "m-1",
+                                   "properties": {"plan": "pro"}, "timestamp": "2026-11-30T10:00:00Z"}],
+}
+
+
+def summary_of(resource, responder) -> str:
+    text = inspect.getdoc(responder) or inspect.getdoc(type(resource)) or ""
+    return text.split("\n\n")[0].replace("\n", " ")
+
+
+def tag_of(path: str) -> str:
+    parts = [p for p in path.split("/") if p and not p.startswith("{") and p != "v1"]
+    if len(parts) > 1 and parts[0] == "companies":
+        return parts[1]
+    return parts[0] if parts else "system"
+
+
+def build(routes: list[tuple[str, object]]) -> dict:
+    paths: dict[str, dict] = {}
+    bodies: list = [ErrorBody]
+    for path, resource in routes:
+        operations = {}
+        for method in METHODS:
+            responder = getattr(resource, f"on_{method}", None)
+            if responder is None:
+                continue
+            body = getattr(resource, f"{method.upper()}_SCHEMA", None)
+            if body is None and method == "post":
+                body = INGEST_BODIES.get(path)
+            operation = {
+                "operationId": f"{method}_{re.sub(r'[^a-zA-Z0-9]+', '_', path).strip('_')}",
+                "summary": summary_of(resource, responder),
+                "tags": [tag_of(path)],
+                "parameters": [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                               for name in re.findall(r"{(\w+)}", path)],
+                "responses": {
+                    "2XX": {"description": "success"},
+                    "4XX": {"description": "the request cannot be served as sent",
+                            "content": {"application/json": {"schema": {"$ref": COMPONENTS.format(name="ErrorBody")}}}},
+                    "5XX": {"description": "a service the request needs is unavailable (with Retry-After), or a bug",
+                            "content": {"application/json": {"schema": {"$ref": COMPONENTS.format(name="ErrorBody")}}}},
+                },
+            }
+            if body is not None:
+                bodies.append(body)
+                content = {"schema": msgspec.json.schema_components([body], ref_template=COMPONENTS)[0][0]}
+                if body in EXAMPLES:
+                    content["example"] = EXAMPLES[body]
+                operation["requestBody"] = {"required": True, "content": {"application/json": content}}
+            operations[method] = operation
+        if operations:
+            paths[path] = operations
+    _, components = msgspec.json.schema_components(bodies, ref_template=COMPONENTS)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Adtivity API", "version": "1",
+                 "description": "Product and web3 analytics: ingest with a write key, read with a login or a read key."},
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer",
+                           "description": "an access token from /v1/auth/login, or an API key (write: ingest; read: reading)"},
+                "writeKeyBasic": {"type": "http", "scheme": "basic",
+                                  "description": "Segment-style: the write key as the user name"},
+            },
+        },
+        "security": [{"bearer": []}, {"writeKeyBasic": []}],
+    }
+
+
+class Document:
+    def __init__(self, routes: list[tuple[str, object]]) -> None:
+        self._body = msgspec.json.encode(build(routes))
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """The OpenAPI 3.1 description of this API."""
+        resp.data = self._body
+        resp.content_type = falcon.MEDIA_JSON
+
+
+DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Adtivity API</title>
+<style>
+body{font:15px/1.5 system-ui,sans-serif;max-width:960px;margin:2em auto;padding:0 1em;color:#1d2433}
+h2{margin-top:2em;border-bottom:1px solid #ddd} .op{margin:.6em 0;padding:.5em .8em;border:1px solid #e3e6ec;border-radius:6px}
+.m{display:inline-block;min-width:4.5em;font-weight:600;text-transform:uppercase}
+.get{color:#0a7} .post{color:#26c} .patch{color:#b70} .delete{color:#c33} code{font-size:13px}
+pre{background:#f6f8fa;padding:.6em;overflow:auto;font-size:12px}
+</style></head><body>
+<h1>Adtivity API</h1><p id="intro"></p><div id="ops">Loading <a href="/openapi.json">/openapi.json</a>…</div>
+<script>
+fetch('/openapi.json').then(r => r.json()).then(doc => {
+  document.getElementById('intro').textContent = doc.info.description;
+  const byTag = {};
+  for (const [path, ops] of Object.entries(doc.paths))
+    for (const [method, op] of Object.entries(ops)) (byTag[op.tags[0]] ||= []).push([path, method, op]);
+  const root = document.getElementById('ops'); root.textContent = '';
+  for (const tag of Object.keys(byTag).sort()) {
+    const h = document.createElement('h2'); h.textContent = tag; root.append(h);
+    for (const [path, method, op] of byTag[tag]) {
+      const d = document.createElement('details'); d.className = 'op';
+      const s = document.createElement('summary');
+      s.innerHTML = `<span class="m ${method}">${method}</span> <code></code> `;
+      s.querySelector('code').textContent = path; s.append(op.summary || '');
+      d.append(s);
+      if (op.requestBody) {
+        const pre = document.createElement('pre');
+        const content = op.requestBody.content['application/json'];
+        pre.textContent = JSON.stringify(content.example || content.schema, null, 2);
+        d.append(pre);
+      }
+      root.append(d);
+    }
+  }
+});
+</script></body></html>"""
+
+
+class DocsPage:
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """A readable page of the API, rendered in the browser from /openapi.json."""
+        resp.text = DOCS_PAGE
+        resp.content_type = falcon.MEDIA_HTML
