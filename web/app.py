@@ -28,7 +28,7 @@ from web.middleware import Cors, RequestId
 from web.principals import Authenticate
 from web.ratelimit import RateLimiter
 from web.resources import (analytics, auth, companies, drilldowns, events, health, keys, members, privacy, quarantine,
-                           realtime, system)
+                           realtime, sdk, system)
 
 INGEST_PREFIXES = ("/v1/events", "/v1/track", "/v1/identify", "/v1/page", "/v1/screen", "/v1/group",
                    "/v1/alias", "/v1/batch", "/sdk/")
@@ -146,6 +146,7 @@ def create_app(deps: Deps) -> falcon.App:
     route("/v1/companies/{company_id}/quarantine/replay", quarantine.QuarantineReplay(settings, deps.redis))
     for path, resource in ingest_routes(settings, deps.ingest, deps.keys).items():
         route(path, resource)
+    route("/sdk/adtivity.js", sdk.BrowserSnippet())
     app.add_route("/openapi.json", openapi.Document(routes))
     app.add_route("/docs", openapi.DocsPage())
     return app

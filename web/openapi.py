@@ -33,6 +33,7 @@ class ErrorBody(msgspec.Struct):
 class NativeBatch(msgspec.Struct):
     batch: list[wire.NativeEvent]
     sent_at: str | None = None
+    write_key: str | None = None
 
 
 # Request bodies of the ingest routes, which read their bodies themselves. /v1/events also takes a

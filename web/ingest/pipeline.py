@@ -100,7 +100,7 @@ class IngestPipeline:
 
 
 def split_native(body: bytes) -> Items:
-    """One event, an array, or {"batch": [...], "sent_at": ...}."""
+    """One event, an array, or {"batch": [...], "sent_at": ..., "write_key": ...}."""
     first = body.lstrip()[:1]
     if first == b"[":
         return Items(msgspec.json.decode(body, type=list[msgspec.Raw]))
@@ -109,7 +109,7 @@ def split_native(body: bytes) -> Items:
     envelope = msgspec.json.decode(body, type=dict[str, msgspec.Raw])
     if "batch" in envelope:
         batch = msgspec.json.decode(body, type=wire.NativeBatch)
-        return Items(batch.batch, sent_at=batch.sent_at)
+        return Items(batch.batch, sent_at=batch.sent_at, write_key=batch.write_key)
     return Items([body])
 
 

@@ -168,6 +168,7 @@ class LegacyEvent(msgspec.Struct, kw_only=True):
 class NativeBatch(msgspec.Struct, kw_only=True):
     batch: list[msgspec.Raw]
     sent_at: dt.datetime | None = None
+    write_key: Short | None = None  # for navigator.sendBeacon, which cannot send an Authorization header
 
 
 FORMATS = Literal["native", "segment", "legacy"]
