@@ -112,6 +112,10 @@ class Settings:
     realtime_stale_seconds: int = 10
     realtime_hll_lg_k: int = 12
     realtime_max_keys: int = 1_000
+    # Prometheus metrics of the background processes (0 turns a process's off).
+    worker_metrics_port: int = 9101
+    streams_metrics_port: int = 9102
+    scheduler_metrics_port: int = 9103
     # The scheduler.
     health_check_seconds: int = 15
     scheduler_lease_seconds: int = 20

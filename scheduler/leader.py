@@ -10,6 +10,7 @@ import redis
 
 from adtivity.lease import Lease
 from adtivity.logs import log_event
+from adtivity.metrics import SCHEDULED
 from models import redis_keys
 
 log = logging.getLogger("scheduler.leader")
@@ -42,6 +43,7 @@ class Leadership:
         """Wraps a job so that standby replicas skip it."""
         def run_if_leading() -> None:
             if self.leading:
+                SCHEDULED.labels(job.__name__).inc()
                 job()
         run_if_leading.__name__ = job.__name__
         return run_if_leading

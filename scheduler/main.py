@@ -16,6 +16,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from adtivity.jobs import (APPLY_RETENTION, CHECK_HEALTH, ENTITIES_SHARD, HOUSEKEEPING, PERSIST_SHARD, ROLLUP_ALL,
                           TRIM_STREAMS, Jobs, redis_broker)
 from adtivity.logs import configure_logging, log_event
+from adtivity.metrics import serve
 from adtivity.settings import Settings
 from models import redis_keys
 from scheduler.leader import Leadership
@@ -87,6 +88,7 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    serve(settings, settings.scheduler_metrics_port, "scheduler")
     log_event(log, "ready", jobs=[job.id for job in scheduler.get_jobs()])
     scheduler.start()
     return 0

@@ -25,6 +25,7 @@ import redis
 import redis.asyncio as aioredis
 
 from adtivity.logs import log_event, log_handler
+from adtivity.metrics import REALTIME_MESSAGES, REALTIME_SECONDS_BEHIND, serve
 from adtivity.settings import Settings
 from models import realtime, redis_keys
 from models.streams import backlog_since, realtime_watch
@@ -87,6 +88,7 @@ publishing = Publishing()
 
 @app.task
 async def announce_ready() -> None:
+    serve(settings, settings.streams_metrics_port, "streams")
     log_event(log, "ready", pid=os.getpid(), broker=settings.kafka_bootstrap)
 
 
@@ -117,6 +119,7 @@ async def aggregate_events(stream) -> None:
             keys.discard(key)
         if changed:
             publishing.changed.add(message.company_id)
+        REALTIME_MESSAGES.inc()
 
 
 @app.timer(interval=settings.realtime_publish_seconds)
@@ -143,6 +146,7 @@ async def publish_snapshots() -> None:
             else:
                 pipe.set(redis_keys.realtime_snapshot(company_id), _json.encode(view), ex=SNAPSHOT_TTL_SECONDS)
         pipe.set(redis_keys.REALTIME_AS_OF, as_of)
+        REALTIME_SECONDS_BEHIND.set(now - as_of)
         await pipe.execute()
     publishing.minute = minute
 

@@ -17,6 +17,10 @@ TEST_ENV = {
     "BCRYPT_ROUNDS": "4",
     "STREAMS_APP_ID": "adtivity-test-streams",
     "STREAMS_DATA_DIR": ".data/test-streams",
+    # Off by default: tests run beside `make run`; test_processes turns them on at free ports.
+    "WORKER_METRICS_PORT": "0",
+    "STREAMS_METRICS_PORT": "0",
+    "SCHEDULER_METRICS_PORT": "0",
 }
 # Before any application module is imported: the workers package binds its broker from the environment.
 os.environ.update(TEST_ENV)

@@ -17,7 +17,9 @@ pytestmark = pytest.mark.processes
 def test_all_four_processes_start_work_and_stop_cleanly(settings):
     assert set(procfile()) == {"web", "worker", "streams", "scheduler"}
     port = free_port()
-    env = process_env(PORT=str(port), WEB_WORKERS="2", HEALTH_CHECK_SECONDS="1")
+    metrics = {name: free_port() for name in ("worker", "streams", "scheduler")}
+    env = process_env(PORT=str(port), WEB_WORKERS="2", HEALTH_CHECK_SECONDS="1",
+                      **{f"{name.upper()}_METRICS_PORT": str(number) for name, number in metrics.items()})
     processes = {name: Process(name, env) for name in procfile()}
     try:
         for process in processes.values():
@@ -35,6 +37,19 @@ def test_all_four_processes_start_work_and_stop_cleanly(settings):
         assert set(status["dependencies"]) == {"postgres", "redis", "clickhouse", "broker"}
         wait_for(lambda: client.get(redis_keys.process_heartbeat("streams")), 20, "a streams heartbeat")
         wait_for(lambda: client.get(redis_keys.process_heartbeat("scheduler")), 20, "a scheduler heartbeat")
+
+        # Every process serves Prometheus metrics; the worker's include what the health check measured.
+        def scraped(name: str) -> str:
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics[name]}/metrics", timeout=5) as answer:
+                return answer.read().decode()
+
+        wait_for(lambda: "adtivity_stream_backlog_entries{" in scraped("worker"), 20, "stream backlogs in the worker's metrics")
+        assert "adtivity_pump_batch_seconds" in scraped("worker")
+        assert "adtivity_realtime_messages_total" in scraped("streams")
+        wait_for(lambda: 'adtivity_scheduler_jobs_total{job="enqueue_health_check"}' in scraped("scheduler"), 20,
+                 "scheduled jobs in the scheduler's metrics")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            assert b"adtivity_http_requests_total" in answer.read()
     finally:
         exits = {name: process.stop() for name, process in processes.items()}
     assert exits == {"web": 0, "worker": 0, "streams": 0, "scheduler": 0}, {

@@ -7,8 +7,6 @@ import os
 import shutil
 import tempfile
 
-from prometheus_client import multiprocess
-
 from adtivity.settings import Settings
 
 _settings = Settings.from_env()
@@ -26,6 +24,10 @@ if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
 else:
     shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
     os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
+
+# Only now: prometheus-client picks its multiprocess mode when first imported, from this variable.
+from prometheus_client import multiprocess  # noqa: E402
 
 
 def child_exit(server, worker):

@@ -11,6 +11,7 @@ import msgspec
 import redis
 
 from adtivity.jobs import CHECK_HEALTH
+from adtivity.metrics import QUARANTINE_WAITING, STREAM_BACKLOG
 from adtivity.pipeline import pipeline_status
 from adtivity.probes import probe_all
 from adtivity.settings import Settings
@@ -25,6 +26,11 @@ def record_health(settings: Settings, client: redis.Redis, broker) -> dict:
         "dependencies": {r.name: dataclasses.asdict(r) for r in probe_all(settings)},
         **pipeline_status(settings, client, broker, now),
     }
+    for stream, groups in status["streams"].items() if "error" not in status["streams"] else ():
+        for group, state in groups.items():
+            STREAM_BACKLOG.labels(stream, group).set(state["pending"] + (state["lag"] or 0))
+    if "entries" in status["quarantine"]:
+        QUARANTINE_WAITING.set(status["quarantine"]["entries"])
     client.set(redis_keys.HEALTH_STATUS, msgspec.json.encode(status))
     client.set(redis_keys.process_heartbeat("worker"), status["checked_at"])
     return status

@@ -1,5 +1,5 @@
 """Dramatiq middleware for the worker process's life: opens Postgres when a worker process boots,
-logs one structured "ready" line, and keeps a heartbeat in Redis that the health check reads."""
+serves its Prometheus metrics, logs one structured "ready" line, and keeps a heartbeat in Redis that the health check reads."""
 from __future__ import annotations
 
 import logging
@@ -10,6 +10,7 @@ import dramatiq
 import redis
 
 from adtivity.logs import log_event
+from adtivity.metrics import serve
 from adtivity.settings import Settings
 from models import redis_keys
 from models.db import open_database
@@ -27,6 +28,7 @@ class Lifecycle(dramatiq.Middleware):
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         client = redis.Redis.from_url(self.settings.redis_url, socket_timeout=2)
         client.set(redis_keys.process_heartbeat("worker"), time.time())
+        serve(self.settings, self.settings.worker_metrics_port, "worker")
         log_event(log, "ready", pid=os.getpid(), queues=sorted(broker.get_declared_queues()))
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:

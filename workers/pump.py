@@ -22,6 +22,7 @@ import peewee
 import redis
 
 from adtivity.logs import log_event
+from adtivity.metrics import PUMP_BATCH_EVENTS, PUMP_BATCH_SECONDS, PUMP_EVENTS, QUARANTINED
 from adtivity.settings import Settings
 from models.db import database
 from models.events import Event
@@ -129,8 +130,13 @@ class StreamPump:
         backoff = 0.5
         while True:
             try:
+                started = time.perf_counter()
                 self.store(entries)
                 self.ack(entries)
+                events = sum(len(entry.events) for entry in entries)
+                PUMP_EVENTS.labels(self.kind).inc(events)
+                PUMP_BATCH_EVENTS.labels(self.kind).observe(events)
+                PUMP_BATCH_SECONDS.labels(self.kind).observe(time.perf_counter() - started)
                 return
             except TRANSIENT as error:
                 if time.monotonic() + backoff > deadline:
@@ -170,8 +176,9 @@ class StreamPump:
                               payload=payload, reason=reason[:2000])
         self.redis.xadd(DEAD_LETTER_STREAM, {**fields, b"reason": reason.encode(), b"source": entry_id.encode()})
         self.redis.xack(self.stream, self.group, entry_id)
+        QUARANTINED.labels(self.kind).inc()
         log_event(log, "entry quarantined", level=logging.WARNING, pump=self.kind, shard=self.shard,
-                  entry=entry_id, reason=reason)
+                  entry=entry_id, request_id=fields.get(b"r", b"").decode(errors="replace"), reason=reason)
 
     # The pump.
     def run(self, lease: Lease, seconds: float) -> None:

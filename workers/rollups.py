@@ -33,6 +33,7 @@ from psycopg2.extras import execute_values
 
 from adtivity.jobs import ROLLUP_ALL, ROLLUP_COMPANY
 from adtivity.logs import log_event
+from adtivity.metrics import ROLLUP_SECONDS
 from adtivity.settings import Settings
 from models import redis_keys
 from models.clickhouse import PerThread
@@ -254,6 +255,7 @@ def rollup_company_now(settings: Settings, client: redis.Redis, clickhouse, comp
                     end)
     rollup.compute()
     written = rollup.store(min(complete_until, now), client)
+    ROLLUP_SECONDS.observe(time.perf_counter() - started)
     done = {"company": company_id, "from": rollup.start.isoformat(), "rows": written,
             "seconds": round(time.perf_counter() - started, 3)}
     log_event(log, "rollup done", **done)
