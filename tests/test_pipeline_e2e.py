@@ -14,22 +14,9 @@ from models.clickhouse import clickhouse_client
 from models.db import database
 from models.streams import PERSIST_GROUP, stream_key
 from models.tracking import EndUser
-from tests.processes import Process, free_port, process_env, wait_for
+from tests.processes import wait_for
 
 pytestmark = pytest.mark.processes
-
-
-@pytest.fixture
-def system(settings):
-    port = free_port()
-    env = process_env(PORT=str(port), WEB_WORKERS="2", PERSIST_CLAIM_IDLE_SECONDS="4", PERSIST_PUMP_SECONDS="3",
-                      PERSIST_ENSURE_SECONDS="1", PERSIST_BATCH_SECONDS="0.2", HEALTH_CHECK_SECONDS="30")
-    processes = {name: Process(name, env) for name in ("web", "worker", "scheduler")}
-    for process in processes.values():
-        process.wait_ready()
-    yield f"http://127.0.0.1:{port}", processes
-    for process in processes.values():
-        process.stop()
 
 
 def setup_company(base: str) -> tuple[str, str, dict]:

@@ -11,7 +11,7 @@ import requests
 
 from models.clickhouse import clickhouse_client
 from tests.processes import wait_for
-from tests.test_pipeline_e2e import setup_company, system  # noqa: F401  (the fixture)
+from tests.test_pipeline_e2e import setup_company
 
 pytestmark = [pytest.mark.processes, pytest.mark.skipif(shutil.which("node") is None, reason="needs node")]
 WALLET = "0x" + "ab" * 20
@@ -50,7 +50,7 @@ require(process.argv[2]);
 """.replace("__WALLET__", WALLET)
 
 
-def test_the_browser_snippet_sends_batches_wallet_events_and_a_beacon(system, settings, tmp_path):  # noqa: F811
+def test_the_browser_snippet_sends_batches_wallet_events_and_a_beacon(system, settings, tmp_path):
     base, _ = system
     company, key, _ = setup_company(base)
     served = requests.get(f"{base}/sdk/adtivity.js", timeout=10)
