@@ -13,14 +13,22 @@ from playhouse.db_url import connect
 database = peewee.DatabaseProxy()
 
 
+_bound_url: str | None = None
+
+
 def open_database(url: str, *, connect_timeout: int = 3, max_connections: int = 20) -> peewee.Database:
-    """Binds the proxy to a pooled database at `url` and returns it. Connections open lazily, one per
-    thread; close() hands one back to the pool instead of tearing it down."""
+    """Binds the proxy to a pooled database at `url` and returns it; bound to that URL already, it
+    returns the same pool (so one process never holds two pools of one database). Connections open
+    lazily, one per thread; close() hands one back to the pool instead of tearing it down."""
+    global _bound_url
+    if database.obj is not None and _bound_url == url:
+        return database.obj
     scheme, _, rest = url.partition("://")
     pooled_url = f"{scheme.split('+')[0]}+pool://{rest}"
     db = connect(pooled_url, connect_timeout=connect_timeout, max_connections=max_connections,
                  stale_timeout=300, timeout=10)
     database.initialize(db)
+    _bound_url = url
     return db
 
 
