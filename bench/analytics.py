@@ -17,12 +17,11 @@ import dataclasses
 import datetime as dt
 import os
 import re
-import signal
 import statistics
 import subprocess
 import time
 
-from common import ROOT, bench_company, bench_settings, cpu_reference, prepare, procfile_command, record, start
+from common import ROOT, bench_company, bench_settings, cpu_reference, prepare, procfile_command, record, start, stop
 
 
 def generate(clickhouse, company_id: str, start: dt.datetime, seconds: int, events: int, users: int) -> float:
@@ -102,6 +101,20 @@ def uncached(base: str, key: str, today: dt.datetime, endpoint: str, extra: str,
     return {"median": statistics.median(times), "max": max(times)}
 
 
+def forget(settings, companies: list[str]) -> None:
+    """Deletes and purges the benchmark's companies, so later runs (and benchmarks) do not roll them up."""
+    import uuid
+
+    from models.db import database, utcnow
+    from models.entities import Company
+    from workers.companies import purge_company_data
+
+    with database.connection_context():
+        Company.update(deleted_at=utcnow()).where(Company.id.in_([uuid.UUID(c) for c in companies])).execute()
+    for company in companies:
+        purge_company_data(settings, uuid.UUID(company))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--day-events", type=int, default=10_000_000)
@@ -139,8 +152,7 @@ def main() -> int:
             ("overview", ""), ("timeseries", "&metric=events&interval=day"),
             ("timeseries", "&metric=users&interval=week&tz=Europe/Paris"), ("active-users", ""))}
     finally:
-        os.killpg(web.pid, signal.SIGTERM)
-        web.wait(30)
+        stop([web])
 
 
     # After the reads: ClickHouse's merges of ten million new rows would otherwise share the CPU with them.
@@ -172,6 +184,7 @@ def main() -> int:
     lines.append(cpu_reference())
     print("\n".join(lines))
     record("Rollups and analytics reads", lines)
+    forget(settings, [big, history])
     client.flushdb()
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -75,6 +76,19 @@ def start(command: list[str], env: dict, port: int) -> subprocess.Popen:
             time.sleep(0.2)
     process.kill()
     raise RuntimeError(f"{command} did not start")
+
+
+def stop(processes: list[subprocess.Popen], seconds: float = 60) -> None:
+    """SIGTERM to each process group, then SIGKILL to any still running after `seconds` (a worker
+    finishes its running jobs first)."""
+    for process in processes:
+        os.killpg(process.pid, signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(seconds)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
 
 
 def cpu_reference() -> str:

@@ -44,6 +44,22 @@ def batch(rng: random.Random, size: int = 50, *, with_message_id: bool = True) -
     return [event(rng, with_message_id=with_message_id) for _ in range(size)]
 
 
+def steady_load(url: str, key: str, events_per_second: int, stop) -> None:
+    """Posts batches of 50 to `url` at `events_per_second` until `stop` (a threading.Event) is set."""
+    import time
+
+    import requests
+
+    rng = random.Random(5)
+    session = requests.Session()
+    interval = 50 / events_per_second
+    next_at = time.monotonic()
+    while not stop.is_set():
+        session.post(url, json=batch(rng), headers={"Authorization": f"Bearer {key}"}, timeout=10)
+        next_at += interval
+        time.sleep(max(0.0, next_at - time.monotonic()))
+
+
 def enriched_batches(settings, rng: random.Random, companies: list[str], events: int) -> Iterator[tuple[str, list]]:
     """(company, enriched events) in batches of 50, `events` in all, built by the real ingest
     enricher as a request now would be, each with its session id."""

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
-import signal
 import statistics
 import subprocess
 import threading
@@ -21,9 +19,9 @@ import uuid
 
 import requests
 from common import (ROOT, bench_company, bench_settings, cpu_reference, percentile, prepare, procfile_command,
-                    record, start)
+                    record, start, stop)
 
-from events import batch
+from events import steady_load
 
 
 def main() -> int:
@@ -49,21 +47,11 @@ def main() -> int:
     headers = {"Authorization": f"Bearer {key}"}
     sent_at: dict[str, float] = {}
     seen_at: dict[str, float] = {}
-    stop = threading.Event()
-
-    def load() -> None:
-        rng = random.Random(5)
-        session = requests.Session()
-        interval = 50 / args.load_events_per_second
-        next_at = time.monotonic()
-        while not stop.is_set():
-            session.post(base, json=batch(rng), headers=headers, timeout=10)
-            next_at += interval
-            time.sleep(max(0.0, next_at - time.monotonic()))
+    finished = threading.Event()
 
     def probes() -> None:
         session = requests.Session()
-        while not stop.is_set():
+        while not finished.is_set():
             message_id = f"probe-{uuid.uuid4()}"
             sent_at[message_id] = time.monotonic()
             session.post(base, json={"type": "track", "name": "Probe", "user_id": "prober", "message_id": message_id},
@@ -72,7 +60,7 @@ def main() -> int:
 
     def poll() -> None:
         clickhouse = clickhouse_client(settings.clickhouse_url)
-        while not stop.is_set() or len(seen_at) < len(sent_at):
+        while not finished.is_set() or len(seen_at) < len(sent_at):
             waiting = [m for m in list(sent_at) if m not in seen_at]
             if waiting:
                 try:
@@ -85,25 +73,24 @@ def main() -> int:
                 now = time.monotonic()
                 for (message_id,) in found:
                     seen_at.setdefault(message_id, now)
-            if stop.is_set() and time.monotonic() > stopped_at + 60:
+            if finished.is_set() and time.monotonic() > stopped_at + 60:
                 break
             time.sleep(0.05)
 
     stopped_at = float("inf")
-    threads = [threading.Thread(target=f) for f in (load, probes, poll)]
+    threads = [threading.Thread(target=steady_load, args=(base, key, args.load_events_per_second, finished)),
+               threading.Thread(target=probes), threading.Thread(target=poll)]
     try:
         time.sleep(8)  # the worker and scheduler start their pumps
         for thread in threads:
             thread.start()
         time.sleep(args.seconds)
         stopped_at = time.monotonic()
-        stop.set()
+        finished.set()
         for thread in threads:
             thread.join()
     finally:
-        for process in [web, *others]:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(30)
+        stop([web, *others])
     latencies = [seen_at[m] - sent_at[m] for m in sent_at if m in seen_at]
     lost = len(sent_at) - len(latencies)
     if not latencies:

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import requests
 from common import (ROOT, bench_company, bench_settings, cpu_reference, percentile, prepare, procfile_command,
-                    record, start)
+                    record, start, stop)
 
-from events import batch, enriched_batches
+from events import enriched_batches, steady_load
 
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 
@@ -43,13 +43,6 @@ def process_env(**overrides: str) -> dict:
 def spawn(name: str, env: dict) -> subprocess.Popen:
     return subprocess.Popen(procfile_command(name), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
-
-
-def stop(processes: list[subprocess.Popen]) -> None:
-    for process in processes:
-        os.killpg(process.pid, signal.SIGTERM)
-    for process in processes:
-        process.wait(30)
 
 
 def resident_megabytes(pid: int) -> float:
@@ -171,16 +164,6 @@ def latency(settings, args) -> list[str]:
     base = "http://127.0.0.1:18083"
     stop_load = threading.Event()
 
-    def load() -> None:
-        rng = random.Random(5)
-        session = requests.Session()
-        interval = 50 / args.load_events_per_second
-        next_at = time.monotonic()
-        while not stop_load.is_set():
-            session.post(f"{base}/v1/events", json=batch(rng), headers={"Authorization": f"Bearer {load_key}"}, timeout=10)
-            next_at += interval
-            time.sleep(max(0.0, next_at - time.monotonic()))
-
     def counted(session: requests.Session) -> int:
         answer = session.get(f"{base}/v1/companies/{probe_company}/realtime",
                              headers={"Authorization": f"Bearer {read_key}"}, timeout=10).json()
@@ -188,7 +171,8 @@ def latency(settings, args) -> list[str]:
 
     latencies: list[float] = []
     missed = 0
-    loader = threading.Thread(target=load)
+    loader = threading.Thread(target=steady_load,
+                              args=(f"{base}/v1/events", load_key, args.load_events_per_second, stop_load))
     try:
         session = requests.Session()
         deadline = time.monotonic() + 60
