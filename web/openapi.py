@@ -36,11 +36,25 @@ class NativeBatch(msgspec.Struct):
     write_key: str | None = None
 
 
+class SegmentBatch(msgspec.Struct, rename="camel"):
+    """Segment's batch, as its SDKs send it."""
+
+    batch: list[wire.SegmentMessage]
+    sent_at: str | None = None
+    context: dict | None = None
+    write_key: str | None = None
+
+
 # Request bodies of the ingest routes, which read their bodies themselves. /v1/events also takes a
 # single event object (msgspec cannot describe a union of untagged structs, so it is left out here).
 INGEST_BODIES = {
     "/v1/events": list[wire.NativeEvent] | NativeBatch,
+    "/v1/batch": SegmentBatch,
+    "/sdk/event": list[wire.LegacyEvent] | wire.LegacyEvent,
+    **{f"/v1/{kind}": wire.SegmentMessage for kind in ("track", "identify", "page", "screen", "group", "alias")},
 }
+SEGMENT_TRACK = {"type": "track", "event": "Signed Up", "userId": "u-42", "messageId": "m-2",
+                 "properties": {"plan": "pro"}, "timestamp": "2026-11-30T10:00:00Z"}
 EXAMPLES = {
     schemas.Credentials: {"email": "ada@example.com", "password": "correct horse battery staple"},
     schemas.RefreshRequest: {"refresh_token": "JoZrNU3fpUT0ebshX2DPl9yIIEWq682OS9FXo2ocuGI"},
@@ -56,6 +70,10 @@ EXAMPLES = {
     schemas.KeyRotate: {"grace_seconds": 3600},
     INGEST_BODIES["/v1/events"]: [{"type": "track", "name": "Signup", "user_id": "u-42", "message_id": "m-1",
                                    "properties": {"plan": "pro"}, "timestamp": "2026-11-30T10:00:00Z"}],
+    SegmentBatch: {"batch": [SEGMENT_TRACK], "sentAt": "2026-11-30T10:00:01Z", "writeKey": "adt_w_..."},
+    wire.SegmentMessage: SEGMENT_TRACK,
+    INGEST_BODIES["/sdk/event"]: [{"type": "track", "eventName": "Legacy", "user_id": "l-1",
+                                   "wallet_address": "0x" + "ab" * 20, "chain_id": "1"}],
 }
 
 
