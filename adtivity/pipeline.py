@@ -15,7 +15,7 @@ from adtivity.settings import Settings
 from models import redis_keys
 from models.db import database
 from models.rollups import RollupState
-from models.streams import entities_stream_key, stream_key
+from models.streams import all_streams
 from models.tracking import Quarantine
 
 STALEST_SHOWN = 20
@@ -25,7 +25,7 @@ def stream_groups(settings: Settings, client: redis.Redis) -> dict:
     """Per stream, per consumer group: entries delivered but not acknowledged, and not yet delivered
     (None where Redis cannot tell)."""
     streams = {}
-    for stream in [key(shard) for shard in range(settings.stream_shards) for key in (stream_key, entities_stream_key)]:
+    for stream in all_streams(settings.stream_shards):
         try:
             groups = client.xinfo_groups(stream)
         except redis.ResponseError:  # not created yet

@@ -15,6 +15,9 @@ import msgspec
 from models.events import Event
 
 _json = msgspec.json.Encoder(decimal_format="number")
+# SQL over `events` shared by rollups and drill-downs: a company's human (non-bot) events, and who did one.
+COMPANY_HUMANS = "company_id = toUUID(%(company)s) AND is_bot = 0"
+IDENTITY = "if(user_id != '', user_id, anonymous_id)"
 JSON_OBJECTS = ("properties", "traits", "context")
 INSERT_SETTINGS = {"input_format_skip_unknown_fields": 1}
 

@@ -235,7 +235,9 @@ def is_expired(kind: str, number: int, now: float) -> bool:
     return number < int(now // 86400)
 
 
-def _estimate(sketches: Iterable[bytes], lg_k: int) -> int:
+def estimate_union(sketches: Iterable[bytes], lg_k: int) -> int:
+    """Distinct count of the union of serialised HyperLogLog sketches (empty ones skipped); the
+    rollups' readers use it too."""
     union = datasketches.hll_union(lg_k)
     for data in sketches:
         if data:
@@ -297,14 +299,14 @@ def snapshot(minutes: dict[int, Bucket], today: Bucket | None, *, now: float, lg
             "top_pages": _top(_merge_counts(window, "pages")),
         },
         "active_users": {
-            **{f"last_{n}_minutes": _estimate((bucket.users for bucket in window[-n:]), lg_k)
+            **{f"last_{n}_minutes": estimate_union((bucket.users for bucket in window[-n:]), lg_k)
                for n in ACTIVE_USER_WINDOWS},
-            "today": _estimate([today.users], lg_k),
+            "today": estimate_union([today.users], lg_k),
         },
         "today": {"events": today.events, "page_views": today.page_views},
         "web3": {
             "wallet_connects": sum(bucket.wallet_connects for bucket in window),
-            "distinct_wallets": _estimate((bucket.wallets for bucket in window), lg_k),
+            "distinct_wallets": estimate_union((bucket.wallets for bucket in window), lg_k),
             "transactions": transactions,
             "transaction_value": value,
         },

@@ -33,6 +33,11 @@ def entities_stream_key(shard: int) -> str:
     return f"{PREFIX}:ent:{shard}"
 
 
+def all_streams(shards: int) -> list[str]:
+    """Every events stream and entities stream."""
+    return [key(shard) for shard in range(shards) for key in (stream_key, entities_stream_key)]
+
+
 def shard_for(company_id: str, shards: int) -> int:
     """Stable across processes and restarts (unlike hash())."""
     return zlib.crc32(company_id.encode()) % shards

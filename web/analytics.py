@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-import datasketches
-
 from models.db import database
+from models.realtime import estimate_union
 from models.rollups import DAY, HOUR
 
 UTC = ZoneInfo("UTC")
@@ -118,23 +117,17 @@ class RollupReader:
             (*params, self.company_id, grain, metric, span.start, span.end))
 
     def estimate(self, sketches) -> int:
-        union = datasketches.hll_union(self.lg_k)
-        for sketch in sketches:
-            union.update(datasketches.hll_sketch.deserialize(bytes(sketch)))
-        return round(union.get_estimate())
+        return estimate_union((bytes(sketch) for sketch in sketches), self.lg_k)
 
     def distinct(self, span: Range, metric: str) -> int:
         return self.estimate(sketch for _, sketch in self._sketches(span, metric, None))
 
-    def distinct_series(self, span: Range, metric: str, interval: str) -> dict[dt.datetime, int]:
+    def sketches_by_bucket(self, span: Range, metric: str, interval: str) -> dict[dt.datetime, list[bytes]]:
         grouped: dict[dt.datetime, list[bytes]] = {}
         for local, sketch in self._sketches(span, metric, interval):
             grouped.setdefault(local, []).append(sketch)
-        return {local: self.estimate(sketches) for local, sketches in grouped.items()}
-
-    def daily_sketches(self, span: Range) -> dict[dt.datetime, list[bytes]]:
-        """User sketches by local day, for active-user windows."""
-        grouped: dict[dt.datetime, list[bytes]] = {}
-        for local, sketch in self._sketches(span, "users", "day"):
-            grouped.setdefault(local, []).append(sketch)
         return grouped
+
+    def distinct_series(self, span: Range, metric: str, interval: str) -> dict[dt.datetime, int]:
+        return {local: self.estimate(sketches)
+                for local, sketches in self.sketches_by_bucket(span, metric, interval).items()}

@@ -39,13 +39,12 @@ from models import redis_keys
 from models.clickhouse import PerThread
 from models.db import database
 from models.entities import Company
+from models.events_table import COMPANY_HUMANS, IDENTITY
 from models.rollups import DAY, HOUR, OTHER, USERS, WALLETS, RollupState
 from models.streams import backlog_since, persisted_watch
 from workers import settings
 
 log = logging.getLogger(__name__)
-HUMANS = "company_id = toUUID(%(company)s) AND is_bot = 0"
-IDENTITY = "if(user_id != '', user_id, anonymous_id)"
 # (metric, dimension, expression): counted per hour where the expression is not empty.
 COUNTED = (
     ("events", "type", "type"),
@@ -99,7 +98,7 @@ class Rollup:
                                      ).result_rows
 
     def in_range(self) -> str:
-        return f"{HUMANS} AND event_time >= toDateTime(%(start)s) AND event_time < toDateTime(%(end)s)"
+        return f"{COMPANY_HUMANS} AND event_time >= toDateTime(%(start)s) AND event_time < toDateTime(%(end)s)"
 
     def compute(self) -> None:
         self.totals()
@@ -139,7 +138,7 @@ class Rollup:
         for hour, sessions, bounces, seconds in self.rows(
                 "SELECT toStartOfHour(began) AS h, count(), countIf(events = 1), sum(toUInt64(ended - began)) FROM ("
                 "  SELECT session_id, min(event_time) AS began, max(event_time) AS ended, count() AS events"
-                f"  FROM events WHERE {HUMANS} AND session_id != '' AND event_time >= toDateTime(%(start)s) - 86400"
+                f"  FROM events WHERE {COMPANY_HUMANS} AND session_id != '' AND event_time >= toDateTime(%(start)s) - 86400"
                 "  GROUP BY session_id) WHERE began >= toDateTime(%(start)s) AND began < toDateTime(%(end)s) GROUP BY h"):
             self.add("sessions", "", hour, "", sessions)
             self.add("bounces", "", hour, "", bounces)

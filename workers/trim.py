@@ -7,7 +7,7 @@ import redis
 
 from adtivity.jobs import TRIM_STREAMS
 from adtivity.settings import Settings
-from models.streams import entities_stream_key, entry_id_parts, stream_key
+from models.streams import all_streams, entry_id_parts
 from workers import settings
 
 
@@ -34,7 +34,7 @@ def safe_trim_point(client: redis.Redis, stream: str) -> str | None:
 
 def trim_all(settings: Settings, client: redis.Redis) -> dict[str, int]:
     trimmed = {}
-    for stream in [key(shard) for shard in range(settings.stream_shards) for key in (stream_key, entities_stream_key)]:
+    for stream in all_streams(settings.stream_shards):
         point = safe_trim_point(client, stream)
         if point is not None:
             trimmed[stream] = client.xtrim(stream, minid=point, approximate=False)

@@ -208,7 +208,7 @@ class ActiveUsers(AnalyticsResource):
         if len(days) > self.settings.analytics_max_points:
             raise bad("from", f"the range has more than {self.settings.analytics_max_points} days")
         wider = Range(span.start - dt.timedelta(days=29), span.end, span.tz)
-        by_day = reader.daily_sketches(wider)
+        by_day = reader.sketches_by_bucket(wider, "users", "day")
 
         def users(last_day: dt.datetime, length: int) -> int:
             return reader.estimate(sketch for offset in range(length)

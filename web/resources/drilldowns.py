@@ -16,13 +16,12 @@ import falcon
 
 from adtivity.settings import Settings
 from models.clickhouse import PerThread
+from models.events_table import COMPANY_HUMANS, IDENTITY
 from web.errors import ApiError
 from web.principals import company_id_access
 from web.resources.analytics import bad, iso, parse_range
 from web.resources.events import Events
 
-HUMANS = "company_id = toUUID(%(company)s) AND is_bot = 0"
-IDENTITY = "if(user_id != '', user_id, anonymous_id)"
 STEP_KINDS = {"page": "type = 'page' AND page_path = %({p})s", "type": "type = %({p})s"}
 RETENTION_WEEKS = 12
 
@@ -53,7 +52,7 @@ class Drilldown:
         span = parse_range(req, self.settings)
         params = {"company": str(company), "start": int(span.start.replace(tzinfo=dt.timezone.utc).timestamp()),
                   "end": int(span.end.replace(tzinfo=dt.timezone.utc).timestamp())}
-        where = f"{HUMANS} AND event_time >= toDateTime(%(start)s) AND event_time < toDateTime(%(end)s)"
+        where = f"{COMPANY_HUMANS} AND event_time >= toDateTime(%(start)s) AND event_time < toDateTime(%(end)s)"
         return where, {**params, "from": iso(span.start), "to": iso(span.end)}
 
 
@@ -86,7 +85,7 @@ class Retention(Drilldown):
             "    WHERE company_id = toUUID(%(company)s) GROUP BY identity)"
             "  WHERE first >= toDateTime(%(start)s) AND first < toDateTime(%(end)s)"
             ") ALL INNER JOIN ("
-            f"  SELECT DISTINCT {IDENTITY} AS who, toMonday(event_time) AS week FROM events WHERE {HUMANS}"
+            f"  SELECT DISTINCT {IDENTITY} AS who, toMonday(event_time) AS week FROM events WHERE {COMPANY_HUMANS}"
             "   AND event_time >= toDateTime(%(start)s)"
             f") USING who WHERE offset <= {RETENTION_WEEKS} GROUP BY cohort, offset ORDER BY cohort, offset", params)
         cohorts: dict[dt.date, list[int]] = {}
