@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench services services-down status migrate venv clean
+.PHONY: run test bench services services-down status migrate venv clean assets browser
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,14 @@ venv: $(STAMP)
 services: $(STAMP)
 	bin/services up
 
+# The dashboard's vendored front-end libraries (web/dashboard/package-lock.json), served by the app.
+assets:
+	bin/vendor-assets
+
+# Debian's Chromium, for the dashboard's end-to-end test.
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
 services-down:
 	bin/services down
 
@@ -25,10 +33,10 @@ status:
 migrate: services
 	ADTIVITY_ENV=$${ADTIVITY_ENV:-development} $(BIN)/python -m adtivity migrate
 
-run: migrate
+run: migrate assets
 	ADTIVITY_ENV=$${ADTIVITY_ENV:-development} PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --port $${PORT:-8000}
 
-test: services
+test: services assets browser
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: services

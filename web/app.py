@@ -29,6 +29,7 @@ from web.principals import Authenticate
 from web.ratelimit import RateLimiter
 from web.resources import (analytics, auth, companies, drilldowns, events, health, keys, members, privacy, quarantine,
                            realtime, sdk, system)
+from web.resources.dashboard import add_dashboard_routes
 
 INGEST_PREFIXES = ("/v1/events", "/v1/track", "/v1/identify", "/v1/page", "/v1/screen", "/v1/group",
                    "/v1/alias", "/v1/batch", "/sdk/")
@@ -149,6 +150,7 @@ def create_app(deps: Deps) -> falcon.App:
     route("/sdk/adtivity.js", sdk.BrowserSnippet())
     app.add_route("/openapi.json", openapi.Document(routes))
     app.add_route("/docs", openapi.DocsPage())
+    add_dashboard_routes(app)
     return app
 
 

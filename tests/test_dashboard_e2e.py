@@ -1,0 +1,196 @@
+"""The built-in dashboard at /app, driven in headless Chromium (Debian's chromium, through Playwright)
+against the real web process: log in, pick a company, overview and chart equal to ClickHouse, a
+hostile event name shown as text, the live panel's stale state, and a write key created, copied once,
+used to send an event, then revoked. Screenshots land in test-artifacts/ (kept by CI as artefacts).
+The page's console must stay free of errors (a Content-Security-Policy violation would show there)."""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import random
+import shutil
+import urllib.error
+import urllib.request
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from models.clickhouse import clickhouse_client
+from tests.ingest_helpers import CHROME, tenant
+from tests.processes import ROOT, Process, free_port, process_env, wait_for
+from tests.test_persist import drain
+from tests.test_rollups import send, week_of_events
+from workers.rollups import rollup_company_now
+
+ARTIFACTS = ROOT / "test-artifacts"
+HOSTILE_NAME = '<img src=x onerror="window.__pwned = 1">'
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                  "--disable-background-networking", "--disable-component-update"]
+
+
+@pytest.fixture
+def web_url(settings):
+    process = Process("web", process_env(PORT=str(free_port()), WEB_WORKERS="1"))
+    process.wait_ready()
+    yield f"http://127.0.0.1:{process.env['PORT']}"
+    process.stop()
+
+
+@pytest.fixture
+def page():
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is needed (make test installs it: apt-get install chromium)"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        context = browser.new_context(timezone_id="UTC", viewport={"width": 1280, "height": 900},
+                                      permissions=["clipboard-read", "clipboard-write"])
+        page = context.new_page()
+        page.problems = []
+        page.on("console", lambda message: message.type == "error" and page.problems.append(f"{message.text} ({message.location['url']})"))
+        page.on("pageerror", lambda error: page.problems.append(str(error)))
+        page.on("dialog", lambda dialog: dialog.accept())
+        yield page
+        browser.close()
+
+
+@pytest.fixture
+def company_with_data(api, settings, redis_client):
+    """A tenant whose owner also has an empty second company; three days of mixed events, rolled up."""
+    t = tenant(api)
+    api.company(t.owner, "Empty company")
+    events = week_of_events(random.Random(11), "dash", 300, days=3)
+    events.append({"type": "track", "name": HOSTILE_NAME, "user_id": "hostile", "message_id": "dash-hostile",
+                   "context": {"userAgent": CHROME}})
+    send(api, t.write_key, events)
+    drain(settings, redis_client)
+    rollup_company_now(dataclasses.replace(settings, rollup_window_hours=4 * 24), redis_client,
+                       clickhouse_client(settings.clickhouse_url), t.company_id)
+    return t
+
+
+def clickhouse_count(settings, company_id: str, where: str) -> int:
+    today = dt.datetime.now(dt.timezone.utc).date()
+    return clickhouse_client(settings.clickhouse_url).query(
+        f"SELECT count() FROM events WHERE company_id = toUUID(%(c)s) AND is_bot = 0 AND {where} "
+        f"AND event_time >= toDateTime('{today - dt.timedelta(days=6)} 00:00:00') "
+        f"AND event_time < toDateTime('{today + dt.timedelta(days=1)} 00:00:00')",
+        parameters={"c": company_id}).result_rows[0][0]
+
+
+def post_event(web_url: str, key: str) -> int:
+    request = urllib.request.Request(f"{web_url}/v1/events", method="POST",
+                                     data=json.dumps({"type": "track", "name": "From the dashboard's key",
+                                                      "user_id": "u1"}).encode(),
+                                     headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json",
+                                              "User-Agent": CHROME})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def chart_has_ink(page: Page, selector: str) -> bool:
+    """Whether uPlot drew anything: some pixel of the chart's canvas is not transparent."""
+    return page.evaluate("""(selector) => {
+        const canvas = document.querySelector(selector + ' canvas');
+        const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+        for (let i = 3; i < pixels.length; i += 4) if (pixels[i] !== 0) return true;
+        return false;
+    }""", selector)
+
+
+def test_page_and_assets_come_from_the_app_with_a_strict_content_security_policy(client):
+    page = client.simulate_get("/app")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy and "frame-ancestors 'none'" in policy
+    assert "http://" not in page.text and "https://" not in page.text  # no CDN
+    for asset, kind in (("app.js", "javascript"), ("app.css", "text/css"), ("vendor/uPlot.iife.min.js", "javascript")):
+        answer = client.simulate_get(f"/app/assets/{asset}")
+        assert answer.status_code == 200 and kind in answer.headers["content-type"], asset
+    assert client.simulate_get("/app/assets/../resources/dashboard.py").status_code == 404
+
+
+def test_dashboard_login_figures_chart_live_panel_and_key_lifecycle(company_with_data, web_url, page, settings):
+    t = company_with_data
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.goto(f"{web_url}/app")
+    page.fill("#email", t.owner.email)
+    page.fill("#password", "wrong password")
+    page.click("#login-form button[type=submit]")
+    expect(page.locator("#login-error")).to_contain_text("password")
+    assert [problem for problem in page.problems if "/v1/auth/login" not in problem] == []
+    page.problems.clear()  # the refused login's 401 is the one error expected
+    page.fill("#password", "correct horse battery staple")
+    page.click("#login-form button[type=submit]")
+    expect(page.locator("#controls")).to_be_visible()
+
+    page.select_option("#company", t.company_id)
+    expect(page.locator("#tab-analytics[data-loaded=true]")).to_be_attached()
+    assert page.url.endswith(f"#/c/{t.company_id}/analytics")
+    events = clickhouse_count(settings, t.company_id, "1")
+    page_views = clickhouse_count(settings, t.company_id, "type = 'page'")
+    assert events > 250
+    expect(page.locator("[data-metric=events] .value")).to_have_text(f"{events:,}")
+    expect(page.locator("[data-metric=page_views] .value")).to_have_text(f"{page_views:,}")
+    charted = [int(value.replace(",", "")) for value in page.locator("#trend-data td:nth-child(2)").all_text_contents()]
+    assert len(charted) == 7 and sum(charted) == events
+    assert chart_has_ink(page, "#trend-chart")
+
+    page.select_option("#breakdown-dimension", "name")
+    expect(page.locator("#breakdown-table")).to_contain_text(HOSTILE_NAME)
+    assert page.evaluate("window.__pwned") is None
+    page.screenshot(path=ARTIFACTS / "dashboard-analytics.png", full_page=True)
+
+    page.click("nav.tabs >> text=Live")
+    expect(page.locator("#live-status.stale")).to_contain_text("Stale")
+    completed = clickhouse_count(settings, t.company_id, "type = 'payment' AND status = 'completed'")
+    page.click("nav.tabs >> text=Payments")
+    expect(page.locator("#payment-tiles .tile").nth(1)).to_contain_text(f"{completed:,}")
+
+    page.click("nav.tabs >> text=Team & keys")
+    expect(page.locator("#members")).to_contain_text(t.owner.email)
+    page.select_option("#key-kind", "write")
+    page.fill("#key-label", "made in the dashboard")
+    page.click("#key-form button[type=submit]")
+    key = page.locator("#new-key").input_value()
+    assert key.startswith("adt_w_")
+    page.click("#copy-key")
+    assert page.evaluate("navigator.clipboard.readText()") == key
+    expect(page.locator("#keys")).to_contain_text("made in the dashboard")
+    page.screenshot(path=ARTIFACTS / "dashboard-keys.png", full_page=True)
+    assert post_event(web_url, key) == 200
+
+    page.click("#new-key-slot >> text=Done")
+    expect(page.locator("#new-key")).to_have_count(0)
+    page.locator("#keys tr", has_text="made in the dashboard").locator("button.revoke").click()
+    expect(page.locator("#keys")).not_to_contain_text("made in the dashboard")
+    wait_for(lambda: post_event(web_url, key) == 401, 5, "the revoked key to be refused")
+
+    page.reload()
+    expect(page.locator("#tab-team[data-loaded=true]")).to_be_attached()  # the login survives a reload
+    assert page.problems == []
+
+
+def test_sign_up_then_first_company_then_log_out(web_url, page, api):
+    page.goto(f"{web_url}/app")
+    page.click("#switch-mode")
+    page.fill("#email", "newcomer@example.com")
+    page.fill("#password", "short")
+    page.click("#login-form button[type=submit]")
+    expect(page.locator("#login-error")).to_contain_text("characters")
+    page.problems.clear()  # the refused sign-up's 422 is expected
+    page.fill("#password", "a long enough passphrase")
+    page.click("#login-form button[type=submit]")
+    page.fill("#company-name", "Newcomer's shop")
+    page.click("#company-form button[type=submit]")
+    expect(page.locator("#tab-team[data-loaded=true]")).to_be_attached()
+    expect(page.locator("#members")).to_contain_text("newcomer@example.com")
+    expect(page.locator("#company")).to_contain_text("Newcomer's shop")
+    page.click("#logout")
+    expect(page.locator("#login-error")).to_have_text("You have logged out.")
+    page.reload()
+    expect(page.locator("#login-form")).to_be_visible()  # the login is gone, not merely hidden
+    assert page.problems == []

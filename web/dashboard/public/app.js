@@ -1,0 +1,524 @@
+/* Adtivity's built-in dashboard: plain JavaScript, no build step.
+ *
+ * It logs in through /v1/auth and reads the same API as any other client. Views live in the URL's
+ * fragment (#/login, #/new-company, #/c/<company id>/<tab>). Everything is rendered as DOM nodes with
+ * text content, never from HTML strings, so whatever an event carries shows as text.
+ * The refresh token is kept in sessionStorage (it survives a reload, not the tab); the access token
+ * only in memory.
+ */
+"use strict";
+(() => {
+  const TABS = [["analytics", "Analytics"], ["live", "Live"], ["web3", "Web3"], ["payments", "Payments"],
+                ["team", "Team & keys"]];
+  const TILES = [["events", "Events"], ["page_views", "Page views"], ["users", "Users"], ["new_users", "New users"],
+                 ["sessions", "Sessions"], ["bounce_rate", "Bounce rate"], ["avg_session_seconds", "Avg. session"]];
+  const SERIES = [["events", "Events"], ["page_views", "Page views"], ["users", "Users"], ["sessions", "Sessions"],
+                  ["new_users", "New users"], ["returning_users", "Returning users"], ["wallets", "Wallets"],
+                  ["bounce_rate", "Bounce rate"], ["avg_session_seconds", "Avg. session"]];
+  const DIMENSIONS = [["page_path", "Pages"], ["referrer_domain", "Referrers"], ["utm_source", "UTM sources"],
+                      ["utm_campaign", "UTM campaigns"], ["name", "Events"], ["type", "Event types"],
+                      ["country", "Countries"], ["browser", "Browsers"], ["os", "Operating systems"],
+                      ["device", "Devices"]];
+  const RANKS = { viewer: 0, member: 1, admin: 2, owner: 3 };
+  const LIVE_REFRESH_MS = 5000;
+  const REFRESH_TOKEN = "adtivity.refresh";
+  const TIME_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+  const numbers = new Intl.NumberFormat("en-US");
+
+  const state = { access: null, refresh: sessionStorage.getItem(REFRESH_TOKEN), me: null, renewing: null,
+                  timers: [], charts: [] };
+  const $ = (selector) => document.querySelector(selector);
+
+  function h(tag, attributes, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attributes || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+      else if (name === "class") node.className = value;
+      else node.setAttribute(name, value === true ? "" : value);
+    }
+    for (const child of children.flat()) {
+      if (child !== null && child !== undefined && child !== false) node.append(child);
+    }
+    return node;
+  }
+
+  // ---- the API ----
+  class ApiError extends Error {
+    constructor(status, body) {
+      super((body && body.error && body.error.message) || `the server answered ${status}`);
+      this.status = status;
+    }
+  }
+
+  function remember(tokens) {
+    state.access = tokens.access_token;
+    state.refresh = tokens.refresh_token;
+    sessionStorage.setItem(REFRESH_TOKEN, state.refresh);
+  }
+
+  function forget() {
+    Object.assign(state, { access: null, refresh: null, me: null });
+    sessionStorage.removeItem(REFRESH_TOKEN);
+  }
+
+  function renew() {
+    // One refresh at a time: a refresh token works once, and a second use revokes the whole login.
+    state.renewing = state.renewing || (async () => {
+      const answer = await fetch("/v1/auth/refresh", {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ refresh_token: state.refresh }),
+      });
+      if (!answer.ok) { forget(); return false; }
+      remember(await answer.json());
+      return true;
+    })().finally(() => { state.renewing = null; });
+    return state.renewing;
+  }
+
+  async function call(method, path, body) {
+    const send = () => fetch(path, {
+      method,
+      headers: { ...(state.access ? { Authorization: `Bearer ${state.access}` } : {}),
+                 ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    let answer = await send();
+    if (answer.status === 401 && state.refresh && await renew()) answer = await send();
+    if (answer.status === 401) {
+      forget();
+      showLogin("Your session has ended; log in again.");
+      throw new ApiError(401, null);
+    }
+    if (answer.status === 204) return null;
+    const data = await answer.json().catch(() => null);
+    if (!answer.ok) throw new ApiError(answer.status, data);
+    return data;
+  }
+
+  // ---- formatting ----
+  const count = (value) => (value === null || value === undefined ? "—" : numbers.format(value));
+  const percent = (value) => (value === null || value === undefined ? "—" : `${(value * 100).toFixed(1)}%`);
+
+  function duration(seconds) {
+    if (seconds === null || seconds === undefined) return "—";
+    const whole = Math.round(seconds);
+    if (whole < 60) return `${whole}s`;
+    if (whole < 3600) return `${Math.floor(whole / 60)}m ${whole % 60}s`;
+    return `${Math.floor(whole / 3600)}h ${Math.floor((whole % 3600) / 60)}m`;
+  }
+
+  function formatMetric(metric, value) {
+    if (metric === "bounce_rate") return percent(value);
+    if (metric === "avg_session_seconds") return duration(value);
+    return count(value);
+  }
+
+  const moment = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
+
+  function ago(iso) {
+    const seconds = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+    return seconds < 120 ? `${seconds} s ago` : `${Math.round(seconds / 60)} min ago`;
+  }
+
+  function localDate(date) {
+    const pad = (n) => String(n).padStart(2, "0");
+    return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
+  }
+
+  // ---- shared pieces of views ----
+  function notify(message, kind = "error") {
+    const notice = $("#notice");
+    notice.textContent = message;
+    notice.className = kind;
+    notice.hidden = false;
+    clearTimeout(notify.timer);
+    notify.timer = setTimeout(() => { notice.hidden = true; }, 8000);
+  }
+
+  function reportError(error) {
+    if (!(error instanceof ApiError && error.status === 401)) notify(error.message);
+  }
+
+  function tile(label, value, extra, attributes) {
+    return h("div", { class: "tile", ...attributes }, h("div", { class: "label" }, label),
+             h("div", { class: "value" }, value), extra || null);
+  }
+
+  function changeBadge(change, previous, metric) {
+    const title = `previous period: ${formatMetric(metric, previous)}`;
+    if (change === null || change === undefined) {
+      return h("div", { class: "change", title }, previous === 0 ? "none in the previous period" : "no comparison");
+    }
+    const better = metric === "bounce_rate" ? change < 0 : change > 0;
+    return h("div", { class: `change ${change === 0 ? "" : better ? "up" : "down"}`, title },
+             `${change > 0 ? "+" : ""}${(change * 100).toFixed(1)}% vs previous`);
+  }
+
+  function table(id, headings, rows, emptyText = "Nothing in this period.") {
+    return h("table", { id, class: "data" },
+             h("thead", {}, h("tr", {}, headings.map((heading) => h("th", {}, heading)))),
+             h("tbody", {}, rows.length ? rows.map((cells) => h("tr", {}, cells.map((cell) => h("td", {}, cell))))
+                                        : h("tr", {}, h("td", { colspan: headings.length, class: "muted" }, emptyText))));
+  }
+
+  function section(title, ...children) {
+    return h("section", { class: "panel" }, h("h2", {}, title), ...children);
+  }
+
+  function select(id, options, chosen, onchange) {
+    return h("select", { id, onchange }, options.map(([value, label]) =>
+      h("option", { value, selected: value === chosen }, label)));
+  }
+
+  function chart(box, labels, xs, ys, { bars = false, height = 240 } = {}) {
+    const plot = new uPlot({
+      width: Math.max(320, box.clientWidth || 800), height,
+      series: [{}, { label: labels, stroke: "#3461e0", width: 2, fill: "rgba(52, 97, 224, 0.12)",
+                     paths: bars ? uPlot.paths.bars({ size: [0.8, 40] }) : undefined }],
+      axes: [{}, { size: 60 }],
+      legend: { show: false },
+    }, [xs, ys], box);
+    state.charts.push(plot);
+    return plot;
+  }
+
+  function stopRefreshing() {
+    state.timers.forEach(clearInterval);
+    state.charts.forEach((plot) => plot.destroy());
+    state.timers = [];
+    state.charts = [];
+  }
+
+  function period() {
+    const days = Number($("#period").value);
+    const start = new Date();
+    start.setDate(start.getDate() - (days - 1));
+    const end = new Date();
+    end.setDate(end.getDate() + 1);
+    return { days, query: new URLSearchParams({ from: localDate(start), to: localDate(end), tz: TIME_ZONE }) };
+  }
+
+  // ---- views: login (or sign up), first company ----
+  async function postCredentials(path, form) {
+    const answer = await fetch(path, {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ email: form.email.value, password: form.password.value }),
+    });
+    const data = await answer.json().catch(() => null);
+    if (!answer.ok) throw new ApiError(answer.status, data);
+    return data;
+  }
+
+  function showLogin(message, signUp = false) {
+    stopRefreshing();
+    $("#controls").hidden = true;
+    const error = h("p", { id: "login-error", class: "error" }, message || "");
+    const form = h("form", { id: "login-form", class: "card" },
+      h("h1", {}, signUp ? "Create your Adtivity account" : "Log in to Adtivity"),
+      h("label", {}, "Email", h("input", { id: "email", name: "email", type: "email", required: true,
+                                          autocomplete: "username" })),
+      h("label", {}, "Password", h("input", { id: "password", name: "password", type: "password", required: true,
+                                             autocomplete: signUp ? "new-password" : "current-password" })),
+      h("button", { type: "submit" }, signUp ? "Create account" : "Log in"), error,
+      h("p", { class: "muted" }, signUp ? "Have an account? " : "New here? ",
+        h("a", { href: "#/login", id: "switch-mode", onclick: (event) => { event.preventDefault(); showLogin("", !signUp); } },
+          signUp ? "Log in" : "Create an account")));
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      error.textContent = "";
+      try {
+        if (signUp) await postCredentials("/v1/auth/register", form);
+        remember(await postCredentials("/v1/auth/login", form));
+      } catch (failure) {
+        error.textContent = failure.message;
+        return;
+      }
+      state.me = null;
+      route();
+    });
+    $("#view").replaceChildren(form);
+  }
+
+  function showNewCompany() {
+    const form = h("form", { id: "company-form", class: "card" },
+      h("h1", {}, "Create your first company"),
+      h("p", { class: "muted" }, "A company holds your events, dashboards, members and API keys."),
+      h("label", {}, "Name", h("input", { id: "company-name", required: true, maxlength: 200 })),
+      h("button", { type: "submit" }, "Create company"));
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      try {
+        const company = await call("POST", "/v1/companies", { name: $("#company-name").value });
+        state.me = null;
+        location.hash = `#/c/${company.id}/team`;
+      } catch (error) { reportError(error); }
+    });
+    $("#view").replaceChildren(form);
+  }
+
+  // ---- the company's tabs ----
+  async function analyticsTab(company, root) {
+    const { days, query } = period();
+    const base = `/v1/companies/${company.id}/analytics`;
+    const overview = await call("GET", `${base}/overview?${query}`);
+    root.append(section("Overview",
+      h("div", { id: "overview", class: "tiles" }, TILES.map(([metric, label]) => {
+        const figure = overview.metrics[metric];
+        return tile(label, formatMetric(metric, figure.value), changeBadge(figure.change, figure.previous, metric),
+                    { "data-metric": metric });
+      })),
+      h("p", { class: "muted", id: "freshness" },
+        overview.as_of ? `Computed ${moment(overview.as_of)}; complete up to ${moment(overview.complete_until)}.`
+                       : "No rollup has run for this company yet.")));
+    if (overview.metrics.events.value === 0) root.append(gettingStarted(company));
+
+    const interval = days === 1 ? "hour" : "day";
+    const chartBox = h("div", { id: "trend-chart", class: "chart" });
+    const dataBox = h("div", {});
+    const drawTrend = async (metric) => {
+      const series = await call("GET", `${base}/timeseries?${query}&metric=${metric}&interval=${interval}`);
+      state.charts.forEach((plot) => plot.destroy());
+      state.charts = [];
+      chartBox.replaceChildren();
+      chart(chartBox, SERIES.find(([name]) => name === metric)[1],
+            series.points.map((point) => Date.parse(point.start) / 1000), series.points.map((point) => point.value));
+      dataBox.replaceChildren(h("details", {}, h("summary", {}, "Data"),
+        table("trend-data", ["Starts", "Value"], series.points.map((point) => [
+          h("time", { datetime: point.start }, moment(point.start)), formatMetric(metric, point.value)]))));
+    };
+    root.append(section("Trend", select("trend-metric", SERIES, "events", (event) =>
+      drawTrend(event.target.value).catch(reportError)), chartBox, dataBox));
+    await drawTrend("events");
+
+    const breakdownBox = h("div", {});
+    const drawBreakdown = async (dimension) => {
+      const breakdown = await call("GET", `${base}/breakdown?${query}&dimension=${dimension}&limit=10`);
+      const top = Math.max(1, ...breakdown.items.map((item) => Number(item.amount)));
+      breakdownBox.replaceChildren(table("breakdown-table", ["Value", "Count", ""], breakdown.items.map((item) => {
+        const bar = h("div", { class: "bar" });
+        bar.style.width = `${(100 * Number(item.amount)) / top}%`;
+        return [item.value || "(none)", count(Number(item.amount)), bar];
+      })));
+    };
+    root.append(section("Breakdown", select("breakdown-dimension", DIMENSIONS, "page_path", (event) =>
+      drawBreakdown(event.target.value).catch(reportError)), breakdownBox));
+    await drawBreakdown("page_path");
+  }
+
+  function gettingStarted(company) {
+    const origin = location.origin;
+    return section("Send your first events",
+      h("p", {}, "Create a write key under Team & keys, then add the snippet to your site:"),
+      h("pre", {}, h("code", {}, [
+        `<script src="${origin}/sdk/adtivity.js"></script>`,
+        "<script>",
+        `  const adtivity = Adtivity.init({ writeKey: "adt_w_...", host: "${origin}" });`,
+        "  adtivity.page();",
+        "</script>"].join("\n"))),
+      h("p", { class: "muted" }, "Segment and RudderStack SDKs work too: see ", h("a", { href: "/docs" }, "the API docs"),
+        ". Figures appear after the next rollup (every few minutes); the Live tab shows them at once."));
+  }
+
+  async function liveTab(company, root) {
+    const panel = h("div", { id: "live" });
+    root.append(panel);
+    const refresh = async () => {
+      const live = await call("GET", `/v1/companies/${company.id}/realtime`);
+      const status = live.stale
+        ? h("p", { id: "live-status", class: "badge stale" },
+            live.as_of ? `Stale: the last update was ${ago(live.as_of)}` : "Stale: no live data yet (is the streams process running?)")
+        : h("p", { id: "live-status", class: "badge live" }, `Live: updated ${ago(live.as_of)}`);
+      const users = live.active_users;
+      const minuteBox = h("div", { id: "live-chart", class: "chart" });
+      state.charts.forEach((plot) => plot.destroy());
+      state.charts = [];
+      panel.replaceChildren(status,
+        section("Right now",
+          h("div", { class: "tiles" },
+            tile("Active users, 5 min", count(users.last_5_minutes)), tile("Active users, 30 min", count(users.last_30_minutes)),
+            tile("Active users, 60 min", count(users.last_60_minutes)), tile("Users today", count(users.today)),
+            tile("Events, last hour", count(live.last_hour.events), null, { id: "live-events" }),
+            tile("Page views, last hour", count(live.last_hour.page_views)), tile("Events today", count(live.today.events)))),
+        section("Events per minute", minuteBox),
+        section("Top events, last hour", table("live-top-events", ["Event", "Count"],
+          live.last_hour.top_events.map((item) => [item.name, count(item.count)]))),
+        section("Top pages, last hour", table("live-top-pages", ["Page", "Views"],
+          live.last_hour.top_pages.map((item) => [item.name, count(item.count)]))));
+      chart(minuteBox, "Events", live.per_minute.map((minute) => Date.parse(minute.minute) / 1000),
+            live.per_minute.map((minute) => minute.events), { bars: true, height: 160 });
+    };
+    await refresh();
+    state.timers.push(setInterval(() => refresh().catch(reportError), LIVE_REFRESH_MS));
+  }
+
+  async function web3Tab(company, root) {
+    const web3 = await call("GET", `/v1/companies/${company.id}/analytics/web3?${period().query}`);
+    root.append(
+      section("Wallets", h("div", { class: "tiles" },
+        tile("Distinct wallets", count(web3.wallets), changeBadge(web3.wallets_change, web3.wallets_previous, "wallets")),
+        tile("Wallet connects", count(web3.wallet_connects)))),
+      section("Transactions", table("web3-transactions", ["Chain", "Status", "Transactions"],
+        web3.transactions.map((row) => [row.chain_id, row.status, count(row.count)]))),
+      section("Volume", table("web3-volume", ["Chain", "Token", "Volume"],
+        web3.volume.map((row) => [row.chain_id, row.token, row.volume]))),
+      section("Top contracts", table("web3-contracts", ["Contract", "Transactions"],
+        web3.top_contracts.map((row) => [h("code", {}, row.address), count(row.transactions)]))),
+      section("Top wallets", table("web3-wallets", ["Wallet", "Transactions"],
+        web3.top_wallets.map((row) => [h("code", {}, row.address), count(row.transactions)]))));
+  }
+
+  async function paymentsTab(company, root) {
+    const payments = await call("GET", `/v1/companies/${company.id}/analytics/payments?${period().query}`);
+    const conversion = payments.funnel[1].conversion;
+    root.append(
+      section("Payments", h("div", { id: "payment-tiles", class: "tiles" },
+        tile("Started", count(payments.started)), tile("Completed", count(payments.completed)),
+        tile("Failed", count(payments.failed)), tile("Cancelled", count(payments.cancelled)),
+        tile("Started → completed", percent(conversion)))),
+      section("Revenue (completed payments)", table("revenue", ["Currency", "Amount"],
+        payments.revenue.map((row) => [row.currency, row.amount]))));
+  }
+
+  async function teamTab(company, root) {
+    const rank = RANKS[company.role] ?? 0;
+    const members = await call("GET", `/v1/companies/${company.id}/members?limit=200`);
+    const membersPanel = section("Members", table("members", ["Email", "Role", "Joined"],
+      members.items.map((member) => [member.email, member.role, moment(member.joined_at)])));
+    if (rank >= RANKS.admin) membersPanel.append(inviteForm(company));
+    root.append(membersPanel);
+    if (rank >= RANKS.member) root.append(await keysPanel(company, rank >= RANKS.admin));
+  }
+
+  function inviteForm(company) {
+    const form = h("form", { id: "invite-form", class: "inline" },
+      h("input", { name: "email", type: "email", required: true, placeholder: "teammate@example.com" }),
+      select("invite-role", [["viewer", "viewer"], ["member", "member"], ["admin", "admin"]], "member"),
+      h("button", { type: "submit" }, "Invite"));
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      try {
+        await call("POST", `/v1/companies/${company.id}/invites`, { email: form.email.value, role: $("#invite-role").value });
+        notify(`Invitation sent to ${form.email.value}.`, "ok");
+        form.reset();
+      } catch (error) { reportError(error); }
+    });
+    return form;
+  }
+
+  async function keysPanel(company, canManage) {
+    const panel = section("API keys",
+      h("p", { class: "muted" }, "Write keys go in your SDKs (they can only send events). Read keys read this " +
+        "company's figures from your servers. A key is shown once, when it is made."));
+    const revealed = h("div", { id: "new-key-slot" });
+    const list = h("div", {});
+    const reveal = (created) => {
+      const field = h("input", { id: "new-key", readonly: true, value: created.key, size: 60 });
+      const copy = h("button", { id: "copy-key", type: "button" }, "Copy");
+      copy.addEventListener("click", async () => {
+        field.select();
+        try { await navigator.clipboard.writeText(created.key); } catch { document.execCommand("copy"); }
+        copy.textContent = "Copied";
+      });
+      revealed.replaceChildren(h("div", { class: "reveal" },
+        h("strong", {}, "Copy this key now: it will not be shown again."), field, copy,
+        h("button", { type: "button", onclick: () => revealed.replaceChildren() }, "Done")));
+    };
+    const load = async () => {
+      const keys = await call("GET", `/v1/companies/${company.id}/keys?limit=200`);
+      list.replaceChildren(table("keys", ["Label", "Kind", "Key", "Created", "Last used", "Expires", ""],
+        keys.items.map((key) => [key.label || "—", key.kind, h("code", {}, `adt_${key.kind[0]}_${key.public_id}_…`),
+          moment(key.created_at), moment(key.last_used_at), moment(key.expires_at),
+          canManage ? h("span", { class: "actions" },
+            h("button", { type: "button", class: "rotate", "data-key": key.id, onclick: () => act(key, "rotate") }, "Rotate"),
+            h("button", { type: "button", class: "revoke danger", "data-key": key.id, onclick: () => act(key, "revoke") }, "Revoke"))
+                    : ""]), "No keys yet."));
+    };
+    const act = async (key, action) => {
+      const label = key.label || key.public_id;
+      const question = action === "rotate"
+        ? `Rotate "${label}"? The old key keeps working for a grace period.`
+        : `Revoke "${label}"? It stops working everywhere at once.`;
+      if (!window.confirm(question)) return;
+      try {
+        if (action === "rotate") reveal(await call("POST", `/v1/companies/${company.id}/keys/${key.id}/rotate`, {}));
+        else await call("DELETE", `/v1/companies/${company.id}/keys/${key.id}`);
+        await load();
+      } catch (error) { reportError(error); }
+    };
+    if (canManage) {
+      const form = h("form", { id: "key-form", class: "inline" },
+        select("key-kind", [["write", "write key (SDKs)"], ["read", "read key (servers)"]], "write"),
+        h("input", { id: "key-label", name: "label", placeholder: "label, e.g. production site", maxlength: 100 }),
+        h("button", { type: "submit" }, "Create key"));
+      form.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        try {
+          reveal(await call("POST", `/v1/companies/${company.id}/keys`, { kind: $("#key-kind").value, label: form.label.value }));
+          form.reset();
+          await load();
+        } catch (error) { reportError(error); }
+      });
+      panel.append(form);
+    }
+    panel.append(revealed, list);
+    await load();
+    return panel;
+  }
+
+  const TAB_VIEWS = { analytics: analyticsTab, live: liveTab, web3: web3Tab, payments: paymentsTab, team: teamTab };
+
+  // ---- routing ----
+  function showControls(company) {
+    const picker = $("#company");
+    picker.replaceChildren(...state.me.companies.map((c) => h("option", { value: c.id, selected: c.id === company.id }, c.name)));
+    $("#who").textContent = `${state.me.user.email} (${company.role})`;
+    $("#controls").hidden = false;
+  }
+
+  async function route() {
+    stopRefreshing();
+    if (!state.access && !(state.refresh && await renew())) { showLogin(); return; }
+    try {
+      state.me = state.me || await call("GET", "/v1/me");
+    } catch (error) { reportError(error); return; }
+    const [, kind, companyId, tab] = location.hash.split("/");
+    const companies = state.me.companies;
+    if (!companies.length) { $("#controls").hidden = true; showNewCompany(); return; }
+    const company = companies.find((c) => c.id === companyId);
+    if (kind !== "c" || !company || !TAB_VIEWS[tab]) {
+      location.replace(`#/c/${(company || companies[0]).id}/${TAB_VIEWS[tab] ? tab : "analytics"}`);
+      return;
+    }
+    showControls(company);
+    const root = h("div", { id: `tab-${tab}`, class: "tab" });
+    $("#view").replaceChildren(
+      h("nav", { class: "tabs" }, TABS.map(([name, label]) =>
+        h("a", { href: `#/c/${company.id}/${name}`, class: name === tab ? "active" : null }, label))),
+      root);
+    try {
+      await TAB_VIEWS[tab](company, root);
+      root.dataset.loaded = "true";
+    } catch (error) { reportError(error); }
+  }
+
+  function currentTab() {
+    return location.hash.split("/")[3] || "analytics";
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    $("#company").addEventListener("change", (event) => { location.hash = `#/c/${event.target.value}/${currentTab()}`; });
+    $("#period").addEventListener("change", route);
+    $("#logout").addEventListener("click", async () => {
+      await call("POST", "/v1/auth/logout").catch(() => null);
+      forget();
+      history.replaceState(null, "", "#/login");
+      showLogin("You have logged out.");
+    });
+    window.addEventListener("hashchange", route);
+    window.addEventListener("resize", () => state.charts.forEach((plot) => {
+      plot.setSize({ width: Math.max(320, plot.root.parentNode.clientWidth), height: plot.height });
+    }));
+    route();
+  });
+})();
