@@ -50,6 +50,8 @@ class Settings:
     public_base_url: str = "http://127.0.0.1:8000"
     # API keys.
     key_cache_seconds: int = 30
+    key_cache_max_entries: int = 100_000
+    key_failures_per_ip_per_minute: int = 60
     key_rotation_grace_seconds: int = 86400
     key_usage_interval_seconds: int = 60
     # Ingest.

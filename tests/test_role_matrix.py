@@ -1,16 +1,21 @@
 """Every principal against every company endpoint: roles, keys, other tenants, no credentials.
 
 Allowed callers get a 2xx; a member whose role is too low gets 403; a key of the wrong kind 403;
-anyone from another tenant 404 (never 403: the company's existence is not revealed); no credentials 401.
+anyone from another tenant 404 (never 403: the company's existence is not revealed); no credentials,
+the owner's own token once expired or logged out, and a revoked key of the company: 401.
 """
 from __future__ import annotations
 
+import datetime as dt
 import itertools
+import uuid
 from dataclasses import dataclass
 
+import jwt
 import pytest
 
 from tests.helpers import Api
+from web.security import issue_access_token
 
 RANKS = {"viewer": 0, "member": 1, "admin": 2, "owner": 3}
 _names = itertools.count()
@@ -52,11 +57,32 @@ ENDPOINTS = [
     Endpoint("GET", "/v1/companies/{company}/quarantine", "admin"),
     Endpoint("POST", "/v1/companies/{company}/quarantine/replay", "admin"),
 ]
-PRINCIPALS = ["viewer", "member", "admin", "owner", "outsider", "read_key", "write_key", "foreign_key", "anonymous"]
+PRINCIPALS = ["viewer", "member", "admin", "owner", "outsider", "read_key", "write_key", "foreign_key", "anonymous",
+              "expired_token", "ended_session", "revoked_key"]
+REFUSED = ("anonymous", "expired_token", "ended_session", "revoked_key")
+
+
+def expired_token_of(session, settings) -> str:
+    """The session's own token, signed with the real secret, but issued a day ago."""
+    claims = jwt.decode(session.access_token, options={"verify_signature": False})
+    return issue_access_token(settings, user_id=uuid.UUID(claims["sub"]), session_id=uuid.UUID(claims["sid"]),
+                              now=dt.datetime.utcnow() - dt.timedelta(days=1))
+
+
+def revoked_key(api: Api, owner, company: str) -> str:
+    made = api.key(owner, company, "read")
+    assert api.delete(f"/v1/companies/{company}/keys/{made['details']['id']}", auth=owner).status_code == 204
+    return made["key"]
+
+
+def ended_session(api: Api, email: str) -> str:
+    session = api.login(email)
+    assert api.post("/v1/auth/logout", auth=session).status_code == 204
+    return session.access_token
 
 
 @pytest.fixture
-def tenant(api: Api) -> dict:
+def tenant(api: Api, settings) -> dict:
     owner = api.user()
     company = api.company(owner)
     outsider = api.user()
@@ -74,12 +100,15 @@ def tenant(api: Api) -> dict:
         "write_key": api.key(owner, company, "write")["key"],
         "foreign_key": api.key(outsider, foreign_company, "read")["key"],
         "anonymous": None,
+        "expired_token": expired_token_of(owner, settings),
+        "ended_session": ended_session(api, owner.email),
+        "revoked_key": revoked_key(api, owner, company),
     }
 
 
 def expected_status(endpoint: Endpoint, principal: str) -> int | None:
     """None means "allowed": any 2xx."""
-    if principal == "anonymous":
+    if principal in REFUSED:
         return 401
     if principal in ("outsider", "foreign_key"):
         return 404

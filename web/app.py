@@ -25,7 +25,7 @@ from web.ingest.resources import TestEvents, ingest_routes
 from web.keycache import KeyCache
 from web.metrics import MetricsEndpoint, RecordMetrics
 from web.middleware import Cors, RequestId
-from web.principals import Authenticate
+from web.principals import Authenticate, KeyAuthenticator, KeyFailures
 from web.ratelimit import RateLimiter
 from web.resources import (analytics, auth, companies, drilldowns, events, health, keys, members, privacy, quarantine,
                            realtime, sdk, system)
@@ -56,7 +56,8 @@ class Deps:
         return cls(
             settings=settings,
             redis=client,
-            keys=KeyCache(client, ttl=settings.key_cache_seconds, usage_interval=settings.key_usage_interval_seconds),
+            keys=KeyCache(client, ttl=settings.key_cache_seconds, usage_interval=settings.key_usage_interval_seconds,
+                          max_entries=settings.key_cache_max_entries),
             jobs=Jobs(redis_broker(settings.redis_url, settings.dramatiq_namespace)),
             limiter=RateLimiter(client),
             ingest=IngestPipeline(settings, client, Enricher(settings, geoip)),
@@ -75,13 +76,14 @@ class DatabaseConnection:
 
 def create_app(deps: Deps) -> falcon.App:
     settings = deps.settings
+    key_authenticator = KeyAuthenticator(deps.keys, KeyFailures(deps.limiter, settings))
     app = falcon.App(
         middleware=[
             RequestId(),
             RecordMetrics(),
             Cors(ingest_prefixes=INGEST_PREFIXES, allowed_origins=settings.cors_allowed_origins),
             DatabaseConnection(),
-            Authenticate(settings, deps.keys),
+            Authenticate(settings, key_authenticator),
             ValidateBody(max_body_bytes=settings.max_body_bytes),
         ]
     )
@@ -145,7 +147,7 @@ def create_app(deps: Deps) -> falcon.App:
         route(f"/v1/companies/{{company_id}}/analytics/{name}", resource(settings, deps.redis))
     route("/v1/companies/{company_id}/quarantine", quarantine.QuarantineList(settings))
     route("/v1/companies/{company_id}/quarantine/replay", quarantine.QuarantineReplay(settings, deps.redis))
-    for path, resource in ingest_routes(settings, deps.ingest, deps.keys).items():
+    for path, resource in ingest_routes(settings, deps.ingest, key_authenticator).items():
         route(path, resource)
     route("/sdk/adtivity.js", sdk.BrowserSnippet())
     app.add_route("/openapi.json", openapi.Document(routes))

@@ -50,9 +50,11 @@ def announce_revoked(client: redis.Redis, *, public_ids: list[str] = (), company
 
 
 class KeyCache:
-    def __init__(self, client: redis.Redis, *, ttl: float, usage_interval: float = 60.0) -> None:
+    def __init__(self, client: redis.Redis, *, ttl: float, usage_interval: float = 60.0,
+                 max_entries: int = 100_000) -> None:
         self._client = client
         self._ttl = ttl
+        self._max_entries = max_entries
         self._usage_interval = usage_interval
         self._used: dict[uuid.UUID, dt.datetime] = {}
         self._entries: dict[str, tuple[float, KeyRecord | None]] = {}
@@ -99,8 +101,14 @@ class KeyCache:
         record = self._load(public_id)
         with self._lock:
             if generation == self._generation:
+                self._entries.pop(public_id, None)
+                if len(self._entries) >= self._max_entries:  # bounded: a flood of made-up ids cannot grow it
+                    del self._entries[next(iter(self._entries))]
                 self._entries[public_id] = (now + self._ttl, record)
         return record
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     @staticmethod
     def _load(public_id: str) -> KeyRecord | None:

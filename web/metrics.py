@@ -30,6 +30,7 @@ class RecordMetrics:
 
 
 class MetricsEndpoint:
+    PUBLIC = True
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()

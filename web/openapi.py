@@ -144,6 +144,7 @@ def build(routes: list[tuple[str, object]]) -> dict:
 
 
 class Document:
+    PUBLIC = True
     def __init__(self, routes: list[tuple[str, object]]) -> None:
         self._body = msgspec.json.encode(build(routes))
 
@@ -192,6 +193,7 @@ fetch('/openapi.json').then(r => r.json()).then(doc => {
 
 
 class DocsPage:
+    PUBLIC = True
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """A readable page of the API, rendered in the browser from /openapi.json."""
         resp.text = DOCS_PAGE

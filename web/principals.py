@@ -9,6 +9,8 @@ see answers 404, exactly like one that does not exist.
 from __future__ import annotations
 
 import base64
+import math
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -17,8 +19,9 @@ import falcon
 from adtivity.settings import Settings
 
 from models.entities import AuthSession, Company, Membership, User, role_rank
-from web.errors import forbidden, not_found, unauthorized
+from web.errors import forbidden, not_found, too_many_requests, unauthorized
 from web.keycache import KeyCache, KeyRecord
+from web.ratelimit import Limit, RateLimiter
 from web.security import parse_key, read_access_token
 
 
@@ -33,12 +36,70 @@ class KeyPrincipal:
     key: KeyRecord
 
 
-class Authenticate:
-    """Middleware: sets req.context.principal (None when no credentials were presented)."""
+class KeyFailures:
+    """Throttles key guessing. Each refused API key charges its client address's bucket in Redis
+    (KEY_FAILURES_PER_IP_PER_MINUTE, shared by every worker); once it is empty, this worker answers
+    every key from that address 429 without looking it up, until the bucket would have refilled. A
+    good key never touches Redis, so ingest pays nothing for this."""
 
-    def __init__(self, settings: Settings, keys: KeyCache) -> None:
-        self.settings = settings
+    MAX_BLOCKED = 10_000
+
+    def __init__(self, limiter: RateLimiter, settings: Settings) -> None:
+        self.limiter = limiter
+        self.limit = Limit.per_minute(settings.key_failures_per_ip_per_minute)
+        self._blocked: dict[str, float] = {}
+
+    def check(self, address: str) -> None:
+        until = self._blocked.get(address)
+        if until is None:
+            return
+        remaining = until - time.monotonic()
+        if remaining > 0:
+            raise self._refusal(math.ceil(remaining))
+        self._blocked.pop(address, None)
+
+    def charge(self, address: str) -> None:
+        decision = self.limiter.take("key-failures", address, self.limit)
+        if decision.allowed:
+            return
+        now = time.monotonic()
+        if len(self._blocked) >= self.MAX_BLOCKED:
+            self._blocked = {a: until for a, until in self._blocked.items() if until > now}
+        self._blocked[address] = now + decision.retry_after
+        raise self._refusal(decision.retry_after)
+
+    @staticmethod
+    def _refusal(retry_after: int):
+        return too_many_requests(retry_after, "too many invalid API keys from this address; wait before trying again")
+
+
+class KeyAuthenticator:
+    """An API key string to its principal, for headers and for keys sent in a body (beacons): 401
+    for a key that is unknown, revoked or expired, with guessing throttled by `KeyFailures`."""
+
+    def __init__(self, keys: KeyCache, failures: KeyFailures) -> None:
         self.keys = keys
+        self.failures = failures
+
+    def principal(self, credential: str, address: str) -> KeyPrincipal:
+        self.failures.check(address)
+        presented = parse_key(credential)
+        record = self.keys.authenticate(presented) if presented else None
+        if record is None:
+            self.failures.charge(address)
+            raise unauthorized("the API key is unknown, revoked or expired")
+        return KeyPrincipal(record)
+
+
+class Authenticate:
+    """Middleware: sets req.context.principal (None when no credentials were presented), and refuses
+    a caller without credentials with 401 before anything else (body validation included) unless
+    the resource says `PUBLIC = True` (health, docs, login and the like; ingest, which also takes a
+    write key from the body)."""
+
+    def __init__(self, settings: Settings, key_authenticator: KeyAuthenticator) -> None:
+        self.settings = settings
+        self.key_authenticator = key_authenticator
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.principal = None
@@ -52,16 +113,13 @@ class Authenticate:
             if not credential:
                 return
         if credential.startswith("adt_"):
-            req.context.principal = self._key_principal(credential)
+            req.context.principal = self.key_authenticator.principal(credential, client_ip(req))
         else:
             req.context.principal = self._user_principal(credential)
 
-    def _key_principal(self, credential: str) -> KeyPrincipal:
-        presented = parse_key(credential)
-        record = self.keys.authenticate(presented) if presented else None
-        if record is None:
-            raise unauthorized("the API key is unknown, revoked or expired")
-        return KeyPrincipal(record)
+    def process_resource(self, req: falcon.Request, resp: falcon.Response, resource, params) -> None:
+        if req.context.principal is None and resource is not None and not getattr(resource, "PUBLIC", False):
+            raise unauthorized("credentials are required")
 
     def _user_principal(self, credential: str) -> UserPrincipal:
         claims = read_access_token(self.settings, credential)

@@ -18,9 +18,8 @@ from web.errors import ApiError, forbidden, unauthorized
 from web.ingest import wire
 from web.ingest.enrich import RequestInfo
 from web.ingest.pipeline import IngestPipeline, Items, Outcome, split_legacy, split_native, split_segment
-from web.keycache import KeyCache, KeyRecord
-from web.principals import KeyPrincipal, client_ip, company_access
-from web.security import parse_key
+from web.keycache import KeyRecord
+from web.principals import KeyAuthenticator, KeyPrincipal, client_ip, company_access
 
 
 def answer(resp: falcon.Response, outcome: Outcome) -> None:
@@ -38,17 +37,24 @@ def decode_envelope(split, body: bytes) -> Items:
 
 class Ingest:
     """One ingest endpoint; `split` cuts the body into items, `build` turns one item into Incoming."""
+    PUBLIC = True
 
-    def __init__(self, settings: Settings, pipeline: IngestPipeline, keys: KeyCache, *, split, build) -> None:
+    def __init__(self, settings: Settings, pipeline: IngestPipeline, key_authenticator: KeyAuthenticator, *,
+                 split, build) -> None:
         self.settings = settings
         self.pipeline = pipeline
-        self.keys = keys
+        self.key_authenticator = key_authenticator
         self.split = split
         self.build = build
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = self.pipeline.read_body(req)
-        items = decode_envelope(self.split, body)
+        try:
+            items = decode_envelope(self.split, body)
+        except ApiError:
+            if req.context.principal is None:  # no key in a header, and no body to find one in
+                raise unauthorized("a write key is required") from None
+            raise
         key = self.write_key(req, items.write_key)
         received_at = dt.datetime.now(dt.timezone.utc)
         request = RequestInfo(
@@ -62,11 +68,7 @@ class Ingest:
     def write_key(self, req: falcon.Request, body_key: str | None) -> KeyRecord:
         principal = req.context.principal
         if principal is None and body_key:
-            presented = parse_key(body_key)
-            record = self.keys.authenticate(presented) if presented else None
-            if record is None:
-                raise unauthorized("the write key is unknown, revoked or expired")
-            principal = KeyPrincipal(record)
+            principal = self.key_authenticator.principal(body_key, client_ip(req))
         if principal is None:
             raise unauthorized("a write key is required")
         if not isinstance(principal, KeyPrincipal) or principal.key.kind != "write":
@@ -91,8 +93,9 @@ def build_legacy(items: Items, raw: bytes) -> wire.Incoming:
     return msgspec.json.decode(raw, type=wire.LegacyEvent).incoming()
 
 
-def ingest_routes(settings: Settings, pipeline: IngestPipeline, keys: KeyCache) -> dict[str, Ingest]:
-    make = partial(Ingest, settings, pipeline, keys)
+def ingest_routes(settings: Settings, pipeline: IngestPipeline,
+                  key_authenticator: KeyAuthenticator) -> dict[str, Ingest]:
+    make = partial(Ingest, settings, pipeline, key_authenticator)
     routes = {
         "/v1/events": make(split=split_native, build=build_native),
         "/v1/batch": make(split=partial(split_segment, batched=True), build=partial(build_segment, None)),

@@ -36,6 +36,7 @@ class PerIpLimit:
 
 
 class Register:
+    PUBLIC = True
     POST_SCHEMA = schemas.Credentials
 
     def __init__(self, accounts: Accounts, ip_limit: PerIpLimit) -> None:
@@ -51,6 +52,7 @@ class Register:
 
 
 class Login:
+    PUBLIC = True
     POST_SCHEMA = schemas.Credentials
 
     def __init__(self, accounts: Accounts, ip_limit: PerIpLimit) -> None:
@@ -64,6 +66,7 @@ class Login:
 
 
 class Refresh:
+    PUBLIC = True
     POST_SCHEMA = schemas.RefreshRequest
 
     def __init__(self, accounts: Accounts) -> None:
@@ -98,6 +101,7 @@ class PasswordChange:
 
 
 class PasswordReset:
+    PUBLIC = True
     POST_SCHEMA = schemas.PasswordResetRequest
 
     def __init__(self, accounts: Accounts, ip_limit: PerIpLimit) -> None:
@@ -112,6 +116,7 @@ class PasswordReset:
 
 
 class PasswordResetConfirm:
+    PUBLIC = True
     POST_SCHEMA = schemas.PasswordResetConfirm
 
     def __init__(self, accounts: Accounts, ip_limit: PerIpLimit) -> None:

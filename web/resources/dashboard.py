@@ -23,6 +23,7 @@ def secure(resp: falcon.Response) -> None:
 
 
 class DashboardPage:
+    PUBLIC = True
     def __init__(self) -> None:
         self._body = (PUBLIC / "index.html").read_bytes()
 

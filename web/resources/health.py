@@ -33,11 +33,13 @@ def pipeline_summary(client: redis.Redis) -> dict | None:
 
 
 class Health:
+    PUBLIC = True
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.media = {"status": "ok"}
 
 
 class Ready:
+    PUBLIC = True
     def __init__(self, settings: Settings, client: redis.Redis) -> None:
         self.settings = settings
         self.redis = client

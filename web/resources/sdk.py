@@ -10,6 +10,7 @@ SNIPPET = Path(__file__).resolve().parent.parent / "static" / "adtivity.js"
 
 
 class BrowserSnippet:
+    PUBLIC = True
     def __init__(self) -> None:
         self._body = SNIPPET.read_bytes()
 
