@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench services services-down status migrate venv clean assets browser
+.PHONY: run test bench fuzz services services-down status migrate venv clean assets browser
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ test: services assets browser
 bench: services
 	command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
 	cd bench && ../$(BIN)/python ingest.py && ../$(BIN)/python persist.py && ../$(BIN)/python freshness.py && ../$(BIN)/python realtime.py && ../$(BIN)/python analytics.py
+
+# The long form of the generated-input suite (make test runs 1,000 API cases).
+fuzz: services
+	FUZZ_CASES=$${FUZZ_CASES:-10000} PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -s -q tests/test_fuzz.py tests/test_security_sweep.py
 
 clean: services-down
 	rm -rf .data

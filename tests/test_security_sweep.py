@@ -17,7 +17,7 @@ import pytest
 
 from models.clickhouse import clickhouse_client
 from models.db import database
-from models.tracking import EndUser, Wallet
+from models.tracking import EndUser, Quarantine, Wallet
 from tests.ingest_helpers import CHROME, tenant
 from tests.test_openapi import served
 from tests.test_persist import drain
@@ -155,3 +155,30 @@ def test_hostile_strings_are_stored_verbatim_and_read_back_harmlessly(api, setti
     else:
         assert stored[field] == hostile
     assert clickhouse_client(settings.clickhouse_url).query("EXISTS TABLE events").result_rows[0][0] == 1
+
+
+def test_a_nul_in_identity_or_traits_is_kept_in_clickhouse_and_made_safe_for_postgres(api, settings, redis_client):
+    """Postgres cannot store NUL; the event stays verbatim in ClickHouse, its entities get U+FFFD, and
+    neither its batch nor its neighbours' entities are held back or quarantined."""
+    t = tenant(api)
+    events = [{"type": "identify", "user_id": "a\u0000b", "traits": {"k\u0000": "v\u0000"}, "message_id": "nul"},
+              {"type": "identify", "user_id": "neighbour", "traits": {"plan": "pro"}, "message_id": "next"}]
+    answer = api.post("/v1/events", auth=t.write_key, headers={"User-Agent": CHROME}, json=events)
+    assert answer.status_code == 200 and answer.json["accepted"] == 2, answer.text
+    drain(settings, redis_client)
+    with database.connection_context():
+        users = {u.user_id: u.traits for u in EndUser.select().where(EndUser.company_id == t.company_id)}
+        assert Quarantine.select().count() == 0
+    assert users == {"a\ufffdb": {"k\ufffd": "v\ufffd"}, "neighbour": {"plan": "pro"}}
+    stored = clickhouse_client(settings.clickhouse_url).query(
+        "SELECT user_id FROM events WHERE company_id = toUUID(%(c)s) AND message_id = 'nul'",
+        parameters={"c": t.company_id}).result_rows
+    assert stored == [("a\u0000b",)]
+
+
+def test_a_nul_in_a_dashboard_api_body_is_a_422_not_a_500(api):
+    answer = api.post("/v1/auth/password-reset", json={"email": "a\u0000@example.com"})
+    assert answer.status_code == 422 and "NUL" in answer.json["error"]["message"]
+    owner = api.user()
+    assert api.post("/v1/companies", auth=owner, json={"name": "bad\u0000name"}).status_code == 422
+    assert api.post("/v1/companies", auth=owner, json={"name": "fine \\u0000 as text"}).status_code == 201

@@ -29,11 +29,25 @@ def decode_json(raw: bytes, schema: type):
     if not raw:
         raise ApiError(400, "invalid_json", "the request body is empty; a JSON body is required")
     try:
-        return msgspec.json.decode(raw, type=schema)
+        decoded = msgspec.json.decode(raw, type=schema)
     except msgspec.ValidationError as error:
         raise ApiError(422, "invalid_body", str(error)) from None
     except msgspec.DecodeError:
         raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
+    if b"\\u0000" in raw and has_nul(msgspec.json.decode(raw)):
+        raise ApiError(422, "invalid_body", "strings may not contain the NUL character (\\u0000)")
+    return decoded
+
+
+def has_nul(value) -> bool:
+    """Whether a decoded JSON value holds a NUL anywhere (Postgres text cannot store one)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(key) or has_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(has_nul(item) for item in value)
+    return False
 
 
 def read_bounded(req: falcon.Request, limit: int) -> bytes:

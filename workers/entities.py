@@ -82,6 +82,18 @@ def naive(moment):
     return moment.replace(tzinfo=None)
 
 
+def postgres_safe(value):
+    """Postgres text and jsonb cannot hold NUL: each becomes U+FFFD here (ClickHouse keeps the event
+    verbatim). Without this, one such event would fail its whole batch's entities again and again."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {postgres_safe(key): postgres_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(postgres_safe(item) for item in value)
+    return value
+
+
 def apply_entities(events: list[Event]) -> None:
     """Call inside a transaction (database.atomic())."""
     events = sorted(events, key=lambda e: e.event_time)
@@ -94,7 +106,7 @@ def apply_entities(events: list[Event]) -> None:
         (UPSERT_PAYMENTS, payment_rows(events)),
     ):
         if rows:
-            execute_values(cursor, statement, rows, page_size=len(rows))
+            execute_values(cursor, statement, [postgres_safe(row) for row in rows], page_size=len(rows))
 
 
 def end_user_rows(events: list[Event]) -> list[tuple]:
@@ -109,7 +121,7 @@ def end_user_rows(events: list[Event]) -> list[tuple]:
         row[3] = moment
         if event.type == ev.IDENTIFY:
             row[4].update(event.traits)
-    return [(c, u, first, last, json.dumps(traits)) for c, u, first, last, traits in users.values()]
+    return [(c, u, first, last, json.dumps(postgres_safe(traits))) for c, u, first, last, traits in users.values()]
 
 
 def identity_rows(events: list[Event]) -> list[tuple]:
@@ -186,7 +198,7 @@ def payment_rows(events: list[Event]) -> list[tuple]:
         row[5] = event.payment_method or row[5]
         row[6] = event.user_id or row[6]
         row[7].append({"status": event.status, "at": event.event_time.isoformat()})
-    return [(*row[:7], json.dumps(row[7]), row[8], row[9]) for row in payments.values()]
+    return [(*row[:7], json.dumps(postgres_safe(row[7])), row[8], row[9]) for row in payments.values()]
 
 
 class EntitiesPump(StreamPump):
