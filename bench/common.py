@@ -102,10 +102,10 @@ def cpu_reference() -> str:
     return f"CPU reference at the time: {time.perf_counter() - started:.2f} s for 20M Python additions (lower is faster)."
 
 
-def record(section: str, lines: list[str]) -> None:
-    """Replaces `section` in docs/benchmarks.md with `lines`."""
-    path = ROOT / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
+def record(section: str, lines: list[str], document: str = "benchmarks.md") -> None:
+    """Replaces `section` in docs/<document> (benchmarks.md unless told) with `lines`."""
+    path = ROOT / "docs" / document
+    text = path.read_text() if path.exists() else f"# {document.removesuffix('.md').capitalize()}\n"
     marker = f"\n## {section}\n"
     head, _, rest = text.partition(marker)
     tail = rest[rest.find("\n## "):] if "\n## " in rest else ""

@@ -125,6 +125,8 @@ def test_an_unexpected_error_is_a_bare_500_without_internals(settings, caplog):
     from web.app import Deps, create_app
 
     class Broken:
+        PUBLIC = True
+
         def on_get(self, req, resp):
             raise RuntimeError("secret internal detail: password=hunter2 at /srv/app.py line 3")
 

@@ -118,7 +118,8 @@ class Authenticate:
             req.context.principal = self._user_principal(credential)
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource, params) -> None:
-        if req.context.principal is None and resource is not None and not getattr(resource, "PUBLIC", False):
+        if (req.context.principal is None and resource is not None and not getattr(resource, "PUBLIC", False)
+                and hasattr(resource, f"on_{req.method.lower()}")):  # else Falcon answers 405
             raise unauthorized("credentials are required")
 
     def _user_principal(self, credential: str) -> UserPrincipal:

@@ -1,0 +1,534 @@
+"""The whole system under load, shared by bench/load.py (sustained throughput) and bench/chaos.py
+(crashes and outages).
+
+- `Fleet`: the four Procfile processes on databases of their own and a Redis of their own that runs
+  with an append-only file (fsync on every write, so an acknowledged event survives a SIGKILL of
+  Redis); kill and restart each, a gunicorn worker, the Redis; peak resident memory of each.
+- `Load`: threads posting batches of 50 realistic web2 and web3 events for several companies at a
+  set rate, with resends of accepted batches and late events; a batch that is not answered 200 is
+  sent again, with the same message ids, until it is (what an SDK does), so every batch sent is
+  accepted in the end. Message ids are `run:thread:batch:index`, which lets ClickHouse be checked
+  batch by batch.
+- `Probes`: one event at a time to a company of its own: seconds from POST to queryable in ClickHouse
+  and to counted in GET /realtime.
+- `LagSampler`: the streams' backlog (entries pending or not yet read, every consumer group).
+- `verify`: afterwards, ClickHouse against what was accepted (exactly once), the rollups against
+  ClickHouse, the real-time snapshots against ClickHouse.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+import requests
+from common import BENCH_ENV, ROOT, percentile, procfile_command
+
+from events import event
+
+CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+BATCH = 50
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until(condition, seconds: float, what: str, interval: float = 0.2) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except Exception:  # a service that is coming back may refuse for a moment
+            pass
+        time.sleep(interval)
+    raise RuntimeError(f"timed out after {seconds:.0f} s waiting for {what}")
+
+
+def group_rss_megabytes(pgid: int) -> float:
+    """Resident memory of every process in a process group (a Procfile process and its children)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) != pgid:
+                continue
+            status = (stat.parent / "status").read_text()
+        except (OSError, IndexError, ValueError):
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total / 1024
+
+
+class AofRedis:
+    """A Redis of the run's own, on its own port, appendonly with fsync always."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.directory),
+             "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--logfile", "redis.log"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import redis
+
+        wait_until(lambda: redis.Redis(port=self.port).ping(), 30, "the run's Redis")
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(20)
+
+
+class Run:
+    """One run's own Postgres and ClickHouse databases (made anew), its own append-only Redis, and the
+    environment the four processes get. The settings of this process match it."""
+
+    def __init__(self, name: str, **env: str) -> None:
+        from adtivity.cli import run_migrations
+        from adtivity.settings import Settings
+
+        self.directory = ROOT / ".data" / name
+        self.redis = AofRedis(self.directory / "redis")
+        self.redis.start()
+        (self.directory / "logs").mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.env = {
+            **os.environ, **BENCH_ENV, "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
+            "DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/adtivity_{name}",
+            "CLICKHOUSE_URL": f"http://default:@127.0.0.1:8123/adtivity_{name}",
+            "REDIS_URL": self.redis.url, "DRAMATIQ_NAMESPACE": f"adtivity-{name}",
+            "STREAMS_APP_ID": f"adtivity-{name}-{uuid.uuid4().hex[:8]}",
+            "STREAMS_DATA_DIR": str(self.directory / "streams"), "PORT": str(self.port),
+            "WORKER_METRICS_PORT": "0", "STREAMS_METRICS_PORT": "0", "SCHEDULER_METRICS_PORT": "0",
+            "HARNESS_LOG_DIR": str(self.directory / "logs"), **env,
+        }
+        os.environ.update({k: v for k, v in self.env.items() if k != "PATH"})
+        self.settings = Settings.from_env()
+        self._drop_databases(name)
+        run_migrations(self.settings)
+
+    def _drop_databases(self, name: str) -> None:
+        import psycopg2
+
+        from models.clickhouse import clickhouse_client
+
+        connection = psycopg2.connect("postgresql://postgres@127.0.0.1:5432/postgres")
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS adtivity_{name} WITH (FORCE)")
+        connection.close()
+        clickhouse_client(self.settings.clickhouse_url, database="default").command(
+            f"DROP DATABASE IF EXISTS adtivity_{name}")
+
+    def client(self):
+        import redis
+
+        return redis.Redis.from_url(self.redis.url, socket_timeout=5)
+
+    def close(self) -> None:
+        self.redis.stop()
+
+
+class Fleet:
+    NAMES = ("web", "worker", "scheduler", "streams")
+
+    def __init__(self, env: dict, port: int) -> None:
+        self.env = env
+        self.port = port
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.peak_rss: dict[str, float] = defaultdict(float)
+        self.restarts: dict[str, int] = defaultdict(int)
+        self.exited_on_their_own: dict[str, int] = defaultdict(int)
+        self._lock = threading.Lock()
+        self._sampling = threading.Event()
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, name: str) -> None:
+        log = open(self.env["HARNESS_LOG_DIR"] + f"/{name}.log", "a")
+        self.processes[name] = subprocess.Popen(procfile_command(name), cwd=ROOT, env=self.env, stdout=log,
+                                                stderr=subprocess.STDOUT, start_new_session=True)
+
+    def start_all(self) -> None:
+        for name in self.NAMES:
+            self.start(name)
+        wait_until(lambda: requests.get(f"{self.base}/health", timeout=2).ok, 60, "the web process")
+        threading.Thread(target=self._sample_memory, daemon=True).start()
+
+    def kill(self, name: str) -> None:
+        """SIGKILL to the process's whole group (no clean-up runs, as in a crash), then a restart."""
+        with self._lock:
+            process = self.processes[name]
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(20)
+            self.restarts[name] += 1
+            self.start(name)
+
+    def kill_web_worker(self) -> None:
+        """SIGKILL to one gunicorn worker; the master starts another."""
+        children = [int(p) for p in Path(f"/proc/{self.processes['web'].pid}/task/{self.processes['web'].pid}/children")
+                    .read_text().split()]
+        os.kill(children[0], signal.SIGKILL)
+        self.restarts["web worker"] += 1
+
+    def _sample_memory(self) -> None:
+        """Every second: peak memory; a process that exited by itself is counted and started again
+        (as a supervisor would; honcho would stop them all)."""
+        while not self._sampling.wait(1.0):
+            with self._lock:
+                for name, process in list(self.processes.items()):
+                    if process.poll() is not None and not self._sampling.is_set():
+                        self.exited_on_their_own[name] += 1
+                        self.start(name)
+                        continue
+                    self.peak_rss[name] = max(self.peak_rss[name], group_rss_megabytes(process.pid))
+
+    def stop_all(self) -> None:
+        self._sampling.set()
+        with self._lock:
+            pass
+        for process in self.processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+class Load:
+    """`threads` posting at `events_per_second` in all to `companies` [(company id, write key)]."""
+
+    def __init__(self, base: str, companies: list[tuple[str, str]], events_per_second: int, *, threads: int = 4,
+                 resend_fraction: float = 0.03, late_fraction: float = 0.05) -> None:
+        self.base = base
+        self.companies = companies
+        self.interval = BATCH * threads / events_per_second
+        self.threads = threads
+        self.resend_fraction = resend_fraction
+        self.late_fraction = late_fraction
+        self.run = uuid.uuid4().hex[:8]
+        self.accepted: dict[str, set[str]] = defaultdict(set)  # company -> "thread:batch" accepted
+        self.latencies: list[float] = []
+        self.statuses: dict[int | str, int] = defaultdict(int)
+        self.resends = 0
+        self.late_events = 0
+        self.first_answer_at: float | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._workers: list[threading.Thread] = []
+
+    def start(self) -> None:
+        self.started_at = time.monotonic()
+        self._workers = [threading.Thread(target=self._send, args=(n,), daemon=True) for n in range(self.threads)]
+        for worker in self._workers:
+            worker.start()
+
+    def stop(self, give_up_after: float = 300) -> None:
+        """Stops sending new batches; waits for the ones in flight to be accepted."""
+        self.stopped_at = time.monotonic()
+        self._stop.set()
+        for worker in self._workers:
+            worker.join(give_up_after)
+        if any(worker.is_alive() for worker in self._workers):
+            raise RuntimeError("batches still unaccepted after the load stopped")
+
+    @property
+    def events_accepted(self) -> int:
+        return sum(len(batches) for batches in self.accepted.values()) * BATCH
+
+    def _body(self, rng: random.Random, thread: int, number: int) -> list[dict]:
+        now = dt.datetime.now(dt.timezone.utc)
+        events = []
+        for index in range(BATCH):
+            made = event(rng)
+            made["message_id"] = f"{self.run}:{thread}:{number}:{index}"
+            if rng.random() < self.late_fraction:
+                made["timestamp"] = (now - dt.timedelta(seconds=rng.randrange(600, 30 * 3600))).isoformat()
+                self.late_events += 1
+            events.append(made)
+        return events
+
+    def _send(self, thread: int) -> None:
+        rng = random.Random(thread)
+        session = requests.Session()
+        sent: list[tuple[str, str, bytes]] = []
+        next_at = time.monotonic()
+        number = 0
+        while not self._stop.is_set():
+            if sent and rng.random() < self.resend_fraction:
+                company, key, body = rng.choice(sent)
+                self._deliver(session, company, key, body, None)
+                with self._lock:
+                    self.resends += 1
+            else:
+                company, key = self.companies[number % len(self.companies)]
+                body = json.dumps({"batch": self._body(rng, thread, number),
+                                   "sent_at": dt.datetime.now(dt.timezone.utc).isoformat()}).encode()
+                self._deliver(session, company, key, body, f"{thread}:{number}")
+                sent = (sent + [(company, key, body)])[-50:]
+                number += 1
+            next_at += self.interval
+            time.sleep(max(0.0, next_at - time.monotonic()))
+
+    def _deliver(self, session: requests.Session, company: str, key: str, body: bytes, batch: str | None) -> None:
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json", "User-Agent": CHROME}
+        wait = 0.2
+        first = True
+        while True:
+            started = time.monotonic()
+            try:
+                answer = session.post(f"{self.base}/v1/events", data=body, headers=headers, timeout=10)
+                status = answer.status_code
+            except requests.RequestException:
+                status = "connection error"
+                session = requests.Session()
+            with self._lock:
+                self.statuses[status] += 1
+                if status == 200:
+                    if first:
+                        self.latencies.append(time.monotonic() - started)
+                    if batch is not None:
+                        self.accepted[company].add(batch)
+                    return
+            if isinstance(status, int) and status not in (429, 500, 502, 503, 504):
+                raise RuntimeError(f"the API refused a valid batch with {status}: {answer.text[:300]}")
+            first = False
+            time.sleep(wait)
+            wait = min(2.0, wait * 2)
+
+    def summary(self) -> dict:
+        seconds = self.stopped_at - self.started_at
+        return {"seconds": round(seconds, 1), "events_accepted": self.events_accepted,
+                "events_per_second": round(self.events_accepted / seconds),
+                "p50_ms": round(percentile(self.latencies, 0.5) * 1000, 1),
+                "p99_ms": round(percentile(self.latencies, 0.99) * 1000, 1),
+                "resent_batches": self.resends, "late_events": self.late_events,
+                "answers": {str(k): v for k, v in sorted(self.statuses.items(), key=str)}}
+
+
+class LagSampler:
+    """Every `interval` seconds: entries not yet acknowledged, summed over every stream and group."""
+
+    def __init__(self, settings, client, interval: float = 2.0) -> None:
+        from adtivity.pipeline import stream_groups
+
+        self.read = lambda: sum((group["pending"] or 0) + (group["lag"] or 0)
+                                for groups in stream_groups(settings, client).values() for group in groups.values())
+        self.interval = interval
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        while not self._stop.wait(self.interval):
+            try:
+                self.samples.append((time.monotonic() - started, self.read()))
+            except Exception:  # Redis restarting
+                continue
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def trend(self, skip_seconds: float) -> dict:
+        """Least-squares slope of the backlog after a warm-up (entries per second: flat is about 0)."""
+        points = [(t, lag) for t, lag in self.samples if t >= skip_seconds]
+        if len(points) < 3:
+            return {"samples": len(points)}
+        mean_t = sum(t for t, _ in points) / len(points)
+        mean_lag = sum(lag for _, lag in points) / len(points)
+        slope = (sum((t - mean_t) * (lag - mean_lag) for t, lag in points)
+                 / sum((t - mean_t) ** 2 for t, _ in points))
+        return {"samples": len(points), "mean_entries": round(mean_lag, 1), "max_entries": max(lag for _, lag in points),
+                "last_entries": points[-1][1], "slope_entries_per_second": round(slope, 3)}
+
+
+class Probes:
+    """One probe event at a time: seconds from POST to queryable in ClickHouse and to counted in the
+    real-time snapshot of its own company."""
+
+    def __init__(self, base: str, settings, company: str, write_key: str, read_key: str) -> None:
+        from models.clickhouse import clickhouse_client
+
+        self.base = base
+        self.clickhouse = clickhouse_client(settings.clickhouse_url)
+        self.company, self.write_key, self.read_key = company, write_key, read_key
+        self.to_clickhouse: list[float] = []
+        self.to_realtime: list[float] = []
+        self.missed = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(60)
+
+    def _realtime_count(self, session: requests.Session) -> int:
+        answer = session.get(f"{self.base}/v1/companies/{self.company}/realtime",
+                             headers={"Authorization": f"Bearer {self.read_key}"}, timeout=5).json()
+        return answer["last_hour"]["events"]
+
+    def _run(self) -> None:
+        session = requests.Session()
+        sent_count = 0
+        while not self._stop.wait(1.0):
+            message_id = uuid.uuid4().hex
+            sent = time.monotonic()
+            try:
+                answer = session.post(f"{self.base}/v1/events", headers={"Authorization": f"Bearer {self.write_key}",
+                                                                         "User-Agent": CHROME},
+                                      json={"type": "track", "name": "Probe", "user_id": "prober",
+                                            "message_id": message_id}, timeout=5)
+            except requests.RequestException:
+                continue
+            if answer.status_code != 200:
+                continue
+            sent_count += 1
+            seen_clickhouse = seen_realtime = None
+            while (seen_clickhouse is None or seen_realtime is None) and time.monotonic() < sent + 30:
+                try:
+                    if seen_clickhouse is None and self.clickhouse.query(
+                            "SELECT count() FROM events WHERE company_id = toUUID(%(c)s) AND message_id = %(m)s",
+                            parameters={"c": self.company, "m": message_id}).result_rows[0][0]:
+                        seen_clickhouse = time.monotonic() - sent
+                    if seen_realtime is None and self._realtime_count(session) >= sent_count:
+                        seen_realtime = time.monotonic() - sent
+                except Exception:  # an outage: keep polling until the deadline
+                    pass
+                time.sleep(0.05)
+            if seen_clickhouse is None or seen_realtime is None:
+                self.missed += 1
+            if seen_clickhouse is not None:
+                self.to_clickhouse.append(seen_clickhouse)
+            if seen_realtime is not None:
+                self.to_realtime.append(seen_realtime)
+
+    def summary(self) -> dict:
+        def figures(values: list[float]) -> dict:
+            if not values:
+                return {"probes": 0}
+            return {"probes": len(values), "p50_s": round(percentile(values, 0.5), 2),
+                    "p95_s": round(percentile(values, 0.95), 2), "max_s": round(max(values), 2)}
+
+        return {"to_clickhouse": figures(self.to_clickhouse), "to_realtime": figures(self.to_realtime),
+                "not_seen_within_30_s": self.missed}
+
+
+def drain(settings, client, *, seconds: float = 600) -> None:
+    """Waits until every consumer group of every stream has acknowledged everything."""
+    from adtivity.pipeline import stream_groups
+
+    def empty() -> bool:
+        groups = [g for gs in stream_groups(settings, client).values() for g in gs.values()]
+        return bool(groups) and all((g["pending"] or 0) + (g["lag"] or 0) == 0 for g in groups)
+
+    wait_until(empty, seconds, "the streams to drain", interval=1.0)
+
+
+def verify(settings, client, load: Load, *, realtime_settle_seconds: float = 60) -> dict:
+    """Every accepted batch in ClickHouse exactly once and nothing else; rollups equal ClickHouse;
+    real-time snapshots against ClickHouse (their drift, if any)."""
+    from models import redis_keys
+    from models.clickhouse import clickhouse_client
+    from models.db import database, open_database
+    from models.rollups import RollupCount
+    from workers.rollups import rollup_company_now
+
+    clickhouse = clickhouse_client(settings.clickhouse_url)
+    checks: dict = {"events_checked": load.events_accepted, "companies": len(load.companies)}
+    problems = []
+    for company, _ in load.companies:
+        params = {"c": company, "run": f"{load.run}:%"}
+        total, distinct = clickhouse.query(
+            "SELECT count(), uniqExact(message_id) FROM events WHERE company_id = toUUID(%(c)s) "
+            "AND message_id LIKE %(run)s", parameters=params).result_rows[0]
+        batches = {row[0] for row in clickhouse.query(
+            "SELECT DISTINCT arrayStringConcat(arraySlice(splitByChar(':', message_id), 2, 2), ':') FROM events "
+            "WHERE company_id = toUUID(%(c)s) AND message_id LIKE %(run)s", parameters=params).result_rows}
+        expected = load.accepted[company]
+        if total != distinct or distinct != len(expected) * BATCH or batches != expected:
+            problems.append(f"company {company}: {total} rows, {distinct} distinct ids, "
+                            f"{len(expected) * BATCH} accepted, {len(batches ^ expected)} batches differ")
+    checks["clickhouse_exactly_once"] = not problems
+
+    open_database(settings.database_url)
+    window = dataclasses.replace(settings, rollup_window_hours=48)
+    rollup_mismatches = 0
+    for company, _ in load.companies:
+        rollup_company_now(window, client, clickhouse, company)
+        truth = dict(clickhouse.query(
+            "SELECT toDate(event_time), count() FROM events WHERE company_id = toUUID(%(c)s) AND is_bot = 0 "
+            "AND event_time >= toStartOfDay(now() - INTERVAL 1 DAY) GROUP BY toDate(event_time)",
+            parameters={"c": company}).result_rows)
+        with database.connection_context():
+            rolled = {row.bucket.date(): int(row.amount) for row in RollupCount.select().where(
+                RollupCount.company_id == company, RollupCount.grain == "day", RollupCount.metric == "events",
+                RollupCount.dimension == "", RollupCount.bucket >= dt.datetime.combine(min(truth, default=dt.date.today()),
+                                                                                        dt.time()))}
+        if {day: n for day, n in rolled.items() if n} != truth:
+            rollup_mismatches += 1
+            problems.append(f"company {company}: rollups {rolled} != ClickHouse {truth}")
+    checks["rollups_equal_clickhouse"] = rollup_mismatches == 0
+
+    today = int(time.time()) // 86400 * 86400
+
+    def realtime_drift() -> int:
+        drift = 0
+        for company, _ in load.companies:
+            snapshot = client.get(redis_keys.realtime_snapshot(company))
+            counted = json.loads(snapshot)["today"]["events"] if snapshot else 0
+            truth = clickhouse.query("SELECT count() FROM events WHERE company_id = toUUID(%(c)s) AND is_bot = 0 "
+                                     "AND event_time >= toDateTime(%(t)s)", parameters={"c": company, "t": today}
+                                     ).result_rows[0][0]
+            drift += counted - truth
+        return drift
+
+    deadline = time.monotonic() + realtime_settle_seconds
+    drift = realtime_drift()
+    while drift != 0 and time.monotonic() < deadline:
+        time.sleep(2)
+        drift = realtime_drift()
+    checks["realtime_drift_events"] = drift
+    checks["problems"] = problems
+    return checks
+

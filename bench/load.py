@@ -1,0 +1,97 @@
+"""The whole system under sustained load (issue 7, part 1): all four processes and every service on
+this machine, realistic mixed traffic for several companies (web2 and web3, resent batches, late
+events), a set rate for `--seconds`.
+
+    .venv/bin/python bench/load.py [--seconds 300] [--events-per-second 10000] [--companies 6] [--threads 4]
+
+Reports accepted events/s, the streams' backlog over the run (its least-squares slope: flat is about
+0), p50/p99 ingest latency, POST-to-ClickHouse and POST-to-realtime p50/p95 (probes to a company of
+their own), peak resident memory of each process, how long the backlog took to clear after the load
+stopped; then checks ClickHouse exactly once, rollups and real-time against it. Records the figures
+in docs/benchmarks.md (`--no-record` to skip). Needs the services up (`make services`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+from common import bench_company, cpu_reference, record
+
+from models import redis_keys
+from harness import Fleet, LagSampler, Load, Probes, Run, drain, verify, wait_until
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=300)
+    parser.add_argument("--events-per-second", type=int, default=10_000)
+    parser.add_argument("--companies", type=int, default=6)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--no-record", action="store_true")
+    args = parser.parse_args()
+
+    run = Run("load", WEB_WORKERS=str(args.web_workers))
+    client = run.client()
+    companies = [bench_company(run.settings) for _ in range(args.companies)]
+    probe_company, probe_write, probe_read = bench_company(run.settings, ("write", "read"))
+    fleet = Fleet(run.env, run.port)
+    lag = LagSampler(run.settings, client)
+    load = Load(fleet.base, companies, args.events_per_second, threads=args.threads)
+    probes = Probes(fleet.base, run.settings, probe_company, probe_write, probe_read)
+    try:
+        fleet.start_all()
+        wait_until(lambda: client.get(redis_keys.REALTIME_AS_OF) is not None, 120, "the first real-time snapshot")
+        lag.start()
+        load.start()
+        probes.start()
+        time.sleep(args.seconds)
+        load.stop()
+        probes.stop()
+        stopped = time.monotonic()
+        drain(run.settings, client)
+        clear_seconds = time.monotonic() - stopped
+        lag.stop()
+        checks = verify(run.settings, client, load)
+    finally:
+        fleet.stop_all()
+        run.close()
+
+    result = {"load": load.summary(), "backlog": lag.trend(skip_seconds=30),
+              "backlog_cleared_seconds_after_stop": round(clear_seconds, 1), "freshness": probes.summary(),
+              "peak_rss_mb": {name: round(mb) for name, mb in fleet.peak_rss.items()},
+              "processes_exited_on_their_own": dict(fleet.exited_on_their_own), "checks": checks}
+    print(json.dumps(result, indent=2))
+    summary, backlog, fresh = result["load"], result["backlog"], result["freshness"]
+    lines = [
+        f"Command: `.venv/bin/python bench/load.py --seconds {args.seconds} --events-per-second "
+        f"{args.events_per_second} --companies {args.companies} --threads {args.threads} --web-workers "
+        f"{args.web_workers}` on {os.cpu_count()} cores: web, worker, scheduler, streams, Postgres, Redis (AOF, "
+        "fsync always), ClickHouse, the broker and the load generator all on this machine.", "",
+        "| figure | value |", "|---|---|",
+        f"| accepted events/s (target {args.events_per_second:,}) | **{summary['events_per_second']:,}** "
+        f"({summary['events_accepted']:,} in {summary['seconds']} s; {summary['resent_batches']} batches resent, "
+        f"{summary['late_events']:,} late events) |",
+        f"| ingest latency p50 / p99 | {summary['p50_ms']} ms / {summary['p99_ms']} ms |",
+        f"| stream backlog after 30 s warm-up: mean / max / last (entries of 50 events) | {backlog.get('mean_entries')} / "
+        f"{backlog.get('max_entries')} / {backlog.get('last_entries')} |",
+        f"| backlog slope (entries/s; flat is about 0) | **{backlog.get('slope_entries_per_second')}** |",
+        f"| backlog cleared after the load stopped | {result['backlog_cleared_seconds_after_stop']} s |",
+        f"| POST to ClickHouse p50 / p95 | {fresh['to_clickhouse'].get('p50_s')} s / **{fresh['to_clickhouse'].get('p95_s')} s** |",
+        f"| POST to real-time p50 / p95 | {fresh['to_realtime'].get('p50_s')} s / **{fresh['to_realtime'].get('p95_s')} s** |",
+        "| peak resident memory | " + ", ".join(f"{name} {mb} MB" for name, mb in result["peak_rss_mb"].items()) + " |",
+        f"| answers | {summary['answers']} |",
+        f"| checks | ClickHouse exactly once: {checks['clickhouse_exactly_once']}; rollups equal ClickHouse: "
+        f"{checks['rollups_equal_clickhouse']}; real-time drift: {checks['realtime_drift_events']} events |",
+        "", cpu_reference(),
+    ]
+    print("\n".join(lines))
+    if not args.no_record:
+        record("Whole system under sustained load", lines)
+    return 0 if checks["clickhouse_exactly_once"] and checks["rollups_equal_clickhouse"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
