@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench fuzz services services-down status migrate venv clean assets browser
+.PHONY: run test bench fuzz chaos load services services-down status migrate venv clean assets browser
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,14 @@ test: services assets browser
 bench: services
 	command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
 	cd bench && ../$(BIN)/python ingest.py && ../$(BIN)/python persist.py && ../$(BIN)/python freshness.py && ../$(BIN)/python realtime.py && ../$(BIN)/python analytics.py
+
+# Crashes and outages under load, long form (3 rounds, 60 s outages); figures in docs/reliability.md.
+chaos: services
+	cd bench && ../$(BIN)/python chaos.py
+
+# The whole system for 5 minutes at 10,000 events/s; figures in docs/benchmarks.md.
+load: services assets
+	cd bench && ../$(BIN)/python load.py
 
 # The long form of the generated-input suite (make test runs 1,000 API cases).
 fuzz: services

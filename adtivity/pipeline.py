@@ -15,7 +15,7 @@ from adtivity.settings import Settings
 from models import redis_keys
 from models.db import database
 from models.rollups import RollupState
-from models.streams import all_streams
+from models.streams import all_streams, entry_id_parts
 from models.tracking import Quarantine
 
 STALEST_SHOWN = 20
@@ -23,14 +23,20 @@ STALEST_SHOWN = 20
 
 def stream_groups(settings: Settings, client: redis.Redis) -> dict:
     """Per stream, per consumer group: entries delivered but not acknowledged, and not yet delivered
-    (None where Redis cannot tell)."""
+    (None where Redis cannot tell). A group whose last delivered entry is the stream's newest has
+    nothing left to read, whatever Redis' own `lag` says: that counter can be stale after Redis
+    restarts from its append-only file."""
     streams = {}
     for stream in all_streams(settings.stream_shards):
         try:
             groups = client.xinfo_groups(stream)
+            newest = entry_id_parts(client.xinfo_stream(stream)["last-generated-id"])
         except redis.ResponseError:  # not created yet
             continue
-        streams[stream] = {g["name"].decode(): {"pending": g["pending"], "lag": g.get("lag")} for g in groups}
+        streams[stream] = {
+            g["name"].decode(): {"pending": g["pending"],
+                                 "lag": 0 if entry_id_parts(g["last-delivered-id"]) >= newest else g.get("lag")}
+            for g in groups}
     return streams
 
 

@@ -32,6 +32,7 @@ from models.streams import backlog_since, realtime_watch
 from streams.bridge import Bridge
 
 log = logging.getLogger("streams")
+REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 HEARTBEAT_SECONDS = 1.0
 SNAPSHOT_TTL_SECONDS = 2 * 86400
 _json = msgspec.json.Encoder()
@@ -137,17 +138,22 @@ async def publish_snapshots() -> None:
         due = set(publishing.keys)
     else:
         due = changed
-    as_of = await asyncio.to_thread(backlog_since, sync_redis, realtime_watch(settings.stream_shards), now)
-    async with redis_client.pipeline(transaction=False) as pipe:
-        for company_id in due:
-            view = company_snapshot(company_id, now)
-            if view is None:
-                pipe.delete(redis_keys.realtime_snapshot(company_id))
-            else:
-                pipe.set(redis_keys.realtime_snapshot(company_id), _json.encode(view), ex=SNAPSHOT_TTL_SECONDS)
-        pipe.set(redis_keys.REALTIME_AS_OF, as_of)
-        REALTIME_SECONDS_BEHIND.set(now - as_of)
-        await pipe.execute()
+    try:
+        as_of = await asyncio.to_thread(backlog_since, sync_redis, realtime_watch(settings.stream_shards), now)
+        async with redis_client.pipeline(transaction=False) as pipe:
+            for company_id in due:
+                view = company_snapshot(company_id, now)
+                if view is None:
+                    pipe.delete(redis_keys.realtime_snapshot(company_id))
+                else:
+                    pipe.set(redis_keys.realtime_snapshot(company_id), _json.encode(view), ex=SNAPSHOT_TTL_SECONDS)
+            pipe.set(redis_keys.REALTIME_AS_OF, as_of)
+            REALTIME_SECONDS_BEHIND.set(now - as_of)
+            await pipe.execute()
+    except REDIS_DOWN as error:  # publish them at a later tick; the snapshots' as-of tells readers meanwhile
+        publishing.changed |= due
+        log_event(log, "could not publish snapshots; will retry", level=logging.WARNING, error=type(error).__name__)
+        return
     publishing.minute = minute
 
 
@@ -177,4 +183,7 @@ def company_snapshot(company_id: str, now: float) -> dict | None:
 @app.timer(interval=HEARTBEAT_SECONDS)
 async def heartbeat() -> None:
     """Tells the health check the streams process is alive."""
-    await redis_client.set(redis_keys.process_heartbeat("streams"), time.time())
+    try:
+        await redis_client.set(redis_keys.process_heartbeat("streams"), time.time())
+    except REDIS_DOWN as error:
+        log_event(log, "could not write the heartbeat; will retry", level=logging.WARNING, error=type(error).__name__)
