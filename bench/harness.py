@@ -60,9 +60,10 @@ def wait_until(condition, seconds: float, what: str, interval: float = 0.2) -> N
     raise RuntimeError(f"timed out after {seconds:.0f} s waiting for {what}")
 
 
-def group_rss_megabytes(pgid: int) -> float:
-    """Resident memory of every process in a process group (a Procfile process and its children)."""
-    total = 0
+def group_usage(pgid: int) -> tuple[float, float]:
+    """Resident memory (MB) and CPU seconds used so far (with reaped children's) of every process in
+    a process group (a Procfile process and its children)."""
+    megabytes, cpu_ticks = 0.0, 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
@@ -71,17 +72,21 @@ def group_rss_megabytes(pgid: int) -> float:
             status = (stat.parent / "status").read_text()
         except (OSError, IndexError, ValueError):
             continue
+        cpu_ticks += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
         for line in status.splitlines():
             if line.startswith("VmRSS:"):
-                total += int(line.split()[1])
-    return total / 1024
+                megabytes += int(line.split()[1]) / 1024
+    return megabytes, cpu_ticks / os.sysconf("SC_CLK_TCK")
 
 
 class AofRedis:
-    """A Redis of the run's own, on its own port, appendonly with fsync always."""
+    """A Redis of the run's own, on its own port, with an append-only file fsynced `fsync` ("always":
+    an acknowledged write survives a SIGKILL; "everysec": Redis' default, up to a second at risk;
+    "no-aof": no append-only file, as `make run`'s Redis)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, fsync: str = "always") -> None:
         self.directory = directory
+        self.fsync = fsync
         self.port = free_port()
         self.process: subprocess.Popen | None = None
         shutil.rmtree(directory, ignore_errors=True)
@@ -94,7 +99,8 @@ class AofRedis:
     def start(self) -> None:
         self.process = subprocess.Popen(
             ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.directory),
-             "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--logfile", "redis.log"],
+             *(["--appendonly", "no"] if self.fsync == "no-aof" else ["--appendonly", "yes", "--appendfsync", self.fsync]),
+             "--save", "", "--logfile", "redis.log"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         import redis
 
@@ -114,12 +120,12 @@ class Run:
     """One run's own Postgres and ClickHouse databases (made anew), its own append-only Redis, and the
     environment the four processes get. The settings of this process match it."""
 
-    def __init__(self, name: str, **env: str) -> None:
+    def __init__(self, name: str, fsync: str = "always", **env: str) -> None:
         from adtivity.cli import run_migrations
         from adtivity.settings import Settings
 
         self.directory = ROOT / ".data" / name
-        self.redis = AofRedis(self.directory / "redis")
+        self.redis = AofRedis(self.directory / "redis", fsync)
         self.redis.start()
         (self.directory / "logs").mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -168,6 +174,7 @@ class Fleet:
         self.port = port
         self.processes: dict[str, subprocess.Popen] = {}
         self.peak_rss: dict[str, float] = defaultdict(float)
+        self.cpu_seconds: dict[str, float] = defaultdict(float)
         self.restarts: dict[str, int] = defaultdict(int)
         self.exited_on_their_own: dict[str, int] = defaultdict(int)
         self._lock = threading.Lock()
@@ -214,7 +221,8 @@ class Fleet:
                         self.exited_on_their_own[name] += 1
                         self.start(name)
                         continue
-                    self.peak_rss[name] = max(self.peak_rss[name], group_rss_megabytes(process.pid))
+                    megabytes, self.cpu_seconds[name] = group_usage(process.pid)
+                    self.peak_rss[name] = max(self.peak_rss[name], megabytes)
 
     def stop_all(self) -> None:
         self._sampling.set()
@@ -271,21 +279,27 @@ class Load:
     def events_accepted(self) -> int:
         return sum(len(batches) for batches in self.accepted.values()) * BATCH
 
-    def _body(self, rng: random.Random, thread: int, number: int) -> list[dict]:
+    def _templates(self, rng: random.Random, thread: int, count: int = 20) -> list[bytes]:
+        """Request bodies made once, with the batch number left as a placeholder: the generator must
+        not take the cores the system under test needs. Late events are 10 minutes to 30 hours old."""
         now = dt.datetime.now(dt.timezone.utc)
-        events = []
-        for index in range(BATCH):
-            made = event(rng)
-            made["message_id"] = f"{self.run}:{thread}:{number}:{index}"
-            if rng.random() < self.late_fraction:
-                made["timestamp"] = (now - dt.timedelta(seconds=rng.randrange(600, 30 * 3600))).isoformat()
-                self.late_events += 1
-            events.append(made)
-        return events
+        templates = []
+        for _ in range(count):
+            events = []
+            for index in range(BATCH):
+                made = event(rng)
+                made["message_id"] = f"{self.run}:{thread}:@BATCH@:{index}"
+                if rng.random() < self.late_fraction:
+                    made["timestamp"] = (now - dt.timedelta(seconds=rng.randrange(600, 30 * 3600))).isoformat()
+                events.append(made)
+            templates.append(json.dumps({"batch": events}).encode())
+        return templates
 
     def _send(self, thread: int) -> None:
         rng = random.Random(thread)
         session = requests.Session()
+        templates = self._templates(rng, thread)
+        late_per_template = [template.count(b'"timestamp"') for template in templates]
         sent: list[tuple[str, str, bytes]] = []
         next_at = time.monotonic()
         number = 0
@@ -297,9 +311,11 @@ class Load:
                     self.resends += 1
             else:
                 company, key = self.companies[number % len(self.companies)]
-                body = json.dumps({"batch": self._body(rng, thread, number),
-                                   "sent_at": dt.datetime.now(dt.timezone.utc).isoformat()}).encode()
+                choice = number % len(templates)
+                body = templates[choice].replace(b"@BATCH@", str(number).encode())
                 self._deliver(session, company, key, body, f"{thread}:{number}")
+                with self._lock:
+                    self.late_events += late_per_template[choice]
                 sent = (sent + [(company, key, body)])[-50:]
                 number += 1
             next_at += self.interval
@@ -342,13 +358,23 @@ class Load:
 
 
 class LagSampler:
-    """Every `interval` seconds: entries not yet acknowledged, summed over every stream and group."""
+    """Every `interval` seconds: entries not yet acknowledged, summed over every stream and group
+    (and per consumer group, to tell which stage is behind)."""
 
     def __init__(self, settings, client, interval: float = 2.0) -> None:
         from adtivity.pipeline import stream_groups
 
-        self.read = lambda: sum((group["pending"] or 0) + (group["lag"] or 0)
-                                for groups in stream_groups(settings, client).values() for group in groups.values())
+        def read() -> int:
+            by_group: dict[str, int] = defaultdict(int)
+            for groups in stream_groups(settings, client).values():
+                for name, group in groups.items():
+                    by_group[name] += (group["pending"] or 0) + (group["lag"] or 0)
+            for name, entries in by_group.items():
+                self.peak_by_group[name] = max(self.peak_by_group[name], entries)
+            return sum(by_group.values())
+
+        self.read = read
+        self.peak_by_group: dict[str, int] = defaultdict(int)
         self.interval = interval
         self.samples: list[tuple[float, int]] = []
         self._stop = threading.Event()
@@ -377,7 +403,8 @@ class LagSampler:
         slope = (sum((t - mean_t) * (lag - mean_lag) for t, lag in points)
                  / sum((t - mean_t) ** 2 for t, _ in points))
         return {"samples": len(points), "mean_entries": round(mean_lag, 1), "max_entries": max(lag for _, lag in points),
-                "last_entries": points[-1][1], "slope_entries_per_second": round(slope, 3)}
+                "last_entries": points[-1][1], "slope_entries_per_second": round(slope, 3),
+                "peak_by_group": dict(self.peak_by_group)}
 
 
 class Probes:

@@ -30,10 +30,12 @@ def main() -> int:
     parser.add_argument("--companies", type=int, default=6)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--fsync", choices=("always", "everysec", "no-aof"), default="everysec",
+                        help="the Redis append-only file's fsync policy (chaos uses always)")
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
 
-    run = Run("load", WEB_WORKERS=str(args.web_workers))
+    run = Run("load", args.fsync, WEB_WORKERS=str(args.web_workers))
     client = run.client()
     companies = [bench_company(run.settings) for _ in range(args.companies)]
     probe_company, probe_write, probe_read = bench_company(run.settings, ("write", "read"))
@@ -47,7 +49,10 @@ def main() -> int:
         lag.start()
         load.start()
         probes.start()
+        cpu_before = dict(fleet.cpu_seconds)
         time.sleep(args.seconds)
+        cores_used = {name: round((fleet.cpu_seconds[name] - cpu_before.get(name, 0)) / args.seconds, 2)
+                      for name in fleet.NAMES}
         load.stop()
         probes.stop()
         stopped = time.monotonic()
@@ -61,27 +66,28 @@ def main() -> int:
 
     result = {"load": load.summary(), "backlog": lag.trend(skip_seconds=30),
               "backlog_cleared_seconds_after_stop": round(clear_seconds, 1), "freshness": probes.summary(),
-              "peak_rss_mb": {name: round(mb) for name, mb in fleet.peak_rss.items()},
+              "peak_rss_mb": {name: round(mb) for name, mb in fleet.peak_rss.items()}, "cores_used": cores_used,
               "processes_exited_on_their_own": dict(fleet.exited_on_their_own), "checks": checks}
     print(json.dumps(result, indent=2))
     summary, backlog, fresh = result["load"], result["backlog"], result["freshness"]
     lines = [
         f"Command: `.venv/bin/python bench/load.py --seconds {args.seconds} --events-per-second "
         f"{args.events_per_second} --companies {args.companies} --threads {args.threads} --web-workers "
-        f"{args.web_workers}` on {os.cpu_count()} cores: web, worker, scheduler, streams, Postgres, Redis (AOF, "
-        "fsync always), ClickHouse, the broker and the load generator all on this machine.", "",
+        f"{args.web_workers} --fsync {args.fsync}` on {os.cpu_count()} cores: web, worker, scheduler, streams, Postgres, "
+        f"Redis (append-only, fsync {args.fsync}), ClickHouse, the broker and the load generator all on this machine.", "",
         "| figure | value |", "|---|---|",
         f"| accepted events/s (target {args.events_per_second:,}) | **{summary['events_per_second']:,}** "
         f"({summary['events_accepted']:,} in {summary['seconds']} s; {summary['resent_batches']} batches resent, "
         f"{summary['late_events']:,} late events) |",
         f"| ingest latency p50 / p99 | {summary['p50_ms']} ms / {summary['p99_ms']} ms |",
         f"| stream backlog after 30 s warm-up: mean / max / last (entries of 50 events) | {backlog.get('mean_entries')} / "
-        f"{backlog.get('max_entries')} / {backlog.get('last_entries')} |",
+        f"{backlog.get('max_entries')} / {backlog.get('last_entries')} (peak by group: {backlog.get('peak_by_group')}) |",
         f"| backlog slope (entries/s; flat is about 0) | **{backlog.get('slope_entries_per_second')}** |",
         f"| backlog cleared after the load stopped | {result['backlog_cleared_seconds_after_stop']} s |",
         f"| POST to ClickHouse p50 / p95 | {fresh['to_clickhouse'].get('p50_s')} s / **{fresh['to_clickhouse'].get('p95_s')} s** |",
         f"| POST to real-time p50 / p95 | {fresh['to_realtime'].get('p50_s')} s / **{fresh['to_realtime'].get('p95_s')} s** |",
         "| peak resident memory | " + ", ".join(f"{name} {mb} MB" for name, mb in result["peak_rss_mb"].items()) + " |",
+        "| cores used during the load (of 2) | " + ", ".join(f"{name} {cores}" for name, cores in cores_used.items()) + " |",
         f"| answers | {summary['answers']} |",
         f"| checks | ClickHouse exactly once: {checks['clickhouse_exactly_once']}; rollups equal ClickHouse: "
         f"{checks['rollups_equal_clickhouse']}; real-time drift: {checks['realtime_drift_events']} events |",
