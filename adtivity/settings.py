@@ -72,7 +72,7 @@ class Settings:
     persist_batch_seconds: float = 1.0
     persist_pump_seconds: float = 10.0
     persist_claim_idle_seconds: int = 60
-    persist_max_deliveries: int = 5
+    persist_max_failures: int = 5
     dedup_retention_days: int = 35
     persist_ensure_seconds: int = 5
     housekeeping_keep_days: int = 30

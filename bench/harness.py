@@ -141,8 +141,12 @@ class Run:
         }
         os.environ.update({k: v for k, v in self.env.items() if k != "PATH"})
         self.settings = Settings.from_env()
-        self._drop_databases(name)
-        run_migrations(self.settings)
+        try:
+            self._drop_databases(name)
+            run_migrations(self.settings)
+        except BaseException:
+            self.redis.stop()
+            raise
 
     def _drop_databases(self, name: str) -> None:
         import psycopg2
@@ -154,7 +158,7 @@ class Run:
         with connection.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS adtivity_{name} WITH (FORCE)")
         connection.close()
-        clickhouse_client(self.settings.clickhouse_url, database="default").command(
+        clickhouse_client(self.settings.clickhouse_url, database="default", timeout=300).command(
             f"DROP DATABASE IF EXISTS adtivity_{name}")
 
     def client(self):

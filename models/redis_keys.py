@@ -33,6 +33,11 @@ def pump_queued(kind: str, shard: int) -> str:
     """Set (with a TTL) when the scheduler enqueued a pump for a shard, so it does not enqueue piles."""
     return f"{PREFIX}:queued:{kind}:{shard}"
 
+def pump_failures(stream: str, group: str) -> str:
+    """Hash of entry id -> how many times storing it failed (not deliveries), for the quarantine rule."""
+    return f"{PREFIX}:failures:{stream}:{group}"
+
+
 def handed_over(shard: int) -> str:
     """Set of the events-stream entries of a shard handed to the entities stream but not yet
     acknowledged: a redelivered entry found here is not handed over a second time."""

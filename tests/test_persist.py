@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
+import clickhouse_connect.driver.exceptions as ch_errors
+
 from models.clickhouse import clickhouse_client
 from models.db import database
 from models import redis_keys
@@ -177,7 +179,7 @@ def test_a_poison_entry_is_quarantined_then_replayed(api, settings, redis_client
     """The wallets table is gone, so the entry's entities cannot be written: its events still reach
     ClickHouse (separate failure domains); the entities part is retried, quarantined, and replayed
     once the table is back."""
-    fast = dataclasses.replace(settings, persist_claim_idle_seconds=0, persist_max_deliveries=2)
+    fast = dataclasses.replace(settings, persist_claim_idle_seconds=0, persist_max_failures=2)
     t = tenant(api)
     api.post("/v1/events", auth=t.write_key, json=[
         {"type": "wallet_connect", "user_id": "u", "wallet_address": "0x" + "1" * 40, "chain_id": "1"},
@@ -194,7 +196,7 @@ def test_a_poison_entry_is_quarantined_then_replayed(api, settings, redis_client
     with database.connection_context():
         assert not EndUser.select().where(EndUser.company_id == t.company_id).exists()
     listed = api.get(f"/v1/companies/{t.company_id}/quarantine", auth=t.owner).json["items"]
-    assert len(listed) == 1 and listed[0]["events"] == 2 and "deliveries" in listed[0]["reason"]
+    assert len(listed) == 1 and listed[0]["events"] == 2 and "failed 2 times" in listed[0]["reason"]
     assert redis_client.xlen("adt:ev:dead") == 1
 
     replay = api.post(f"/v1/companies/{t.company_id}/quarantine/replay", auth=t.owner)
@@ -280,3 +282,33 @@ def test_reading_events_back_newest_first_with_filters_and_cursor(api, settings,
     assert api.get(f"/v1/companies/{t.company_id}/events", auth=t.owner, params={"limit": 1001}).status_code == 400
     assert api.get(f"/v1/companies/{t.company_id}/events", auth=t.owner, params={"since": "yesterday"}).status_code == 400
     assert api.get(f"/v1/companies/{t.company_id}/events", auth=other.read_key).status_code == 404
+
+
+class ClickHouseDown:
+    """A ClickHouse client whose server does not answer (a stub: the outage itself is in bench/chaos.py)."""
+
+    def query(self, *args, **kwargs):
+        raise ch_errors.OperationalError("connection refused")
+
+    raw_insert = query
+
+
+def test_a_long_outage_redelivers_entries_without_quarantining_them(api, settings, redis_client):
+    """Many claims of the same pending entries while ClickHouse is down count no failure: once it is
+    back, every event is stored and nothing is quarantined (delivery counts used to quarantine them)."""
+    fast = dataclasses.replace(settings, persist_claim_idle_seconds=0, persist_max_failures=2)
+    t = tenant(api)
+    for batch in range(3):
+        answer = api.post("/v1/events", auth=t.write_key, json=[
+            {"type": "track", "name": f"during the outage {batch}", "user_id": "u", "message_id": f"o{batch}-{i}"}
+            for i in range(10)])
+        assert answer.status_code == 200
+    for _ in range(6):
+        drain(fast, redis_client, ClickHouseDown())
+    pending = sum(redis_client.xpending(stream_key(shard), PERSIST_GROUP)["pending"]
+                  for shard in range(settings.stream_shards))
+    assert pending >= 1  # held, not dropped, not quarantined
+    drain(fast, redis_client)
+    assert stored(settings, t.company_id) == 30
+    with database.connection_context():
+        assert Quarantine.select().count() == 0

@@ -77,12 +77,8 @@ class EventsPump(StreamPump):
                 pipe.sadd(self.handed_key, entry.id)
             pipe.execute()
 
-    def ack(self, entries: list[Entry]) -> None:
-        ids = [entry.id for entry in entries]
-        with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xack(self.stream, self.group, *ids)
-            pipe.srem(self.handed_key, *ids)
-            pipe.execute()
+    def forget(self, pipe, ids: list[str]) -> None:
+        pipe.srem(self.handed_key, *ids)
 
     def sort_out(self, entries: list[Entry]) -> tuple[list[tuple[str, Event]], dict[str, list[Event]]]:
         """What to insert as (entry id, event), and what each entry hands to the entities pump."""

@@ -4,9 +4,11 @@ acknowledging only what was stored. workers/persist.py and workers/entities.py a
 One pump per (kind, shard) at a time, under a Redis lease. It reads batches (up to
 PERSIST_BATCH_EVENTS events or PERSIST_BATCH_SECONDS) and, first, claims entries left pending longer
 than PERSIST_CLAIM_IDLE_SECONDS (a crashed pump's, or ones that failed). A store that is down is
-retried with backoff, holding the batch. An entry that fails for another reason is isolated, left
-pending for later claims and, past PERSIST_MAX_DELIVERIES, quarantined (dead-letter stream plus the
-`quarantine` table), then acknowledged. Each pump runs for PERSIST_PUMP_SECONDS, then its actor
+retried with backoff, holding the batch; if it stays down, the run ends without reading more, so an
+outage leaves only that batch pending. An entry that fails for another reason is isolated, its
+failures counted (in Redis, per entry), left pending for later claims and, at PERSIST_MAX_FAILURES,
+quarantined (dead-letter stream plus the `quarantine` table), then acknowledged. Only failures count:
+deliveries do not, since a crash or a long outage redelivers entries that did nothing wrong. Each pump runs for PERSIST_PUMP_SECONDS, then its actor
 enqueues a successor; the scheduler restarts any pump whose lease lapsed.
 """
 from __future__ import annotations
@@ -29,6 +31,7 @@ from models.events import Event
 from models.streams import DEAD_LETTER_STREAM, decode_entry, encode_events
 from models.tracking import Quarantine
 from adtivity.lease import Lease
+from models import redis_keys
 
 log = logging.getLogger(__name__)
 TRANSIENT = (peewee.OperationalError, peewee.InterfaceError, ch_errors.OperationalError, redis.ConnectionError,
@@ -58,6 +61,7 @@ class StreamPump:
         self.group = group
         self.shard = shard
         self.consumer = f"{group}-{shard}"
+        self.failures_key = redis_keys.pump_failures(stream, group)
 
     def store(self, entries: list[Entry]) -> None:
         raise NotImplementedError
@@ -95,20 +99,10 @@ class StreamPump:
         idle_ms = self.settings.persist_claim_idle_seconds * 1000
         _, claimed, *_ = self.redis.xautoclaim(self.stream, self.group, self.consumer, min_idle_time=idle_ms,
                                                start_id="0-0", count=500)
-        if not claimed:
-            return []
-        deliveries = {
-            p["message_id"]: p["times_delivered"]
-            for p in self.redis.xpending_range(self.stream, self.group, min=claimed[0][0], max=claimed[-1][0],
-                                               count=len(claimed) + 100, consumername=self.consumer)
-        }
         entries = []
         for entry_id, fields in claimed:
             if fields is None:  # deleted from the stream meanwhile
                 self.redis.xack(self.stream, self.group, entry_id)
-                continue
-            if deliveries.get(entry_id, 0) > self.settings.persist_max_deliveries:
-                self.quarantine(entry_id, fields, f"failed {deliveries[entry_id] - 1} deliveries")
                 continue
             entry = self.decode(entry_id, fields)
             if entry is not None:
@@ -123,10 +117,11 @@ class StreamPump:
             return None
 
     # Storing.
-    def persist(self, entries: list[Entry], deadline: float) -> None:
-        """Stores and acknowledges `entries`; what cannot be stored stays pending."""
+    def persist(self, entries: list[Entry], deadline: float) -> bool:
+        """Stores and acknowledges `entries`; what cannot be stored stays pending. False when the
+        store stayed unavailable until `deadline`."""
         if not entries:
-            return
+            return True
         backoff = 0.5
         while True:
             try:
@@ -137,27 +132,40 @@ class StreamPump:
                 PUMP_EVENTS.labels(self.kind).inc(events)
                 PUMP_BATCH_EVENTS.labels(self.kind).observe(events)
                 PUMP_BATCH_SECONDS.labels(self.kind).observe(time.perf_counter() - started)
-                return
+                return True
             except TRANSIENT as error:
                 if time.monotonic() + backoff > deadline:
                     log_event(log, "store unavailable; batch left pending", level=logging.WARNING, pump=self.kind,
                               shard=self.shard, entries=len(entries), error=type(error).__name__)
-                    return
+                    return False
                 log_event(log, "store unavailable; retrying", level=logging.WARNING, pump=self.kind,
                           shard=self.shard, seconds=backoff, error=type(error).__name__)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
             except Exception as error:  # a data problem: find the entries that have it
                 if len(entries) == 1:
-                    log_event(log, "entry failed; left pending for retry", level=logging.WARNING, pump=self.kind,
-                              shard=self.shard, entry=entries[0].id, error=f"{type(error).__name__}: {error}")
-                    return
-                for entry in entries:
-                    self.persist([entry], deadline)
-                return
+                    self.failed(entries[0], f"{type(error).__name__}: {error}")
+                    return True
+                return all([self.persist([entry], deadline) for entry in entries])
+
+    def failed(self, entry: Entry, problem: str) -> None:
+        failures = self.redis.hincrby(self.failures_key, entry.id, 1)
+        if failures >= self.settings.persist_max_failures:
+            self.quarantine(entry.id, entry.fields, f"failed {failures} times; last: {problem}")
+        else:
+            log_event(log, "entry failed; left pending for retry", level=logging.WARNING, pump=self.kind,
+                      shard=self.shard, entry=entry.id, failures=failures, error=problem)
 
     def ack(self, entries: list[Entry]) -> None:
-        self.redis.xack(self.stream, self.group, *[e.id for e in entries])
+        ids = [entry.id for entry in entries]
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xack(self.stream, self.group, *ids)
+            pipe.hdel(self.failures_key, *ids)
+            self.forget(pipe, ids)
+            pipe.execute()
+
+    def forget(self, pipe, ids: list[str]) -> None:
+        """What else a kind of pump clears, in the same transaction, when entries are acknowledged."""
 
     def quarantine(self, entry_id: bytes | str, fields: dict, reason: str) -> None:
         entry_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
@@ -175,7 +183,7 @@ class StreamPump:
             Quarantine.create(company_id=company_id, stream=self.stream, entry_id=entry_id, events=events,
                               payload=payload, reason=reason[:2000])
         self.redis.xadd(DEAD_LETTER_STREAM, {**fields, b"reason": reason.encode(), b"source": entry_id.encode()})
-        self.redis.xack(self.stream, self.group, entry_id)
+        self.ack([Entry(entry_id, fields, [])])
         QUARANTINED.labels(self.kind).inc()
         log_event(log, "entry quarantined", level=logging.WARNING, pump=self.kind, shard=self.shard,
                   entry=entry_id, request_id=fields.get(b"r", b"").decode(errors="replace"), reason=reason)
@@ -184,10 +192,12 @@ class StreamPump:
     def run(self, lease: Lease, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         self.ensure_group()
-        self.persist(self.claim_stale(), deadline)
+        if not self.persist(self.claim_stale(), deadline):
+            return
         while time.monotonic() < deadline and lease.renew():
             wait = min(self.settings.persist_batch_seconds, max(0.0, deadline - time.monotonic()))
-            self.persist(self.read_batch(wait), deadline)
+            if not self.persist(self.read_batch(wait), deadline):
+                return  # the store is down: read no more; a later run retries what is pending
 
 
 def run_pump(settings: Settings, client: redis.Redis, pump: StreamPump, lease_key: str, queued_key: str) -> bool:
