@@ -333,3 +333,19 @@ def test_ingest_keeps_working_with_cached_keys_while_postgres_is_down(api, setti
     assert answer.status_code == 200
     assert dashboard.status_code == 503 and dashboard.json["error"]["code"] == "unavailable"
     assert len(streamed(redis_client, settings)) == 2
+
+
+def test_a_number_beyond_64_bits_rejects_its_event_not_the_batch(api, redis_client, settings):
+    """Found by the fuzz suite: such a number decoded fine but could not be written to the stream,
+    so the whole request answered 500."""
+    t = tenant(api)
+    answer = api.post("/v1/events", auth=t.write_key, json=[
+        {"type": "track", "name": "fine", "user_id": "u"},
+        {"type": "track", "name": "huge", "user_id": "u", "properties": {"n": 2 ** 70}},
+        {"type": "track", "name": "also fine", "user_id": "u"}])
+    assert answer.status_code == 200, answer.text
+    assert answer.json["accepted"] == 2
+    assert [(r["index"], "64-bit" in r["reason"]) for r in answer.json["rejected"]] == [(1, True)]
+    assert sorted(e.name for e in streamed(redis_client, settings)) == ["also fine", "fine"]
+    alone = api.post("/v1/events", auth=t.write_key, json={"type": "track", "name": "huge", "properties": {"n": -2 ** 70}})
+    assert alone.status_code == 400 and alone.json["error"]["code"] == "no_valid_events"

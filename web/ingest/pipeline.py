@@ -13,7 +13,7 @@ import redis
 from adtivity.settings import Settings
 from models.events import Event
 from models import redis_keys
-from models.streams import shard_for, stream_key
+from models.streams import encode_events, shard_for, stream_key
 from web.bodies import read_bounded
 from web.errors import ApiError, too_many_requests
 from web.ingest import wire
@@ -77,14 +77,26 @@ class IngestPipeline:
         if not items.raws:
             raise ApiError(400, "empty_batch", "the request has no events")
         events: list[Event] = []
+        indexes: list[int] = []
         rejected: list[dict] = []
         for index, raw in enumerate(items.raws):
             try:
                 if len(raw) > self.settings.ingest_max_event_bytes:
                     raise Rejected(f"the event is larger than {self.settings.ingest_max_event_bytes} bytes")
                 events.append(self.enricher.build(build(raw), request))
+                indexes.append(index)
             except (Rejected, msgspec.ValidationError, msgspec.DecodeError) as problem:
                 rejected.append({"index": index, "reason": str(problem)})
+        try:
+            return self.write_accepted(key, events, rejected, request)
+        except OverflowError:  # nothing was written: refuse the events that cannot be encoded, write the rest
+            keep = [encodable(event) for event in events]
+            rejected += [{"index": index, "reason": "a number is outside the 64-bit integer range"}
+                         for index, ok in zip(indexes, keep) if not ok]
+            rejected.sort(key=lambda problem: problem["index"])
+            return self.write_accepted(key, [event for event, ok in zip(events, keep) if ok], rejected, request)
+
+    def write_accepted(self, key: KeyRecord, events: list[Event], rejected: list[dict], request: RequestInfo) -> Outcome:
         if not events:
             raise ApiError(400, "no_valid_events", "no event in the request is valid", details={"rejected": rejected})
         self.write(events, request, rate_subject=key.public_id)
@@ -97,6 +109,15 @@ class IngestPipeline:
                                      bucket=redis_keys.rate_limit_bucket("ingest", rate_subject), limit=self.key_limit)
         if not decision.allowed:
             raise too_many_requests(decision.retry_after, "this key is over its event rate; retry later")
+
+
+def encodable(event: Event) -> bool:
+    """Whether the event fits the stream encoding (JSON numbers must be 64-bit integers there)."""
+    try:
+        encode_events([event])
+    except OverflowError:
+        return False
+    return True
 
 
 def split_native(body: bytes) -> Items:
