@@ -44,6 +44,9 @@ class Entry:
     id: str
     fields: dict
     events: list[Event]
+    # Claimed from a pump that died, or held through a failed attempt: its store may have happened,
+    # wholly or in part, without the acknowledgement.
+    redelivered: bool = False
 
     @property
     def source(self) -> str:
@@ -106,6 +109,7 @@ class StreamPump:
                 continue
             entry = self.decode(entry_id, fields)
             if entry is not None:
+                entry.redelivered = True
                 entries.append(entry)
         return entries
 
@@ -134,6 +138,8 @@ class StreamPump:
                 PUMP_BATCH_SECONDS.labels(self.kind).observe(time.perf_counter() - started)
                 return True
             except TRANSIENT as error:
+                for entry in entries:
+                    entry.redelivered = True
                 if time.monotonic() + backoff > deadline:
                     log_event(log, "store unavailable; batch left pending", level=logging.WARNING, pump=self.kind,
                               shard=self.shard, entries=len(entries), error=type(error).__name__)
