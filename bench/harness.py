@@ -230,7 +230,7 @@ class Fleet:
 
     def stop_all(self) -> None:
         self._sampling.set()
-        with self._lock:
+        with self._lock:  # let a sampling pass in progress finish, so it restarts nothing being stopped
             pass
         for process in self.processes.values():
             if process.poll() is None:
