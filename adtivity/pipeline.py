@@ -40,6 +40,12 @@ def stream_groups(settings: Settings, client: redis.Redis) -> dict:
     return streams
 
 
+def group_backlog(group: dict) -> int:
+    """Entries a consumer group (as `stream_groups` reports it) has still to acknowledge: pending,
+    plus not yet delivered."""
+    return (group["pending"] or 0) + (group["lag"] or 0)
+
+
 def realtime_freshness(client: redis.Redis, now: float) -> dict:
     as_of = client.get(redis_keys.REALTIME_AS_OF)
     return {"as_of": float(as_of) if as_of else None, "seconds_behind": round(now - float(as_of), 3) if as_of else None}

@@ -366,13 +366,13 @@ class LagSampler:
     (and per consumer group, to tell which stage is behind)."""
 
     def __init__(self, settings, client, interval: float = 2.0) -> None:
-        from adtivity.pipeline import stream_groups
+        from adtivity.pipeline import group_backlog, stream_groups
 
         def read() -> int:
             by_group: dict[str, int] = defaultdict(int)
             for groups in stream_groups(settings, client).values():
                 for name, group in groups.items():
-                    by_group[name] += (group["pending"] or 0) + (group["lag"] or 0)
+                    by_group[name] += group_backlog(group)
             for name, entries in by_group.items():
                 self.peak_by_group[name] = max(self.peak_by_group[name], entries)
             return sum(by_group.values())
@@ -487,11 +487,11 @@ class Probes:
 
 def drain(settings, client, *, seconds: float = 600) -> None:
     """Waits until every consumer group of every stream has acknowledged everything."""
-    from adtivity.pipeline import stream_groups
+    from adtivity.pipeline import group_backlog, stream_groups
 
     def empty() -> bool:
         groups = [g for gs in stream_groups(settings, client).values() for g in gs.values()]
-        return bool(groups) and all((g["pending"] or 0) + (g["lag"] or 0) == 0 for g in groups)
+        return bool(groups) and all(group_backlog(g) == 0 for g in groups)
 
     wait_until(empty, seconds, "the streams to drain", interval=1.0)
 

@@ -24,13 +24,13 @@ import subprocess
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import requests
 from common import (ROOT, bench_company, bench_settings, cpu_reference, percentile, prepare, procfile_command,
                     record, start, stop)
 
 from events import enriched_batches, steady_load
+from harness import group_usage
 
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 
@@ -43,20 +43,6 @@ def process_env(**overrides: str) -> dict:
 def spawn(name: str, env: dict) -> subprocess.Popen:
     return subprocess.Popen(procfile_command(name), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
-
-
-def resident_megabytes(pid: int) -> float:
-    """Resident memory of a process and its children (the faust CLI runs the worker in-process)."""
-    total = 0
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            text = status.read_text()
-        except OSError:
-            continue
-        fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-        if int(fields["Pid"]) == pid or int(fields.get("PPid", 0)) == pid:
-            total += int(fields.get("VmRSS", "0 kB").split()[0])
-    return total / 1024
 
 
 def backlog(settings, companies: list[str], events: int, seed: int) -> tuple[list[tuple[str, dict]], int]:
@@ -108,7 +94,7 @@ def throughput(settings, client, args) -> list[str]:
             time.sleep(0.05)
             total = counted(client, companies)
         seconds = time.monotonic() - started
-        memory = resident_megabytes(streams.pid)
+        memory, _ = group_usage(streams.pid)  # its own session: the process and its children
     finally:
         stop([streams])
     if total != expected:

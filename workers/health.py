@@ -12,7 +12,7 @@ import redis
 
 from adtivity.jobs import CHECK_HEALTH
 from adtivity.metrics import QUARANTINE_WAITING, STREAM_BACKLOG
-from adtivity.pipeline import pipeline_status
+from adtivity.pipeline import group_backlog, pipeline_status
 from adtivity.probes import probe_all
 from adtivity.settings import Settings
 from models import redis_keys
@@ -28,7 +28,7 @@ def record_health(settings: Settings, client: redis.Redis, broker) -> dict:
     }
     for stream, groups in status["streams"].items() if "error" not in status["streams"] else ():
         for group, state in groups.items():
-            STREAM_BACKLOG.labels(stream, group).set(state["pending"] + (state["lag"] or 0))
+            STREAM_BACKLOG.labels(stream, group).set(group_backlog(state))
     if "entries" in status["quarantine"]:
         QUARANTINE_WAITING.set(status["quarantine"]["entries"])
     client.set(redis_keys.HEALTH_STATUS, msgspec.json.encode(status))

@@ -106,15 +106,14 @@ class EventsPump(StreamPump):
         Redelivered entries are also looked for in `events` itself: an insert cut short (ClickHouse
         killed, or a client timeout while the server went on) may have written `events` without
         `event_ids`, which its materialised view fills afterwards, not atomically."""
-        companies = ", ".join(map(string_literal, {e.company_id for entry in entries for e in entry.events}))
         message_ids = {event.message_id for entry in entries for event in entry.events}
         result = self.clickhouse.query(
             "SELECT toString(company_id), message_id, any(stream_entry) FROM event_ids "
-            f"WHERE company_id IN ({companies}) AND message_id IN batch_ids GROUP BY company_id, message_id",
+            f"WHERE company_id IN ({companies_of(entries)}) AND message_id IN batch_ids GROUP BY company_id, message_id",
             external_data=ExternalData(file_name="batch_ids", data=tab_separated(message_ids), fmt="TabSeparated",
                                        structure=["message_id String"]),
         )
-        stored = {(company, message_id): entry for company, message_id, entry in result.result_rows}
+        stored = owners(result)
         redelivered = [entry for entry in entries if entry.redelivered]
         if redelivered:
             stored.update(self.inserted_by(redelivered))
@@ -124,17 +123,26 @@ class EventsPump(StreamPump):
         """(company, message id) -> entry, for rows these entries put in `events` (bounded by the
         entries' companies and event times, so the primary key narrows the scan)."""
         events = [event for entry in entries for event in entry.events]
-        companies = ", ".join(map(string_literal, {event.company_id for event in events}))
         result = self.clickhouse.query(
             "SELECT toString(company_id), message_id, stream_entry FROM events "
-            f"WHERE company_id IN ({companies}) AND event_time >= toDateTime(%(first)s) "
+            f"WHERE company_id IN ({companies_of(entries)}) AND event_time >= toDateTime(%(first)s) "
             "AND event_time <= toDateTime(%(last)s) AND stream_entry IN batch_entries",
             parameters={"first": int(min(event.event_time for event in events).timestamp()),
                         "last": int(max(event.event_time for event in events).timestamp()) + 1},
             external_data=ExternalData(file_name="batch_entries", data=tab_separated(entry.id for entry in entries),
                                        fmt="TabSeparated", structure=["stream_entry String"]),
         )
-        return {(company, message_id): entry for company, message_id, entry in result.result_rows}
+        return owners(result)
+
+
+def companies_of(entries: list[Entry]) -> str:
+    """The entries' companies as a list of SQL literals."""
+    return ", ".join(map(string_literal, {event.company_id for entry in entries for event in entry.events}))
+
+
+def owners(result) -> dict[tuple[str, str], str]:
+    """Rows of (company, message id, stream entry) as (company, message id) -> stream entry."""
+    return {(company, message_id): entry for company, message_id, entry in result.result_rows}
 
 
 redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=30, socket_connect_timeout=2)

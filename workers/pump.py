@@ -8,8 +8,8 @@ retried with backoff, holding the batch; if it stays down, the run ends without 
 outage leaves only that batch pending. An entry that fails for another reason is isolated, its
 failures counted (in Redis, per entry), left pending for later claims and, at PERSIST_MAX_FAILURES,
 quarantined (dead-letter stream plus the `quarantine` table), then acknowledged. Only failures count:
-deliveries do not, since a crash or a long outage redelivers entries that did nothing wrong. Each pump runs for PERSIST_PUMP_SECONDS, then its actor
-enqueues a successor; the scheduler restarts any pump whose lease lapsed.
+deliveries do not, since a crash or a long outage redelivers entries that did nothing wrong. Each
+pump runs for PERSIST_PUMP_SECONDS, then its actor enqueues a successor; the scheduler restarts any pump whose lease lapsed.
 """
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ import falcon
 import msgspec
 import redis
 
+from adtivity.pipeline import group_backlog
 from adtivity.probes import probe_all
 from adtivity.settings import Settings
 from models import redis_keys
@@ -23,7 +24,7 @@ def pipeline_summary(client: redis.Redis) -> dict | None:
     groups = [group for stream in check.get("streams", {}).values() for group in stream.values()]
     return {
         "checked_at": check["checked_at"],
-        "stream_backlog": sum(group["pending"] + (group["lag"] or 0) for group in groups),
+        "stream_backlog": sum(group_backlog(group) for group in groups),
         "queued_jobs": sum(queue.get("waiting", 0) for queue in check.get("queues", {}).values()
                            if isinstance(queue, dict)),
         "quarantined_entries": check.get("quarantine", {}).get("entries"),
