@@ -20,17 +20,28 @@ from common import cpu_reference, bench_settings, prepare, record
 from events import enriched_batches
 
 
-def drain(client, pump, settings) -> None:
-    """Runs `pump` until its stream is read and acknowledged to the end (not counting the final wait)."""
+def drain(client, pump) -> float:
+    """Runs `pump` as the worker does (one long run) until its stream is read and acknowledged to the
+    end; returns the seconds that took (not counting the run's final wait for more)."""
+    import threading
+
     from adtivity.lease import Lease
 
     lease = Lease(client, f"bench-lease-{pump.kind}", ttl_seconds=600)
     lease.acquire()
+    started = time.perf_counter()
+    running = threading.Thread(target=pump.run, args=(lease, 600))
+    running.start()
+    last = client.xinfo_stream(pump.stream)["last-generated-id"]
     while True:
-        pump.run(lease, 0.3)  # short runs, so the idle wait after the last batch stays small
         info = client.xinfo_groups(pump.stream)[0]
-        if info["pending"] == 0 and info["last-delivered-id"] == client.xinfo_stream(pump.stream)["last-generated-id"]:
-            return
+        if info["pending"] == 0 and info["last-delivered-id"] == last:
+            seconds = time.perf_counter() - started
+            break
+        time.sleep(0.005)
+    client.delete(lease.key)  # the run ends at its next renewal
+    running.join()
+    return seconds
 
 
 def main() -> int:
@@ -68,12 +79,8 @@ def main() -> int:
     pipe.execute()
     print(f"filled {made} events in {time.perf_counter() - started:.1f} s")
 
-    clock = time.perf_counter()
-    drain(client, EventsPump(settings, client, clickhouse, 0), settings)
-    persist_seconds = time.perf_counter() - clock
-    clock = time.perf_counter()
-    drain(client, EntitiesPump(settings, client, 0), settings)
-    entities_seconds = time.perf_counter() - clock
+    persist_seconds = drain(client, EventsPump(settings, client, clickhouse, 0))
+    entities_seconds = drain(client, EntitiesPump(settings, client, 0))
     stored = sum(clickhouse.query("SELECT count() FROM events WHERE company_id = toUUID(%(c)s)",
                                   parameters={"c": company}).result_rows[0][0] for company in companies)
     lines = [

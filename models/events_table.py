@@ -1,13 +1,17 @@
 """The ClickHouse `events` table as the workers write it: rows as JSONEachRow, encoded by msgspec.
 
-ClickHouse parses JSONEachRow in C++, and msgspec turns an event into a dict and the dicts into JSON
-in C, so a row costs a few microseconds of Python instead of the tens that building Python column
-lists for clickhouse-connect's Native serialiser cost. What both ClickHouse 18.16 and current
+Ingest encodes each event's row once, when it writes the event to the stream (`stream_row`, the
+"j" field of models/streams.py), so the persist pump forwards bytes instead of decoding events and
+building rows (it adds the two values ingest cannot know: the stream entry id, and the session id
+derived in the same Redis call; `insert_rows`). ClickHouse parses JSONEachRow in C++ and msgspec
+encodes in C, so a row costs a few microseconds of Python. What both ClickHouse 18.16 and current
 releases accept: DateTime as Unix seconds, Decimal as an unquoted number, UInt8 as 0/1; omitted
-columns take their defaults.
+columns take their type's default (no column has a DEFAULT expression), so a row carries only the
+event's fields that are set.
 """
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 import msgspec
@@ -20,24 +24,48 @@ COMPANY_HUMANS = "company_id = toUUID(%(company)s) AND is_bot = 0"
 IDENTITY = "if(user_id != '', user_id, anonymous_id)"
 JSON_OBJECTS = ("properties", "traits", "context")
 INSERT_SETTINGS = {"input_format_skip_unknown_fields": 1}
+# How a stream row begins when its event came without a session id (one is derived as it is written).
+NO_SESSION = b'{"session_id":"",'
 
 
-def row(event: Event, stream_entry: str) -> dict:
-    """The row of `event` (a dict of column values), which arrived in stream entry `stream_entry`."""
-    values = msgspec.structs.asdict(event)
+def stream_row(event: Event) -> bytes:
+    """The row of `event` without its stream entry id, beginning with its session id ("" when the
+    event has none yet)."""
+    values = {"session_id": event.session_id}
+    values.update(msgspec.to_builtins(event, builtin_types=(dt.datetime,)))  # set fields only
     values["event_time"] = int(event.event_time.timestamp())
     values["received_at"] = int(event.received_at.timestamp())
-    values["sent_at"] = int(event.sent_at.timestamp()) if event.sent_at else None
-    values["time_clamped"] = int(event.time_clamped)
-    values["is_bot"] = int(event.is_bot)
+    if event.sent_at:
+        values["sent_at"] = int(event.sent_at.timestamp())
+    if event.time_clamped:
+        values["time_clamped"] = 1
+    if event.is_bot:
+        values["is_bot"] = 1
     for name in JSON_OBJECTS:
-        values[name] = _json.encode(values[name]).decode() if values[name] else "{}"
-    values["tx_value_num"] = float(event.tx_value) if event.tx_value else 0.0
-    values["amount"] = Decimal(event.amount) if event.amount else 0
-    values["stream_entry"] = stream_entry
-    return values
+        values[name] = _json.encode(values[name]).decode() if name in values else "{}"
+    if event.tx_value:
+        values["tx_value_num"] = float(event.tx_value)
+    if event.amount:
+        values["amount"] = Decimal(event.amount)
+    return _json.encode(values)
 
 
-def json_each_row(events: list[tuple[str, Event]]) -> bytes:
-    """(stream entry, event) pairs as a JSONEachRow insert body."""
-    return b"\n".join(_json.encode(row(event, entry)) for entry, event in events) + b"\n"
+def stream_rows(events: list[Event]) -> bytes:
+    """The events' stream rows, a line each."""
+    return b"\n".join(map(stream_row, events))
+
+
+def insert_rows(stream_entry: str, rows: bytes, sessions: bytes) -> list[bytes]:
+    """An entry's stream rows ready to insert: each names `stream_entry`, and each that began without a
+    session id takes the next of `sessions` (the entry's derived ids, space-separated, in order).
+    Both are ours (digits and dashes; UUIDs), so they need no escaping."""
+    head = b'{"stream_entry":"' + stream_entry.encode() + b'",'
+    derived = iter(sessions.split())
+    complete = []
+    for row in rows.split(b"\n") if rows else ():
+        if row.startswith(NO_SESSION):
+            session = next(derived, None)
+            if session is not None:
+                row = b'{"session_id":"' + session + b'",' + row[len(NO_SESSION):]
+        complete.append(head + row[1:])
+    return complete

@@ -4,6 +4,9 @@ Events are spread over `shards` streams by a stable hash of the company, so one 
 stay in order in one stream. Each entry holds one request's events for one company: fields "c"
 (company id), "r" (request id), "e" (the events, MessagePack) and "s" (the session ids derived at
 ingest for the events that came without one, space-separated, in their order). One XADD a request.
+Entries of the events streams also carry, for the persist pump, "m" (the message ids, a MessagePack
+array) and "j" (the ClickHouse rows, models/events_table.stream_rows): it stores them without
+decoding the events. An entry without them (a replay from quarantine) is stored from "e".
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import msgspec
 import redis
 
 from models.events import Event
+from models.events_table import stream_rows
 from models.redis_keys import PREFIX
 
 PERSIST_GROUP = "persist"
@@ -21,6 +25,7 @@ REALTIME_GROUP = "realtime"  # the streams app's bridge, on the entities streams
 DEAD_LETTER_STREAM = f"{PREFIX}:ev:dead"
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(list[Event])
+_message_ids = msgspec.msgpack.Decoder(list[str])
 
 
 def stream_key(shard: int) -> str:
@@ -51,7 +56,19 @@ def entry_fields(company_id: str | bytes, source: str, payload: bytes, sessions:
 
 
 def encode_entry(company_id: str, events: list[Event], source: str) -> dict[bytes, bytes]:
-    return entry_fields(company_id, source, encode_events(events))
+    """An events-stream entry, as ingest writes it (with no session ids left to derive)."""
+    return {**entry_fields(company_id, source, encode_events(events)), b"m": encode_message_ids(events),
+            b"j": stream_rows(events)}
+
+
+def encode_message_ids(events: list[Event]) -> bytes:
+    return _encoder.encode([event.message_id for event in events])
+
+
+def decode_message_ids(fields: dict[bytes, bytes]) -> list[str] | None:
+    """The "m" field's message ids, or None for an entry without it."""
+    encoded = fields.get(b"m")
+    return None if encoded is None else _message_ids.decode(encoded)
 
 
 def decode_entry(fields: dict[bytes, bytes]) -> list[Event]:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 
 import clickhouse_connect.driver.exceptions as ch_errors
 
 from models.clickhouse import clickhouse_client
 from models.db import database
 from models import redis_keys
-from models.streams import PERSIST_GROUP, decode_entry, entities_stream_key, stream_key
+from models.events_table import NO_SESSION, insert_rows
+from models.streams import PERSIST_GROUP, decode_entry, entities_stream_key, entry_fields, shard_for, stream_key
 from models.tracking import EndUser, Identity, PaymentSession, Quarantine, Session, Wallet
 from tests.ingest_helpers import tenant
 from workers.entities import EntitiesPump
@@ -208,6 +210,78 @@ def test_a_poison_entry_is_quarantined_then_replayed(api, settings, redis_client
         assert Quarantine.get().replayed_at is not None
         assert Wallet.select().where(Wallet.company_id == t.company_id).count() == 1
         assert session_events(t.company_id) == 2
+
+
+def test_rows_name_their_entry_and_take_the_derived_session_ids_in_order():
+    rows = b"\n".join([NO_SESSION + b'"message_id":"a"}', b'{"session_id":"own","message_id":"b"}',
+                        NO_SESSION + b'"message_id":"c"}'])
+    completed = [json.loads(row) for row in insert_rows("17-3", rows, b"s-1 s-2")]
+    assert completed == [{"stream_entry": "17-3", "session_id": "s-1", "message_id": "a"},
+                         {"stream_entry": "17-3", "session_id": "own", "message_id": "b"},
+                         {"stream_entry": "17-3", "session_id": "s-2", "message_id": "c"}]
+    assert insert_rows("17-3", b"", b"") == []
+
+
+def test_an_entry_without_its_rows_is_stored_as_one_with_them(api, settings, redis_client):
+    """Entries replayed from quarantine carry only their events ("e"): the pump builds their rows,
+    and every column comes out as for an entry written by ingest (whose rows leave derived session
+    ids for the pump to fill in)."""
+    start = dt.datetime(2026, 11, 2, 9, 30, tzinfo=dt.timezone.utc)
+    events = mixed_events(12, start) + [
+        {"type": "transaction", "user_id": "u", "tx_hash": "0x" + "a" * 64, "chain_id": "1", "status": "confirmed",
+         "value": "1500000000000000000", "token": "ETH", "message_id": "tx", "timestamp": start.isoformat(),
+         "sent_at": (start + dt.timedelta(seconds=10)).isoformat(), "properties": {"nested": {"quote": "it's \"x\"", "list": [1, 2.5, None]}}}]
+    with_rows, without_rows = tenant(api), tenant(api)
+    for t in (with_rows, without_rows):
+        assert api.post("/v1/events", auth=t.write_key, json=events).json["accepted"] == len(events)
+    stream = stream_key(shard_for(without_rows.company_id, settings.stream_shards))
+    (ingest_id, fields), = [(entry_id, fields) for entry_id, fields in redis_client.xrange(stream)
+                            if fields[b"c"].decode() == without_rows.company_id]
+    assert fields[b"j"] and fields[b"s"]  # some events came without a session id
+    redis_client.xdel(stream, ingest_id)
+    redis_client.xadd(stream, entry_fields(fields[b"c"], "replay", fields[b"e"], fields[b"s"]))
+    drain(settings, redis_client)
+
+    def columns(company_id: str) -> list[dict]:
+        result = clickhouse_client(settings.clickhouse_url).query(
+            "SELECT * FROM events WHERE company_id = toUUID(%(c)s) ORDER BY message_id", parameters={"c": company_id})
+        rows = [dict(zip(result.column_names, row)) for row in result.result_rows]
+        for row in rows:
+            assert row.pop("stream_entry") and row.pop("company_id") and row.pop("received_at")
+            assert row.pop("session_id")
+            row.pop("request_id")
+            if row["sent_at"]:  # then the event time is corrected for the clock skew: relative to received_at
+                row.pop("event_time")
+        return rows
+
+    rows = columns(with_rows.company_id)
+    assert len(rows) == len(events) and rows == columns(without_rows.company_id)
+    transaction = next(row for row in rows if row["message_id"] == "tx")
+    assert (transaction["tx_value"], transaction["tx_value_num"]) == ("1500000000000000000", 1.5e18)
+    assert json.loads(transaction["properties"]) == events[-1]["properties"]
+    assert transaction["sent_at"] == start.replace(tzinfo=None) + dt.timedelta(seconds=10)
+    payment = next(row for row in rows if row["type"] == "payment")
+    assert (str(payment["amount"]), payment["traits"], payment["context"], payment["is_bot"]) == (
+        "5.250000000", "{}", "{}", 0)
+    stored_sessions = clickhouse_client(settings.clickhouse_url).query(
+        "SELECT message_id, session_id FROM events WHERE company_id = toUUID(%(c)s)",
+        parameters={"c": without_rows.company_id}).result_rows
+    assert dict(stored_sessions) == {event.message_id: event.session_id for event in decode_entry(fields)}
+
+
+def test_an_entry_whose_rows_do_not_match_its_message_ids_is_quarantined(api, settings, redis_client):
+    fast = dataclasses.replace(settings, persist_claim_idle_seconds=0, persist_max_failures=2)
+    t = tenant(api)
+    api.post("/v1/events", auth=t.write_key, json=mixed_events(4, dt.datetime.now(dt.timezone.utc)))
+    stream = stream_key(shard_for(t.company_id, settings.stream_shards))
+    (entry_id, fields), = redis_client.xrange(stream)
+    redis_client.xdel(stream, entry_id)
+    redis_client.xadd(stream, {**fields, b"j": fields[b"j"].rsplit(b"\n", 1)[0]})
+    for _ in range(3):
+        drain(fast, redis_client)
+    assert stored(settings, t.company_id) == 0
+    with database.connection_context():
+        assert "3 rows for 4 message ids" in Quarantine.get().reason
 
 
 def test_an_undecodable_entry_goes_straight_to_quarantine(settings, redis_client, api):

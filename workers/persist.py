@@ -1,11 +1,12 @@
 """Actor `persist_shard`: moves events from one Redis stream shard into ClickHouse exactly once, and
 hands the newly stored ones to the entities pump (workers/entities.py).
 
-For each batch (see workers/pump.py for reading, retries and quarantine):
+For each batch (see workers/pump.py for reading, retries and quarantine), without decoding the
+events: ingest wrote their message ids and ClickHouse rows into the entry (models/streams.py):
 1. looks the batch's (company, message id) pairs up in ClickHouse's `event_ids`: an event stored
    before by another entry is a resend and is dropped; one stored by this same entry (an earlier
    attempt that died before acknowledging) is not inserted again; repeats within the batch count once;
-2. inserts the new events in one INSERT (which also fills `event_ids`, with the entry id);
+2. inserts the new events' rows in one INSERT (which also fills `event_ids`, with the entry id);
 3. appends, per entry, its events (new, or stored by its own earlier attempt) to the entities
    stream, named by the entry id, and notes the entry in the shard's hand-over set, in one
    transaction; an entry found in that set (a redelivery) is not handed over again, so every
@@ -24,8 +25,7 @@ from adtivity.jobs import PERSIST_SHARD
 from adtivity.settings import Settings
 from models import redis_keys
 from models.clickhouse import PerThread
-from models.events import Event
-from models.events_table import INSERT_SETTINGS, json_each_row
+from models.events_table import INSERT_SETTINGS, insert_rows, stream_rows
 from models.streams import PERSIST_GROUP, encode_events, entities_stream_key, entry_fields, stream_key
 from workers import settings
 from workers.pump import Entry, StreamPump, run_pump
@@ -52,13 +52,13 @@ class EventsPump(StreamPump):
     def store(self, entries: list[Entry]) -> None:
         to_insert, to_forward = self.sort_out(entries)
         if to_insert:
-            self.clickhouse.raw_insert("events", insert_block=json_each_row(to_insert), fmt="JSONEachRow",
+            self.clickhouse.raw_insert("events", insert_block=b"\n".join(to_insert) + b"\n", fmt="JSONEachRow",
                                        settings=INSERT_SETTINGS)
         self.hand_over(entries, to_forward)
 
-    def hand_over(self, entries: list[Entry], to_forward: dict[str, list[Event]]) -> None:
-        """Appends each entry's events to the entities stream, named by the entry's id, unless an
-        earlier delivery of the entry did."""
+    def hand_over(self, entries: list[Entry], to_forward: dict[str, list[int]]) -> None:
+        """Appends each entry's events (those at the indexes in `to_forward`) to the entities stream,
+        named by the entry's id, unless an earlier delivery of the entry did."""
         forwarding = [entry for entry in entries if to_forward.get(entry.id)]
         if not forwarding:
             return
@@ -68,11 +68,11 @@ class EventsPump(StreamPump):
             for entry, already in zip(forwarding, handed):
                 if already:
                     continue
-                events = to_forward[entry.id]
-                if len(events) == len(entry.events):  # the whole entry: pass its bytes on as they are
+                indexes = to_forward[entry.id]
+                if len(indexes) == len(entry.message_ids):  # the whole entry: pass its bytes on as they are
                     payload, sessions = entry.fields[b"e"], entry.fields.get(b"s", b"")
                 else:  # a part: the decoded events carry their session ids already
-                    payload, sessions = encode_events(events), b""
+                    payload, sessions = encode_events([entry.events[index] for index in indexes]), b""
                 pipe.xadd(stream, entry_fields(entry.fields[b"c"], entry.id, payload, sessions))
                 pipe.sadd(self.handed_key, entry.id)
             pipe.execute()
@@ -80,23 +80,26 @@ class EventsPump(StreamPump):
     def forget(self, pipe, ids: list[str]) -> None:
         pipe.srem(self.handed_key, *ids)
 
-    def sort_out(self, entries: list[Entry]) -> tuple[list[tuple[str, Event]], dict[str, list[Event]]]:
-        """What to insert as (entry id, event), and what each entry hands to the entities pump."""
+    def sort_out(self, entries: list[Entry]) -> tuple[list[bytes], dict[str, list[int]]]:
+        """The rows to insert, and the indexes of the events each entry hands to the entities pump."""
         stored = self.stored_by(entries)
         seen: set[tuple[str, str]] = set()
-        to_insert: list[tuple[str, Event]] = []
-        to_forward: dict[str, list[Event]] = {}
+        to_insert: list[bytes] = []
+        to_forward: dict[str, list[int]] = {}
         for entry in entries:
-            for event in entry.events:
-                key = (event.company_id, event.message_id)
+            rows = entry_rows(entry)
+            company = entry.company
+            forwarded = to_forward[entry.id] = []
+            for index, message_id in enumerate(entry.message_ids):
+                key = (company, message_id)
                 if key in seen:
                     continue
                 seen.add(key)
                 owner = stored.get(key)
                 if owner is None:
-                    to_insert.append((entry.id, event))
+                    to_insert.append(rows[index])
                 if owner is None or owner == entry.id:
-                    to_forward.setdefault(entry.id, []).append(event)
+                    forwarded.append(index)
         return to_insert, to_forward
 
     def stored_by(self, entries: list[Entry]) -> dict[tuple[str, str], str]:
@@ -106,7 +109,7 @@ class EventsPump(StreamPump):
         Redelivered entries are also looked for in `events` itself: an insert cut short (ClickHouse
         killed, or a client timeout while the server went on) may have written `events` without
         `event_ids`, which its materialised view fills afterwards, not atomically."""
-        message_ids = {event.message_id for entry in entries for event in entry.events}
+        message_ids = {message_id for entry in entries for message_id in entry.message_ids}
         result = self.clickhouse.query(
             "SELECT toString(company_id), message_id, any(stream_entry) FROM event_ids "
             f"WHERE company_id IN ({companies_of(entries)}) AND message_id IN batch_ids GROUP BY company_id, message_id",
@@ -135,9 +138,22 @@ class EventsPump(StreamPump):
         return owners(result)
 
 
+def entry_rows(entry: Entry) -> list[bytes]:
+    """The entry's ClickHouse rows, one an event: as ingest encoded them, or, for an entry without
+    them (replayed from quarantine), from its events, which carry their session ids."""
+    encoded = entry.fields.get(b"j")
+    if encoded is None:
+        rows = insert_rows(entry.id, stream_rows(entry.events), b"")
+    else:
+        rows = insert_rows(entry.id, encoded, entry.fields.get(b"s", b""))
+    if len(rows) != len(entry.message_ids):
+        raise ValueError(f"entry has {len(rows)} rows for {len(entry.message_ids)} message ids")
+    return rows
+
+
 def companies_of(entries: list[Entry]) -> str:
     """The entries' companies as a list of SQL literals."""
-    return ", ".join(map(string_literal, {event.company_id for entry in entries for event in entry.events}))
+    return ", ".join(map(string_literal, {entry.company for entry in entries}))
 
 
 def owners(result) -> dict[tuple[str, str], str]:

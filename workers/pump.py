@@ -16,7 +16,9 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 
 import clickhouse_connect.driver.exceptions as ch_errors
 import msgspec
@@ -28,7 +30,7 @@ from adtivity.metrics import PUMP_BATCH_EVENTS, PUMP_BATCH_SECONDS, PUMP_EVENTS,
 from adtivity.settings import Settings
 from models.db import database
 from models.events import Event
-from models.streams import DEAD_LETTER_STREAM, decode_entry, encode_events
+from models.streams import DEAD_LETTER_STREAM, decode_entry, decode_message_ids, encode_events
 from models.tracking import Quarantine
 from adtivity.lease import Lease
 from models import redis_keys
@@ -43,10 +45,29 @@ MAX_BACKOFF_SECONDS = 10.0
 class Entry:
     id: str
     fields: dict
-    events: list[Event]
+    message_ids: list[str]  # one an event, in the entry's order
     # Claimed from a pump that died, or held through a failed attempt: its store may have happened,
     # wholly or in part, without the acknowledgement.
     redelivered: bool = False
+
+    @classmethod
+    def read(cls, entry_id: str, fields: dict) -> Entry:
+        """An entry as read from a stream: its events are decoded now unless it lists its message ids
+        ("m"), in which case only when asked for. Raises what decode_entry raises."""
+        message_ids = decode_message_ids(fields)
+        if message_ids is not None:
+            return cls(entry_id, fields, message_ids)
+        entry = cls(entry_id, fields, [])
+        entry.message_ids = [event.message_id for event in entry.events]
+        return entry
+
+    @cached_property
+    def events(self) -> list[Event]:
+        return decode_entry(self.fields)
+
+    @property
+    def company(self) -> str:
+        return self.fields[b"c"].decode()
 
     @property
     def source(self) -> str:
@@ -94,7 +115,7 @@ class StreamPump:
                 entry = self.decode(entry_id, fields)
                 if entry is not None:
                     entries.append(entry)
-                    events += len(entry.events)
+                    events += len(entry.message_ids)
         return entries
 
     def claim_stale(self) -> list[Entry]:
@@ -115,7 +136,7 @@ class StreamPump:
 
     def decode(self, entry_id: bytes, fields: dict) -> Entry | None:
         try:
-            return Entry(entry_id.decode(), fields, decode_entry(fields))
+            return Entry.read(entry_id.decode(), fields)
         except (msgspec.DecodeError, msgspec.ValidationError, KeyError) as error:
             self.quarantine(entry_id, fields, f"undecodable entry: {error}")
             return None
@@ -132,7 +153,7 @@ class StreamPump:
                 started = time.perf_counter()
                 self.store(entries)
                 self.ack(entries)
-                events = sum(len(entry.events) for entry in entries)
+                events = sum(len(entry.message_ids) for entry in entries)
                 PUMP_EVENTS.labels(self.kind).inc(events)
                 PUMP_BATCH_EVENTS.labels(self.kind).observe(events)
                 PUMP_BATCH_SECONDS.labels(self.kind).observe(time.perf_counter() - started)
@@ -196,14 +217,29 @@ class StreamPump:
 
     # The pump.
     def run(self, lease: Lease, seconds: float) -> None:
+        """Stores batches until `seconds` pass or the lease is lost. The next batch is read while one is
+        stored (the store's time is mostly spent waiting on ClickHouse or Postgres), and each batch is
+        read only while the lease is held."""
         deadline = time.monotonic() + seconds
         self.ensure_group()
         if not self.persist(self.claim_stale(), deadline):
             return
-        while time.monotonic() < deadline and lease.renew():
-            wait = min(self.settings.persist_batch_seconds, max(0.0, deadline - time.monotonic()))
-            if not self.persist(self.read_batch(wait), deadline):
-                return  # the store is down: read no more; a later run retries what is pending
+        if not lease.renew():
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.kind}-read") as reader:
+            reading = reader.submit(self.read_batch, self.batch_wait(deadline))
+            while True:
+                batch = reading.result()
+                more = time.monotonic() < deadline and lease.renew()
+                if more:
+                    reading = reader.submit(self.read_batch, self.batch_wait(deadline))
+                if not self.persist(batch, deadline):
+                    return  # the store is down: the batch read ahead stays pending for a later run
+                if not more:
+                    return
+
+    def batch_wait(self, deadline: float) -> float:
+        return min(self.settings.persist_batch_seconds, max(0.0, deadline - time.monotonic()))
 
 
 def run_pump(settings: Settings, client: redis.Redis, pump: StreamPump, lease_key: str, queued_key: str) -> bool:

@@ -5,7 +5,8 @@ Sessions: a session per identity ends after SESSION_TIMEOUT_SECONDS without even
 in Segment and GA). State is one string per identity, "<session id> <last activity>"; the last
 activity is rewritten only when it moves on by more than ACTIVITY_GRANULARITY_SECONDS, so an active
 session costs one GET per event, and the timeout is exact to within that granularity. Derived ids
-travel in the entry's "s" field (see models/streams.py), in the order of the events that lack one.
+travel in the entry's "s" field (see models/streams.py), in the order of the events that lack one;
+the entry's ClickHouse rows leave those session ids blank for the persist pump to fill in.
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ import uuid_utils
 
 from models import redis_keys
 from models.events import Event
-from models.streams import encode_events
+from models.events_table import stream_rows
+from models.streams import encode_events, encode_message_ids
 from web.ratelimit import TAKE_TOKENS_LUA, Decision, Limit, decision
 
 ACTIVITY_GRANULARITY_SECONDS = 60
@@ -27,7 +29,7 @@ ACTIVITY_GRANULARITY_SECONDS = 60
 # [identity, event time, candidate id] for the events lacking a session id): on a single Redis this
 # is safe; a Redis Cluster deployment would shard by company and pass the keys instead.
 # ARGV: capacity, rate, now, cost, timeout, granularity, company, request id, encoded events,
-#       session key prefix, the MessagePack array.
+#       session key prefix, the MessagePack array, message ids, ClickHouse rows.
 _WRITE = TAKE_TOKENS_LUA + """
 local taken = take_tokens(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))
 if taken[1] == 0 then
@@ -54,7 +56,8 @@ for _, wanted in ipairs(cmsgpack.unpack(ARGV[11])) do
   end
   sessions[#sessions + 1] = id
 end
-local id = redis.call('XADD', KEYS[2], '*', 'c', ARGV[7], 'r', ARGV[8], 'e', ARGV[9], 's', table.concat(sessions, ' '))
+local id = redis.call('XADD', KEYS[2], '*', 'c', ARGV[7], 'r', ARGV[8], 'e', ARGV[9], 's', table.concat(sessions, ' '),
+                         'm', ARGV[12], 'j', ARGV[13])
 return {1, id}
 """
 _pack = msgspec.msgpack.Encoder()
@@ -72,6 +75,7 @@ class EventWriter:
         wanted = [(e.identity, int(e.event_time.timestamp()), str(uuid_utils.uuid7())) for e in events if not e.session_id]
         args = [limit.capacity, limit.per_second, time.time(), len(events), self.session_timeout_seconds,
                 ACTIVITY_GRANULARITY_SECONDS, company_id, request_id, encode_events(events),
-                redis_keys.session_state(company_id, ""), _pack.encode(wanted)]
+                redis_keys.session_state(company_id, ""), _pack.encode(wanted), encode_message_ids(events),
+                stream_rows(events)]
         allowed, detail = self._write(keys=[bucket, stream], args=args)
         return decision(allowed, detail if not allowed else 0, limit, len(events))
