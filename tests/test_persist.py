@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import time
 
 import clickhouse_connect.driver.exceptions as ch_errors
 
@@ -405,3 +406,27 @@ def test_an_insert_cut_short_before_its_event_ids_is_not_repeated_on_redelivery(
     drain(fast, redis_client, clickhouse)
     assert stored(settings, t.company_id) == 20
     assert redis_client.xpending(stream_key(shard), PERSIST_GROUP)["pending"] == 0
+    # the redelivery recorded the ids, so a later resend in a new entry is recognised too
+    api.post("/v1/events", auth=t.write_key, json=[
+        {"type": "track", "name": "cut short", "user_id": "u", "message_id": f"cut-{i}"} for i in range(20)])
+    drain(settings, redis_client, clickhouse)
+    assert stored(settings, t.company_id) == 20
+    assert [len(decode_entry(fields)) for _, fields in redis_client.xrange(entities_stream_key(shard))] == [20]
+
+
+def test_an_entry_finished_by_one_pump_is_not_handed_over_again_by_another_that_claimed_it(
+        api, settings, redis_client):
+    t = tenant(api)
+    api.post("/v1/events", auth=t.write_key, json=mixed_events(8, dt.datetime.now(dt.timezone.utc)))
+    shard = shard_for(t.company_id, settings.stream_shards)
+    clickhouse = clickhouse_client(settings.clickhouse_url)
+    fast = dataclasses.replace(settings, persist_claim_idle_seconds=0)
+    first, second = EventsPump(fast, redis_client, clickhouse, shard), EventsPump(fast, redis_client, clickhouse, shard)
+    first.ensure_group()
+    held = first.read_batch(0.1)
+    claimed = second.claim_stale()  # the first looked dead: the second holds the same entries
+    assert [entry.id for entry in claimed] == [entry.id for entry in held]
+    assert first.persist(held, time.monotonic() + 5)
+    assert second.persist(claimed, time.monotonic() + 5)
+    assert stored(settings, t.company_id) == 8
+    assert len(redis_client.xrange(entities_stream_key(shard))) == 1

@@ -9,15 +9,20 @@ events: ingest wrote their message ids and ClickHouse rows into the entry (model
 2. inserts the new events' rows in one INSERT (which also fills `event_ids`, with the entry id);
 3. appends, per entry, its events (new, or stored by its own earlier attempt) to the entities
    stream, named by the entry id, and notes the entry in the shard's hand-over set, in one
-   transaction; an entry found in that set (a redelivery) is not handed over again, so every
-   stored event reaches the entities stream exactly once (the real-time counts depend on it);
+   transaction;
+   an entry found in that set (a redelivery), or no longer pending (finished by another pump that
+   had claimed it too), is not handed over again, so every stored event reaches the entities
+   stream exactly once (the real-time counts depend on it);
 4. acknowledges the entries and takes them out of the hand-over set, in one transaction.
 A crash between any two steps leaves the entries pending; the retry repeats what is missing and
 nothing else. Postgres being down does not stop this path (nor ClickHouse being down the entities one).
 """
 from __future__ import annotations
 
+import time
+
 import dramatiq
+import msgspec
 import redis
 from clickhouse_connect.driver.external import ExternalData
 
@@ -29,6 +34,21 @@ from models.events_table import INSERT_SETTINGS, insert_rows, stream_rows
 from models.streams import PERSIST_GROUP, encode_events, entities_stream_key, entry_fields, stream_key
 from workers import settings
 from workers.pump import Entry, StreamPump, run_pump
+
+# KEYS: the events stream, the shard's hand-over set. ARGV: the group, then entry ids. Returns those
+# still pending in the group and not handed over yet.
+_TO_HAND_OVER = """
+local waiting = {}
+for i = 2, #ARGV do
+  local id = ARGV[i]
+  if redis.call('SISMEMBER', KEYS[2], id) == 0 and #redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1) == 1 then
+    waiting[#waiting + 1] = id
+  end
+end
+return waiting
+"""
+_json = msgspec.json.Encoder()
+
 
 def string_literal(value: str) -> str:
     """A ClickHouse string literal: backslash and quote escaped (the only specials inside quotes)."""
@@ -48,6 +68,7 @@ class EventsPump(StreamPump):
         super().__init__(settings, client, stream_key(shard), PERSIST_GROUP, shard)
         self.clickhouse = clickhouse
         self.handed_key = redis_keys.handed_over(shard)
+        self._to_hand_over = client.register_script(_TO_HAND_OVER)
 
     def store(self, entries: list[Entry]) -> None:
         to_insert, to_forward = self.sort_out(entries)
@@ -58,16 +79,21 @@ class EventsPump(StreamPump):
 
     def hand_over(self, entries: list[Entry], to_forward: dict[str, list[int]]) -> None:
         """Appends each entry's events (those at the indexes in `to_forward`) to the entities stream,
-        named by the entry's id, unless an earlier delivery of the entry did."""
-        forwarding = [entry for entry in entries if to_forward.get(entry.id)]
+        named by the entry's id, and notes the entry in the hand-over set, in one transaction; unless
+        an earlier delivery of the entry did, or the entry is no longer pending (another pump, which
+        had claimed it too, finished it). The transaction watches the hand-over set, which every
+        hand-over and acknowledgement changes, so it only commits if the check still holds."""
+        forwarding = {entry.id: entry for entry in entries if to_forward.get(entry.id)}
         if not forwarding:
             return
-        handed = self.redis.smismember(self.handed_key, [entry.id for entry in forwarding])
-        with self.redis.pipeline(transaction=True) as pipe:
-            stream = entities_stream_key(self.shard)
-            for entry, already in zip(forwarding, handed):
-                if already:
-                    continue
+        stream = entities_stream_key(self.shard)
+
+        def transaction(pipe) -> None:
+            waiting = self._to_hand_over(keys=[self.stream, self.handed_key], args=[self.group, *forwarding],
+                                         client=pipe)
+            pipe.multi()
+            for entry_id in waiting:
+                entry = forwarding[entry_id.decode()]
                 indexes = to_forward[entry.id]
                 if len(indexes) == len(entry.message_ids):  # the whole entry: pass its bytes on as they are
                     payload, sessions = entry.fields[b"e"], entry.fields.get(b"s", b"")
@@ -75,7 +101,8 @@ class EventsPump(StreamPump):
                     payload, sessions = encode_events([entry.events[index] for index in indexes]), b""
                 pipe.xadd(stream, entry_fields(entry.fields[b"c"], entry.id, payload, sessions))
                 pipe.sadd(self.handed_key, entry.id)
-            pipe.execute()
+
+        self.redis.transaction(transaction, self.handed_key)
 
     def forget(self, pipe, ids: list[str]) -> None:
         pipe.srem(self.handed_key, *ids)
@@ -119,8 +146,19 @@ class EventsPump(StreamPump):
         stored = owners(result)
         redelivered = [entry for entry in entries if entry.redelivered]
         if redelivered:
-            stored.update(self.inserted_by(redelivered))
+            inserted = self.inserted_by(redelivered)
+            self.record_ids({key: entry for key, entry in inserted.items() if key not in stored})
+            stored.update(inserted)
         return stored
+
+    def record_ids(self, missing: dict[tuple[str, str], str]) -> None:
+        """Writes into `event_ids` the ids of rows an insert cut short left in `events` alone, so later
+        resends of those events (in other entries) are recognised too."""
+        if missing:
+            now = int(time.time())
+            rows = b"\n".join(_json.encode({"company_id": company, "message_id": message_id, "received_at": now,
+                                             "stream_entry": entry}) for (company, message_id), entry in missing.items())
+            self.clickhouse.raw_insert("event_ids", insert_block=rows + b"\n", fmt="JSONEachRow")
 
     def inserted_by(self, entries: list[Entry]) -> dict[tuple[str, str], str]:
         """(company, message id) -> entry, for rows these entries put in `events` (bounded by the
