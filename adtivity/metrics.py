@@ -18,6 +18,8 @@ PUMP_BATCH_EVENTS = Histogram("adtivity_pump_batch_events", "Events in a stored 
                               buckets=(1, 10, 50, 100, 500, 1000, 2500, 5000, 10000))
 PUMP_BATCH_SECONDS = Histogram("adtivity_pump_batch_seconds", "Time to store and acknowledge a batch", ["pump"],
                                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+REPEATED_HAND_OVERS = Counter("adtivity_repeated_hand_overs_total", "Events-stream entries the entities pump "
+                              "received more than once (each would be counted twice in real time)")
 QUARANTINED = Counter("adtivity_quarantined_entries_total", "Stream entries sent to the quarantine", ["pump"])
 ROLLUP_SECONDS = Histogram("adtivity_rollup_seconds", "Time to recompute one company's rollups",
                            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))

@@ -9,6 +9,7 @@ import time
 
 import clickhouse_connect.driver.exceptions as ch_errors
 
+from adtivity.metrics import REPEATED_HAND_OVERS
 from models.clickhouse import clickhouse_client
 from models.db import database
 from models import redis_keys
@@ -430,3 +431,16 @@ def test_an_entry_finished_by_one_pump_is_not_handed_over_again_by_another_that_
     assert second.persist(claimed, time.monotonic() + 5)
     assert stored(settings, t.company_id) == 8
     assert len(redis_client.xrange(entities_stream_key(shard))) == 1
+
+
+def test_an_entry_handed_over_twice_changes_no_entity_and_is_reported(api, settings, redis_client):
+    t = tenant(api)
+    api.post("/v1/events", auth=t.write_key, json=mixed_events(8, dt.datetime.now(dt.timezone.utc)))
+    drain(settings, redis_client)
+    before, reported = entity_snapshot(t.company_id), REPEATED_HAND_OVERS._value.get()
+    stream = entities_stream_key(shard_for(t.company_id, settings.stream_shards))
+    (_, fields), = redis_client.xrange(stream)
+    redis_client.xadd(stream, fields)
+    drain(settings, redis_client)
+    assert entity_snapshot(t.company_id) == before
+    assert REPEATED_HAND_OVERS._value.get() == reported + 1

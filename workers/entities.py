@@ -11,6 +11,7 @@ workers/pump.py.
 from __future__ import annotations
 
 import json
+import logging
 from decimal import Decimal
 
 import dramatiq
@@ -18,6 +19,8 @@ import redis
 from psycopg2.extras import execute_values
 
 from adtivity.jobs import ENTITIES_SHARD
+from adtivity.logs import log_event
+from adtivity.metrics import REPEATED_HAND_OVERS
 from adtivity.settings import Settings
 from models import events as ev
 from models import redis_keys
@@ -28,6 +31,7 @@ from models.tracking import PersistedEntry
 from workers import settings
 from workers.pump import Entry, StreamPump, run_pump
 
+log = logging.getLogger(__name__)
 UPSERT_END_USERS = """
 INSERT INTO end_users (company_id, user_id, first_seen, last_seen, traits) VALUES %s
 ON CONFLICT (company_id, user_id) DO UPDATE SET
@@ -216,6 +220,11 @@ class EntitiesPump(StreamPump):
             fresh = {row.entry_id for row in PersistedEntry.insert_many(rows).on_conflict_ignore()
                      .returning(PersistedEntry.entry_id).execute()}
             apply_entities([event for source, entry in by_source.items() if source in fresh for event in entry.events])
+        repeated = [source for source, entry in by_source.items() if source not in fresh and not entry.redelivered]
+        if repeated:  # not a redelivery of ours: the persist pump handed the entry over twice
+            REPEATED_HAND_OVERS.inc(len(repeated))
+            log_event(log, "events-stream entry handed over more than once; real-time counts may be too high",
+                      level=logging.ERROR, shard=self.shard, entries=repeated[:10])
 
 
 redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=30, socket_connect_timeout=2)
