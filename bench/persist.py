@@ -66,6 +66,8 @@ def main() -> int:
     client.flushdb()
     open_database(settings.database_url)
     clickhouse = clickhouse_client(settings.clickhouse_url, timeout=60)
+    for table in ("events", "event_ids"):  # earlier runs' parts would be merged in the background meanwhile
+        clickhouse.command(f"TRUNCATE TABLE {table}")
     rng = random.Random(11)
     companies = [str(uuid.uuid4()) for _ in range(args.companies)]
     started = time.perf_counter()

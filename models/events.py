@@ -20,6 +20,17 @@ TRANSACTION_STATUSES = ("submitted", "confirmed", "failed")
 PAYMENT_STATUSES = ("started", "completed", "failed", "cancelled")
 
 
+class Identified:
+    """For event structs with `user_id` and `anonymous_id`: who did the event."""
+
+    __slots__ = ()
+
+    @property
+    def identity(self) -> str:
+        """The user id when known, else the anonymous id."""
+        return self.user_id or self.anonymous_id
+
+
 class OnChainAndPayment(msgspec.Struct, kw_only=True):
     """The web3 and payment fields, shared by the envelope and web/ingest/wire.Incoming."""
 
@@ -40,7 +51,7 @@ class OnChainAndPayment(msgspec.Struct, kw_only=True):
     payment_method: str = ""
 
 
-class Event(OnChainAndPayment, kw_only=True, omit_defaults=True):
+class Event(OnChainAndPayment, Identified, kw_only=True, omit_defaults=True):
     company_id: str
     message_id: str
     type: str
@@ -85,8 +96,3 @@ class Event(OnChainAndPayment, kw_only=True, omit_defaults=True):
     is_bot: bool = False
     # Tracing.
     request_id: str = ""
-
-    @property
-    def identity(self) -> str:
-        """Who did it: the user id when known, else the anonymous id."""
-        return self.user_id or self.anonymous_id

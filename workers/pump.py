@@ -46,24 +46,25 @@ class Entry:
     id: str
     fields: dict
     message_ids: list[str]  # one an event, in the entry's order
+    event_type: type = Event  # what `events` decodes to (see models.streams.decode_entry)
     # Claimed from a pump that died, or held through a failed attempt: its store may have happened,
     # wholly or in part, without the acknowledgement.
     redelivered: bool = False
 
     @classmethod
-    def read(cls, entry_id: str, fields: dict) -> Entry:
+    def read(cls, entry_id: str, fields: dict, event_type: type = Event) -> Entry:
         """An entry as read from a stream: its events are decoded now unless it lists its message ids
         ("m"), in which case only when asked for. Raises what decode_entry raises."""
         message_ids = decode_message_ids(fields)
         if message_ids is not None:
-            return cls(entry_id, fields, message_ids)
-        entry = cls(entry_id, fields, [])
+            return cls(entry_id, fields, message_ids, event_type)
+        entry = cls(entry_id, fields, [], event_type)
         entry.message_ids = [event.message_id for event in entry.events]
         return entry
 
     @cached_property
-    def events(self) -> list[Event]:
-        return decode_entry(self.fields)
+    def events(self) -> list:
+        return decode_entry(self.fields, self.event_type)
 
     @property
     def company(self) -> str:
@@ -77,6 +78,7 @@ class Entry:
 
 class StreamPump:
     kind = "pump"
+    event_type: type = Event  # what a batch's events decode to
 
     def __init__(self, settings: Settings, client: redis.Redis, stream: str, group: str, shard: int) -> None:
         self.settings = settings
@@ -136,7 +138,7 @@ class StreamPump:
 
     def decode(self, entry_id: bytes, fields: dict) -> Entry | None:
         try:
-            return Entry.read(entry_id.decode(), fields)
+            return Entry.read(entry_id.decode(), fields, self.event_type)
         except (msgspec.DecodeError, msgspec.ValidationError, KeyError) as error:
             self.quarantine(entry_id, fields, f"undecodable entry: {error}")
             return None
