@@ -51,26 +51,34 @@ class OnChainAndPayment(msgspec.Struct, kw_only=True):
     payment_method: str = ""
 
 
-class Event(OnChainAndPayment, Identified, kw_only=True, omit_defaults=True):
+class SlimEvent(OnChainAndPayment, Identified, kw_only=True):
+    """The fields of an `Event` that the consumers after ClickHouse use (the entities pump and the
+    real-time metrics): decoding a stored event as this skips the rest (properties, context, page
+    and client fields), about three times faster than the whole event."""
+
     company_id: str
     message_id: str
     type: str
     event_time: dt.datetime
-    received_at: dt.datetime
-    sent_at: dt.datetime | None = None
-    time_clamped: bool = False
     name: str = ""
     user_id: str = ""
     anonymous_id: str = ""
     session_id: str = ""
-    group_id: str = ""
     previous_id: str = ""
-    properties: dict[str, Any] = {}
     traits: dict[str, Any] = {}
+    page_path: str = ""
+    is_bot: bool = False
+
+
+class Event(SlimEvent, kw_only=True, omit_defaults=True):
+    received_at: dt.datetime
+    sent_at: dt.datetime | None = None
+    time_clamped: bool = False
+    group_id: str = ""
+    properties: dict[str, Any] = {}
     context: dict[str, Any] = {}
     # Page and campaign.
     page_url: str = ""
-    page_path: str = ""
     page_title: str = ""
     referrer: str = ""
     referrer_domain: str = ""
@@ -93,6 +101,5 @@ class Event(OnChainAndPayment, Identified, kw_only=True, omit_defaults=True):
     country: str = ""
     region: str = ""
     city: str = ""
-    is_bot: bool = False
     # Tracing.
     request_id: str = ""

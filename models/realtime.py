@@ -21,6 +21,7 @@ import datasketches
 import msgspec
 
 from models import events as kinds
+from models.events import SlimEvent
 from models.streams import entry_id_parts
 
 WINDOW_MINUTES = 60
@@ -28,25 +29,6 @@ ACTIVE_USER_WINDOWS = (5, 30, 60)
 TOP_N = 10
 OTHER = "(other)"
 SEPARATOR = "|"
-
-
-class SlimEvent(msgspec.Struct, kw_only=True):
-    """The fields of an `models.events.Event` the real-time metrics use; msgpack decoding skips the rest."""
-
-    type: str
-    event_time: dt.datetime
-    name: str = ""
-    user_id: str = ""
-    anonymous_id: str = ""
-    page_path: str = ""
-    is_bot: bool = False
-    wallet_address: str = ""
-    chain_id: str = ""
-    tx_value: str = ""
-    token: str = ""
-    status: str = ""
-    amount: str = ""
-    currency: str = ""
 
 
 class BridgeMessage(msgspec.Struct, array_like=True):

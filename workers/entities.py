@@ -10,14 +10,11 @@ workers/pump.py.
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 from decimal import Decimal
-from typing import Any
 
 import dramatiq
-import msgspec
 import redis
 from psycopg2.extras import execute_values
 
@@ -26,6 +23,7 @@ from adtivity.logs import log_event
 from adtivity.metrics import REPEATED_HAND_OVERS
 from adtivity.settings import Settings
 from models import events as ev
+from models.events import SlimEvent
 from models import redis_keys
 from models.db import database
 from models.streams import ENTITIES_GROUP, entities_stream_key
@@ -84,29 +82,6 @@ ON CONFLICT (company_id, payment_id) DO UPDATE SET
 """
 
 
-class EntityEvent(msgspec.Struct, ev.Identified, kw_only=True):
-    """The fields of an `models.events.Event` the entities use; msgpack decoding skips the rest
-    (properties, context, page and client fields), about three times faster than the whole event."""
-
-    company_id: str
-    message_id: str
-    type: str
-    event_time: dt.datetime
-    user_id: str = ""
-    anonymous_id: str = ""
-    session_id: str = ""
-    previous_id: str = ""
-    traits: dict[str, Any] = {}
-    page_path: str = ""
-    wallet_address: str = ""
-    chain_id: str = ""
-    status: str = ""
-    payment_id: str = ""
-    amount: str = ""
-    currency: str = ""
-    payment_method: str = ""
-
-
 def naive(moment):
     return moment.replace(tzinfo=None)
 
@@ -123,7 +98,7 @@ def postgres_safe(value):
     return value
 
 
-def apply_entities(events: list[EntityEvent]) -> None:
+def apply_entities(events: list[SlimEvent]) -> None:
     """Call inside a transaction (database.atomic())."""
     events = sorted(events, key=lambda e: e.event_time)
     cursor = database.cursor()
@@ -138,7 +113,7 @@ def apply_entities(events: list[EntityEvent]) -> None:
             execute_values(cursor, statement, [postgres_safe(row) for row in rows], page_size=len(rows))
 
 
-def end_user_rows(events: list[EntityEvent]) -> list[tuple]:
+def end_user_rows(events: list[SlimEvent]) -> list[tuple]:
     users: dict[tuple, list] = {}
     for event in events:
         if not event.user_id:
@@ -153,10 +128,10 @@ def end_user_rows(events: list[EntityEvent]) -> list[tuple]:
     return [(c, u, first, last, json.dumps(postgres_safe(traits))) for c, u, first, last, traits in users.values()]
 
 
-def identity_rows(events: list[EntityEvent]) -> list[tuple]:
+def identity_rows(events: list[SlimEvent]) -> list[tuple]:
     links: dict[tuple, list] = {}
 
-    def link(event: EntityEvent, kind: str, value: str) -> None:
+    def link(event: SlimEvent, kind: str, value: str) -> None:
         moment = naive(event.event_time)
         row = links.get((event.company_id, kind, value))
         if row is None:
@@ -176,7 +151,7 @@ def identity_rows(events: list[EntityEvent]) -> list[tuple]:
     return [tuple(row) for row in links.values()]
 
 
-def wallet_rows(events: list[EntityEvent]) -> list[tuple]:
+def wallet_rows(events: list[SlimEvent]) -> list[tuple]:
     wallets: dict[tuple, list] = {}
     for event in events:
         if not event.wallet_address:
@@ -192,7 +167,7 @@ def wallet_rows(events: list[EntityEvent]) -> list[tuple]:
     return [(c, a, sorted(chains), u, first, last) for c, a, chains, u, first, last in wallets.values()]
 
 
-def session_rows(events: list[EntityEvent]) -> list[tuple]:
+def session_rows(events: list[SlimEvent]) -> list[tuple]:
     sessions: dict[tuple, list] = {}
     for event in events:
         if not event.session_id:
@@ -211,7 +186,7 @@ def session_rows(events: list[EntityEvent]) -> list[tuple]:
     return [tuple(row) for row in sessions.values()]
 
 
-def payment_rows(events: list[EntityEvent]) -> list[tuple]:
+def payment_rows(events: list[SlimEvent]) -> list[tuple]:
     payments: dict[tuple, list] = {}
     for event in events:
         if event.type != ev.PAYMENT:
@@ -232,7 +207,7 @@ def payment_rows(events: list[EntityEvent]) -> list[tuple]:
 
 class EntitiesPump(StreamPump):
     kind = "entities"
-    event_type = EntityEvent
+    event_type = SlimEvent
 
     def __init__(self, settings: Settings, client: redis.Redis, shard: int) -> None:
         super().__init__(settings, client, entities_stream_key(shard), ENTITIES_GROUP, shard)
