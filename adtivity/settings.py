@@ -32,6 +32,7 @@ class Settings:
     port: int = 8000
     web_workers: int = 2
     web_threads: int = 4
+    web_keepalive_requests: int = 100
     cors_allowed_origins: tuple[str, ...] = ()
     max_body_bytes: int = 1_048_576
     # Auth.
@@ -148,6 +149,8 @@ class Settings:
             raise SettingsError("JWT_SECRET must be at least 32 characters")
         if not 1 <= self.access_token_seconds <= 900:
             raise SettingsError("ACCESS_TOKEN_SECONDS must be between 1 and 900 (access tokens live at most 15 minutes)")
+        if self.web_keepalive_requests < 1:
+            raise SettingsError("WEB_KEEPALIVE_REQUESTS must be at least 1")
         if not 4 <= self.bcrypt_rounds <= 16:
             raise SettingsError("BCRYPT_ROUNDS must be between 4 and 16")
         if self.adtivity_env == "production" and self.bcrypt_rounds < 12:

@@ -2,6 +2,7 @@
 their first work, and stop cleanly on SIGTERM."""
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.request
 
@@ -63,3 +64,24 @@ def test_the_worker_has_a_thread_for_other_jobs_beside_every_pump(settings):
     arguments = procfile()["worker"].split()
     threads = int(arguments[arguments.index("--threads") + 1])
     assert threads > 2 * settings.stream_shards
+
+
+def test_the_web_process_closes_a_kept_alive_connection_after_its_request_limit():
+    """So that connections a client opened at once do not all stay on one worker for good."""
+    port = free_port()
+    web = Process("web", process_env(PORT=str(port), WEB_WORKERS="1", WEB_KEEPALIVE_REQUESTS="3"))
+    try:
+        web.wait_ready()
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        answers = []
+        for _ in range(3):
+            connection.request("GET", "/health")
+            answer = connection.getresponse()
+            answer.read()
+            answers.append((answer.status, answer.getheader("Connection")))
+            if answer.will_close:
+                break
+        assert answers == [(200, "keep-alive"), (200, "keep-alive"), (200, "close")]
+        connection.close()
+    finally:
+        assert web.stop() == 0

@@ -52,6 +52,7 @@ def test_defaults_follow_the_security_policy():
         ({"JWT_SECRET": SECRET, "ACCESS_TOKEN_SECONDS": "3600"}, "15 minutes"),
         ({"JWT_SECRET": SECRET, "PORT": "eighty"}, "PORT must be a int"),
         ({"ADTIVITY_ENV": "staging"}, "ADTIVITY_ENV"),
+        ({"JWT_SECRET": SECRET, "WEB_KEEPALIVE_REQUESTS": "0"}, "WEB_KEEPALIVE_REQUESTS"),
         ({"ADTIVITY_ENV": "development", "REDIS_URL": "nonsense"}, "REDIS_URL"),
     ],
 )

@@ -1,6 +1,6 @@
 """gunicorn settings for the web process (`gunicorn -c web/gunicorn_conf.py "web.app:get_app()"`).
 
-Reads PORT, WEB_WORKERS and WEB_THREADS through Settings. Sets up prometheus-client's multiprocess directory so
+Reads PORT, WEB_WORKERS, WEB_THREADS and WEB_KEEPALIVE_REQUESTS through Settings. Sets up prometheus-client's multiprocess directory so
 /metrics adds up every worker, and removes a dead worker's files when it exits.
 """
 import os
@@ -28,6 +28,14 @@ else:
 
 # Only now: prometheus-client picks its multiprocess mode when first imported, from this variable.
 from prometheus_client import multiprocess  # noqa: E402
+
+
+def pre_request(worker, req):
+    """Closes a kept-alive connection after WEB_KEEPALIVE_REQUESTS requests (this one is answered with
+    Connection: close): gthread workers do not share connections, so without it the connections a
+    client opened at once can all stay on one worker while the others idle."""
+    if req.req_number >= _settings.web_keepalive_requests:
+        req.must_close = True
 
 
 def child_exit(server, worker):
