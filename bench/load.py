@@ -2,7 +2,7 @@
 this machine, realistic mixed traffic for several companies (web2 and web3, resent batches, late
 events), a set rate for `--seconds`.
 
-    .venv/bin/python bench/load.py [--seconds 300] [--events-per-second 10000] [--companies 6] [--threads 4]
+    .venv/bin/python bench/load.py [--seconds 300] [--events-per-second 10000] [--companies 6] [--threads 8]
 
 Reports accepted events/s, the streams' backlog over the run (its least-squares slope: flat is about
 0), p50/p99 ingest latency, POST-to-ClickHouse and POST-to-realtime p50/p95 (probes to a company of
@@ -28,7 +28,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=300)
     parser.add_argument("--events-per-second", type=int, default=10_000)
     parser.add_argument("--companies", type=int, default=6)
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=8, help="load generator threads (4 could not send 10,000 events/s here)")
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--fsync", choices=("always", "everysec", "no-aof"), default="everysec",
                         help="the Redis append-only file's fsync policy (chaos uses always)")
