@@ -9,10 +9,9 @@ events: ingest wrote their message ids and ClickHouse rows into the entry (model
 2. inserts the new events' rows in one INSERT (which also fills `event_ids`, with the entry id);
 3. appends, per entry, its events (new, or stored by its own earlier attempt) to the entities
    stream, named by the entry id, and notes the entry in the shard's hand-over set, in one
-   transaction;
-   an entry found in that set (a redelivery), or no longer pending (finished by another pump that
-   had claimed it too), is not handed over again, so every stored event reaches the entities
-   stream exactly once (the real-time counts depend on it);
+   transaction; an entry found in that set (a redelivery), or no longer pending (finished by
+   another pump that had claimed it too), is not handed over again, so every stored event reaches
+   the entities stream exactly once (the real-time counts depend on it);
 4. acknowledges the entries and takes them out of the hand-over set, in one transaction.
 A crash between any two steps leaves the entries pending; the retry repeats what is missing and
 nothing else. Postgres being down does not stop this path (nor ClickHouse being down the entities one).
