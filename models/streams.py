@@ -57,12 +57,15 @@ def entry_fields(company_id: str | bytes, source: str, payload: bytes, sessions:
 
 def encode_entry(company_id: str, events: list[Event], source: str) -> dict[bytes, bytes]:
     """An events-stream entry, as ingest writes it (with no session ids left to derive)."""
-    return {**entry_fields(company_id, source, encode_events(events)), b"m": encode_message_ids(events),
-            b"j": stream_rows(events)}
+    payload, message_ids, rows = encode_stored(events)
+    return {**entry_fields(company_id, source, payload), b"m": message_ids, b"j": rows}
 
 
-def encode_message_ids(events: list[Event]) -> bytes:
-    return _encoder.encode([event.message_id for event in events])
+def encode_stored(events: list[Event]) -> tuple[bytes, bytes, bytes]:
+    """What an events-stream entry carries of its events: "e" (MessagePack), "m" (message ids) and
+    "j" (ClickHouse rows). Raises OverflowError for an integer beyond 64 bits."""
+    return (encode_events(events), _encoder.encode([event.message_id for event in events]),
+            stream_rows(events))
 
 
 def decode_message_ids(fields: dict[bytes, bytes]) -> list[str] | None:

@@ -18,8 +18,7 @@ import uuid_utils
 
 from models import redis_keys
 from models.events import Event
-from models.events_table import stream_rows
-from models.streams import encode_events, encode_message_ids
+from models.streams import encode_stored
 from web.ratelimit import TAKE_TOKENS_LUA, Decision, Limit, decision
 
 ACTIVITY_GRANULARITY_SECONDS = 60
@@ -73,9 +72,9 @@ class EventWriter:
         """Appends the events to `stream` unless the bucket is empty; events lacking a session id get one."""
         events.sort(key=lambda e: e.event_time)
         wanted = [(e.identity, int(e.event_time.timestamp()), str(uuid_utils.uuid7())) for e in events if not e.session_id]
+        payload, message_ids, rows = encode_stored(events)
         args = [limit.capacity, limit.per_second, time.time(), len(events), self.session_timeout_seconds,
-                ACTIVITY_GRANULARITY_SECONDS, company_id, request_id, encode_events(events),
-                redis_keys.session_state(company_id, ""), _pack.encode(wanted), encode_message_ids(events),
-                stream_rows(events)]
+                ACTIVITY_GRANULARITY_SECONDS, company_id, request_id, payload,
+                redis_keys.session_state(company_id, ""), _pack.encode(wanted), message_ids, rows]
         allowed, detail = self._write(keys=[bucket, stream], args=args)
         return decision(allowed, detail if not allowed else 0, limit, len(events))
