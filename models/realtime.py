@@ -22,7 +22,7 @@ import msgspec
 
 from models import events as kinds
 from models.events import SlimEvent
-from models.streams import entry_id_parts
+from models.streams import entry_id_parts, unpack
 
 WINDOW_MINUTES = 60
 ACTIVE_USER_WINDOWS = (5, 30, 60)
@@ -186,7 +186,7 @@ def apply_message(message: BridgeMessage, load, *, now: float, lg_k: int, max_ke
 
     for entry_id, payload in message.entries:
         entry = entry_id_parts(entry_id)
-        for event in _events_decoder.decode(payload):
+        for event in _events_decoder.decode(unpack(payload)):
             if event.is_bot:
                 continue
             seconds = event.event_time.timestamp()

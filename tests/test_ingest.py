@@ -269,6 +269,20 @@ def test_sessions_are_derived_per_identity_with_a_30_minute_timeout(api, redis_c
     assert streamed(redis_client, settings)[-1].session_id == sessions["e3"]
 
 
+def test_a_batch_larger_than_one_session_lookup_keeps_each_identity_in_its_session(with_settings, redis_client, settings):
+    """Session states are read 1,000 keys at a time: events on both sides of a chunk's edge, and of
+    one identity across it, come out right."""
+    api = with_settings(ingest_max_batch=2_500)
+    t = tenant(api)
+    start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+    batch = [{"type": "track", "name": f"n{i}", "user_id": f"u{i % 1_100}", "timestamp": iso(start + dt.timedelta(seconds=i))}
+             for i in range(2_200)]
+    assert api.post("/v1/events", auth=t.write_key, json=batch).json["accepted"] == 2_200
+    sessions = {e.name: e.session_id for e in streamed(redis_client, settings)}
+    assert all(sessions[f"n{i}"] == sessions[f"n{i + 1_100}"] for i in range(1_100))
+    assert len(set(sessions.values())) == 1_100
+
+
 def test_country_from_a_maxmind_database(with_settings, redis_client, settings, tmp_path):
     from mmdb_writer import MMDBWriter
     from netaddr import IPSet

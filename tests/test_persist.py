@@ -8,13 +8,16 @@ import json
 import time
 
 import clickhouse_connect.driver.exceptions as ch_errors
+import pytest
+from hypothesis import given, strategies as st
 
 from adtivity.metrics import REPEATED_HAND_OVERS
 from models.clickhouse import clickhouse_client
 from models.db import database
 from models import redis_keys
 from models.events_table import NO_SESSION, insert_rows
-from models.streams import PERSIST_GROUP, decode_entry, entities_stream_key, entry_fields, shard_for, stream_key
+from models.streams import (PERSIST_GROUP, decode_entry, entities_stream_key, entry_fields, pack, shard_for, stream_key,
+                            unpack)
 from models.tracking import EndUser, Identity, PaymentSession, Quarantine, Session, Wallet
 from tests.ingest_helpers import tenant
 from workers.entities import EntitiesPump
@@ -224,6 +227,46 @@ def test_rows_name_their_entry_and_take_the_derived_session_ids_in_order():
     assert insert_rows("17-3", b"", b"") == []
 
 
+@given(st.binary())
+def test_a_packed_field_unpacks_to_its_bytes_and_an_unpacked_one_reads_as_it_is(data):
+    assert unpack(pack(data)) == data
+    if data[:1] != b"\xc1":
+        assert unpack(data) == data
+
+
+def stored_columns(settings, company_id: str) -> list[dict]:
+    """A company's stored events, without the columns that differ between two sends of the same events."""
+    result = clickhouse_client(settings.clickhouse_url).query(
+        "SELECT * FROM events WHERE company_id = toUUID(%(c)s) ORDER BY message_id", parameters={"c": company_id})
+    rows = [dict(zip(result.column_names, row)) for row in result.result_rows]
+    for row in rows:
+        assert row.pop("stream_entry") and row.pop("company_id") and row.pop("received_at")
+        assert row.pop("session_id")
+        row.pop("request_id")
+        if row["sent_at"]:  # then the event time is corrected for the clock skew: relative to received_at
+            row.pop("event_time")
+    return rows
+
+
+def test_an_entry_written_before_compression_is_stored_as_a_compressed_one(api, settings, redis_client):
+    events = mixed_events(10, dt.datetime.now(dt.timezone.utc))
+    compressed, plain = tenant(api), tenant(api)
+    for t in (compressed, plain):
+        assert api.post("/v1/events", auth=t.write_key, json=events).json["accepted"] == len(events)
+    stream = stream_key(shard_for(plain.company_id, settings.stream_shards))
+    (entry_id, fields), = [(entry_id, fields) for entry_id, fields in redis_client.xrange(stream)
+                           if fields[b"c"].decode() == plain.company_id]
+    assert unpack(fields[b"e"]) != fields[b"e"] and unpack(fields[b"j"]) != fields[b"j"]
+    redis_client.xdel(stream, entry_id)
+    redis_client.xadd(stream, {**fields, b"e": unpack(fields[b"e"]), b"j": unpack(fields[b"j"])})
+    drain(settings, redis_client)
+    rows = stored_columns(settings, compressed.company_id)
+    assert len(rows) == len(events) and rows == stored_columns(settings, plain.company_id)
+    counts = {company: {kind: len(rows) for kind, rows in entity_snapshot(company).items()}
+              for company in (compressed.company_id, plain.company_id)}
+    assert counts[plain.company_id] == counts[compressed.company_id] and all(counts[plain.company_id].values())
+
+
 def test_an_entry_without_its_rows_is_stored_as_one_with_them(api, settings, redis_client):
     """Entries replayed from quarantine carry only their events ("e"): the pump builds their rows,
     and every column comes out as for an entry written by ingest (whose rows leave derived session
@@ -244,20 +287,8 @@ def test_an_entry_without_its_rows_is_stored_as_one_with_them(api, settings, red
     redis_client.xadd(stream, entry_fields(fields[b"c"], "replay", fields[b"e"], fields[b"s"]))
     drain(settings, redis_client)
 
-    def columns(company_id: str) -> list[dict]:
-        result = clickhouse_client(settings.clickhouse_url).query(
-            "SELECT * FROM events WHERE company_id = toUUID(%(c)s) ORDER BY message_id", parameters={"c": company_id})
-        rows = [dict(zip(result.column_names, row)) for row in result.result_rows]
-        for row in rows:
-            assert row.pop("stream_entry") and row.pop("company_id") and row.pop("received_at")
-            assert row.pop("session_id")
-            row.pop("request_id")
-            if row["sent_at"]:  # then the event time is corrected for the clock skew: relative to received_at
-                row.pop("event_time")
-        return rows
-
-    rows = columns(with_rows.company_id)
-    assert len(rows) == len(events) and rows == columns(without_rows.company_id)
+    rows = stored_columns(settings, with_rows.company_id)
+    assert len(rows) == len(events) and rows == stored_columns(settings, without_rows.company_id)
     transaction = next(row for row in rows if row["message_id"] == "tx")
     assert (transaction["tx_value"], transaction["tx_value_num"]) == ("1500000000000000000", 1.5e18)
     assert json.loads(transaction["properties"]) == events[-1]["properties"]
@@ -278,7 +309,7 @@ def test_an_entry_whose_rows_do_not_match_its_message_ids_is_quarantined(api, se
     stream = stream_key(shard_for(t.company_id, settings.stream_shards))
     (entry_id, fields), = redis_client.xrange(stream)
     redis_client.xdel(stream, entry_id)
-    redis_client.xadd(stream, {**fields, b"j": fields[b"j"].rsplit(b"\n", 1)[0]})
+    redis_client.xadd(stream, {**fields, b"j": pack(unpack(fields[b"j"]).rsplit(b"\n", 1)[0])})
     for _ in range(3):
         drain(fast, redis_client)
     assert stored(settings, t.company_id) == 0
@@ -286,9 +317,10 @@ def test_an_entry_whose_rows_do_not_match_its_message_ids_is_quarantined(api, se
         assert "3 rows for 4 message ids" in Quarantine.get().reason
 
 
-def test_an_undecodable_entry_goes_straight_to_quarantine(settings, redis_client, api):
+@pytest.mark.parametrize("payload", [b"\x92 not msgpack", pack(b"\x92 not msgpack"), b"\xc1 not lz4"])
+def test_an_undecodable_entry_goes_straight_to_quarantine(settings, redis_client, api, payload):
     t = tenant(api)
-    redis_client.xadd(stream_key(0), {"c": t.company_id, "r": "x", "e": b"\xc1 not msgpack"})
+    redis_client.xadd(stream_key(0), {"c": t.company_id, "r": "x", "e": payload})
     drain(settings, redis_client)
     with database.connection_context():
         row = Quarantine.get()

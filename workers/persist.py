@@ -30,7 +30,7 @@ from adtivity.settings import Settings
 from models import redis_keys
 from models.clickhouse import PerThread
 from models.events_table import INSERT_SETTINGS, insert_rows, stream_rows
-from models.streams import PERSIST_GROUP, encode_events, entities_stream_key, entry_fields, stream_key
+from models.streams import PERSIST_GROUP, encode_events, entities_stream_key, entry_fields, stream_key, unpack
 from workers import settings
 from workers.pump import Entry, StreamPump, run_pump
 
@@ -182,7 +182,7 @@ def entry_rows(entry: Entry) -> list[bytes]:
     if encoded is None:
         rows = insert_rows(entry.id, stream_rows(entry.events), b"")
     else:
-        rows = insert_rows(entry.id, encoded, entry.fields.get(b"s", b""))
+        rows = insert_rows(entry.id, unpack(encoded), entry.fields.get(b"s", b""))
     if len(rows) != len(entry.message_ids):
         raise ValueError(f"entry has {len(rows)} rows for {len(entry.message_ids)} message ids")
     return rows

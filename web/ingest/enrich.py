@@ -174,6 +174,7 @@ class Enricher:
         self.max_future = dt.timedelta(seconds=settings.ingest_max_future_seconds)
         self.max_age = dt.timedelta(days=settings.ingest_max_age_days)
         self.agent = lru_cache(maxsize=settings.user_agent_cache_size)(describe_agent)
+        describe_agent("Mozilla/5.0")  # ua-parser builds its parser on first use: not in a request
 
     def build(self, incoming: Incoming, request: RequestInfo) -> Event:
         kind = KNOWN_TYPES.get(incoming.type)

@@ -4,7 +4,7 @@ events that arrive without one, and the XADD, in a single atomic Lua script (one
 Sessions: a session per identity ends after SESSION_TIMEOUT_SECONDS without events (30 minutes, as
 in Segment and GA). State is one string per identity, "<session id> <last activity>"; the last
 activity is rewritten only when it moves on by more than ACTIVITY_GRANULARITY_SECONDS, so an active
-session costs one GET per event, and the timeout is exact to within that granularity. Derived ids
+session costs its part of one MGET a request, and the timeout is exact to within that granularity. Derived ids
 travel in the entry's "s" field (see models/streams.py), in the order of the events that lack one;
 the entry's ClickHouse rows leave those session ids blank for the persist pump to fill in.
 """
@@ -36,24 +36,41 @@ if taken[1] == 0 then
 end
 local timeout = tonumber(ARGV[5])
 local granularity = tonumber(ARGV[6])
+local wanted = cmsgpack.unpack(ARGV[11])
+local keys = {}
+for i, event in ipairs(wanted) do
+  keys[i] = ARGV[10] .. event[1]
+end
+-- state per session key: {session id, last activity, changed}; read with MGET, in chunks that
+-- stay within Lua's limit on unpacked arguments, and written once each at the end
+local states = {}
+for first = 1, #keys, 1000 do
+  local chunk = {unpack(keys, first, math.min(first + 999, #keys))}
+  for offset, stored in ipairs(redis.call('MGET', unpack(chunk))) do
+    local key = chunk[offset]
+    if stored and not states[key] then
+      local space = string.find(stored, ' ', 1, true)
+      states[key] = {string.sub(stored, 1, space - 1), tonumber(string.sub(stored, space + 1)), false}
+    end
+  end
+end
 local sessions = {}
-for _, wanted in ipairs(cmsgpack.unpack(ARGV[11])) do
-  local key = ARGV[10] .. wanted[1]
-  local ts = wanted[2]
-  local state = redis.call('GET', key)
-  local id, last
-  if state then
-    local space = string.find(state, ' ', 1, true)
-    id = string.sub(state, 1, space - 1)
-    last = tonumber(string.sub(state, space + 1))
+for i, event in ipairs(wanted) do
+  local key, ts = keys[i], event[2]
+  local state = states[key]
+  if (not state) or ts - state[2] > timeout then
+    state = {event[3], ts, true}
+    states[key] = state
+  elseif ts - state[2] > granularity then
+    state[2] = ts
+    state[3] = true
   end
-  if (not id) or ts - last > timeout then
-    id = wanted[3]
-    redis.call('SET', key, id .. ' ' .. ts, 'EX', timeout * 2)
-  elseif ts - last > granularity then
-    redis.call('SET', key, id .. ' ' .. ts, 'EX', timeout * 2)
+  sessions[i] = state[1]
+end
+for key, state in pairs(states) do
+  if state[3] then
+    redis.call('SET', key, state[1] .. ' ' .. state[2], 'EX', timeout * 2)
   end
-  sessions[#sessions + 1] = id
 end
 local id = redis.call('XADD', KEYS[2], '*', 'c', ARGV[7], 'r', ARGV[8], 'e', ARGV[9], 's', table.concat(sessions, ' '),
                          'm', ARGV[12], 'j', ARGV[13])
