@@ -33,6 +33,7 @@ class Settings:
     web_workers: int = 2
     web_threads: int = 4
     web_keepalive_requests: int = 100
+    web_reuse_port: bool = True
     cors_allowed_origins: tuple[str, ...] = ()
     max_body_bytes: int = 1_048_576
     # Auth.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import urllib.request
 
 import pytest
@@ -83,5 +84,34 @@ def test_the_web_process_closes_a_kept_alive_connection_after_its_request_limit(
                 break
         assert answers == [(200, "keep-alive"), (200, "keep-alive"), (200, "close")]
         connection.close()
+    finally:
+        assert web.stop() == 0
+
+
+def listening_sockets(pid: int, port: int) -> set[str]:
+    """The socket inodes of process `pid` that listen on `port` (IPv4)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        target = os.readlink(f"/proc/{pid}/fd/{fd}") if os.path.exists(f"/proc/{pid}/fd/{fd}") else ""
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    with open("/proc/net/tcp") as table:
+        rows = [line.split() for line in table.readlines()[1:]]
+    return {row[9] for row in rows if row[3] == "0A" and int(row[1].split(":")[1], 16) == port and row[9] in inodes}
+
+
+@pytest.mark.parametrize("reuse_port", [True, False])
+def test_each_web_worker_listens_on_its_own_socket_unless_turned_off(reuse_port):
+    """With a socket each (SO_REUSEPORT) the kernel spreads connections over the workers; with one
+    shared socket, one worker under load can hold most of them (bench/ingest.py)."""
+    port = free_port()
+    web = Process("web", process_env(PORT=str(port), WEB_WORKERS="2", WEB_REUSE_PORT=str(reuse_port).lower()))
+    try:
+        web.wait_ready()
+        with open(f"/proc/{web.popen.pid}/task/{web.popen.pid}/children") as children:
+            workers = [int(pid) for pid in children.read().split()]
+        sockets = [listening_sockets(pid, port) for pid in workers]
+        assert len(workers) == 2 and all(len(owned) == 1 for owned in sockets)
+        assert (sockets[0] != sockets[1]) is reuse_port
     finally:
         assert web.stop() == 0

@@ -1,7 +1,8 @@
 """gunicorn settings for the web process (`gunicorn -c web/gunicorn_conf.py "web.app:get_app()"`).
 
-Reads PORT, WEB_WORKERS, WEB_THREADS and WEB_KEEPALIVE_REQUESTS through Settings. Sets up prometheus-client's multiprocess directory so
-/metrics adds up every worker, and removes a dead worker's files when it exits.
+Reads PORT, WEB_WORKERS, WEB_THREADS, WEB_KEEPALIVE_REQUESTS and WEB_REUSE_PORT through Settings.
+Sets up prometheus-client's multiprocess directory so /metrics adds up every worker, and removes a
+dead worker's files when it exits.
 """
 import os
 import shutil
@@ -17,6 +18,8 @@ workers = _settings.web_workers
 worker_class = "gthread" if _settings.web_threads > 1 else "sync"
 threads = _settings.web_threads
 keepalive = 30
+# One listening socket a worker, so the kernel spreads connections over the workers (.env.example).
+reuse_port = _settings.web_reuse_port
 graceful_timeout = 10
 accesslog = None
 if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:

@@ -62,7 +62,7 @@ class Page:
     """What a page URL says: its path, campaign fields and click id."""
 
     path: str
-    utm: dict
+    utm: dict  # every one of UTM_FIELDS, "" when the URL has none
     click_id_type: str
     click_id: str
 
@@ -74,7 +74,7 @@ def describe_page(url: str) -> Page:
     click_type = next((name for name in CLICK_IDS if name in query), "")
     return Page(
         path=parts.path,
-        utm={f: query[f"utm_{f}"][0] for f in UTM_FIELDS if f"utm_{f}" in query},
+        utm={f: query[f"utm_{f}"][0] if f"utm_{f}" in query else "" for f in UTM_FIELDS},
         click_id_type=click_type,
         click_id=query[click_type][0] if click_type else "",
     )
@@ -85,7 +85,7 @@ def domain_of(url: str) -> str:
     return urlsplit(url).hostname or ""
 
 
-NO_PAGE = Page("", {}, "", "")
+NO_PAGE = Page("", dict.fromkeys(UTM_FIELDS, ""), "", "")
 
 
 @dataclass(frozen=True)
@@ -192,8 +192,10 @@ class Enricher:
             page = incoming.properties
         page_url = as_text(page.get("url"))
         described = describe_page(page_url) if page_url else NO_PAGE
-        campaign = context.get("campaign") if isinstance(context.get("campaign"), dict) else {}
-        utm = {f: as_text(campaign.get("name" if f == "campaign" else f)) or described.utm.get(f, "") for f in UTM_FIELDS}
+        utm = described.utm
+        campaign = context.get("campaign")
+        if isinstance(campaign, dict) and campaign:  # the SDK's campaign fields win over the URL's
+            utm = {f: as_text(campaign.get("name" if f == "campaign" else f)) or utm[f] for f in UTM_FIELDS}
         referrer = as_text(page.get("referrer"))
         user_agent = as_text(context.get("userAgent")) or as_text(context.get("user_agent"))
         if not user_agent and incoming.from_browser:
@@ -253,8 +255,9 @@ class Enricher:
     def check_required(kind: str, incoming: Incoming) -> None:
         if not (incoming.user_id or incoming.anonymous_id):
             raise Rejected("user_id or anonymous_id is required")
-        missing = [field for field in REQUIRED.get(kind, ()) if not getattr(incoming, field)]
-        if missing:
+        required = REQUIRED.get(kind)
+        if required and not all(getattr(incoming, field) for field in required):
+            missing = [field for field in required if not getattr(incoming, field)]
             raise Rejected(f"a {kind} event needs {' and '.join(missing)}")
 
     @staticmethod
