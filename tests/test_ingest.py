@@ -198,6 +198,20 @@ def test_solana_addresses_are_kept_as_given(api, redis_client, settings):
     assert streamed(redis_client, settings)[0].wallet_address == solana
 
 
+def test_campaign_fields_of_the_context_win_over_the_page_url(api, redis_client, settings):
+    """As in Segment: context.campaign (name, source, ...) is what the SDK says; the URL fills in the rest."""
+    t = tenant(api)
+    url = "https://shop.example/p?utm_source=google&utm_medium=cpc&utm_term=shoes"
+    api.post("/v1/events", auth=t.write_key, json=[
+        {"type": "page", "anonymous_id": "a1", "context": {"page": {"url": url},
+                                                          "campaign": {"name": "winter", "source": "newsletter"}}},
+        {"type": "page", "anonymous_id": "a1", "context": {"page": {"url": url}, "campaign": {}}}])
+    stated, plain = streamed(redis_client, settings)
+    assert (stated.utm_campaign, stated.utm_source, stated.utm_medium, stated.utm_term, stated.utm_content) == (
+        "winter", "newsletter", "cpc", "shoes", "")
+    assert (plain.utm_campaign, plain.utm_source, plain.utm_medium, plain.utm_term) == ("", "google", "cpc", "shoes")
+
+
 def test_enrichment_of_a_browser_event(api, redis_client, settings):
     t = tenant(api)
     api.post("/v1/events", auth=t.write_key, headers={"User-Agent": CHROME, "CF-IPCountry": "fr"}, json={
