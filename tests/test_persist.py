@@ -248,16 +248,23 @@ def stored_columns(settings, company_id: str) -> list[dict]:
     return rows
 
 
+def sent_twice_taking_out_the_second(api, settings, redis_client, events, first, second) -> tuple[str, dict]:
+    """Posts `events` for the tenants `first` and `second`, then takes the second's entry out of its
+    stream, for the test to put back altered: (the stream, the entry's fields)."""
+    for t in (first, second):
+        assert api.post("/v1/events", auth=t.write_key, json=events).json["accepted"] == len(events)
+    stream = stream_key(shard_for(second.company_id, settings.stream_shards))
+    (entry_id, fields), = [(entry_id, fields) for entry_id, fields in redis_client.xrange(stream)
+                           if fields[b"c"].decode() == second.company_id]
+    redis_client.xdel(stream, entry_id)
+    return stream, fields
+
+
 def test_an_entry_written_before_compression_is_stored_as_a_compressed_one(api, settings, redis_client):
     events = mixed_events(10, dt.datetime.now(dt.timezone.utc))
     compressed, plain = tenant(api), tenant(api)
-    for t in (compressed, plain):
-        assert api.post("/v1/events", auth=t.write_key, json=events).json["accepted"] == len(events)
-    stream = stream_key(shard_for(plain.company_id, settings.stream_shards))
-    (entry_id, fields), = [(entry_id, fields) for entry_id, fields in redis_client.xrange(stream)
-                           if fields[b"c"].decode() == plain.company_id]
+    stream, fields = sent_twice_taking_out_the_second(api, settings, redis_client, events, compressed, plain)
     assert unpack(fields[b"e"]) != fields[b"e"] and unpack(fields[b"j"]) != fields[b"j"]
-    redis_client.xdel(stream, entry_id)
     redis_client.xadd(stream, {**fields, b"e": unpack(fields[b"e"]), b"j": unpack(fields[b"j"])})
     drain(settings, redis_client)
     rows = stored_columns(settings, compressed.company_id)
@@ -277,13 +284,8 @@ def test_an_entry_without_its_rows_is_stored_as_one_with_them(api, settings, red
          "value": "1500000000000000000", "token": "ETH", "message_id": "tx", "timestamp": start.isoformat(),
          "sent_at": (start + dt.timedelta(seconds=10)).isoformat(), "properties": {"nested": {"quote": "it's \"x\"", "list": [1, 2.5, None]}}}]
     with_rows, without_rows = tenant(api), tenant(api)
-    for t in (with_rows, without_rows):
-        assert api.post("/v1/events", auth=t.write_key, json=events).json["accepted"] == len(events)
-    stream = stream_key(shard_for(without_rows.company_id, settings.stream_shards))
-    (ingest_id, fields), = [(entry_id, fields) for entry_id, fields in redis_client.xrange(stream)
-                            if fields[b"c"].decode() == without_rows.company_id]
+    stream, fields = sent_twice_taking_out_the_second(api, settings, redis_client, events, with_rows, without_rows)
     assert fields[b"j"] and fields[b"s"]  # some events came without a session id
-    redis_client.xdel(stream, ingest_id)
     redis_client.xadd(stream, entry_fields(fields[b"c"], "replay", fields[b"e"], fields[b"s"]))
     drain(settings, redis_client)
 
