@@ -23,9 +23,10 @@ STALEST_SHOWN = 20
 
 def stream_groups(settings: Settings, client: redis.Redis) -> dict:
     """Per stream, per consumer group: entries delivered but not acknowledged, and not yet delivered
-    (None where Redis cannot tell). A group whose last delivered entry is the stream's newest has
-    nothing left to read, whatever Redis' own `lag` says: that counter can be stale after Redis
-    restarts from its append-only file."""
+    (None where Redis cannot tell the number, but there is at least one). A group whose last
+    delivered entry is the stream's newest has nothing left to read, whatever Redis' own `lag` says:
+    that counter can be stale after Redis restarts from its append-only file, and is then unknown
+    (null); in that case one XRANGE looks whether any entry follows the last delivered one."""
     streams = {}
     for stream in all_streams(settings.stream_shards):
         try:
@@ -33,17 +34,22 @@ def stream_groups(settings: Settings, client: redis.Redis) -> dict:
             newest = entry_id_parts(client.xinfo_stream(stream)["last-generated-id"])
         except redis.ResponseError:  # not created yet
             continue
-        streams[stream] = {
-            g["name"].decode(): {"pending": g["pending"],
-                                 "lag": 0 if entry_id_parts(g["last-delivered-id"]) >= newest else g.get("lag")}
-            for g in groups}
+        states = {}
+        for group in groups:
+            delivered = group["last-delivered-id"]
+            lag = 0 if entry_id_parts(delivered) >= newest else group.get("lag")
+            if lag is None and not client.xrange(stream, min=b"(" + delivered, count=1):
+                lag = 0
+            states[group["name"].decode()] = {"pending": group["pending"], "lag": lag}
+        streams[stream] = states
     return streams
 
 
 def group_backlog(group: dict) -> int:
     """Entries a consumer group (as `stream_groups` reports it) has still to acknowledge: pending,
-    plus not yet delivered."""
-    return (group["pending"] or 0) + (group["lag"] or 0)
+    plus not yet delivered; where Redis cannot tell how many are not yet delivered, at least one is
+    counted, so a backlog is never reported empty while entries wait."""
+    return (group["pending"] or 0) + (1 if group["lag"] is None else group["lag"])
 
 
 def realtime_freshness(client: redis.Redis, now: float) -> dict:

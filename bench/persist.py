@@ -81,7 +81,7 @@ def main() -> int:
     pipe.execute()
     print(f"filled {made} events in {time.perf_counter() - started:.1f} s")
 
-    persist_seconds = drain(client, EventsPump(settings, client, clickhouse, 0))
+    persist_seconds = drain(client, EventsPump(settings, client, lambda: clickhouse, 0))
     entities_seconds = drain(client, EntitiesPump(settings, client, 0))
     stored = sum(clickhouse.query("SELECT count() FROM events WHERE company_id = toUUID(%(c)s)",
                                   parameters={"c": company}).result_rows[0][0] for company in companies)

@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import workers
+from adtivity.pipeline import group_backlog, stream_groups
 from models import redis_keys
 from models.db import utcnow
 from models.entities import User
@@ -139,3 +140,21 @@ def test_operator_imports_an_ndjson_file_through_the_pipeline_and_replays_the_qu
     assert replayed.returncode == 0 and json.loads(replayed.stdout) == {"entries": 1, "events": 3}
     assert redis_client.xlen(stream_key(0)) >= 1
     assert json.loads(operator("replay-quarantine").stdout) == {"entries": 0, "events": 0}
+
+
+def test_a_backlog_redis_cannot_count_is_never_reported_empty(settings, redis_client):
+    """Redis reports a group's lag as unknown (null) when entries after its position were deleted
+    (and, as seen in the chaos runs, after a restart from its append-only file); the backlog must then
+    still show entries that wait, and none when nothing follows."""
+    stream = stream_key(0)
+    first, second, third = (redis_client.xadd(stream, {"e": str(n)}) for n in range(3))
+    redis_client.xgroup_create(stream, PERSIST_GROUP, id=first)
+    redis_client.xdel(stream, second)
+    assert redis_client.xinfo_groups(stream)[0]["lag"] is None
+    group = stream_groups(settings, redis_client)[stream][PERSIST_GROUP]
+    assert group == {"pending": 0, "lag": None} and group_backlog(group) == 1
+
+    redis_client.xdel(stream, third)  # the stream's newest id is still the third's, but nothing follows the first
+    assert redis_client.xinfo_groups(stream)[0]["lag"] is None
+    group = stream_groups(settings, redis_client)[stream][PERSIST_GROUP]
+    assert group == {"pending": 0, "lag": 0} and group_backlog(group) == 0

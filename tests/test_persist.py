@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from adtivity.metrics import REPEATED_HAND_OVERS
-from models.clickhouse import clickhouse_client
+from models.clickhouse import PerThread, clickhouse_client
 from models.db import database
 from models import redis_keys
 from models.events_table import NO_SESSION, insert_rows
@@ -20,9 +20,11 @@ from models.streams import (PERSIST_GROUP, decode_entry, entities_stream_key, en
                             unpack)
 from models.tracking import EndUser, Identity, PaymentSession, Quarantine, Session, Wallet
 from tests.ingest_helpers import tenant
+from tests.processes import free_port
 from workers.entities import EntitiesPump
 from adtivity.lease import Lease
 from workers.persist import EventsPump
+from workers.pump import run_pump
 from workers.trim import trim_all
 
 
@@ -38,7 +40,7 @@ def drain(settings, redis_client, clickhouse=None, *, seconds: float = 0.1, even
     """Runs one short persist pump, then one entities pump, per shard in this thread, as the worker would."""
     clickhouse = clickhouse or clickhouse_client(settings.clickhouse_url)
     shards = range(settings.stream_shards)
-    run_pumps([events_pump(settings, redis_client, clickhouse, shard) for shard in shards], redis_client, seconds)
+    run_pumps([events_pump(settings, redis_client, lambda: clickhouse, shard) for shard in shards], redis_client, seconds)
     run_pumps([EntitiesPump(settings, redis_client, shard) for shard in shards], redis_client, seconds)
 
 
@@ -433,7 +435,7 @@ def test_an_insert_cut_short_before_its_event_ids_is_not_repeated_on_redelivery(
     assert answer.status_code == 200
     clickhouse = clickhouse_client(settings.clickhouse_url)
     shard = next(s for s in range(settings.stream_shards) if redis_client.xlen(stream_key(s)))
-    pump = EventsPump(settings, redis_client, clickhouse, shard)
+    pump = EventsPump(settings, redis_client, lambda: clickhouse, shard)
     pump.ensure_group()
     pump.store(pump.read_batch(0.1))  # stored, then the pump dies before acknowledging
     clickhouse.command("TRUNCATE TABLE event_ids")  # the view's half of the insert never happened
@@ -456,7 +458,8 @@ def test_an_entry_finished_by_one_pump_is_not_handed_over_again_by_another_that_
     shard = shard_for(t.company_id, settings.stream_shards)
     clickhouse = clickhouse_client(settings.clickhouse_url)
     fast = dataclasses.replace(settings, persist_claim_idle_seconds=0)
-    first, second = EventsPump(fast, redis_client, clickhouse, shard), EventsPump(fast, redis_client, clickhouse, shard)
+    first, second = (EventsPump(fast, redis_client, lambda: clickhouse, shard),
+                     EventsPump(fast, redis_client, lambda: clickhouse, shard))
     first.ensure_group()
     held = first.read_batch(0.1)
     claimed = second.claim_stale()  # the first looked dead: the second holds the same entries
@@ -478,3 +481,28 @@ def test_an_entry_handed_over_twice_changes_no_entity_and_is_reported(api, setti
     drain(settings, redis_client)
     assert entity_snapshot(t.company_id) == before
     assert REPEATED_HAND_OVERS._value.get() == reported + 1
+
+
+def test_a_pump_started_while_clickhouse_is_down_waits_for_it_and_its_run_goes_on(api, settings, redis_client):
+    """The pump's actor only connects to ClickHouse when it stores, inside the store's retries: it
+    ends its run normally (and its actor queues the next run) instead of failing on the way in."""
+    t = tenant(api)
+    assert api.post("/v1/events", auth=t.write_key, json=mixed_events(6, dt.datetime.now(dt.timezone.utc))).status_code == 200
+    shard = shard_for(t.company_id, settings.stream_shards)
+    short = dataclasses.replace(settings, persist_pump_seconds=1)
+    unreachable = PerThread(f"http://default:@127.0.0.1:{free_port()}/adtivity", timeout=1)
+    lease, queued = redis_keys.pump_lease("persist", shard), redis_keys.pump_queued("persist", shard)
+    redis_client.set(queued, 1)
+    assert run_pump(short, redis_client, EventsPump(short, redis_client, unreachable.get, shard), lease, queued)
+    assert not redis_client.exists(queued) and stored(settings, t.company_id) == 0
+    assert redis_client.xpending(stream_key(shard), PERSIST_GROUP)["pending"] == 1  # read, held for a later run
+    drain(dataclasses.replace(settings, persist_claim_idle_seconds=0), redis_client)
+    assert stored(settings, t.company_id) == 6
+
+
+def test_a_queued_pump_run_clears_its_mark_even_when_another_pump_holds_the_lease(settings, redis_client):
+    lease, queued = redis_keys.pump_lease("persist", 0), redis_keys.pump_queued("persist", 0)
+    Lease(redis_client, lease, ttl_seconds=30).acquire()
+    redis_client.set(queued, 1)
+    assert not run_pump(settings, redis_client, EventsPump(settings, redis_client, lambda: None, 0), lease, queued)
+    assert not redis_client.exists(queued)

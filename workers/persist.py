@@ -19,10 +19,12 @@ nothing else. Postgres being down does not stop this path (nor ClickHouse being 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import dramatiq
 import msgspec
 import redis
+from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.external import ExternalData
 
 from adtivity.jobs import PERSIST_SHARD
@@ -63,16 +65,18 @@ def tab_separated(values) -> bytes:
 class EventsPump(StreamPump):
     kind = "persist"
 
-    def __init__(self, settings: Settings, client: redis.Redis, clickhouse, shard: int) -> None:
+    def __init__(self, settings: Settings, client: redis.Redis, connect: Callable[[], Client], shard: int) -> None:
+        """`connect` gives the ClickHouse client; it is called when a batch is stored, inside the
+        store's retries, so a pump started while ClickHouse is down waits for it like any other."""
         super().__init__(settings, client, stream_key(shard), PERSIST_GROUP, shard)
-        self.clickhouse = clickhouse
+        self.connect = connect
         self.handed_key = redis_keys.handed_over(shard)
         self._to_hand_over = client.register_script(_TO_HAND_OVER)
 
     def store(self, entries: list[Entry]) -> None:
         to_insert, to_forward = self.sort_out(entries)
         if to_insert:
-            self.clickhouse.raw_insert("events", insert_block=b"\n".join(to_insert) + b"\n", fmt="JSONEachRow",
+            self.connect().raw_insert("events", insert_block=b"\n".join(to_insert) + b"\n", fmt="JSONEachRow",
                                        settings=INSERT_SETTINGS)
         self.hand_over(entries, to_forward)
 
@@ -136,7 +140,7 @@ class EventsPump(StreamPump):
         killed, or a client timeout while the server went on) may have written `events` without
         `event_ids`, which its materialised view fills afterwards, not atomically."""
         message_ids = {message_id for entry in entries for message_id in entry.message_ids}
-        result = self.clickhouse.query(
+        result = self.connect().query(
             "SELECT toString(company_id), message_id, any(stream_entry) FROM event_ids "
             f"WHERE company_id IN ({companies_of(entries)}) AND message_id IN batch_ids GROUP BY company_id, message_id",
             external_data=ExternalData(file_name="batch_ids", data=tab_separated(message_ids), fmt="TabSeparated",
@@ -157,13 +161,13 @@ class EventsPump(StreamPump):
             now = int(time.time())
             rows = b"\n".join(_json.encode({"company_id": company, "message_id": message_id, "received_at": now,
                                              "stream_entry": entry}) for (company, message_id), entry in missing.items())
-            self.clickhouse.raw_insert("event_ids", insert_block=rows + b"\n", fmt="JSONEachRow")
+            self.connect().raw_insert("event_ids", insert_block=rows + b"\n", fmt="JSONEachRow")
 
     def inserted_by(self, entries: list[Entry]) -> dict[tuple[str, str], str]:
         """(company, message id) -> entry, for rows these entries put in `events` (bounded by the
         entries' companies and event times, so the primary key narrows the scan)."""
         events = [event for entry in entries for event in entry.events]
-        result = self.clickhouse.query(
+        result = self.connect().query(
             "SELECT toString(company_id), message_id, stream_entry FROM events "
             f"WHERE company_id IN ({companies_of(entries)}) AND event_time >= toDateTime(%(first)s) "
             "AND event_time <= toDateTime(%(last)s) AND stream_entry IN batch_entries",
@@ -204,7 +208,7 @@ clickhouse_clients = PerThread(settings.clickhouse_url, timeout=30)
 
 @dramatiq.actor(actor_name=PERSIST_SHARD, max_retries=0, time_limit=10 * 60_000)
 def persist_shard(shard: int) -> None:
-    pump = EventsPump(settings, redis_client, clickhouse_clients.get(), shard)
+    pump = EventsPump(settings, redis_client, clickhouse_clients.get, shard)
     if run_pump(settings, redis_client, pump, redis_keys.pump_lease("persist", shard),
                 redis_keys.pump_queued("persist", shard)):
         persist_shard.send(shard)

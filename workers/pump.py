@@ -246,10 +246,10 @@ class StreamPump:
 
 def run_pump(settings: Settings, client: redis.Redis, pump: StreamPump, lease_key: str, queued_key: str) -> bool:
     """Runs `pump` for PERSIST_PUMP_SECONDS if its lease is free; False if another pump holds it."""
+    client.delete(queued_key)  # this queued run has started: the scheduler may queue another if it ends
     lease = Lease(client, lease_key, ttl_seconds=settings.persist_claim_idle_seconds / 2)
     if not lease.acquire():
         return False
-    client.delete(queued_key)  # running now: the scheduler may queue a new one if this dies
     try:
         pump.run(lease, settings.persist_pump_seconds)
     finally:
