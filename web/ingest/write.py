@@ -4,9 +4,9 @@ events that arrive without one, and the XADD, in a single atomic Lua script (one
 Sessions: a session per identity ends after SESSION_TIMEOUT_SECONDS without events (30 minutes, as
 in Segment and GA). State is one string per identity, "<session id> <last activity>"; the last
 activity is rewritten only when it moves on by more than ACTIVITY_GRANULARITY_SECONDS, so an active
-session costs its part of one MGET a request, and the timeout is exact to within that granularity. Derived ids
-travel in the entry's "s" field (see models/streams.py), in the order of the events that lack one;
-the entry's ClickHouse rows leave those session ids blank for the persist pump to fill in.
+session costs its part of one MGET a request, and the timeout is exact to within that granularity.
+Derived ids travel in the entry's "s" field (see models/streams.py), in the order of the events that
+lack one; the entry's ClickHouse rows leave those session ids blank for the persist pump to fill in.
 """
 from __future__ import annotations
 
