@@ -92,7 +92,10 @@ def listening_sockets(pid: int, port: int) -> set[str]:
     """The socket inodes of process `pid` that listen on `port` (IPv4)."""
     inodes = set()
     for fd in os.listdir(f"/proc/{pid}/fd"):
-        target = os.readlink(f"/proc/{pid}/fd/{fd}") if os.path.exists(f"/proc/{pid}/fd/{fd}") else ""
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:  # closed since the listing
+            continue
         if target.startswith("socket:["):
             inodes.add(target[8:-1])
     with open("/proc/net/tcp") as table:
