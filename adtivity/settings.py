@@ -31,7 +31,7 @@ class Settings:
     # The web process.
     port: int = 8000
     web_workers: int = 2
-    web_threads: int = 4
+    web_worker_connections: int = 1000
     web_keepalive_requests: int = 100
     web_reuse_port: bool = True
     cors_allowed_origins: tuple[str, ...] = ()
@@ -150,6 +150,8 @@ class Settings:
             raise SettingsError("JWT_SECRET must be at least 32 characters")
         if not 1 <= self.access_token_seconds <= 900:
             raise SettingsError("ACCESS_TOKEN_SECONDS must be between 1 and 900 (access tokens live at most 15 minutes)")
+        if self.web_worker_connections < 1:
+            raise SettingsError("WEB_WORKER_CONNECTIONS must be at least 1")
         if self.web_keepalive_requests < 1:
             raise SettingsError("WEB_KEEPALIVE_REQUESTS must be at least 1")
         if not 4 <= self.bcrypt_rounds <= 16:

@@ -47,7 +47,6 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=4)
     args = parser.parse_args()
 
     settings = bench_settings()
@@ -56,7 +55,7 @@ def main() -> int:
     body = json.dumps(batch(random.Random(7))).encode()
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
         handle.write(body)
-    env = {"PORT": "18080", "WEB_WORKERS": str(args.workers), "WEB_THREADS": str(args.threads), "PYTHONPATH": str(ROOT)}
+    env = {"PORT": "18080", "WEB_WORKERS": str(args.workers), "PYTHONPATH": str(ROOT)}
     results = {}
     for name, command, port in (
         ("adtivity", [sys.executable, "-m", "gunicorn", "--config", "web/gunicorn_conf.py", "web.app:get_app()"], 18080),

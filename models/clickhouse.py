@@ -1,11 +1,14 @@
 """ClickHouse clients, built from CLICKHOUSE_URL (http://user:password@host:port/database).
 
 clickhouse-connect is pinned to 1.6.0 and used with compress=False so the same code runs on the
-ClickHouse 18.16 found on these machines and on current releases. One client per thread.
+ClickHouse 18.16 found on these machines and on current releases. A client serves one query at a
+time: the workers hold one per thread (`PerThread`), the web's greenlets borrow one (`ClientPool`).
 """
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import unquote, urlsplit
 
 import clickhouse_connect
@@ -44,3 +47,22 @@ class PerThread:
         if client is None:
             client = self._local.client = clickhouse_client(self.url, timeout=self.timeout)
         return client
+
+
+class ClientPool:
+    """Clients to one database for a process that serves many requests at once (the web's gevent
+    workers, where a thread-local would mean a client per connection): a query borrows an idle client,
+    or makes one, and gives it back. It holds as many clients as queries were ever in flight at once."""
+
+    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._idle: list[Client] = []
+
+    @contextmanager
+    def client(self) -> Iterator[Client]:
+        client = self._idle.pop() if self._idle else clickhouse_client(self.url, timeout=self.timeout)
+        try:
+            yield client
+        finally:
+            self._idle.append(client)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import threading
 import urllib.request
 
+import psycopg2
 import pytest
 import redis
 
@@ -111,10 +113,125 @@ def test_each_web_worker_listens_on_its_own_socket_unless_turned_off(reuse_port)
     web = Process("web", process_env(PORT=str(port), WEB_WORKERS="2", WEB_REUSE_PORT=str(reuse_port).lower()))
     try:
         web.wait_ready()
-        with open(f"/proc/{web.popen.pid}/task/{web.popen.pid}/children") as children:
-            workers = [int(pid) for pid in children.read().split()]
+        workers = worker_pids(web)
         sockets = [listening_sockets(pid, port) for pid in workers]
         assert len(workers) == 2 and all(len(owned) == 1 for owned in sockets)
         assert (sockets[0] != sockets[1]) is reuse_port
+    finally:
+        assert web.stop() == 0
+
+
+def request_in_background(port: int, method: str, path: str, body: dict | None = None) -> dict:
+    """Sends the request on a thread; the returned dict gets "status" when the answer arrives."""
+    outcome: dict = {}
+
+    def send() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        connection.request(method, path, body=json.dumps(body) if body else None,
+                           headers={"Content-Type": "application/json"})
+        outcome["status"] = connection.getresponse().status
+        connection.close()
+
+    outcome["thread"] = threading.Thread(target=send, daemon=True)
+    outcome["thread"].start()
+    return outcome
+
+
+def quick_answer(port: int) -> int:
+    """The status of a request that needs neither Postgres nor bcrypt (and is logged, unlike /health)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", "/v1/me")
+    status = connection.getresponse().status
+    connection.close()
+    return status
+
+
+LOGIN = {"email": "nobody@example.com", "password": "a long enough password"}
+
+
+def test_a_web_worker_answers_others_while_a_login_waits_for_postgres(settings):
+    """psycopg2 waits through gevent (web/gunicorn_conf.post_fork): one request held up by Postgres
+    leaves the worker's other connections served. The test locks the users table, so the login's
+    query waits, and another request is answered meanwhile."""
+    port = free_port()
+    web = Process("web", process_env(PORT=str(port), WEB_WORKERS="1"))
+    locker = psycopg2.connect(settings.database_url)
+    try:
+        web.wait_ready()
+        with locker.cursor() as cursor:
+            cursor.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+            login = request_in_background(port, "POST", "/v1/auth/login", LOGIN)
+            wait_for(lambda: waiting_for_lock(settings), 10, "the login's query to wait for the lock")
+            assert quick_answer(port) == 401
+            assert "status" not in login
+        locker.rollback()
+        login["thread"].join(30)
+        assert login["status"] == 401
+    finally:
+        locker.close()
+        assert web.stop() == 0
+
+
+def waiting_for_lock(settings) -> bool:
+    with psycopg2.connect(settings.database_url) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+        return cursor.fetchone()[0] > 0
+
+
+def test_a_web_worker_answers_others_while_bcrypt_runs():
+    """bcrypt runs in gevent's thread pool (web/security.py): at 15 rounds a login takes seconds of
+    CPU, and the same single worker answers another request meanwhile. The worker logs each request as it
+    ends, so the order of its log lines tells which ended first."""
+    port = free_port()
+    web = Process("web", process_env(PORT=str(port), WEB_WORKERS="1", BCRYPT_ROUNDS="15", LOG_LEVEL="INFO"))
+    try:
+        web.wait_ready()
+        worker = worker_pids(web)[0]
+        before = cpu_seconds(worker)
+        login = request_in_background(port, "POST", "/v1/auth/login", LOGIN)
+        wait_for(lambda: cpu_seconds(worker) - before > 0.5, 30, "the login to be hashing")
+        assert quick_answer(port) == 401
+        login["thread"].join(60)
+        assert login["status"] == 401
+        wait_for(lambda: len(logged_routes(web)) == 2, 10, "both requests in the log")
+        assert logged_routes(web) == ["/v1/me", "/v1/auth/login"]
+    finally:
+        assert web.stop() == 0
+
+
+def worker_pids(web: Process) -> list[int]:
+    with open(f"/proc/{web.popen.pid}/task/{web.popen.pid}/children") as children:
+        return [int(pid) for pid in children.read().split()]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system time of every thread of `pid`."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def logged_routes(web: Process) -> list[str]:
+    return [json.loads(line)["route"] for line in list(web.lines) if line.startswith("{") and '"msg":"request"' in line]
+
+
+def test_a_web_worker_serves_at_most_its_connection_limit_at_once():
+    """WEB_WORKER_CONNECTIONS: with a limit of 1, a second client waits until the first connection
+    closes, then is served."""
+    port = free_port()
+    web = Process("web", process_env(PORT=str(port), WEB_WORKERS="1", WEB_WORKER_CONNECTIONS="1"))
+    try:
+        web.wait_ready()
+        first = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        first.request("GET", "/health")
+        kept = first.getresponse()
+        kept.read()
+        assert kept.status == 200 and not kept.will_close
+        second = request_in_background(port, "GET", "/health")
+        second["thread"].join(1.5)
+        assert "status" not in second
+        first.close()
+        second["thread"].join(30)
+        assert second["status"] == 200
     finally:
         assert web.stop() == 0

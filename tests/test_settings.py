@@ -53,6 +53,7 @@ def test_defaults_follow_the_security_policy():
         ({"JWT_SECRET": SECRET, "PORT": "eighty"}, "PORT must be a int"),
         ({"ADTIVITY_ENV": "staging"}, "ADTIVITY_ENV"),
         ({"JWT_SECRET": SECRET, "WEB_KEEPALIVE_REQUESTS": "0"}, "WEB_KEEPALIVE_REQUESTS"),
+        ({"JWT_SECRET": SECRET, "WEB_WORKER_CONNECTIONS": "0"}, "WEB_WORKER_CONNECTIONS"),
         ({"ADTIVITY_ENV": "development", "REDIS_URL": "nonsense"}, "REDIS_URL"),
     ],
 )

@@ -12,7 +12,7 @@ import redis
 from adtivity.jobs import Jobs, redis_broker
 from adtivity.logs import configure_logging, log_event
 from adtivity.settings import Settings
-from models.clickhouse import PerThread
+from models.clickhouse import ClientPool
 from models.db import database, open_database
 from web import openapi
 from web.accounts import Accounts
@@ -44,7 +44,7 @@ class Deps:
     jobs: Jobs
     limiter: RateLimiter
     ingest: IngestPipeline
-    clickhouse: PerThread
+    clickhouse: ClientPool
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Deps":
@@ -61,7 +61,7 @@ class Deps:
             jobs=Jobs(redis_broker(settings.redis_url, settings.dramatiq_namespace)),
             limiter=RateLimiter(client),
             ingest=IngestPipeline(settings, client, Enricher(settings, geoip)),
-            clickhouse=PerThread(settings.clickhouse_url, timeout=settings.query_timeout_seconds + 5),
+            clickhouse=ClientPool(settings.clickhouse_url, timeout=settings.query_timeout_seconds + 5),
         )
 
 

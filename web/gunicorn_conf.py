@@ -1,8 +1,8 @@
 """gunicorn settings for the web process (`gunicorn -c web/gunicorn_conf.py "web.app:get_app()"`).
 
-Reads PORT, WEB_WORKERS, WEB_THREADS, WEB_KEEPALIVE_REQUESTS and WEB_REUSE_PORT through Settings.
-Sets up prometheus-client's multiprocess directory so /metrics adds up every worker, and removes a
-dead worker's files when it exits.
+Reads PORT, WEB_WORKERS, WEB_WORKER_CONNECTIONS, WEB_KEEPALIVE_REQUESTS and WEB_REUSE_PORT through
+Settings. Sets up prometheus-client's multiprocess directory so /metrics adds up every worker, and
+removes a dead worker's files when it exits.
 """
 import os
 import shutil
@@ -13,10 +13,14 @@ from adtivity.settings import Settings
 _settings = Settings.from_env()
 bind = f"127.0.0.1:{_settings.port}" if _settings.is_development else f"0.0.0.0:{_settings.port}"
 workers = _settings.web_workers
-# Threaded workers keep client connections alive (sync workers close each one) and overlap the
-# Redis round trip of one request with the parsing of another.
-worker_class = "gthread" if _settings.web_threads > 1 else "sync"
-threads = _settings.web_threads
+# gevent workers: a greenlet a connection, so kept-alive SDK connections cost little, and a request
+# waiting on Redis or Postgres lets the worker's other requests run. Ingest is CPU-bound Python, and
+# with gthread's threads the GIL changed hands between them on every request: bench/ingest.py
+# measured about 25% more events/s with gevent (docs/performance-notes.md). What would block the
+# loop does not: psycopg2 waits through gevent (post_fork), bcrypt runs in gevent's thread pool
+# (web/security.py), sockets are gevent's.
+worker_class = "gevent"
+worker_connections = _settings.web_worker_connections
 keepalive = 30
 # One listening socket a worker, so the kernel spreads connections over the workers (.env.example).
 reuse_port = _settings.web_reuse_port
@@ -35,10 +39,17 @@ from prometheus_client import multiprocess  # noqa: E402
 
 def pre_request(worker, req):
     """Closes a kept-alive connection after WEB_KEEPALIVE_REQUESTS requests (this one is answered with
-    Connection: close): gthread workers do not share connections, so without it the connections a
-    client opened at once can all stay on one worker while the others idle."""
+    Connection: close): workers do not share connections, so without it the connections a client
+    opened at once can all stay on one worker while the others idle."""
     if req.req_number >= _settings.web_keepalive_requests:
         req.must_close = True
+
+
+def post_fork(server, worker):
+    """psycopg2 is C and would block the worker's loop while Postgres answers: make it wait through gevent."""
+    from psycogreen.gevent import patch_psycopg
+
+    patch_psycopg()
 
 
 def child_exit(server, worker):

@@ -1,5 +1,9 @@
 """Secrets and credentials: password hashing and policy, token digests, JWT access tokens and the
-API-key string format. Pure functions of their inputs and Settings; no I/O."""
+API-key string format. Pure functions of their inputs and Settings; no I/O.
+
+bcrypt takes a quarter of a second of CPU at 12 rounds. In a gevent web worker it would stop every
+other connection of that worker meanwhile, so it runs in gevent's thread pool there (bcrypt releases
+the GIL); elsewhere (tests, workers, the CLI) it runs in the caller's thread."""
 from __future__ import annotations
 
 import datetime as dt
@@ -12,6 +16,7 @@ from functools import lru_cache
 
 import bcrypt
 import jwt
+from gevent import get_hub, monkey
 
 from adtivity.settings import Settings
 
@@ -43,15 +48,22 @@ def password_problem(password: str, *, min_length: int) -> str | None:
     return None
 
 
+def off_the_hub(function, *args):
+    """`function(*args)` in gevent's thread pool when this process is gevent-patched, else here."""
+    if monkey.is_module_patched("threading"):
+        return get_hub().threadpool.apply(function, args)
+    return function(*args)
+
+
 def hash_password(password: str, *, rounds: int) -> str:
-    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds)).decode()
+    return off_the_hub(bcrypt.hashpw, password.encode(), bcrypt.gensalt(rounds)).decode()
 
 
 def verify_password(password: str, password_hash: str) -> bool:
     encoded = password.encode()
     if len(encoded) > BCRYPT_MAX_BYTES:
         return False
-    return bcrypt.checkpw(encoded, password_hash.encode())
+    return off_the_hub(bcrypt.checkpw, encoded, password_hash.encode())
 
 
 @lru_cache(maxsize=4)

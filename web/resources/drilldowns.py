@@ -15,7 +15,7 @@ import datetime as dt
 import falcon
 
 from adtivity.settings import Settings
-from models.clickhouse import PerThread
+from models.clickhouse import ClientPool
 from models.events_table import COMPANY_HUMANS, IDENTITY
 from web.errors import ApiError
 from web.principals import company_id_access
@@ -38,14 +38,15 @@ def step_condition(step: str, index: int, params: dict) -> str:
 
 
 class Drilldown:
-    def __init__(self, settings: Settings, clickhouse: PerThread) -> None:
+    def __init__(self, settings: Settings, clickhouse: ClientPool) -> None:
         self.settings = settings
         self.clickhouse = clickhouse
 
     def rows(self, query: str, params: dict) -> list:
-        return self.clickhouse.get().query(query, parameters=params, settings={
-            "max_execution_time": self.settings.query_timeout_seconds,
-            "max_result_rows": self.settings.drilldown_max_rows, "result_overflow_mode": "break"}).result_rows
+        with self.clickhouse.client() as client:
+            return client.query(query, parameters=params, settings={
+                "max_execution_time": self.settings.query_timeout_seconds,
+                "max_result_rows": self.settings.drilldown_max_rows, "result_overflow_mode": "break"}).result_rows
 
     def scope(self, req: falcon.Request, company_id: str) -> tuple[str, dict]:
         company = company_id_access(req, company_id, min_role="viewer", read_key=True)

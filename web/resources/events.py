@@ -8,7 +8,7 @@ import falcon
 import msgspec
 
 from adtivity.settings import Settings
-from models.clickhouse import PerThread
+from models.clickhouse import ClientPool
 from web.errors import ApiError
 from web.pagination import decode_cursor, encode_cursor
 from web.principals import company_access
@@ -32,7 +32,7 @@ def parse_time(req: falcon.Request, name: str) -> dt.datetime | None:
 
 
 class Events:
-    def __init__(self, settings: Settings, clickhouse: PerThread) -> None:
+    def __init__(self, settings: Settings, clickhouse: ClientPool) -> None:
         self.settings = settings
         self.clickhouse = clickhouse
 
@@ -64,8 +64,8 @@ class Events:
                          "(event_time = toDateTime(%(after_time)s) AND message_id < %(after_id)s))")
         query = (f"SELECT {', '.join(COLUMNS)} FROM events WHERE {' AND '.join(where)} "
                  "ORDER BY event_time DESC, message_id DESC LIMIT %(limit)s")
-        result = self.clickhouse.get().query(query, parameters=params,
-                                             settings={"max_execution_time": self.settings.query_timeout_seconds})
+        with self.clickhouse.client() as client:
+            result = client.query(query, parameters=params, settings={"max_execution_time": self.settings.query_timeout_seconds})
         rows = [dict(zip(COLUMNS, row)) for row in result.result_rows]
         next_cursor = None
         if len(rows) > limit:
