@@ -335,6 +335,21 @@ def test_web3_and_payment_fields(api, redis_client, settings):
     assert chain.chain_id == "10"
 
 
+def test_native_fields_sent_as_null_count_as_absent(api, redis_client, settings):
+    t = tenant(api)
+    optional = ["name", "message_id", "session_id", "group_id", "previous_id", "timestamp", "sent_at", "properties",
+                "traits", "context", "wallet_address", "tx_hash", "from", "to", "contract_address", "value", "token",
+                "status", "payment_id", "amount", "currency", "method"]
+    answer = api.post("/v1/events", auth=t.write_key,
+                      json={"type": "identify", "user_id": "u", "anonymous_id": None, "chain_id": None,
+                            **dict.fromkeys(optional)})
+    assert answer.json["accepted"] == 1, answer.text
+    (event,) = streamed(redis_client, settings)
+    assert (event.name, event.anonymous_id, event.chain_id, event.tx_hash, event.currency, event.payment_method,
+            event.properties) == ("", "", "", "", "", "", {})
+    assert event.message_id  # made at ingest
+
+
 def test_members_send_test_events_viewers_do_not(api, redis_client, settings):
     t = tenant(api)
     member = api.joined(t.company_id, "member")

@@ -86,16 +86,17 @@ class NativeEvent(msgspec.Struct, kw_only=True, rename={"tx_from": "from", "tx_t
     method: Short | None = None
 
     def incoming(self) -> Incoming:
+        # `or ""` for the fields that are strings or null; text() for those that may be numbers too.
         return Incoming(
-            type=self.type, name=text(self.name), message_id=text(self.message_id), user_id=text(self.user_id),
+            type=self.type, name=self.name or "", message_id=self.message_id or "", user_id=text(self.user_id),
             anonymous_id=text(self.anonymous_id), session_id=text(self.session_id), group_id=text(self.group_id),
             previous_id=text(self.previous_id), timestamp=self.timestamp, sent_at=self.sent_at,
             properties=self.properties or {}, traits=self.traits or {}, context=self.context or {},
-            wallet_address=text(self.wallet_address), chain_id=text(self.chain_id), tx_hash=text(self.tx_hash),
-            tx_from=text(self.tx_from), tx_to=text(self.tx_to), contract_address=text(self.contract_address),
-            tx_value=text(self.tx_value), token=text(self.token), status=text(self.status),
-            payment_id=text(self.payment_id), amount=text(self.amount), currency=text(self.currency),
-            payment_method=text(self.method),
+            wallet_address=self.wallet_address or "", chain_id=text(self.chain_id), tx_hash=self.tx_hash or "",
+            tx_from=self.tx_from or "", tx_to=self.tx_to or "", contract_address=self.contract_address or "",
+            tx_value=text(self.tx_value), token=self.token or "", status=self.status or "",
+            payment_id=self.payment_id or "", amount=text(self.amount), currency=self.currency or "",
+            payment_method=self.method or "",
         )
 
 
