@@ -70,7 +70,7 @@ class Settings:
     geoip_database_path: str = ""
     user_agent_cache_size: int = 20_000
     # Persistence (workers).
-    persist_batch_events: int = 5_000
+    persist_batch_events: int = 20_000
     persist_batch_seconds: float = 1.0
     persist_pump_seconds: float = 10.0
     persist_claim_idle_seconds: int = 60

@@ -184,6 +184,25 @@ def test_a_crash_after_the_hand_over_before_the_ack_stores_nothing_twice(api, se
     assert not any(redis_client.exists(redis_keys.handed_over(shard)) for shard in range(settings.stream_shards))
 
 
+def test_a_batch_stops_reading_at_the_configured_number_of_events(api, settings, redis_client):
+    """PERSIST_BATCH_EVENTS: a batch reads entries (up to 100 a read) until it holds that many events."""
+    t = tenant(api)
+    for number in range(150):
+        answer = api.post("/v1/events", auth=t.write_key, json={"type": "track", "name": "n", "user_id": "u",
+                                                                "message_id": f"m{number}"})
+        assert answer.json["accepted"] == 1
+    shard = shard_for(t.company_id, settings.stream_shards)
+    pump = EventsPump(dataclasses.replace(settings, persist_batch_events=100), redis_client, lambda: None, shard)
+    pump.ensure_group()
+    assert len(pump.read_batch(1.0)) == 100
+    assert len(pump.read_batch(1.0)) == 50
+    assert pump.read_batch(0.1) == []
+
+
+def test_default_batch_size_is_the_documented_one(settings):
+    assert settings.persist_batch_events == 20_000
+
+
 def test_a_poison_entry_is_quarantined_then_replayed(api, settings, redis_client):
     """The wallets table is gone, so the entry's entities cannot be written: its events still reach
     ClickHouse (separate failure domains); the entities part is retried, quarantined, and replayed
