@@ -100,6 +100,8 @@ class Settings:
     # Reading events back.
     events_page_max: int = 1_000
     query_timeout_seconds: int = 10
+    web_clickhouse_clients: int = 8
+    web_clickhouse_wait_seconds: float = 5.0
     # Lists.
     page_size_default: int = 50
     page_size_max: int = 200
@@ -150,6 +152,8 @@ class Settings:
             raise SettingsError("JWT_SECRET must be at least 32 characters")
         if not 1 <= self.access_token_seconds <= 900:
             raise SettingsError("ACCESS_TOKEN_SECONDS must be between 1 and 900 (access tokens live at most 15 minutes)")
+        if self.web_clickhouse_clients < 1:
+            raise SettingsError("WEB_CLICKHOUSE_CLIENTS must be at least 1")
         if self.web_worker_connections < 1:
             raise SettingsError("WEB_WORKER_CONNECTIONS must be at least 1")
         if self.web_keepalive_requests < 1:

@@ -49,20 +49,32 @@ class PerThread:
         return client
 
 
-class ClientPool:
-    """Clients to one database for a process that serves many requests at once (the web's gevent
-    workers, where a thread-local would mean a client per connection): a query borrows an idle client,
-    or makes one, and gives it back. It holds as many clients as queries were ever in flight at once."""
+class PoolExhausted(Exception):
+    """Every client of a `ClientPool` stayed busy for as long as a borrower would wait."""
 
-    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
+
+class ClientPool:
+    """At most `size` clients to one database, for a process that serves many requests at once (the
+    web's gevent workers, where a thread-local would mean a client per connection): a query borrows
+    an idle client, or makes one while fewer than `size` exist, and gives it back. With all of them
+    busy, a borrower waits up to `wait` seconds, then gets PoolExhausted."""
+
+    def __init__(self, url: str, *, size: int, wait: float, timeout: float = 10.0) -> None:
         self.url = url
         self.timeout = timeout
+        self.wait = wait
         self._idle: list[Client] = []
+        self._free = threading.BoundedSemaphore(size)
 
     @contextmanager
     def client(self) -> Iterator[Client]:
-        client = self._idle.pop() if self._idle else clickhouse_client(self.url, timeout=self.timeout)
+        if not self._free.acquire(timeout=self.wait):
+            raise PoolExhausted(f"all ClickHouse clients busy for {self.wait} s")
         try:
-            yield client
+            client = self._idle.pop() if self._idle else clickhouse_client(self.url, timeout=self.timeout)
+            try:
+                yield client
+            finally:
+                self._idle.append(client)
         finally:
-            self._idle.append(client)
+            self._free.release()

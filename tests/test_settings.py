@@ -54,6 +54,7 @@ def test_defaults_follow_the_security_policy():
         ({"ADTIVITY_ENV": "staging"}, "ADTIVITY_ENV"),
         ({"JWT_SECRET": SECRET, "WEB_KEEPALIVE_REQUESTS": "0"}, "WEB_KEEPALIVE_REQUESTS"),
         ({"JWT_SECRET": SECRET, "WEB_WORKER_CONNECTIONS": "0"}, "WEB_WORKER_CONNECTIONS"),
+        ({"JWT_SECRET": SECRET, "WEB_CLICKHOUSE_CLIENTS": "0"}, "WEB_CLICKHOUSE_CLIENTS"),
         ({"ADTIVITY_ENV": "development", "REDIS_URL": "nonsense"}, "REDIS_URL"),
     ],
 )

@@ -12,7 +12,7 @@ import redis
 from adtivity.jobs import Jobs, redis_broker
 from adtivity.logs import configure_logging, log_event
 from adtivity.settings import Settings
-from models.clickhouse import ClientPool
+from models.clickhouse import ClientPool, PoolExhausted
 from models.db import database, open_database
 from web import openapi
 from web.accounts import Accounts
@@ -61,7 +61,8 @@ class Deps:
             jobs=Jobs(redis_broker(settings.redis_url, settings.dramatiq_namespace)),
             limiter=RateLimiter(client),
             ingest=IngestPipeline(settings, client, Enricher(settings, geoip)),
-            clickhouse=ClientPool(settings.clickhouse_url, timeout=settings.query_timeout_seconds + 5),
+            clickhouse=ClientPool(settings.clickhouse_url, size=settings.web_clickhouse_clients,
+                                  wait=settings.web_clickhouse_wait_seconds, timeout=settings.query_timeout_seconds + 5),
         )
 
 
@@ -97,6 +98,7 @@ def create_app(deps: Deps) -> falcon.App:
     app.add_error_handler(peewee.InterfaceError, handle_unavailable)
     app.add_error_handler(redis.ConnectionError, handle_unavailable)
     app.add_error_handler(redis.TimeoutError, handle_unavailable)
+    app.add_error_handler(PoolExhausted, handle_unavailable)
 
     routes: list[tuple[str, object]] = []
 
