@@ -15,7 +15,7 @@ from adtivity.settings import Settings
 from models import redis_keys
 from models.db import database
 from models.rollups import RollupState
-from models.streams import all_streams, entry_id_parts
+from models.streams import all_streams, entry_id_parts, first_undelivered
 from models.tracking import Quarantine
 
 STALEST_SHOWN = 20
@@ -26,7 +26,7 @@ def stream_groups(settings: Settings, client: redis.Redis) -> dict:
     (None where Redis cannot tell the number, but there is at least one). A group whose last
     delivered entry is the stream's newest has nothing left to read, whatever Redis' own `lag` says:
     that counter can be stale after Redis restarts from its append-only file, and is then unknown
-    (null); in that case one XRANGE looks whether any entry follows the last delivered one."""
+    (null); in that case `first_undelivered` looks whether any entry follows the last delivered one."""
     streams = {}
     for stream in all_streams(settings.stream_shards):
         try:
@@ -38,7 +38,7 @@ def stream_groups(settings: Settings, client: redis.Redis) -> dict:
         for group in groups:
             delivered = group["last-delivered-id"]
             lag = 0 if entry_id_parts(delivered) >= newest else group.get("lag")
-            if lag is None and not client.xrange(stream, min=b"(" + delivered, count=1):
+            if lag is None and not first_undelivered(client, stream, delivered):
                 lag = 0
             states[group["name"].decode()] = {"pending": group["pending"], "lag": lag}
         streams[stream] = states

@@ -129,6 +129,13 @@ def entry_seconds(entry_id: bytes | str) -> float:
     return entry_id_parts(entry_id)[0] / 1000
 
 
+def first_undelivered(client, stream: str, last_delivered: bytes):
+    """XRANGE for the first entry after a group's last delivered one (a list of at most one entry;
+    queued, when `client` is a pipeline). Redis's own count of them, a group's `lag`, is unknown
+    (null) after Redis restarts from its append-only file; this looks instead."""
+    return client.xrange(stream, min=b"(" + last_delivered, count=1)
+
+
 def backlog_since(client: redis.Redis, watched: list[tuple[str, str]], now: float) -> float:
     """The time of the oldest entry that some (stream, group) of `watched` has not acknowledged (read
     and pending, or not read yet), or `now` when there is none: every entry added before the returned
@@ -152,7 +159,7 @@ def backlog_since(client: redis.Redis, watched: list[tuple[str, str]], now: floa
     if undelivered:
         with client.pipeline(transaction=False) as pipe:
             for stream, delivered in undelivered:
-                pipe.xrange(stream, min=b"(" + delivered, count=1)
+                first_undelivered(pipe, stream, delivered)
             for entries in pipe.execute():
                 if entries:
                     oldest = min(oldest, entry_seconds(entries[0][0]))
