@@ -1,10 +1,12 @@
 """Benchmark (a): ingest throughput and latency into gunicorn, beside a naive baseline.
 
-    .venv/bin/python bench/ingest.py [--seconds 20] [--connections 32] [--workers 2]
+    .venv/bin/python bench/ingest.py [--seconds 15] [--rounds 3] [--connections 32] [--workers 2]
 
 Sends batches of 50 realistic events (about 400-500 bytes each) with wrk to (1) our web process and
 (2) bench/naive_app.py (stdlib JSON, one un-pipelined XADD per event), both under gunicorn with the
-same worker count, on this machine. Prints events/s and p50/p99 latency, and records them in
+same worker count, on this machine. The two take turns, round after round, so that a change in the
+machine's speed (its cores are shared) lands on both; the ratio reported is the median of the
+rounds' ratios. Prints events/s and p50/p99 latency per round, and records them in
 docs/benchmarks.md. Needs the services up (`make services`) and wrk (`apt-get install wrk`).
 """
 from __future__ import annotations
@@ -14,12 +16,12 @@ import json
 import os
 import random
 import re
-import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 
-from common import cpu_reference, ROOT, bench_company, bench_settings, prepare, record, start
+from common import cpu_reference, ROOT, bench_company, bench_settings, prepare, record, start, stop
 
 from events import batch
 
@@ -44,7 +46,8 @@ def run_wrk(url: str, key: str, body_file: str, seconds: int, connections: int) 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--seconds", type=int, default=15, help="each server's share of a round")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
@@ -56,38 +59,44 @@ def main() -> int:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
         handle.write(body)
     env = {"PORT": "18080", "WEB_WORKERS": str(args.workers), "PYTHONPATH": str(ROOT)}
-    results = {}
-    for name, command, port in (
-        ("adtivity", [sys.executable, "-m", "gunicorn", "--config", "web/gunicorn_conf.py", "web.app:get_app()"], 18080),
-        ("naive", [sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-b", "127.0.0.1:18081",
+    servers = {
+        "adtivity": ([sys.executable, "-m", "gunicorn", "--config", "web/gunicorn_conf.py", "web.app:get_app()"], 18080),
+        "naive": ([sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-b", "127.0.0.1:18081",
                    "--chdir", str(ROOT / "bench"), "naive_app:app"], 18081),
-    ):
-        server = start(command, env, port)
-        try:
-            results[name] = run_wrk(f"http://127.0.0.1:{port}/v1/events", key, handle.name, args.seconds, args.connections)
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(20)
+    }
+    rounds: list[dict[str, dict]] = []
+    processes = [start(command, env, port) for command, port in servers.values()]
+    try:
+        for number in range(args.rounds):
+            order = list(servers) if number % 2 == 0 else list(reversed(servers))
+            rounds.append({name: run_wrk(f"http://127.0.0.1:{servers[name][1]}/v1/events", key, handle.name,
+                                         args.seconds, args.connections) for name in order})
+    finally:
+        stop(processes, 20)
     import redis
 
     redis.Redis.from_url(settings.redis_url).flushdb()
     os.unlink(handle.name)
 
-    ours, naive = results["adtivity"], results["naive"]
-    ratio = ours["events_per_second"] / naive["events_per_second"]
-    cores = os.cpu_count()
+    ratios = [run["adtivity"]["events_per_second"] / run["naive"]["events_per_second"] for run in rounds]
     lines = [
-        f"Command: `.venv/bin/python bench/ingest.py --seconds {args.seconds} --connections {args.connections} "
-        f"--workers {args.workers}` on {cores} cores (wrk and Redis on the same machine).",
-        f"Body: 50 events, {len(body) // 50} bytes each on average.",
+        f"Command: `.venv/bin/python bench/ingest.py --seconds {args.seconds} --rounds {args.rounds} --connections "
+        f"{args.connections} --workers {args.workers}` on {os.cpu_count()} cores (wrk and Redis on the same machine).",
+        f"Body: 50 events, {len(body) // 50} bytes each on average. Both servers run throughout; each round loads one "
+        f"for {args.seconds} s, then the other (the order alternates), so a drift in the machine's speed falls on both.",
         "",
-        "| server | events/s | requests/s | p50 ms | p99 ms | non-2xx |",
-        "|---|---|---|---|---|---|",
+        "| round | adtivity events/s | naive events/s | ratio | adtivity p50 / p99 ms | naive p50 / p99 ms | non-2xx |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for name, result in results.items():
-        lines.append(f"| {name} | {result['events_per_second']:,.0f} | {result['requests_per_second']:,.0f} | "
-                     f"{result['p50_ms']:.2f} | {result['p99_ms']:.2f} | {result['non_2xx']} |")
-    lines += ["", f"Adtivity / naive: {ratio:.2f}x."]
+    for number, (run, ratio) in enumerate(zip(rounds, ratios), 1):
+        ours, naive = run["adtivity"], run["naive"]
+        lines.append(f"| {number} | {ours['events_per_second']:,.0f} | {naive['events_per_second']:,.0f} | {ratio:.2f}x | "
+                     f"{ours['p50_ms']:.1f} / {ours['p99_ms']:.1f} | {naive['p50_ms']:.1f} / {naive['p99_ms']:.1f} | "
+                     f"{ours['non_2xx'] + naive['non_2xx']} |")
+    ours_median = statistics.median(run["adtivity"]["events_per_second"] for run in rounds)
+    naive_median = statistics.median(run["naive"]["events_per_second"] for run in rounds)
+    lines += ["", f"Medians: adtivity {ours_median:,.0f} events/s, naive {naive_median:,.0f} events/s; "
+                  f"Adtivity / naive: **{statistics.median(ratios):.2f}x** (median of the rounds' ratios)."]
     lines.append(cpu_reference())
     print("\n".join(lines))
     record("Ingest (a)", lines)
