@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import clickhouse_connect.driver.exceptions as ch_errors
 import pytest
@@ -197,6 +198,32 @@ def test_a_batch_stops_reading_at_the_configured_number_of_events(api, settings,
     assert len(pump.read_batch(1.0)) == 100
     assert len(pump.read_batch(1.0)) == 50
     assert pump.read_batch(0.1) == []
+
+
+def test_a_batch_waits_for_more_entries_until_its_time_is_up(api, settings, redis_client):
+    """PERSIST_BATCH_SECONDS: entries that arrive while a batch is open join it, so a shard's pump makes
+    one insert per that many seconds, not one for every few requests."""
+    t = tenant(api)
+
+    def send(number: int) -> None:
+        answer = api.post("/v1/events", auth=t.write_key, json={"type": "track", "name": "n", "user_id": "u",
+                                                                "message_id": f"m{number}"})
+        assert answer.json["accepted"] == 1
+
+    shard = shard_for(t.company_id, settings.stream_shards)
+    pump = EventsPump(settings, redis_client, lambda: None, shard)
+    pump.ensure_group()
+    send(0)
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        reading = reader.submit(pump.read_batch, 1.5)
+        time.sleep(0.5)
+        send(1)
+        time.sleep(0.3)
+        send(2)
+        started = time.monotonic()
+        batch = reading.result()
+    assert [entry.message_ids for entry in batch] == [["m0"], ["m1"], ["m2"]]
+    assert time.monotonic() - started > 0.3  # it went on waiting after the last entry
 
 
 def test_default_batch_size_is_the_documented_one(settings):
