@@ -154,6 +154,12 @@ class Settings:
             raise SettingsError("ACCESS_TOKEN_SECONDS must be between 1 and 900 (access tokens live at most 15 minutes)")
         if self.web_clickhouse_clients < 1:
             raise SettingsError("WEB_CLICKHOUSE_CLIENTS must be at least 1")
+        if self.web_clickhouse_wait_seconds < 0:
+            raise SettingsError("WEB_CLICKHOUSE_WAIT_SECONDS must be 0 or more")
+        if self.persist_batch_events < 1:
+            raise SettingsError("PERSIST_BATCH_EVENTS must be at least 1")
+        if self.persist_batch_seconds <= 0:
+            raise SettingsError("PERSIST_BATCH_SECONDS must be more than 0 (a batch that may not wait reads nothing)")
         if self.web_worker_connections < 1:
             raise SettingsError("WEB_WORKER_CONNECTIONS must be at least 1")
         if self.web_keepalive_requests < 1:
