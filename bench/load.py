@@ -3,6 +3,7 @@ this machine, realistic mixed traffic for several companies (web2 and web3, rese
 events), a set rate for `--seconds`.
 
     .venv/bin/python bench/load.py [--seconds 300] [--events-per-second 10000] [--companies 6] [--threads 8]
+                                   [--web-workers 2] [--stream-shards 4] [--fsync everysec]
 
 Reports accepted events/s, the streams' backlog over the run (its least-squares slope: flat is about
 0), p50/p99 ingest latency, POST-to-ClickHouse and POST-to-realtime p50/p95 (probes to a company of
@@ -19,6 +20,7 @@ import time
 
 from common import bench_company, cpu_reference, record
 
+from adtivity.settings import Settings
 from models import redis_keys
 from harness import Fleet, LagSampler, Load, Probes, Run, drain, verify, wait_until
 
@@ -30,12 +32,14 @@ def main() -> int:
     parser.add_argument("--companies", type=int, default=6)
     parser.add_argument("--threads", type=int, default=8, help="load generator threads (4 could not send 10,000 events/s here)")
     parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--stream-shards", type=int, default=Settings.stream_shards,
+                        help="STREAM_SHARDS: each shard is a persist and an entities pump, and an insert a second")
     parser.add_argument("--fsync", choices=("always", "everysec", "no-aof"), default="everysec",
                         help="the Redis append-only file's fsync policy (chaos uses always)")
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
 
-    run = Run("load", args.fsync, WEB_WORKERS=str(args.web_workers))
+    run = Run("load", args.fsync, WEB_WORKERS=str(args.web_workers), STREAM_SHARDS=str(args.stream_shards))
     client = run.client()
     companies = [bench_company(run.settings) for _ in range(args.companies)]
     probe_company, probe_write, probe_read = bench_company(run.settings, ("write", "read"))
@@ -73,7 +77,7 @@ def main() -> int:
     lines = [
         f"Command: `.venv/bin/python bench/load.py --seconds {args.seconds} --events-per-second "
         f"{args.events_per_second} --companies {args.companies} --threads {args.threads} --web-workers "
-        f"{args.web_workers} --fsync {args.fsync}` on {os.cpu_count()} cores: web, worker, scheduler, streams, Postgres, "
+        f"{args.web_workers} --stream-shards {args.stream_shards} --fsync {args.fsync}` on {os.cpu_count()} cores: web, worker, scheduler, streams, Postgres, "
         f"Redis (append-only, fsync {args.fsync}), ClickHouse, the broker and the load generator all on this machine.", "",
         "| figure | value |", "|---|---|",
         f"| accepted events/s (target {args.events_per_second:,}) | **{summary['events_per_second']:,}** "
