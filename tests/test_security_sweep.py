@@ -176,6 +176,20 @@ def test_a_nul_in_identity_or_traits_is_kept_in_clickhouse_and_made_safe_for_pos
     assert stored == [("a\u0000b",)]
 
 
+def test_text_that_spells_a_nul_escape_reaches_postgres_as_written(api, settings, redis_client):
+    """Only real NULs become U+FFFD on their way to Postgres (the rows travel as JSON, where a NUL is
+    the escape \\u0000): a backslash and "u0000" typed as text are kept, also after other backslashes."""
+    t = tenant(api)
+    traits = {"spelled": "\\u0000", "after a backslash": "\\\u0000", "two backslashes": "\\\\u0000"}
+    answer = api.post("/v1/events", auth=t.write_key, headers={"User-Agent": CHROME},
+                      json={"type": "identify", "user_id": "writer", "traits": traits, "message_id": "spelled"})
+    assert answer.status_code == 200 and answer.json["accepted"] == 1, answer.text
+    drain(settings, redis_client)
+    with database.connection_context():
+        stored = EndUser.get(EndUser.company_id == t.company_id, EndUser.user_id == "writer").traits
+    assert stored == {"spelled": "\\u0000", "after a backslash": "\\\ufffd", "two backslashes": "\\\\u0000"}
+
+
 def test_a_nul_in_a_dashboard_api_body_is_a_422_not_a_500(api):
     answer = api.post("/v1/auth/password-reset", json={"email": "a\u0000@example.com"})
     assert answer.status_code == 422 and "NUL" in answer.json["error"]["message"]
