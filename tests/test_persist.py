@@ -200,9 +200,10 @@ def test_a_batch_stops_reading_at_the_configured_number_of_events(api, settings,
     assert pump.read_batch(0.1) == []
 
 
-def test_a_batch_waits_for_more_entries_until_its_time_is_up(api, settings, redis_client):
-    """PERSIST_BATCH_SECONDS: entries that arrive while a batch is open join it, so a shard's pump makes
-    one insert per that many seconds, not one for every few requests."""
+def test_a_batch_closes_its_batch_seconds_after_the_previous_one(api, settings, redis_client):
+    """PERSIST_BATCH_SECONDS: entries that arrive within that time of the previous batch join one
+    batch, so a busy shard's pump makes one insert per that many seconds, not one for every few
+    requests; on a quiet shard the first entries make a batch at once."""
     t = tenant(api)
 
     def send(number: int) -> None:
@@ -211,19 +212,23 @@ def test_a_batch_waits_for_more_entries_until_its_time_is_up(api, settings, redi
         assert answer.json["accepted"] == 1
 
     shard = shard_for(t.company_id, settings.stream_shards)
-    pump = EventsPump(settings, redis_client, lambda: None, shard)
+    pump = EventsPump(dataclasses.replace(settings, persist_batch_seconds=1.0), redis_client, lambda: None, shard)
     pump.ensure_group()
     send(0)
+    started = time.monotonic()
+    assert [entry.message_ids for entry in pump.read_batch(1.5)] == [["m0"]]
+    assert time.monotonic() - started < 0.5  # a quiet shard: at once
     with ThreadPoolExecutor(max_workers=1) as reader:
         reading = reader.submit(pump.read_batch, 1.5)
-        time.sleep(0.5)
+        time.sleep(0.3)
         send(1)
         time.sleep(0.3)
         send(2)
-        started = time.monotonic()
+        last_sent = time.monotonic()
         batch = reading.result()
-    assert [entry.message_ids for entry in batch] == [["m0"], ["m1"], ["m2"]]
-    assert time.monotonic() - started > 0.3  # it went on waiting after the last entry
+    assert [entry.message_ids for entry in batch] == [["m1"], ["m2"]]
+    assert time.monotonic() - last_sent > 0.2  # it went on waiting after the last entry
+    assert time.monotonic() - started >= 1.0
 
 
 def test_default_batch_size_is_the_documented_one(settings):

@@ -2,8 +2,8 @@
 acknowledging only what was stored. workers/persist.py and workers/entities.py are its two kinds.
 
 One pump per (kind, shard) at a time, under a Redis lease. It reads batches (up to
-PERSIST_BATCH_EVENTS events or PERSIST_BATCH_SECONDS) and, first, claims entries left pending longer
-than PERSIST_CLAIM_IDLE_SECONDS (a crashed pump's, or ones that failed). A store that is down is
+PERSIST_BATCH_EVENTS events, closing PERSIST_BATCH_SECONDS after the previous batch; see read_batch)
+and, first, claims entries left pending longer than PERSIST_CLAIM_IDLE_SECONDS (a crashed pump's, or ones that failed). A store that is down is
 retried with backoff, holding the batch; if it stays down, the run ends without reading more, so an
 outage leaves only that batch pending. An entry that fails for another reason is isolated, its
 failures counted (in Redis, per entry), left pending for later claims and, at PERSIST_MAX_FAILURES,
@@ -88,6 +88,7 @@ class StreamPump:
         self.shard = shard
         self.consumer = f"{group}-{shard}"
         self.failures_key = redis_keys.pump_failures(stream, group)
+        self.last_closed = float("-inf")  # when the last batch with entries closed (time.monotonic)
 
     def store(self, entries: list[Entry]) -> None:
         raise NotImplementedError
@@ -101,24 +102,30 @@ class StreamPump:
 
     # Reading.
     def read_batch(self, block_seconds: float) -> list[Entry]:
-        """New entries: up to the batch's event count, or what arrives within `block_seconds`. A batch
-        that waits its time out makes one ClickHouse insert (one part in each table, and its merges
-        later) a second per shard at most, instead of one for every few requests."""
+        """New entries, up to the batch's event count, waiting at most `block_seconds` for the first.
+        A batch closes PERSIST_BATCH_SECONDS after the previous batch closed: under load, a shard's
+        pump makes one ClickHouse insert a second (each insert is a part in each table, merged again
+        later), not one for every few requests. When that time has already passed (a quiet shard),
+        it closes as soon as the first entries are in, so a lone request is stored at once."""
         entries: list[Entry] = []
         events = 0
-        deadline = time.monotonic() + block_seconds
+        close_at = time.monotonic() + block_seconds
         while events < self.settings.persist_batch_events:
-            remaining_ms = int((deadline - time.monotonic()) * 1000)
+            remaining_ms = int((close_at - time.monotonic()) * 1000)
             if remaining_ms <= 0:
                 break
             answer = self.redis.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=100, block=remaining_ms)
             if not answer:
                 break
+            if not entries:
+                close_at = min(close_at, max(time.monotonic(), self.last_closed + self.settings.persist_batch_seconds))
             for entry_id, fields in answer[0][1]:
                 entry = self.decode(entry_id, fields)
                 if entry is not None:
                     entries.append(entry)
                     events += len(entry.message_ids)
+        if entries:
+            self.last_closed = time.monotonic()
         return entries
 
     def claim_stale(self) -> list[Entry]:
