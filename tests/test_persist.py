@@ -185,16 +185,25 @@ def test_a_crash_after_the_hand_over_before_the_ack_stores_nothing_twice(api, se
     assert not any(redis_client.exists(redis_keys.handed_over(shard)) for shard in range(settings.stream_shards))
 
 
+def send_track(api, t, message_id: str) -> None:
+    answer = api.post("/v1/events", auth=t.write_key, json={"type": "track", "name": "n", "user_id": "u",
+                                                            "message_id": message_id})
+    assert answer.json["accepted"] == 1
+
+
+def reading_pump(settings, redis_client, t) -> EventsPump:
+    """A persist pump on the tenant's shard, for reading batches (it has no ClickHouse)."""
+    pump = EventsPump(settings, redis_client, lambda: None, shard_for(t.company_id, settings.stream_shards))
+    pump.ensure_group()
+    return pump
+
+
 def test_a_batch_stops_reading_at_the_configured_number_of_events(api, settings, redis_client):
     """PERSIST_BATCH_EVENTS: a batch reads entries (up to 100 a read) until it holds that many events."""
     t = tenant(api)
     for number in range(150):
-        answer = api.post("/v1/events", auth=t.write_key, json={"type": "track", "name": "n", "user_id": "u",
-                                                                "message_id": f"m{number}"})
-        assert answer.json["accepted"] == 1
-    shard = shard_for(t.company_id, settings.stream_shards)
-    pump = EventsPump(dataclasses.replace(settings, persist_batch_events=100), redis_client, lambda: None, shard)
-    pump.ensure_group()
+        send_track(api, t, f"m{number}")
+    pump = reading_pump(dataclasses.replace(settings, persist_batch_events=100), redis_client, t)
     assert len(pump.read_batch(1.0)) == 100
     assert len(pump.read_batch(1.0)) == 50
     assert pump.read_batch(0.1) == []
@@ -205,25 +214,17 @@ def test_a_batch_closes_its_batch_seconds_after_the_previous_one(api, settings, 
     batch, so a busy shard's pump makes one insert per that many seconds, not one for every few
     requests; on a quiet shard the first entries make a batch at once."""
     t = tenant(api)
-
-    def send(number: int) -> None:
-        answer = api.post("/v1/events", auth=t.write_key, json={"type": "track", "name": "n", "user_id": "u",
-                                                                "message_id": f"m{number}"})
-        assert answer.json["accepted"] == 1
-
-    shard = shard_for(t.company_id, settings.stream_shards)
-    pump = EventsPump(dataclasses.replace(settings, persist_batch_seconds=1.0), redis_client, lambda: None, shard)
-    pump.ensure_group()
-    send(0)
+    pump = reading_pump(dataclasses.replace(settings, persist_batch_seconds=1.0), redis_client, t)
+    send_track(api, t, "m0")
     started = time.monotonic()
     assert [entry.message_ids for entry in pump.read_batch(1.5)] == [["m0"]]
     assert time.monotonic() - started < 0.5  # a quiet shard: at once
     with ThreadPoolExecutor(max_workers=1) as reader:
         reading = reader.submit(pump.read_batch, 1.5)
         time.sleep(0.3)
-        send(1)
+        send_track(api, t, "m1")
         time.sleep(0.3)
-        send(2)
+        send_track(api, t, "m2")
         last_sent = time.monotonic()
         batch = reading.result()
     assert [entry.message_ids for entry in batch] == [["m1"], ["m2"]]
