@@ -118,7 +118,7 @@ def apply_entities(events: list[SlimEvent]) -> None:
             cursor.execute(statement, (rows_json(rows),))
 
 
-def end_user_rows(events: list[SlimEvent]) -> list[tuple]:
+def end_user_rows(events: list[SlimEvent]) -> list[list]:
     users: dict[tuple, list] = {}
     for event in events:
         if not event.user_id:
@@ -130,10 +130,10 @@ def end_user_rows(events: list[SlimEvent]) -> list[tuple]:
         row[3] = moment
         if event.type == ev.IDENTIFY:
             row[4].update(event.traits)
-    return [tuple(row) for row in users.values()]
+    return list(users.values())
 
 
-def identity_rows(events: list[SlimEvent]) -> list[tuple]:
+def identity_rows(events: list[SlimEvent]) -> list[list]:
     links: dict[tuple, list] = {}
 
     def link(event: SlimEvent, kind: str, value: str) -> None:
@@ -153,10 +153,10 @@ def identity_rows(events: list[SlimEvent]) -> list[tuple]:
             link(event, "alias", event.previous_id)
         if event.wallet_address:
             link(event, "wallet", event.wallet_address)
-    return [tuple(row) for row in links.values()]
+    return list(links.values())
 
 
-def wallet_rows(events: list[SlimEvent]) -> list[tuple]:
+def wallet_rows(events: list[SlimEvent]) -> list[list]:
     wallets: dict[tuple, list] = {}
     for event in events:
         if not event.wallet_address:
@@ -169,10 +169,10 @@ def wallet_rows(events: list[SlimEvent]) -> list[tuple]:
         row[3] = event.user_id or row[3]
         if event.chain_id:
             row[2].add(event.chain_id)
-    return [(c, a, sorted(chains), u, first, last) for c, a, chains, u, first, last in wallets.values()]
+    return [[c, a, sorted(chains), u, first, last] for c, a, chains, u, first, last in wallets.values()]
 
 
-def session_rows(events: list[SlimEvent]) -> list[tuple]:
+def session_rows(events: list[SlimEvent]) -> list[list]:
     sessions: dict[tuple, list] = {}
     for event in events:
         if not event.session_id:
@@ -188,10 +188,10 @@ def session_rows(events: list[SlimEvent]) -> list[tuple]:
             row[6] += 1
             row[7] = row[7] or event.page_path
             row[8] = event.page_path
-    return [tuple(row) for row in sessions.values()]
+    return list(sessions.values())
 
 
-def payment_rows(events: list[SlimEvent]) -> list[tuple]:
+def payment_rows(events: list[SlimEvent]) -> list[list]:
     payments: dict[tuple, list] = {}
     for event in events:
         if event.type != ev.PAYMENT:
@@ -207,7 +207,7 @@ def payment_rows(events: list[SlimEvent]) -> list[tuple]:
         row[5] = event.payment_method or row[5]
         row[6] = event.user_id or row[6]
         row[7].append({"status": event.status, "at": event.event_time.isoformat()})
-    return [tuple(row) for row in payments.values()]
+    return list(payments.values())
 
 
 class EntitiesPump(StreamPump):
