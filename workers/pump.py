@@ -3,13 +3,14 @@ acknowledging only what was stored. workers/persist.py and workers/entities.py a
 
 One pump per (kind, shard) at a time, under a Redis lease. It reads batches (up to
 PERSIST_BATCH_EVENTS events, closing PERSIST_BATCH_SECONDS after the previous batch; see read_batch)
-and, first, claims entries left pending longer than PERSIST_CLAIM_IDLE_SECONDS (a crashed pump's, or ones that failed). A store that is down is
-retried with backoff, holding the batch; if it stays down, the run ends without reading more, so an
-outage leaves only that batch pending. An entry that fails for another reason is isolated, its
-failures counted (in Redis, per entry), left pending for later claims and, at PERSIST_MAX_FAILURES,
-quarantined (dead-letter stream plus the `quarantine` table), then acknowledged. Only failures count:
-deliveries do not, since a crash or a long outage redelivers entries that did nothing wrong. Each
-pump runs for PERSIST_PUMP_SECONDS, then its actor enqueues a successor; the scheduler restarts any pump whose lease lapsed.
+and, first, claims entries left pending longer than PERSIST_CLAIM_IDLE_SECONDS (a crashed pump's, or
+ones that failed). A store that is down is retried with backoff, holding the batch; if it stays
+down, the run ends without reading more, so an outage leaves only that batch pending. An entry that
+fails for another reason is isolated, its failures counted (in Redis, per entry), left pending for
+later claims and, at PERSIST_MAX_FAILURES, quarantined (dead-letter stream plus the `quarantine`
+table), then acknowledged. Only failures count: deliveries do not, since a crash or a long outage
+redelivers entries that did nothing wrong. Each pump runs for PERSIST_PUMP_SECONDS, then its actor
+enqueues a successor; the scheduler restarts any pump whose lease lapsed.
 """
 from __future__ import annotations
 
