@@ -88,6 +88,28 @@ def groups_usage(pgids: list[int]) -> dict[int, tuple[float, float]]:
     return {pgid: (megabytes[pgid], cpu_ticks[pgid] / os.sysconf("SC_CLK_TCK")) for pgid in pgids}
 
 
+SERVICE_COMMANDS = {"clickhouse": "ClickHouse", "postgres": "Postgres", "redis-server": "Redis", "tansu": "broker"}
+
+
+def machine_cpu() -> dict[str, float]:
+    """CPU seconds used so far: "machine" (all cores, every process: /proc/stat's busy time), each
+    service of SERVICE_COMMANDS (by command name, with reaped children's: Postgres's backends) and
+    "load generator" (this process). Differences over a run tell where the machine's time went."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    user, nice, system, idle, iowait, *rest = (int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8])
+    seconds = defaultdict(float, {"machine": (user + nice + system + sum(rest)) / ticks})
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            command, fields = stat.read_text().split(" (", 1)[1].rsplit(")", 1)
+        except (OSError, IndexError, ValueError):
+            continue
+        name = next((label for prefix, label in SERVICE_COMMANDS.items() if command.startswith(prefix)), None)
+        if name is not None:
+            seconds[name] += sum(int(value) for value in fields.split()[11:15]) / ticks
+    seconds["load generator"] = sum(os.times()[:2])
+    return dict(seconds)
+
+
 class AofRedis:
     """A Redis of the run's own, on its own port, with an append-only file fsynced `fsync` ("always":
     an acknowledged write survives a SIGKILL; "everysec": Redis' default, up to a second at risk;
@@ -314,7 +336,7 @@ class Load:
 
     @property
     def events_accepted(self) -> int:
-        return sum(len(batches) for batches in self.accepted.values()) * BATCH
+        return sum(len(batches) for batches in list(self.accepted.values())) * BATCH
 
     def _templates(self, rng: random.Random, thread: int, count: int = 20) -> list[bytes]:
         """Request bodies made once, with the batch number left as a placeholder: the generator must

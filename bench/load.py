@@ -7,7 +7,8 @@ events), a set rate for `--seconds`.
 
 Reports accepted events/s, the streams' backlog over the run (its least-squares slope: flat is about
 0), p50/p99 ingest latency, POST-to-ClickHouse and POST-to-realtime p50/p95 (probes to a company of
-their own), peak resident memory of each process, how long the backlog took to clear after the load
+their own), peak resident memory of each process, the cores each process and service used and the
+whole machine's CPU time per accepted event, how long the backlog took to clear after the load
 stopped; then checks ClickHouse exactly once, rollups and real-time against it. Records the figures
 in docs/benchmarks.md (`--no-record` to skip). Needs the services up (`make services`).
 """
@@ -22,7 +23,7 @@ from common import bench_company, cpu_reference, record
 
 from adtivity.settings import Settings
 from models import redis_keys
-from harness import Fleet, LagSampler, Load, Probes, Run, drain, verify, wait_until
+from harness import Fleet, LagSampler, Load, Probes, Run, drain, machine_cpu, verify, wait_until
 
 
 def main() -> int:
@@ -53,10 +54,14 @@ def main() -> int:
         lag.start()
         load.start()
         probes.start()
-        cpu_before = dict(fleet.cpu_seconds)
+        cpu_before, machine_before, accepted_before = dict(fleet.cpu_seconds), machine_cpu(), load.events_accepted
         time.sleep(args.seconds)
+        machine_after, accepted_in_window = machine_cpu(), load.events_accepted - accepted_before
         cores_used = {name: round((fleet.cpu_seconds[name] - cpu_before.get(name, 0)) / args.seconds, 2)
                       for name in fleet.NAMES}
+        cores_used.update({name: round((machine_after[name] - machine_before.get(name, 0)) / args.seconds, 2)
+                           for name in machine_after})
+        machine_us_per_event = round((machine_after["machine"] - machine_before["machine"]) / max(accepted_in_window, 1) * 1e6)
         load.stop()
         probes.stop()
         stopped = time.monotonic()
@@ -71,6 +76,7 @@ def main() -> int:
     result = {"load": load.summary(), "backlog": lag.trend(skip_seconds=30),
               "backlog_cleared_seconds_after_stop": round(clear_seconds, 1), "freshness": probes.summary(),
               "peak_rss_mb": {name: round(mb) for name, mb in fleet.peak_rss.items()}, "cores_used": cores_used,
+              "machine_cpu_us_per_event": machine_us_per_event,
               "processes_exited_on_their_own": dict(fleet.exited_on_their_own), "checks": checks}
     print(json.dumps(result, indent=2))
     summary, backlog, fresh = result["load"], result["backlog"], result["freshness"]
@@ -91,7 +97,8 @@ def main() -> int:
         f"| POST to ClickHouse p50 / p95 | {fresh['to_clickhouse'].get('p50_s')} s / **{fresh['to_clickhouse'].get('p95_s')} s** |",
         f"| POST to real-time p50 / p95 | {fresh['to_realtime'].get('p50_s')} s / **{fresh['to_realtime'].get('p95_s')} s** |",
         "| peak resident memory | " + ", ".join(f"{name} {mb} MB" for name, mb in result["peak_rss_mb"].items()) + " |",
-        "| cores used during the load (of 2) | " + ", ".join(f"{name} {cores}" for name, cores in cores_used.items()) + " |",
+        f"| cores used during the load (of {os.cpu_count()}) | " + ", ".join(f"{name} {cores}" for name, cores in cores_used.items()) + " |",
+        f"| CPU time of the whole machine per accepted event | {machine_us_per_event} us |",
         f"| answers | {summary['answers']} |",
         f"| checks | ClickHouse exactly once: {checks['clickhouse_exactly_once']}; rollups equal ClickHouse: "
         f"{checks['rollups_equal_clickhouse']}; real-time drift: {checks['realtime_drift_events']} events |",

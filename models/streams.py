@@ -15,6 +15,7 @@ entries written before compression (and quarantined payloads) still read (`unpac
 """
 from __future__ import annotations
 
+import time
 import zlib
 
 import lz4.block
@@ -35,11 +36,11 @@ _message_ids = msgspec.msgpack.Decoder(list[str])
 _PACKED = b"\xc1"  # never the first byte of MessagePack ("never used") or of JSON
 
 
-def stream_key(shard: int) -> str:
+def stream_key(shard: int | str) -> str:
     return f"{PREFIX}:ev:{shard}"
 
 
-def entities_stream_key(shard: int) -> str:
+def entities_stream_key(shard: int | str) -> str:
     """Events newly stored in ClickHouse, handed on by the persist pump to the entities pump. Entries
     have the same fields, with "r" naming the events-stream entry they came from."""
     return f"{PREFIX}:ent:{shard}"
@@ -164,6 +165,40 @@ def backlog_since(client: redis.Redis, watched: list[tuple[str, str]], now: floa
                 if entries:
                     oldest = min(oldest, entry_seconds(entries[0][0]))
     return oldest
+
+
+def pumped_watch(shard: int) -> list[tuple[str, str]]:
+    """What the worker's two pumps of `shard` must acknowledge: the events stream (persist) and the
+    entities stream (entities)."""
+    return [(stream_key(shard), PERSIST_GROUP), (entities_stream_key(shard), ENTITIES_GROUP)]
+
+
+def unpumped(client: redis.Redis, shard: int) -> bool:
+    """Whether `shard` holds entries its pumps have not acknowledged, counting those of a stream no
+    pump has read yet (no group)."""
+    now = time.time()
+    if backlog_since(client, pumped_watch(shard), now) < now:
+        return True
+    for stream, group in pumped_watch(shard):
+        try:
+            groups = client.xinfo_groups(stream)
+        except redis.ResponseError:  # no such stream
+            continue
+        if not any(g["name"].decode() == group for g in groups) and client.xlen(stream):
+            return True
+    return False
+
+
+def stranded_shards(client: redis.Redis, shards: int) -> list[int]:
+    """Shards at or above `shards` that still hold entries for the pumps: left by a larger
+    STREAM_SHARDS (or written by a web process that still has one). They must be drained."""
+    found = set()
+    for pattern in (stream_key("*"), entities_stream_key("*")):
+        for key in client.scan_iter(match=pattern, count=1000, _type="stream"):
+            suffix = key.decode().rsplit(":", 1)[1]
+            if suffix.isdigit() and int(suffix) >= shards:
+                found.add(int(suffix))
+    return sorted(shard for shard in found if unpumped(client, shard))
 
 
 def persisted_watch(shards: int) -> list[tuple[str, str]]:

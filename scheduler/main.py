@@ -19,6 +19,7 @@ from adtivity.logs import configure_logging, log_event
 from adtivity.metrics import serve
 from adtivity.settings import Settings
 from models import redis_keys
+from models.streams import stranded_shards, unpumped
 from scheduler.leader import Leadership
 
 log = logging.getLogger("scheduler")
@@ -34,11 +35,19 @@ def build_scheduler(settings: Settings, jobs: Jobs, client: redis.Redis, leaders
         jobs.enqueue(CHECK_HEALTH)
         client.set(redis_keys.process_heartbeat("scheduler"), time.time())
 
+    draining = stranded_shards(client, settings.stream_shards)
+    if draining:
+        log_event(log, "draining shards beyond STREAM_SHARDS", level=logging.WARNING, shards=draining,
+                  stream_shards=settings.stream_shards)
+
     def ensure_persist_pumps() -> None:
         """Starts each pump (persist and entities, per shard) that has none running or queued (after a
-        crash, or at first)."""
+        crash, or at first); also those of shards left by a larger STREAM_SHARDS, until they are empty."""
+        for shard in [shard for shard in draining if not unpumped(client, shard)]:
+            draining.remove(shard)
+            log_event(log, "shard drained", shard=shard)
         for kind, actor in PUMPS:
-            for shard in range(settings.stream_shards):
+            for shard in [*range(settings.stream_shards), *draining]:
                 if client.exists(redis_keys.pump_lease(kind, shard)):
                     continue
                 if client.set(redis_keys.pump_queued(kind, shard), 1, nx=True, ex=PUMP_QUEUED_SECONDS):

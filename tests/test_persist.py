@@ -12,14 +12,17 @@ import clickhouse_connect.driver.exceptions as ch_errors
 import pytest
 from hypothesis import given, strategies as st
 
+from adtivity.jobs import ENTITIES_SHARD, PERSIST_SHARD
 from adtivity.metrics import REPEATED_HAND_OVERS
 from models.clickhouse import PerThread, clickhouse_client
 from models.db import database
 from models import redis_keys
 from models.events_table import NO_SESSION, insert_rows
-from models.streams import (PERSIST_GROUP, decode_entry, entities_stream_key, entry_fields, pack, shard_for, stream_key,
-                            unpack)
+from models.streams import (PERSIST_GROUP, decode_entry, entities_stream_key, entry_fields, pack, shard_for,
+                            stranded_shards, stream_key, unpack)
 from models.tracking import EndUser, Identity, PaymentSession, Quarantine, Session, Wallet
+from scheduler.leader import Leadership
+from scheduler.main import build_scheduler
 from tests.ingest_helpers import tenant
 from tests.processes import free_port
 from workers.entities import EntitiesPump
@@ -558,3 +561,52 @@ def test_a_queued_pump_run_clears_its_mark_even_when_another_pump_holds_the_leas
     redis_client.set(queued, 1)
     assert not run_pump(settings, redis_client, EventsPump(settings, redis_client, lambda: None, 0), lease, queued)
     assert not redis_client.exists(queued)
+
+
+class RecordedJobs:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, tuple]] = []
+
+    def enqueue(self, actor: str, *args) -> None:
+        self.sent.append((actor, args))
+
+
+def test_a_shard_left_beyond_stream_shards_is_pumped_until_empty(api, settings, redis_client):
+    """After STREAM_SHARDS is lowered, entries still waiting in a higher shard are found when the
+    scheduler starts; it keeps that shard's pumps running until both have acknowledged everything,
+    and then a pump of that shard queues no successor."""
+    t = tenant(api)
+    assert api.post("/v1/events", auth=t.write_key, json=mixed_events(8, dt.datetime.now(dt.timezone.utc))).status_code == 200
+    home = shard_for(t.company_id, settings.stream_shards)
+    [(entry_id, fields)] = redis_client.xrange(stream_key(home))
+    beyond = settings.stream_shards + 1
+    redis_client.xadd(stream_key(beyond), fields)
+    redis_client.xdel(stream_key(home), entry_id)
+    assert stranded_shards(redis_client, settings.stream_shards) == [beyond]
+    assert stranded_shards(redis_client, beyond + 1) == []
+
+    leadership = Leadership(redis_client, lease_seconds=5)
+    jobs = RecordedJobs()
+    ensure_pumps = build_scheduler(settings, jobs, redis_client, leadership).get_job("persist-pumps").func
+    leadership.check()
+    ensure_pumps()
+    assert {(actor, args) for actor, args in jobs.sent if args == (beyond,)} == {(PERSIST_SHARD, (beyond,)),
+                                                                               (ENTITIES_SHARD, (beyond,))}
+
+    short = dataclasses.replace(settings, persist_pump_seconds=0.1)
+    clickhouse = clickhouse_client(settings.clickhouse_url)
+    persist = (EventsPump(short, redis_client, lambda: clickhouse, beyond),
+               redis_keys.pump_lease("persist", beyond), redis_keys.pump_queued("persist", beyond))
+    entities = (EntitiesPump(short, redis_client, beyond),
+                redis_keys.pump_lease("entities", beyond), redis_keys.pump_queued("entities", beyond))
+    assert run_pump(short, redis_client, *persist)  # the entities stream still waits: go on
+    assert stored(settings, t.company_id) == 8
+    assert not run_pump(short, redis_client, *entities)  # drained
+    assert not run_pump(short, redis_client, *persist)
+    assert EndUser.select().where(EndUser.company_id == t.company_id).exists()
+    assert stranded_shards(redis_client, settings.stream_shards) == []
+
+    redis_client.delete(*(redis_keys.pump_queued(kind, shard) for kind in ("persist", "entities") for shard in range(beyond + 1)))
+    jobs.sent.clear()
+    ensure_pumps()
+    assert sorted(args[0] for _, args in jobs.sent) == sorted([*range(settings.stream_shards)] * 2)

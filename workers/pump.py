@@ -31,7 +31,7 @@ from adtivity.metrics import PUMP_BATCH_EVENTS, PUMP_BATCH_SECONDS, PUMP_EVENTS,
 from adtivity.settings import Settings
 from models.db import database
 from models.events import Event
-from models.streams import DEAD_LETTER_STREAM, decode_entry, decode_message_ids, encode_events
+from models.streams import DEAD_LETTER_STREAM, decode_entry, decode_message_ids, encode_events, unpumped
 from models.tracking import Quarantine
 from adtivity.lease import Lease
 from models import redis_keys
@@ -254,7 +254,9 @@ class StreamPump:
 
 
 def run_pump(settings: Settings, client: redis.Redis, pump: StreamPump, lease_key: str, queued_key: str) -> bool:
-    """Runs `pump` for PERSIST_PUMP_SECONDS if its lease is free; False if another pump holds it."""
+    """Runs `pump` for PERSIST_PUMP_SECONDS if its lease is free. Whether a successor should follow:
+    False if another pump holds the lease, or if the shard, one beyond STREAM_SHARDS left to drain
+    (scheduler/main.py), is empty now."""
     client.delete(queued_key)  # this queued run has started: the scheduler may queue another if it ends
     lease = Lease(client, lease_key, ttl_seconds=settings.persist_claim_idle_seconds / 2)
     if not lease.acquire():
@@ -263,4 +265,4 @@ def run_pump(settings: Settings, client: redis.Redis, pump: StreamPump, lease_ke
         pump.run(lease, settings.persist_pump_seconds)
     finally:
         lease.release()
-    return True
+    return pump.shard < settings.stream_shards or unpumped(client, pump.shard)
