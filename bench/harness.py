@@ -68,24 +68,38 @@ def group_usage(pgid: int) -> tuple[float, float]:
     return groups_usage([pgid])[pgid]
 
 
+def process_stats():
+    """(its /proc directory, command name, the stat fields after the name) of every process."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            command, fields = stat.read_text().split(" (", 1)[1].rsplit(")", 1)
+        except (OSError, IndexError, ValueError):
+            continue
+        yield stat.parent, command, fields.split()
+
+
+def cpu_seconds(fields: list[str]) -> float:
+    """utime, stime, cutime and cstime of a process's stat fields (as process_stats gives them)."""
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def groups_usage(pgids: list[int]) -> dict[int, tuple[float, float]]:
     """group_usage of several process groups, from one pass over /proc (the load generator shares
     the machine with what it measures)."""
-    megabytes, cpu_ticks = dict.fromkeys(pgids, 0.0), dict.fromkeys(pgids, 0)
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            pgid = int(fields[2])
-            if pgid not in megabytes:
-                continue
-            status = (stat.parent / "status").read_text()
-        except (OSError, IndexError, ValueError):
+    megabytes, seconds = dict.fromkeys(pgids, 0.0), dict.fromkeys(pgids, 0.0)
+    for directory, _, fields in process_stats():
+        pgid = int(fields[2])
+        if pgid not in megabytes:
             continue
-        cpu_ticks[pgid] += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
+        try:
+            status = (directory / "status").read_text()
+        except OSError:
+            continue
+        seconds[pgid] += cpu_seconds(fields)
         for line in status.splitlines():
             if line.startswith("VmRSS:"):
                 megabytes[pgid] += int(line.split()[1]) / 1024
-    return {pgid: (megabytes[pgid], cpu_ticks[pgid] / os.sysconf("SC_CLK_TCK")) for pgid in pgids}
+    return {pgid: (megabytes[pgid], seconds[pgid]) for pgid in pgids}
 
 
 SERVICE_COMMANDS = {"clickhouse": "ClickHouse", "postgres": "Postgres", "redis-server": "Redis", "tansu": "broker"}
@@ -95,17 +109,12 @@ def machine_cpu() -> dict[str, float]:
     """CPU seconds used so far: "machine" (all cores, every process: /proc/stat's busy time), each
     service of SERVICE_COMMANDS (by command name, with reaped children's: Postgres's backends) and
     "load generator" (this process). Differences over a run tell where the machine's time went."""
-    ticks = os.sysconf("SC_CLK_TCK")
     user, nice, system, idle, iowait, *rest = (int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8])
-    seconds = defaultdict(float, {"machine": (user + nice + system + sum(rest)) / ticks})
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            command, fields = stat.read_text().split(" (", 1)[1].rsplit(")", 1)
-        except (OSError, IndexError, ValueError):
-            continue
+    seconds = defaultdict(float, {"machine": (user + nice + system + sum(rest)) / os.sysconf("SC_CLK_TCK")})
+    for _, command, fields in process_stats():
         name = next((label for prefix, label in SERVICE_COMMANDS.items() if command.startswith(prefix)), None)
         if name is not None:
-            seconds[name] += sum(int(value) for value in fields.split()[11:15]) / ticks
+            seconds[name] += cpu_seconds(fields)
     seconds["load generator"] = sum(os.times()[:2])
     return dict(seconds)
 

@@ -36,11 +36,11 @@ _message_ids = msgspec.msgpack.Decoder(list[str])
 _PACKED = b"\xc1"  # never the first byte of MessagePack ("never used") or of JSON
 
 
-def stream_key(shard: int | str) -> str:
+def stream_key(shard: int) -> str:
     return f"{PREFIX}:ev:{shard}"
 
 
-def entities_stream_key(shard: int | str) -> str:
+def entities_stream_key(shard: int) -> str:
     """Events newly stored in ClickHouse, handed on by the persist pump to the entities pump. Entries
     have the same fields, with "r" naming the events-stream entry they came from."""
     return f"{PREFIX}:ent:{shard}"
@@ -193,11 +193,11 @@ def stranded_shards(client: redis.Redis, shards: int) -> list[int]:
     """Shards at or above `shards` that still hold entries for the pumps: left by a larger
     STREAM_SHARDS (or written by a web process that still has one). They must be drained."""
     found = set()
-    for pattern in (stream_key("*"), entities_stream_key("*")):
-        for key in client.scan_iter(match=pattern, count=1000, _type="stream"):
-            suffix = key.decode().rsplit(":", 1)[1]
-            if suffix.isdigit() and int(suffix) >= shards:
-                found.add(int(suffix))
+    for key in client.scan_iter(match=f"{PREFIX}:*", count=1000, _type="stream"):  # one pass over the keys
+        name = key.decode()
+        suffix = name.rpartition(":")[2]
+        if suffix.isdigit() and int(suffix) >= shards and name in (stream_key(int(suffix)), entities_stream_key(int(suffix))):
+            found.add(int(suffix))
     return sorted(shard for shard in found if unpumped(client, shard))
 
 
