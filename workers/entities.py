@@ -5,9 +5,11 @@ Each batch is applied in one transaction that also records the source entries (t
 entry ids in the "r" field) in `persisted_entries`; an entry recorded before is skipped, so a
 redelivery or a repeated hand-over changes nothing twice. Upserts are one INSERT ... ON CONFLICT per
 table a batch, aggregated first. A table's rows travel as one JSON array (msgspec, in C), which
-Postgres unpacks with json_array_elements: psycopg2 quoting each value of each row (execute_values)
-took 25 us a row, most of this pump's CPU under load; the JSON costs about 1. Reading, retries and
-quarantine: see workers/pump.py.
+Postgres unpacks with jsonb_array_elements: psycopg2 quoting each value of each row (execute_values)
+took 25 us a row, most of this pump's CPU under load; the JSON costs about 1. jsonb, not json: a
+json value is text, which every `->>` parses again, and that made an upsert cost Postgres about 30 us
+a row where jsonb's is 18 (docs/performance-notes.md). Reading, retries and quarantine: see
+workers/pump.py.
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ from workers.pump import Entry, StreamPump, run_pump
 log = logging.getLogger(__name__)
 UPSERT_END_USERS = """
 INSERT INTO end_users (company_id, user_id, first_seen, last_seen, traits)
-SELECT (r->>0)::uuid, r->>1, (r->>2)::timestamp, (r->>3)::timestamp, (r->4)::jsonb FROM json_array_elements(%s::json) AS r
+SELECT (r->>0)::uuid, r->>1, (r->>2)::timestamp, (r->>3)::timestamp, r->4 FROM jsonb_array_elements(%s::jsonb) AS r
 ON CONFLICT (company_id, user_id) DO UPDATE SET
     first_seen = LEAST(end_users.first_seen, EXCLUDED.first_seen),
     last_seen = GREATEST(end_users.last_seen, EXCLUDED.last_seen),
@@ -43,7 +45,7 @@ ON CONFLICT (company_id, user_id) DO UPDATE SET
 """
 UPSERT_IDENTITIES = """
 INSERT INTO identities (company_id, kind, value, user_id, first_seen, last_seen)
-SELECT (r->>0)::uuid, r->>1, r->>2, r->>3, (r->>4)::timestamp, (r->>5)::timestamp FROM json_array_elements(%s::json) AS r
+SELECT (r->>0)::uuid, r->>1, r->>2, r->>3, (r->>4)::timestamp, (r->>5)::timestamp FROM jsonb_array_elements(%s::jsonb) AS r
 ON CONFLICT (company_id, kind, value) DO UPDATE SET
     user_id = CASE WHEN EXCLUDED.last_seen >= identities.last_seen THEN EXCLUDED.user_id ELSE identities.user_id END,
     first_seen = LEAST(identities.first_seen, EXCLUDED.first_seen),
@@ -51,8 +53,8 @@ ON CONFLICT (company_id, kind, value) DO UPDATE SET
 """
 UPSERT_WALLETS = """
 INSERT INTO wallets (company_id, address, chains, user_id, first_seen, last_seen)
-SELECT (r->>0)::uuid, r->>1, ARRAY(SELECT json_array_elements_text(r->2)), r->>3, (r->>4)::timestamp, (r->>5)::timestamp
-FROM json_array_elements(%s::json) AS r
+SELECT (r->>0)::uuid, r->>1, ARRAY(SELECT jsonb_array_elements_text(r->2)), r->>3, (r->>4)::timestamp, (r->>5)::timestamp
+FROM jsonb_array_elements(%s::jsonb) AS r
 ON CONFLICT (company_id, address) DO UPDATE SET
     chains = ARRAY(SELECT DISTINCT c FROM unnest(wallets.chains || EXCLUDED.chains) AS c ORDER BY c),
     user_id = CASE WHEN EXCLUDED.user_id <> '' THEN EXCLUDED.user_id ELSE wallets.user_id END,
@@ -62,7 +64,7 @@ ON CONFLICT (company_id, address) DO UPDATE SET
 UPSERT_SESSIONS = """
 INSERT INTO sessions (company_id, session_id, identity, started_at, ended_at, events, page_views, entry_page, exit_page)
 SELECT (r->>0)::uuid, r->>1, r->>2, (r->>3)::timestamp, (r->>4)::timestamp, (r->>5)::int, (r->>6)::int, r->>7, r->>8
-FROM json_array_elements(%s::json) AS r
+FROM jsonb_array_elements(%s::jsonb) AS r
 ON CONFLICT (company_id, session_id) DO UPDATE SET
     events = sessions.events + EXCLUDED.events,
     page_views = sessions.page_views + EXCLUDED.page_views,
@@ -75,8 +77,8 @@ ON CONFLICT (company_id, session_id) DO UPDATE SET
 """
 UPSERT_PAYMENTS = """
 INSERT INTO payment_sessions (company_id, payment_id, status, amount, currency, method, user_id, history, first_seen, last_seen)
-SELECT (r->>0)::uuid, r->>1, r->>2, (r->>3)::numeric, r->>4, r->>5, r->>6, (r->7)::jsonb, (r->>8)::timestamp, (r->>9)::timestamp
-FROM json_array_elements(%s::json) AS r
+SELECT (r->>0)::uuid, r->>1, r->>2, (r->>3)::numeric, r->>4, r->>5, r->>6, r->7, (r->>8)::timestamp, (r->>9)::timestamp
+FROM jsonb_array_elements(%s::jsonb) AS r
 ON CONFLICT (company_id, payment_id) DO UPDATE SET
     status = CASE WHEN EXCLUDED.last_seen >= payment_sessions.last_seen THEN EXCLUDED.status ELSE payment_sessions.status END,
     history = payment_sessions.history || EXCLUDED.history,
@@ -96,7 +98,7 @@ _NUL_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
 
 
 def rows_json(rows: list) -> str:
-    """The rows as one JSON array for json_array_elements. Times are UTC, written with a "Z" that a
+    """The rows as one JSON array for jsonb_array_elements. Times are UTC, written with a "Z" that a
     cast to Postgres's timestamp (without time zone) ignores. Postgres text and jsonb cannot hold NUL:
     each becomes U+FFFD (ClickHouse keeps the event verbatim). Without this, one such event would
     fail its whole batch's entities again and again."""
