@@ -63,7 +63,7 @@ class Settings:
     ingest_burst_seconds: int = 10
     ingest_max_future_seconds: int = 600
     ingest_max_age_days: int = 30
-    stream_shards: int = 2
+    stream_shards: int = 1
     session_timeout_seconds: int = 1800
     anonymise_ip: bool = True
     country_headers: tuple[str, ...] = ("CF-IPCountry", "CloudFront-Viewer-Country", "X-Vercel-IP-Country", "X-Country-Code")
