@@ -34,6 +34,7 @@ def test_ready_sums_up_the_latest_health_check(client, settings, redis_client):
     from models.streams import PERSIST_GROUP, stream_key
     from workers.health import record_health
 
+    settings = dataclasses.replace(settings, stream_shards=2)  # the backlog of a shard other than the first
     redis_client.xgroup_create(stream_key(1), PERSIST_GROUP, id="0", mkstream=True)
     redis_client.xadd(stream_key(1), {"e": "x"})
     redis_client.xadd(stream_key(1), {"e": "y"})
