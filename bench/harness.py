@@ -543,6 +543,10 @@ class Probes:
         while not self._stop.wait(1.0):
             message_id = uuid.uuid4().hex
             sent = time.monotonic()
+            # The probe has no timestamp, so its event time is when the API received it: bounding the
+            # look-up by time lets the primary key skip all but the newest rows (the query costs
+            # ClickHouse about 4 ms of CPU without it, and runs every 50 ms while a probe waits).
+            not_before = int(time.time()) - 60
             try:
                 answer = session.post(f"{self.base}/v1/events", headers={"Authorization": f"Bearer {self.write_key}",
                                                                          "User-Agent": CHROME},
@@ -557,8 +561,9 @@ class Probes:
             while (seen_clickhouse is None or seen_realtime is None) and time.monotonic() < sent + 30:
                 try:
                     if seen_clickhouse is None and self.clickhouse.query(
-                            "SELECT count() FROM events WHERE company_id = toUUID(%(c)s) AND message_id = %(m)s",
-                            parameters={"c": self.company, "m": message_id}).result_rows[0][0]:
+                            "SELECT count() FROM events WHERE company_id = toUUID(%(c)s) "
+                            "AND event_time >= toDateTime(%(t)s) AND message_id = %(m)s",
+                            parameters={"c": self.company, "t": not_before, "m": message_id}).result_rows[0][0]:
                         seen_clickhouse = time.monotonic() - sent
                     if seen_realtime is None and self._realtime_count(session) >= sent_count:
                         seen_realtime = time.monotonic() - sent
