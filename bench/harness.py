@@ -323,8 +323,7 @@ class Poster:
             self._receive()
         head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
-        fields = dict(line.split(":", 1) for line in lines[1:])
-        fields = {name.strip().lower(): value.strip() for name, value in fields.items()}
+        fields = {name.strip().lower(): value.strip() for name, value in (line.split(":", 1) for line in lines[1:])}
         if "content-length" not in fields:
             raise ValueError("an answer without Content-Length")
         length = int(fields["content-length"])
