@@ -7,8 +7,9 @@
 - `Load`: threads posting batches of 50 realistic web2 and web3 events for several companies at a
   set rate, with resends of accepted batches and late events; a batch that is not answered 200 is
   sent again, with the same message ids, until it is (what an SDK does), so every batch sent is
-  accepted in the end. Message ids are `run:thread:batch:index`, which lets ClickHouse be checked
-  batch by batch.
+  accepted in the end. Message ids are `<16 random hex digits>-run:thread:batch:index`: random at
+  the front, as real SDKs' UUIDs are (they scatter over the exactly-once look-up's key order), and
+  the rest lets ClickHouse be checked batch by batch.
 - `Probes`: one event at a time to a company of its own: seconds from POST to queryable in ClickHouse
   and to counted in GET /realtime.
 - `LagSampler`: the streams' backlog (entries pending or not yet read, every consumer group).
@@ -40,6 +41,7 @@ from events import event
 
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 BATCH = 50
+RANDOM_PART = "@RANDOM@"  # where a message id's random part goes in a request body template
 
 
 def free_port() -> int:
@@ -345,7 +347,8 @@ class Poster:
 
 
 class Load:
-    """`threads` posting at `events_per_second` in all to `companies` [(company id, write key)]."""
+    """`threads` posting new events at `events_per_second` in all to `companies` [(company id, write
+    key)]; resent batches (duplicates, as an SDK's retries are) come on top."""
 
     def __init__(self, base: str, companies: list[tuple[str, str]], events_per_second: int, *, threads: int = 4,
                  resend_fraction: float = 0.03, late_fraction: float = 0.05) -> None:
@@ -385,45 +388,49 @@ class Load:
     def events_accepted(self) -> int:
         return sum(len(batches) for batches in list(self.accepted.values())) * BATCH
 
-    def _templates(self, rng: random.Random, thread: int, count: int = 20) -> list[bytes]:
-        """Request bodies made once, with the batch number left as a placeholder: the generator must
-        not take the cores the system under test needs. Late events are 10 minutes to 30 hours old."""
+    def _templates(self, rng: random.Random, thread: int, count: int = 20) -> list[list[bytes]]:
+        """Request bodies made once, with the batch number left as a placeholder and cut where each
+        message id's random part goes: the generator must not take the cores the system under test
+        needs. Late events are 10 minutes to 30 hours old."""
         now = dt.datetime.now(dt.timezone.utc)
         templates = []
         for _ in range(count):
             events = []
             for index in range(BATCH):
                 made = event(rng)
-                made["message_id"] = f"{self.run}:{thread}:@BATCH@:{index}"
+                made["message_id"] = f"{RANDOM_PART}{self.run}:{thread}:@BATCH@:{index}"
                 if rng.random() < self.late_fraction:
                     made["timestamp"] = (now - dt.timedelta(seconds=rng.randrange(600, 30 * 3600))).isoformat()
                 events.append(made)
-            templates.append(json.dumps({"batch": events}).encode())
+            templates.append(json.dumps({"batch": events}).encode().split(RANDOM_PART.encode()))
         return templates
 
     def _send(self, thread: int) -> None:
         rng = random.Random(thread)
         session = Poster(self.base)
         templates = self._templates(rng, thread)
-        late_per_template = [template.count(b'"timestamp"') for template in templates]
+        late_per_template = [sum(piece.count(b'"timestamp"') for piece in template) for template in templates]
         sent: list[tuple[str, str, bytes]] = []
         next_at = time.monotonic()
         number = 0
         while not self._stop.is_set():
-            if sent and rng.random() < self.resend_fraction:
+            if sent and rng.random() < self.resend_fraction:  # on top of the rate asked for new events
                 company, key, body = rng.choice(sent)
                 self._deliver(session, company, key, body, None)
                 with self._lock:
                     self.resends += 1
-            else:
-                company, key = self.companies[number % len(self.companies)]
-                choice = number % len(templates)
-                body = templates[choice].replace(b"@BATCH@", str(number).encode())
-                self._deliver(session, company, key, body, f"{thread}:{number}")
-                with self._lock:
-                    self.late_events += late_per_template[choice]
-                sent = (sent + [(company, key, body)])[-50:]
-                number += 1
+                continue
+            company, key = self.companies[number % len(self.companies)]
+            choice = number % len(templates)
+            pieces = templates[choice]
+            random_parts = [b"%016x-" % rng.getrandbits(64) for _ in pieces[1:]]
+            body = b"".join(part for pair in zip(pieces, random_parts) for part in pair) + pieces[-1]
+            body = body.replace(b"@BATCH@", str(number).encode())
+            self._deliver(session, company, key, body, f"{thread}:{number}")
+            with self._lock:
+                self.late_events += late_per_template[choice]
+            sent = (sent + [(company, key, body)])[-50:]
+            number += 1
             next_at += self.interval
             time.sleep(max(0.0, next_at - time.monotonic()))
 
@@ -611,7 +618,7 @@ def verify(settings, client, load: Load, *, realtime_settle_seconds: float = 60)
     checks: dict = {"events_checked": load.events_accepted, "companies": len(load.companies)}
     problems = []
     for company, _ in load.companies:
-        params = {"c": company, "run": f"{load.run}:%"}
+        params = {"c": company, "run": f"%-{load.run}:%"}
         total, distinct = clickhouse.query(
             "SELECT count(), uniqExact(message_id) FROM events WHERE company_id = toUUID(%(c)s) "
             "AND message_id LIKE %(run)s", parameters=params).result_rows[0]
