@@ -19,6 +19,7 @@ import uuid_utils
 from models import redis_keys
 from models.events import Event
 from models.streams import encode_stored
+from web.ingest.script import ScriptRunner
 from web.ratelimit import TAKE_TOKENS_LUA, Decision, Limit, decision
 
 ACTIVITY_GRANULARITY_SECONDS = 60
@@ -82,7 +83,7 @@ _pack = msgspec.msgpack.Encoder()
 class EventWriter:
     def __init__(self, client: redis.Redis, *, session_timeout_seconds: int) -> None:
         self.session_timeout_seconds = session_timeout_seconds
-        self._write = client.register_script(_WRITE)
+        self._write = ScriptRunner(client, _WRITE)
 
     def write(self, stream: str, company_id: str, events: list[Event], request_id: str, *,
               bucket: str, limit: Limit) -> Decision:
@@ -93,5 +94,5 @@ class EventWriter:
         args = [limit.capacity, limit.per_second, time.time(), len(events), self.session_timeout_seconds,
                 ACTIVITY_GRANULARITY_SECONDS, company_id, request_id, payload,
                 redis_keys.session_state(company_id, ""), _pack.encode(wanted), message_ids, rows]
-        allowed, detail = self._write(keys=[bucket, stream], args=args)
+        allowed, detail = self._write([bucket, stream], args)
         return decision(allowed, detail if not allowed else 0, limit, len(events))
