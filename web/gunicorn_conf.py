@@ -8,6 +8,8 @@ import os
 import shutil
 import tempfile
 
+import gevent
+
 from adtivity.settings import Settings
 
 _settings = Settings.from_env()
@@ -43,6 +45,15 @@ def pre_request(worker, req):
     opened at once can all stay on one worker while the others idle."""
     if req.req_number >= _settings.web_keepalive_requests:
         req.must_close = True
+
+
+def post_request(worker, req, environ, resp):
+    """Lets the worker's other connections run after each request. A greenlet yields only where it
+    would block, and one whose next request and whose Redis answer are already there never does:
+    without this, a few kept-alive connections held a worker while others waited (wrk, 32
+    connections: p99 460-890 ms against 61-79 ms). `sleep(0)` resumes before the loop polls sockets
+    (p99 still 168-264 ms); a timer, however short, waits for that poll (p99 78-88 ms)."""
+    gevent.sleep(1e-6)
 
 
 def post_fork(server, worker):
