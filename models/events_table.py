@@ -29,10 +29,9 @@ NO_SESSION = b'{"session_id":"",'
 
 
 def stream_row(event: Event) -> bytes:
-    """The row of `event` without its stream entry id, beginning with its session id ("" when the
-    event has none yet)."""
-    values = {"session_id": event.session_id}
-    values.update(msgspec.to_builtins(event, builtin_types=(dt.datetime,)))  # set fields only
+    """The row of `event` without its stream entry id; one without a session id yet begins with
+    NO_SESSION."""
+    values = msgspec.to_builtins(event, builtin_types=(dt.datetime,))  # set fields only
     values["event_time"] = int(event.event_time.timestamp())
     values["received_at"] = int(event.received_at.timestamp())
     if event.sent_at:
@@ -47,7 +46,8 @@ def stream_row(event: Event) -> bytes:
         values["tx_value_num"] = float(event.tx_value)
     if event.amount:
         values["amount"] = Decimal(event.amount)
-    return _json.encode(values)
+    row = _json.encode(values)
+    return row if event.session_id else NO_SESSION + row[1:]
 
 
 def stream_rows(events: list[Event]) -> bytes:
