@@ -8,7 +8,10 @@ connections in a list (greenlets and threads take and give back whole connection
 and reads the answer. A connection that fails in any way is closed, never lent again. It does not
 retry: a write whose answer was lost may have happened, so the error goes to the client (503), whose
 resend carries the same message ids. A Redis that forgot the script (restarted, or SCRIPT FLUSH) is
-given it again, once.
+given it again, once. The price of skipping the pool's poll: a connection that Redis dropped (a
+restart) is found dead by the one call that uses it next, which answers 503 (the SDK resends), not
+before; the pool's poll would have replaced it first. Idle connections are kept, as many as were
+ever lent at once.
 """
 from __future__ import annotations
 
@@ -25,7 +28,10 @@ class ScriptRunner:
         self.idle: list[Connection] = []
 
     def __call__(self, keys: list, args: list):
-        connection = self.idle.pop() if self.idle else self.connection_class(**self.connection_kwargs)
+        try:
+            connection = self.idle.pop()
+        except IndexError:  # every connection is lent: one more
+            connection = self.connection_class(**self.connection_kwargs)
         try:
             answer = self._run(connection, keys, args)
         except BaseException:
