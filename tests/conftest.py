@@ -88,8 +88,22 @@ def redis_client(settings: Settings) -> redis.Redis:
     return redis.Redis.from_url(settings.redis_url)
 
 
+_made: list[Deps] = []  # the dependencies of every app a test made, closed after it
+
+
 def make_client(settings: Settings) -> falcon.testing.TestClient:
-    return falcon.testing.TestClient(create_app(Deps.from_settings(settings)))
+    deps = Deps.from_settings(settings)
+    _made.append(deps)
+    return falcon.testing.TestClient(create_app(deps))
+
+
+@pytest.fixture(autouse=True)
+def close_made_apps():
+    """An app's key cache runs two threads: stopped after each test, not left to outlive the test
+    database (and log that it is gone)."""
+    yield
+    while _made:
+        _made.pop().keys.close()
 
 
 @pytest.fixture

@@ -50,6 +50,7 @@ def test_reading_events_back_is_a_503_while_every_clickhouse_client_is_busy(sett
     assert busy.status_code == 503 and busy.headers["Retry-After"] == "1"
     assert busy.json["error"]["code"] == "unavailable"
     assert api.get(f"/v1/companies/{t.company_id}/events", auth=t.read_key).status_code == 200
+    deps.keys.close()
 
 
 def test_default_web_clickhouse_limits_are_the_documented_ones(settings):

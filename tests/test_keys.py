@@ -4,9 +4,12 @@ from __future__ import annotations
 import hashlib
 import time
 
+from models.db import database
 from models.entities import ApiKey
 from tests.conftest import make_client
 from tests.helpers import Api
+from web.keycache import KeyCache
+from web.security import new_key
 
 
 def test_key_string_is_shown_once_and_only_its_digest_is_stored(api):
@@ -118,3 +121,14 @@ def test_last_used_at_is_written_in_the_background(with_settings):
         time.sleep(0.1)
     listed = api.get(f"/v1/companies/{company_id}/keys", auth=owner).json["items"][0]
     assert listed["last_used_at"] is not None
+
+
+def test_a_closed_key_cache_stops_its_threads(redis_client):
+    """Each app's key cache listens for revocations and writes key use in two threads; closing it
+    (tests do, after each test) stops both, so none outlives its database."""
+    cache = KeyCache(redis_client, ttl=30, usage_interval=0.2)
+    with database.connection_context():
+        assert cache.authenticate(new_key("write")[1]) is None
+    assert cache.running
+    cache.close(wait=3)
+    assert not cache.running

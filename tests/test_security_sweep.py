@@ -93,6 +93,7 @@ def test_a_bad_key_costs_no_more_than_a_good_one(with_settings, redis_client):
                 loads.clear()
                 cache.authenticate(parse_key(key))
                 assert loads == []  # the second time is answered from the cache, found or not
+    cache.close()
     assert costs == {"good": 1, "unknown": 1, "wrong secret": 1}
 
 
@@ -101,6 +102,7 @@ def test_the_key_cache_is_bounded_so_made_up_ids_cannot_grow_it(redis_client):
     with database.connection_context():
         for _ in range(50):
             assert cache.authenticate(new_key("write")[1]) is None
+    cache.close()
     assert len(cache) == 10
 
 

@@ -61,6 +61,7 @@ class KeyCache:
         self._generation = 0  # bumped by every eviction, so a lookup racing one does not cache stale data
         self._lock = threading.Lock()
         self._listener: threading.Thread | None = None
+        self._writer: threading.Thread | None = None
         self._subscribed = threading.Event()
         self._stopping = threading.Event()
 
@@ -144,10 +145,23 @@ class KeyCache:
         with self._lock:
             if self._listener is None:
                 self._listener = threading.Thread(target=self._listen, name="key-cache-invalidation", daemon=True)
+                self._writer = threading.Thread(target=self._write_usage, name="key-usage-writer", daemon=True)
                 self._listener.start()
-                threading.Thread(target=self._write_usage, name="key-usage-writer", daemon=True).start()
+                self._writer.start()
         # Nothing is cached before the subscription is live, or an invalidation sent meanwhile would be missed.
         self._subscribed.wait(SUBSCRIBE_WAIT_SECONDS)
+
+    def close(self, wait: float = 0.0) -> None:
+        """Stops the listener and the usage writer (within a second; waits up to `wait` seconds for
+        them); key use not yet written is dropped."""
+        self._stopping.set()
+        for thread in (self._listener, self._writer):
+            if thread is not None:
+                thread.join(wait)
+
+    @property
+    def running(self) -> bool:
+        return any(thread is not None and thread.is_alive() for thread in (self._listener, self._writer))
 
     def _listen(self) -> None:
         while not self._stopping.is_set():
