@@ -152,7 +152,7 @@ def import_events(settings: Settings, company_id: str, path: str, *, batch: int,
             try:
                 if len(line) > settings.ingest_max_event_bytes:
                     raise Rejected(f"the event is larger than {settings.ingest_max_event_bytes} bytes")
-                pending.append(pipeline.enricher.build(msgspec.json.decode(line, type=wire.NativeEvent).incoming(), request))
+                pending.append(pipeline.enricher.build(msgspec.json.decode(line, type=wire.NativeEvent), request))
             except (msgspec.DecodeError, msgspec.ValidationError, Rejected) as problem:
                 outcome["rejected"].append({"line": number, "reason": str(problem)})
                 continue

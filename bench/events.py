@@ -74,7 +74,7 @@ def enriched_batches(settings, rng: random.Random, companies: list[str], events:
         company = rng.choice(companies)
         request = RequestInfo(company_id=company, received_at=dt.datetime.now(dt.timezone.utc), sent_at=None,
                               user_agent="", ip="203.0.113.9", country="", request_id="bench")
-        built = [enricher.build(msgspec.convert(raw, wire.NativeEvent).incoming(), request) for raw in batch(rng)]
+        built = [enricher.build(msgspec.convert(raw, wire.NativeEvent), request) for raw in batch(rng)]
         for event in built:
             event.session_id = event.session_id or f"s-{event.identity}"
         made += len(built)

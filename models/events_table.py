@@ -28,14 +28,23 @@ INSERT_SETTINGS = {"input_format_skip_unknown_fields": 1}
 NO_SESSION = b'{"session_id":"",'
 
 
-def stream_row(event: Event) -> bytes:
+class UnixSeconds(dict):
+    """Moments as whole Unix seconds, each converted once: a request's events share their received_at,
+    and those that came without a timestamp their event time too."""
+
+    def __missing__(self, moment: dt.datetime) -> int:
+        seconds = self[moment] = int(moment.timestamp())
+        return seconds
+
+
+def stream_row(event: Event, seconds: UnixSeconds) -> bytes:
     """The row of `event` without its stream entry id; one without a session id yet begins with
     NO_SESSION."""
     values = msgspec.to_builtins(event, builtin_types=(dt.datetime,))  # set fields only
-    values["event_time"] = int(event.event_time.timestamp())
-    values["received_at"] = int(event.received_at.timestamp())
+    values["event_time"] = seconds[event.event_time]
+    values["received_at"] = seconds[event.received_at]
     if event.sent_at:
-        values["sent_at"] = int(event.sent_at.timestamp())
+        values["sent_at"] = seconds[event.sent_at]
     if event.time_clamped:
         values["time_clamped"] = 1
     if event.is_bot:
@@ -52,7 +61,8 @@ def stream_row(event: Event) -> bytes:
 
 def stream_rows(events: list[Event]) -> bytes:
     """The events' stream rows, a line each."""
-    return b"\n".join(map(stream_row, events))
+    seconds = UnixSeconds()
+    return b"\n".join([stream_row(event, seconds) for event in events])
 
 
 def insert_rows(stream_entry: str, rows: bytes, sessions: bytes) -> list[bytes]:

@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import gzip
 import json
+import uuid
 
 import pytest
 
@@ -295,6 +296,7 @@ def test_a_batch_larger_than_one_session_lookup_keeps_each_identity_in_its_sessi
     sessions = {e.name: e.session_id for e in streamed(redis_client, settings)}
     assert all(sessions[f"n{i}"] == sessions[f"n{i + 1_100}"] for i in range(1_100))
     assert len(set(sessions.values())) == 1_100
+    assert {uuid.UUID(session).version for session in sessions.values()} == {7}
 
 
 def test_country_from_a_maxmind_database(with_settings, redis_client, settings, tmp_path):
@@ -348,6 +350,29 @@ def test_native_fields_sent_as_null_count_as_absent(api, redis_client, settings)
     assert (event.name, event.anonymous_id, event.chain_id, event.tx_hash, event.currency, event.payment_method,
             event.properties) == ("", "", "", "", "", "", {})
     assert event.message_id  # made at ingest
+
+
+def test_native_ids_and_amounts_sent_as_numbers_become_text(api, redis_client, settings):
+    t = tenant(api)
+    answer = api.post("/v1/events", auth=t.write_key, json=[
+        {"type": "alias", "user_id": 42, "previous_id": 7, "anonymous_id": 9, "session_id": 1001, "group_id": 3},
+        {"type": "payment", "user_id": "u", "payment_id": "p", "status": "completed", "amount": 5, "value": 2.5}])
+    assert answer.json["accepted"] == 2, answer.text
+    alias, payment = streamed(redis_client, settings)
+    assert (alias.user_id, alias.previous_id, alias.anonymous_id, alias.session_id, alias.group_id) == (
+        "42", "7", "9", "1001", "3")
+    assert (payment.amount, payment.tx_value) == ("5", "2.5")
+
+
+def test_native_top_level_fields_it_does_not_define_are_ignored(api, redis_client, settings):
+    t = tenant(api)
+    answer = api.post("/v1/events", auth=t.write_key, headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64)"},
+                      json={"type": "track", "name": "a", "user_id": "u", "country": "FR", "city": "Paris",
+                            "from_browser": False})
+    assert answer.json["accepted"] == 1, answer.text
+    (event,) = streamed(redis_client, settings)
+    assert (event.country, event.city) == ("", "")
+    assert event.os == "Linux"  # still treated as sent from the browser that made the request
 
 
 def test_members_send_test_events_viewers_do_not(api, redis_client, settings):

@@ -1,10 +1,11 @@
-"""From `Incoming` to the `Event` envelope: validation rules per type, normalisation, and enrichment
-(times with clock-skew correction, message ids, user agent, bot flag, page, campaign and click ids,
-IP anonymisation, country). Pure CPU work: no I/O except an optional GeoIP database read."""
+"""From `Incoming` (or a native event, which reads as one) to the `Event` envelope: validation rules
+per type, normalisation, and enrichment (times with clock-skew correction, message ids, user agent,
+bot flag, page, campaign and click ids, IP anonymisation, country). Pure CPU work: no I/O except an optional GeoIP database read."""
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import operator
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -18,7 +19,7 @@ from crawlerdetect import CrawlerDetect
 from adtivity.settings import Settings
 from models import events as ev
 from models.events import Event
-from web.ingest.wire import TYPE_ALIASES, Incoming
+from web.ingest.wire import TYPE_ALIASES, AsIncoming
 
 EVM_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 EVM_HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
@@ -37,6 +38,7 @@ STATUS_RULES = {
 }
 
 
+_onchain_values = operator.attrgetter(*ev.OnChainAndPayment.__struct_fields__)
 KNOWN_TYPES = {**{kind: kind for kind in ev.EVENT_TYPES}, **TYPE_ALIASES}
 
 
@@ -176,7 +178,7 @@ class Enricher:
         self.agent = lru_cache(maxsize=settings.user_agent_cache_size)(describe_agent)
         describe_agent("Mozilla/5.0")  # ua-parser builds its parser on first use: not in a request
 
-    def build(self, incoming: Incoming, request: RequestInfo) -> Event:
+    def build(self, incoming: AsIncoming, request: RequestInfo) -> Event:
         kind = KNOWN_TYPES.get(incoming.type)
         if kind is None:
             lowered = incoming.type.strip().lower()
@@ -184,7 +186,8 @@ class Enricher:
             if kind not in ev.EVENT_TYPES:
                 raise Rejected(f"unknown event type {incoming.type!r}; one of: {', '.join(ev.EVENT_TYPES)}")
         self.check_required(kind, incoming)
-        status = self.check_status(kind, incoming.status.strip().lower())
+        onchain = self.onchain_and_payment(kind, incoming) if kind in STATUS_RULES or any(
+            _onchain_values(incoming)) else {}
         event_time, clamped = self.event_time(incoming, request)
         context = incoming.context
         page = context.get("page") if isinstance(context.get("page"), dict) else {}
@@ -235,30 +238,38 @@ class Enricher:
             locale=as_text(context.get("locale")),
             ip=anonymise_ip(ip) if self.settings.anonymise_ip and ip else ip,
             country=country, region=region, city=city,
-            wallet_address=normalise_address(incoming.wallet_address),
-            chain_id=incoming.chain_id,
-            tx_hash=normalise_address(incoming.tx_hash),
-            tx_from=normalise_address(incoming.tx_from),
-            tx_to=normalise_address(incoming.tx_to),
-            contract_address=normalise_address(incoming.contract_address),
-            tx_value=decimal_text(incoming.tx_value, "value"),
-            token=incoming.token,
-            status=status,
-            payment_id=incoming.payment_id,
-            amount=decimal_text(incoming.amount, "amount", max_integer_digits=29, max_fraction_digits=9),
-            currency=incoming.currency.upper(),
-            payment_method=incoming.payment_method,
             request_id=request.request_id,
+            **onchain,
         )
 
     @staticmethod
-    def check_required(kind: str, incoming: Incoming) -> None:
+    def check_required(kind: str, incoming: AsIncoming) -> None:
         if not (incoming.user_id or incoming.anonymous_id):
             raise Rejected("user_id or anonymous_id is required")
         required = REQUIRED.get(kind)
         if required and not all(getattr(incoming, field) for field in required):
             missing = [field for field in required if not getattr(incoming, field)]
             raise Rejected(f"a {kind} event needs {' and '.join(missing)}")
+
+    @classmethod
+    def onchain_and_payment(cls, kind: str, incoming: AsIncoming) -> dict[str, str]:
+        """The event's web3 and payment fields, normalised and checked (an event of most types has none,
+        and skips this)."""
+        return {
+            "wallet_address": normalise_address(incoming.wallet_address),
+            "chain_id": incoming.chain_id,
+            "tx_hash": normalise_address(incoming.tx_hash),
+            "tx_from": normalise_address(incoming.tx_from),
+            "tx_to": normalise_address(incoming.tx_to),
+            "contract_address": normalise_address(incoming.contract_address),
+            "tx_value": decimal_text(incoming.tx_value, "value"),
+            "token": incoming.token,
+            "status": cls.check_status(kind, incoming.status.strip().lower()),
+            "payment_id": incoming.payment_id,
+            "amount": decimal_text(incoming.amount, "amount", max_integer_digits=29, max_fraction_digits=9),
+            "currency": incoming.currency.upper(),
+            "payment_method": incoming.payment_method,
+        }
 
     @staticmethod
     def check_status(kind: str, status: str) -> str:
@@ -270,7 +281,7 @@ class Enricher:
             raise Rejected(f"a {kind} status is one of: {', '.join(allowed)}")
         return status
 
-    def event_time(self, incoming: Incoming, request: RequestInfo) -> tuple[dt.datetime, bool]:
+    def event_time(self, incoming: AsIncoming, request: RequestInfo) -> tuple[dt.datetime, bool]:
         """received_at - (sent_at - timestamp) when the client says when it sent; clamped if in the future."""
         received = request.received_at
         sent_at = incoming.sent_at or request.sent_at
@@ -286,7 +297,7 @@ class Enricher:
             raise Rejected(f"the event is older than {self.max_age.days} days; send it through the import path")
         return moment, False
 
-    def place(self, incoming: Incoming, request: RequestInfo, ip: str) -> tuple[str, str, str]:
+    def place(self, incoming: AsIncoming, request: RequestInfo, ip: str) -> tuple[str, str, str]:
         if incoming.country:
             return incoming.country.upper(), incoming.region, incoming.city
         if request.country:

@@ -71,7 +71,7 @@ class IngestPipeline:
 
     def accept(self, key: KeyRecord, items: Items, build, request: RequestInfo) -> Outcome:
         """Validates every item, then writes the valid ones in one XADD. `build(raw)` decodes one
-        item into `wire.Incoming` (raising msgspec errors or Rejected)."""
+        item into `wire.AsIncoming` (raising msgspec errors or Rejected)."""
         if len(items.raws) > self.settings.ingest_max_batch:
             raise too_large("a batch", self.settings.ingest_max_batch)
         if not items.raws:

@@ -22,6 +22,9 @@ from web.keycache import KeyRecord
 from web.principals import KeyAuthenticator, KeyPrincipal, client_ip, company_access
 
 
+_native_event = msgspec.json.Decoder(wire.NativeEvent)
+
+
 def answer(resp: falcon.Response, outcome: Outcome) -> None:
     resp.media = {"success": True, "accepted": outcome.accepted, "rejected": outcome.rejected}
 
@@ -36,7 +39,7 @@ def decode_envelope(split, body: bytes) -> Items:
 
 
 class Ingest:
-    """One ingest endpoint; `split` cuts the body into items, `build` turns one item into Incoming."""
+    """One ingest endpoint; `split` cuts the body into items, `build` turns one item into an Incoming (or what reads as one)."""
     PUBLIC = True
 
     def __init__(self, settings: Settings, pipeline: IngestPipeline, key_authenticator: KeyAuthenticator, *,
@@ -76,8 +79,8 @@ class Ingest:
         return principal.key
 
 
-def build_native(items: Items, raw: bytes) -> wire.Incoming:
-    return msgspec.json.decode(raw, type=wire.NativeEvent).incoming()
+def build_native(items: Items, raw: bytes) -> wire.NativeEvent:
+    return _native_event.decode(raw)
 
 
 def build_segment(message_type: str | None, items: Items, raw: bytes) -> wire.Incoming:

@@ -5,12 +5,13 @@
 - the original Adtivity SDK (`POST /sdk/event`): `eventName`, `transaction_hash`, `ip_address`, ...
 
 Each wire struct is lenient about unknown fields (SDKs add their own) and strict about the types
-of the fields it knows. `Incoming` is what validation and enrichment work on.
+of the fields it knows. `Incoming` is what validation and enrichment work on; a decoded native event
+reads as one as it is (`AsIncoming`), the other formats map onto it.
 """
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
@@ -57,47 +58,67 @@ def text(value) -> str:
     return "" if value is None else str(value)
 
 
-class NativeEvent(msgspec.Struct, kw_only=True, rename={"tx_from": "from", "tx_to": "to", "tx_value": "value"}):
+class NativeEvent(msgspec.Struct, kw_only=True, rename={
+        "tx_from": "from", "tx_to": "to", "tx_value": "value", "payment_method": "method"}):
+    """A native event. Decoded, it reads as an `Incoming` without a copy: null becomes "" (or {}) and
+    numbers become text in `__post_init__`, and what the native format cannot say (ip, place, whether
+    it came from a browser) are class attributes."""
+
     type: Short
-    name: Name | None = None
-    message_id: Short | None = None
-    user_id: Id | None = None
-    anonymous_id: Id | None = None
-    session_id: Id | None = None
-    group_id: Id | None = None
-    previous_id: Id | None = None
+    name: Name | None = ""
+    message_id: Short | None = ""
+    user_id: Id | None = ""
+    anonymous_id: Id | None = ""
+    session_id: Id | None = ""
+    group_id: Id | None = ""
+    previous_id: Id | None = ""
     timestamp: dt.datetime | None = None
     sent_at: dt.datetime | None = None
-    properties: JsonObject | None = None
-    traits: JsonObject | None = None
-    context: JsonObject | None = None
-    wallet_address: Short | None = None
-    chain_id: Id | None = None
-    tx_hash: Short | None = None
-    tx_from: Short | None = None
-    tx_to: Short | None = None
-    contract_address: Short | None = None
-    tx_value: Number | None = None
-    token: Short | None = None
-    status: Short | None = None
-    payment_id: Short | None = None
-    amount: Number | None = None
-    currency: Short | None = None
-    method: Short | None = None
+    properties: JsonObject | None = {}
+    traits: JsonObject | None = {}
+    context: JsonObject | None = {}
+    wallet_address: Short | None = ""
+    chain_id: Id | None = ""
+    tx_hash: Short | None = ""
+    tx_from: Short | None = ""
+    tx_to: Short | None = ""
+    contract_address: Short | None = ""
+    tx_value: Number | None = ""
+    token: Short | None = ""
+    status: Short | None = ""
+    payment_id: Short | None = ""
+    amount: Number | None = ""
+    currency: Short | None = ""
+    payment_method: Short | None = ""
+    ip: ClassVar[str] = ""
+    country: ClassVar[str] = ""
+    region: ClassVar[str] = ""
+    city: ClassVar[str] = ""
+    from_browser: ClassVar[bool] = True
 
-    def incoming(self) -> Incoming:
-        # `or ""` for the fields that are strings or null; text() for those that may be numbers too.
-        return Incoming(
-            type=self.type, name=self.name or "", message_id=self.message_id or "", user_id=text(self.user_id),
-            anonymous_id=text(self.anonymous_id), session_id=text(self.session_id), group_id=text(self.group_id),
-            previous_id=text(self.previous_id), timestamp=self.timestamp, sent_at=self.sent_at,
-            properties=self.properties or {}, traits=self.traits or {}, context=self.context or {},
-            wallet_address=self.wallet_address or "", chain_id=text(self.chain_id), tx_hash=self.tx_hash or "",
-            tx_from=self.tx_from or "", tx_to=self.tx_to or "", contract_address=self.contract_address or "",
-            tx_value=text(self.tx_value), token=self.token or "", status=self.status or "",
-            payment_id=self.payment_id or "", amount=text(self.amount), currency=self.currency or "",
-            payment_method=self.method or "",
-        )
+    def __post_init__(self) -> None:
+        # Spelled out, not looped: this runs for every event ingested, and nearly always finds nothing.
+        if (None in (self.name, self.message_id, self.wallet_address, self.tx_hash, self.tx_from, self.tx_to,
+                     self.contract_address, self.token, self.status, self.payment_id, self.currency,
+                     self.payment_method, self.properties, self.traits, self.context)
+                or self.user_id.__class__ is not str or self.anonymous_id.__class__ is not str
+                or self.session_id.__class__ is not str or self.group_id.__class__ is not str
+                or self.previous_id.__class__ is not str or self.chain_id.__class__ is not str
+                or self.tx_value.__class__ is not str or self.amount.__class__ is not str):
+            self.as_text()
+
+    def as_text(self) -> None:
+        for field in self.__struct_fields__:
+            value = getattr(self, field)
+            if field in ("timestamp", "sent_at") or isinstance(value, (str, dict)):
+                continue
+            if value is None:
+                setattr(self, field, {} if field in ("properties", "traits", "context") else "")
+            else:
+                setattr(self, field, str(value))
+
+
+AsIncoming = Incoming | NativeEvent
 
 
 class SegmentMessage(msgspec.Struct, kw_only=True, rename="camel"):

@@ -26,10 +26,12 @@ ACTIVITY_GRANULARITY_SECONDS = 60
 
 # KEYS: the rate-limit bucket and the stream. The session keys are made here from ARGV[10] (prefix)
 # and the identities in ARGV[11], so the arguments stay few (one MessagePack array of
-# [identity, event time, candidate id] for the events lacking a session id): on a single Redis this
-# is safe; a Redis Cluster deployment would shard by company and pass the keys instead.
+# [identity, event time] for the events lacking a session id): on a single Redis this is safe; a
+# Redis Cluster deployment would shard by company and pass the keys instead. A new session's id is
+# ARGV[14] (a UUIDv7 made for the request, less its last four hex digits) and the event's place in
+# that array, in four hex digits: a UUIDv7 still, unique while a request has at most 65,536 events.
 # ARGV: capacity, rate, now, cost, timeout, granularity, company, request id, encoded events,
-#       session key prefix, the MessagePack array, message ids, ClickHouse rows.
+#       session key prefix, the MessagePack array, message ids, ClickHouse rows, session id prefix.
 _WRITE = TAKE_TOKENS_LUA + """
 local taken = take_tokens(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))
 if taken[1] == 0 then
@@ -60,7 +62,7 @@ for i, event in ipairs(wanted) do
   local key, ts = keys[i], event[2]
   local state = states[key]
   if (not state) or ts - state[2] > timeout then
-    state = {event[3], ts, true}
+    state = {string.format('%s%04x', ARGV[14], i - 1), ts, true}
     states[key] = state
   elseif ts - state[2] > granularity then
     state[2] = ts
@@ -89,10 +91,11 @@ class EventWriter:
               bucket: str, limit: Limit) -> Decision:
         """Appends the events to `stream` unless the bucket is empty; events lacking a session id get one."""
         events.sort(key=lambda e: e.event_time)
-        wanted = [(e.identity, int(e.event_time.timestamp()), str(uuid_utils.uuid7())) for e in events if not e.session_id]
+        wanted = [(e.identity, int(e.event_time.timestamp())) for e in events if not e.session_id]
         payload, message_ids, rows = encode_stored(events)
         args = [limit.capacity, limit.per_second, time.time(), len(events), self.session_timeout_seconds,
                 ACTIVITY_GRANULARITY_SECONDS, company_id, request_id, payload,
-                redis_keys.session_state(company_id, ""), _pack.encode(wanted), message_ids, rows]
+                redis_keys.session_state(company_id, ""), _pack.encode(wanted), message_ids, rows,
+                str(uuid_utils.uuid7())[:-4]]
         allowed, detail = self._write([bucket, stream], args)
         return decision(allowed, detail if not allowed else 0, limit, len(events))
