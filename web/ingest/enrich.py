@@ -190,7 +190,9 @@ class Enricher:
             _onchain_values(incoming)) else {}
         event_time, clamped = self.event_time(incoming, request)
         context = incoming.context
-        page = context.get("page") if isinstance(context.get("page"), dict) else {}
+        page = context.get("page")
+        if not isinstance(page, dict):
+            page = {}
         if kind == ev.PAGE and not page:
             page = incoming.properties
         page_url = as_text(page.get("url"))
@@ -247,7 +249,7 @@ class Enricher:
         if not (incoming.user_id or incoming.anonymous_id):
             raise Rejected("user_id or anonymous_id is required")
         required = REQUIRED.get(kind)
-        if required and not all(getattr(incoming, field) for field in required):
+        if required and not all(map(incoming.__getattribute__, required)):
             missing = [field for field in required if not getattr(incoming, field)]
             raise Rejected(f"a {kind} event needs {' and '.join(missing)}")
 
@@ -284,10 +286,10 @@ class Enricher:
     def event_time(self, incoming: AsIncoming, request: RequestInfo) -> tuple[dt.datetime, bool]:
         """received_at - (sent_at - timestamp) when the client says when it sent; clamped if in the future."""
         received = request.received_at
-        sent_at = incoming.sent_at or request.sent_at
         if incoming.timestamp is None:
-            moment = received
-        elif sent_at is not None:
+            return received, False
+        sent_at = incoming.sent_at or request.sent_at
+        if sent_at is not None:
             moment = received - (utc(sent_at) - utc(incoming.timestamp))
         else:
             moment = utc(incoming.timestamp)

@@ -97,14 +97,17 @@ class NativeEvent(msgspec.Struct, kw_only=True, rename={
     from_browser: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
-        # Spelled out, not looped: this runs for every event ingested, and nearly always finds nothing.
-        if (None in (self.name, self.message_id, self.wallet_address, self.tx_hash, self.tx_from, self.tx_to,
-                     self.contract_address, self.token, self.status, self.payment_id, self.currency,
-                     self.payment_method, self.properties, self.traits, self.context)
-                or self.user_id.__class__ is not str or self.anonymous_id.__class__ is not str
-                or self.session_id.__class__ is not str or self.group_id.__class__ is not str
-                or self.previous_id.__class__ is not str or self.chain_id.__class__ is not str
-                or self.tx_value.__class__ is not str or self.amount.__class__ is not str):
+        # Spelled out, not looped (nor `None in (...)`, which compares): this runs for every event
+        # ingested, and nearly always finds nothing.
+        if (self.name is None or self.message_id is None or self.wallet_address is None or self.tx_hash is None
+                or self.tx_from is None or self.tx_to is None or self.contract_address is None or self.token is None
+                or self.status is None or self.payment_id is None or self.currency is None
+                or self.payment_method is None or self.properties is None or self.traits is None
+                or self.context is None or self.user_id.__class__ is not str
+                or self.anonymous_id.__class__ is not str or self.session_id.__class__ is not str
+                or self.group_id.__class__ is not str or self.previous_id.__class__ is not str
+                or self.chain_id.__class__ is not str or self.tx_value.__class__ is not str
+                or self.amount.__class__ is not str):
             self.as_text()
 
     def as_text(self) -> None:
