@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/ingest.py [--seconds 15] [--rounds 3] [--warmup 5] [--connections 32] [--workers 2]
 
-Sends batches of 50 realistic events (about 400-500 bytes each) with wrk to (1) our web process and
-(2) bench/naive_app.py (stdlib JSON, one un-pipelined XADD per event), both under gunicorn with the
+Sends batches of 50 realistic events (about 400-500 bytes each, with their timestamps and the
+batch's sent_at, as the browser SDK sends them) with wrk to (1) our web process and (2)
+bench/naive_app.py (stdlib JSON, one un-pipelined XADD per event), both under gunicorn with the
 same worker count, on this machine. Each is first loaded for `--warmup` seconds, not counted (the
 first seconds of a fresh server fill its caches). Then the two take turns, round after round, so
 that a change in the machine's speed (its cores are shared) lands on both; the ratio reported is the
@@ -13,6 +14,7 @@ docs/benchmarks.md. Needs the services up (`make services`) and wrk (`apt-get in
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import random
@@ -25,6 +27,19 @@ import tempfile
 from common import cpu_reference, ROOT, bench_company, bench_settings, prepare, record, start, stop
 
 from events import batch
+
+
+def sdk_body(rng: random.Random) -> dict:
+    """A batch as web/static/adtivity.js sends it: each event with its own timestamp (the last minute's),
+    the batch with the moment it was sent."""
+    now = dt.datetime.now(dt.timezone.utc)
+    events = [{**made, "timestamp": js_time(now - dt.timedelta(seconds=rng.uniform(0, 60)))} for made in batch(rng)]
+    return {"batch": events, "sent_at": js_time(now)}
+
+
+def js_time(moment: dt.datetime) -> str:
+    """As JavaScript's Date.toISOString() writes it."""
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def run_wrk(url: str, key: str, body_file: str, seconds: int, connections: int) -> dict:
@@ -57,7 +72,7 @@ def main() -> int:
     settings = bench_settings()
     prepare(settings)
     _, key = bench_company(settings)
-    body = json.dumps(batch(random.Random(7))).encode()
+    body = json.dumps(sdk_body(random.Random(7)), separators=(",", ":")).encode()  # as JSON.stringify writes it
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
         handle.write(body)
     env = {"PORT": "18080", "WEB_WORKERS": str(args.workers), "PYTHONPATH": str(ROOT)}
@@ -86,7 +101,8 @@ def main() -> int:
     lines = [
         f"Command: `.venv/bin/python bench/ingest.py --seconds {args.seconds} --rounds {args.rounds} --warmup {args.warmup} --connections "
         f"{args.connections} --workers {args.workers}` on {os.cpu_count()} cores (wrk and Redis on the same machine).",
-        f"Body: 50 events, {len(body) // 50} bytes each on average. Both servers run throughout; after {args.warmup} s of load on each (not "
+        f"Body: 50 events as the browser SDK sends them (a timestamp each, the batch's sent_at), "
+        f"{len(body) // 50} bytes each on average. Both servers run throughout; after {args.warmup} s of load on each (not "
         f"counted), each round loads one for {args.seconds} s, then the other (the order alternates), so a drift in the "
         f"machine's speed falls on both.",
         "",

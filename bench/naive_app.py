@@ -11,7 +11,8 @@ client = redis.Redis.from_url(os.environ["REDIS_URL"])
 
 class NaiveIngest:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        events = json.loads(req.bounded_stream.read())
+        body = json.loads(req.bounded_stream.read())
+        events = body["batch"] if isinstance(body, dict) else body
         for event in events:
             client.xadd("naive:events", {"e": json.dumps(event)})
         resp.media = {"accepted": len(events)}

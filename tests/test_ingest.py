@@ -255,6 +255,22 @@ def test_clock_skew_is_corrected_from_sent_at(api, redis_client, settings):
     assert event.time_clamped is False
 
 
+def test_timestamps_with_an_offset_or_none_are_read_as_the_moment_they_name(api, redis_client, settings):
+    t = tenant(api)
+    moment = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)).replace(microsecond=0)
+    in_paris = moment.astimezone(dt.timezone(dt.timedelta(hours=2))).isoformat()
+    answer = api.post("/v1/events", auth=t.write_key, json=[
+        {"type": "track", "name": "paris", "user_id": "u", "timestamp": in_paris},
+        {"type": "track", "name": "naive", "user_id": "u", "timestamp": moment.replace(tzinfo=None).isoformat()},
+        {"type": "track", "name": "skewed", "user_id": "u", "timestamp": in_paris,
+         "sent_at": iso(moment + dt.timedelta(seconds=10))}])
+    assert answer.json["accepted"] == 3, answer.text
+    events = {event.name: event for event in streamed(redis_client, settings)}
+    assert events["paris"].event_time == events["naive"].event_time == moment
+    skewed = events["skewed"]
+    assert skewed.received_at - skewed.event_time == dt.timedelta(seconds=10)
+
+
 def test_future_events_are_clamped_and_flagged_and_old_ones_refused(api, redis_client, settings):
     t = tenant(api)
     now = dt.datetime.now(dt.timezone.utc)

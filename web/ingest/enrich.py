@@ -165,15 +165,16 @@ def as_text(value) -> str:
     return value if isinstance(value, str) else ""
 
 
-def utc(moment: dt.datetime) -> dt.datetime:
-    return moment.replace(tzinfo=dt.timezone.utc) if moment.tzinfo is None else moment.astimezone(dt.timezone.utc)
+def aware(moment: dt.datetime) -> dt.datetime:
+    """A time without an offset is UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.timezone.utc)
 
 
 class Enricher:
     def __init__(self, settings: Settings, geoip=None) -> None:
         self.settings = settings
         self.geoip = geoip
-        self.max_future = dt.timedelta(seconds=settings.ingest_max_future_seconds)
+        self.min_age = -dt.timedelta(seconds=settings.ingest_max_future_seconds)  # in the future by at most
         self.max_age = dt.timedelta(days=settings.ingest_max_age_days)
         self.agent = lru_cache(maxsize=settings.user_agent_cache_size)(describe_agent)
         describe_agent("Mozilla/5.0")  # ua-parser builds its parser on first use: not in a request
@@ -288,16 +289,14 @@ class Enricher:
         received = request.received_at
         if incoming.timestamp is None:
             return received, False
+        timestamp = aware(incoming.timestamp)
         sent_at = incoming.sent_at or request.sent_at
-        if sent_at is not None:
-            moment = received - (utc(sent_at) - utc(incoming.timestamp))
-        else:
-            moment = utc(incoming.timestamp)
-        if moment > received + self.max_future:
+        age = aware(sent_at) - timestamp if sent_at is not None else received - timestamp  # before receipt
+        if age < self.min_age:
             return received, True
-        if moment < received - self.max_age:
+        if age > self.max_age:
             raise Rejected(f"the event is older than {self.max_age.days} days; send it through the import path")
-        return moment, False
+        return received - age, False
 
     def place(self, incoming: AsIncoming, request: RequestInfo, ip: str) -> tuple[str, str, str]:
         if incoming.country:

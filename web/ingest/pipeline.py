@@ -120,18 +120,27 @@ def encodable(event: Event) -> bool:
     return True
 
 
+class _NativeObject(wire.NativeBatch, kw_only=True):
+    """A native body that is an object: a batch, or one event (no "batch"), read in one pass."""
+
+    batch: list[msgspec.Raw] | None = None
+
+
+_native_array = msgspec.json.Decoder(list[msgspec.Raw])
+_native_object = msgspec.json.Decoder(_NativeObject)
+
+
 def split_native(body: bytes) -> Items:
     """One event, an array, or {"batch": [...], "sent_at": ..., "write_key": ...}."""
     first = body.lstrip()[:1]
     if first == b"[":
-        return Items(msgspec.json.decode(body, type=list[msgspec.Raw]))
+        return Items(_native_array.decode(body))
     if first != b"{":
         raise ApiError(400, "invalid_json", "the body must be a JSON object or array")
-    envelope = msgspec.json.decode(body, type=dict[str, msgspec.Raw])
-    if "batch" in envelope:
-        batch = msgspec.json.decode(body, type=wire.NativeBatch)
-        return Items(batch.batch, sent_at=batch.sent_at, write_key=batch.write_key)
-    return Items([body])
+    envelope = _native_object.decode(body)
+    if envelope.batch is None:
+        return Items([body])
+    return Items(envelope.batch, sent_at=envelope.sent_at, write_key=envelope.write_key)
 
 
 def split_segment(body: bytes, *, batched: bool) -> Items:
