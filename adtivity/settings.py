@@ -157,7 +157,8 @@ class Settings:
         if self.web_clickhouse_wait_seconds < 0:
             raise SettingsError("WEB_CLICKHOUSE_WAIT_SECONDS must be 0 or more")
         if not 1 <= self.ingest_max_batch <= 65_536:
-            raise SettingsError("INGEST_MAX_BATCH must be between 1 and 65536 (new session ids number a request's events in four hex digits)")
+            raise SettingsError("INGEST_MAX_BATCH must be between 1 and 65536 "
+                                "(new session ids number a request's events in four hex digits)")
         if self.persist_batch_events < 1:
             raise SettingsError("PERSIST_BATCH_EVENTS must be at least 1")
         if self.persist_batch_seconds <= 0:

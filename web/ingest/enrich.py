@@ -1,6 +1,7 @@
 """From `Incoming` (or a native event, which reads as one) to the `Event` envelope: validation rules
 per type, normalisation, and enrichment (times with clock-skew correction, message ids, user agent,
-bot flag, page, campaign and click ids, IP anonymisation, country). Pure CPU work: no I/O except an optional GeoIP database read."""
+bot flag, page, campaign and click ids, IP anonymisation, country). Pure CPU work: no I/O except an
+optional GeoIP database read."""
 from __future__ import annotations
 
 import datetime as dt
