@@ -23,10 +23,17 @@ class RecordMetrics:
     """Middleware: counts every answered request under its route template (never the raw path).
     Runs after RequestId, which stamps req.context.started_at."""
 
+    def __init__(self) -> None:
+        # (method, route, status): its counter and histogram. Routes are templates, so the keys are few.
+        self.series: dict[tuple, tuple] = {}
+
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource, req_succeeded: bool) -> None:
-        route = req.uri_template or "unmatched"
-        REQUESTS.labels(req.method, route, resp.status_code).inc()
-        LATENCY.labels(req.method, route).observe(time.perf_counter() - req.context.started_at)
+        key = (req.method, req.uri_template or "unmatched", resp.status_code)
+        series = self.series.get(key)
+        if series is None:
+            series = self.series[key] = (REQUESTS.labels(*key), LATENCY.labels(*key[:2]))
+        series[0].inc()
+        series[1].observe(time.perf_counter() - req.context.started_at)
 
 
 class MetricsEndpoint:

@@ -4,9 +4,9 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 
 import falcon
+import uuid_utils
 
 from adtivity.logs import log_event
 
@@ -20,7 +20,7 @@ class RequestId:
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         given = req.get_header("X-Request-Id")
-        req.context.request_id = given if given and REQUEST_ID.match(given) else uuid.uuid4().hex
+        req.context.request_id = given if given and REQUEST_ID.match(given) else uuid_utils.uuid4().hex
         req.context.started_at = time.perf_counter()
         resp.set_header("X-Request-Id", req.context.request_id)
 

@@ -49,6 +49,8 @@ class Ingest:
         self.key_authenticator = key_authenticator
         self.split = split
         self.build = build
+        # The CDN country headers as WSGI keys, looked up directly (falcon's get_header maps a name each call).
+        self.country_keys = tuple(f"HTTP_{name.upper().replace('-', '_')}" for name in settings.country_headers)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = self.pipeline.read_body(req)
@@ -63,7 +65,7 @@ class Ingest:
         request = RequestInfo(
             company_id=str(key.company_id), received_at=received_at, sent_at=items.sent_at,
             user_agent=req.get_header("User-Agent") or "", ip=client_ip(req),
-            country=next((req.get_header(h) for h in self.settings.country_headers if req.get_header(h)), ""),
+            country=next(filter(None, map(req.env.get, self.country_keys)), ""),
             request_id=req.context.request_id,
         )
         answer(resp, self.pipeline.accept(key, items, partial(self.build, items), request))

@@ -5,9 +5,10 @@ switch to the hub and back) and wraps each call in its retry, observability and 
 about 50 us of a web worker's CPU a call under gevent, measured against sending EVALSHA on a
 connection directly (docs/performance-notes.md, seventh session). `ScriptRunner` keeps idle
 connections in a list (greenlets and threads take and give back whole connections), sends EVALSHA
-and reads the answer. A connection that fails in any way is closed, never lent again. It does not
-retry: a write whose answer was lost may have happened, so the error goes to the client (503), whose
-resend carries the same message ids. A Redis that forgot the script (restarted, or SCRIPT FLUSH) is
+(packed by hiredis in one call: redis-py's packer walks the arguments in Python first) and reads
+the answer. A connection that fails in any way is closed, never lent again. It does not retry: a
+write whose answer was lost may have happened, so the error goes to the client (503), whose resend
+carries the same message ids. A Redis that forgot the script (restarted, or SCRIPT FLUSH) is
 given it again, once. The price of skipping the pool's poll: a connection that Redis dropped (a
 restart) is found dead by the one call that uses it next, which answers 503 (the SDK resends), not
 before; the pool's poll would have replaced it first. Idle connections are kept, as many as were
@@ -15,6 +16,7 @@ ever lent at once.
 """
 from __future__ import annotations
 
+import hiredis
 import redis
 from redis.connection import Connection
 
@@ -41,13 +43,14 @@ class ScriptRunner:
         return answer
 
     def _run(self, connection: Connection, keys: list, args: list):
-        connection.send_command("EVALSHA", self.sha, len(keys), *keys, *args)
+        command = [hiredis.pack_command(("EVALSHA", self.sha, len(keys), *keys, *args))]
+        connection.send_packed_command(command)
         try:
             return connection.read_response()
         except redis.exceptions.NoScriptError:
             connection.send_command("SCRIPT", "LOAD", self.source)
             connection.read_response()
-            connection.send_command("EVALSHA", self.sha, len(keys), *keys, *args)
+            connection.send_packed_command(command)
             return connection.read_response()
 
     def close(self) -> None:
