@@ -59,9 +59,9 @@ def stream_row(event: Event, seconds: UnixSeconds) -> bytes:
     return row if event.session_id else NO_SESSION + row[1:]
 
 
-def stream_rows(events: list[Event]) -> bytes:
-    """The events' stream rows, a line each."""
-    seconds = UnixSeconds()
+def stream_rows(events: list[Event], seconds: UnixSeconds | None = None) -> bytes:
+    """The events' stream rows, a line each (`seconds`: conversions the caller already made)."""
+    seconds = UnixSeconds() if seconds is None else seconds
     return b"\n".join([stream_row(event, seconds) for event in events])
 
 

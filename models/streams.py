@@ -23,7 +23,7 @@ import msgspec
 import redis
 
 from models.events import Event
-from models.events_table import stream_rows
+from models.events_table import UnixSeconds, stream_rows
 from models.redis_keys import PREFIX
 
 PERSIST_GROUP = "persist"
@@ -69,11 +69,12 @@ def encode_entry(company_id: str, events: list[Event], source: str) -> dict[byte
     return {**entry_fields(company_id, source, payload), b"m": message_ids, b"j": rows}
 
 
-def encode_stored(events: list[Event]) -> tuple[bytes, bytes, bytes]:
+def encode_stored(events: list[Event], seconds: UnixSeconds | None = None) -> tuple[bytes, bytes, bytes]:
     """What an events-stream entry carries of its events: "e" (MessagePack), "m" (message ids) and
-    "j" (ClickHouse rows). Raises OverflowError for an integer beyond 64 bits."""
+    "j" (ClickHouse rows; `seconds` as for stream_rows). Raises OverflowError for an integer beyond
+    64 bits."""
     return (encode_events(events), _encoder.encode([event.message_id for event in events]),
-            pack(stream_rows(events)))
+            pack(stream_rows(events, seconds)))
 
 
 def pack(data: bytes) -> bytes:

@@ -39,7 +39,8 @@ def decode_envelope(split, body: bytes) -> Items:
 
 
 class Ingest:
-    """One ingest endpoint; `split` cuts the body into items, `build` turns one item into an Incoming (or what reads as one)."""
+    """One ingest endpoint; `split` cuts the body into items, `build` turns one item into an Incoming
+    (or what reads as one)."""
     PUBLIC = True
 
     def __init__(self, settings: Settings, pipeline: IngestPipeline, key_authenticator: KeyAuthenticator, *,

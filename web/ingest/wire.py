@@ -108,9 +108,9 @@ class NativeEvent(msgspec.Struct, kw_only=True, rename={
                 or self.group_id.__class__ is not str or self.previous_id.__class__ is not str
                 or self.chain_id.__class__ is not str or self.tx_value.__class__ is not str
                 or self.amount.__class__ is not str):
-            self.as_text()
+            self.to_incoming_types()
 
-    def as_text(self) -> None:
+    def to_incoming_types(self) -> None:
         for field in self.__struct_fields__:
             value = getattr(self, field)
             if field in ("timestamp", "sent_at") or isinstance(value, (str, dict)):

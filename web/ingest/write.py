@@ -18,6 +18,7 @@ import uuid_utils
 
 from models import redis_keys
 from models.events import Event
+from models.events_table import UnixSeconds
 from models.streams import encode_stored
 from web.ingest.script import ScriptRunner
 from web.ratelimit import TAKE_TOKENS_LUA, Decision, Limit, decision
@@ -91,8 +92,9 @@ class EventWriter:
               bucket: str, limit: Limit) -> Decision:
         """Appends the events to `stream` unless the bucket is empty; events lacking a session id get one."""
         events.sort(key=lambda e: e.event_time)
-        wanted = [(e.identity, int(e.event_time.timestamp())) for e in events if not e.session_id]
-        payload, message_ids, rows = encode_stored(events)
+        seconds = UnixSeconds()  # shared with the rows, which convert the same event times
+        wanted = [(e.identity, seconds[e.event_time]) for e in events if not e.session_id]
+        payload, message_ids, rows = encode_stored(events, seconds)
         args = [limit.capacity, limit.per_second, time.time(), len(events), self.session_timeout_seconds,
                 ACTIVITY_GRANULARITY_SECONDS, company_id, request_id, payload,
                 redis_keys.session_state(company_id, ""), _pack.encode(wanted), message_ids, rows,
