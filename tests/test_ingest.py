@@ -9,12 +9,14 @@ import gzip
 import json
 import uuid
 
+import msgspec
 import pytest
 
 from tests.conftest import make_client
 from tests.helpers import Api
 from tests.ingest_helpers import CHROME, GOOGLEBOT, streamed, tenant
 from tests.processes import free_port
+from web.ingest import wire
 
 
 def iso(moment: dt.datetime) -> str:
@@ -366,6 +368,26 @@ def test_native_fields_sent_as_null_count_as_absent(api, redis_client, settings)
     assert (event.name, event.anonymous_id, event.chain_id, event.tx_hash, event.currency, event.payment_method,
             event.properties) == ("", "", "", "", "", "", {})
     assert event.message_id  # made at ingest
+
+
+NATIVE_OPTIONAL = [(field, wire_name) for field, wire_name in zip(wire.NativeEvent.__struct_fields__,
+                                                                  wire.NativeEvent.__struct_encode_fields__)
+                   if field not in ("type", "timestamp", "sent_at")]
+
+
+@pytest.mark.parametrize(("field", "wire_name"), NATIVE_OPTIONAL)
+def test_every_native_field_reads_as_incoming_would_have_it(field, wire_name):
+    """NativeEvent.__post_init__ names its fields one by one: a field added without a line there
+    would reach enrichment as None or a number."""
+    (incoming,) = [f for f in msgspec.structs.fields(wire.Incoming) if f.name == field]
+    default = incoming.default_factory() if incoming.default is msgspec.NODEFAULT else incoming.default
+    as_null = msgspec.json.decode(json.dumps({"type": "track", wire_name: None}), type=wire.NativeEvent)
+    assert getattr(as_null, field) == default
+    try:
+        as_number = msgspec.json.decode(json.dumps({"type": "track", wire_name: 7}), type=wire.NativeEvent)
+    except msgspec.ValidationError:
+        return  # a field that only takes text or objects
+    assert getattr(as_number, field) == "7"
 
 
 def test_native_ids_and_amounts_sent_as_numbers_become_text(api, redis_client, settings):
