@@ -38,7 +38,7 @@ from models.privacy import PrivacyRequest  # noqa: E402
 from models.rollups import ROLLUP_MODELS  # noqa: E402
 from models.tracking import TRACKING_MODELS  # noqa: E402
 from tests.helpers import Api  # noqa: E402
-from tests.processes import Process, free_port, process_env  # noqa: E402
+from tests.processes import Process, free_port, process_env, stop_all  # noqa: E402
 from web.app import Deps, create_app  # noqa: E402
 
 
@@ -132,5 +132,4 @@ def system(settings):
     for process in processes.values():
         process.wait_ready()
     yield f"http://127.0.0.1:{port}", processes
-    for process in processes.values():
-        process.stop()
+    stop_all(processes)

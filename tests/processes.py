@@ -79,11 +79,29 @@ class Process:
         os.killpg(self.popen.pid, signal.SIGKILL)
         self.popen.wait(10)
 
-    def stop(self, seconds: float = 20) -> int | str:
+    def terminate(self) -> None:
+        """SIGTERM, as honcho sends on Ctrl-C: the process stops gracefully."""
         if self.popen.poll() is None:
             self.popen.send_signal(signal.SIGTERM)
+
+    def stop(self, seconds: float = 20) -> int | str:
+        """Terminates the process and waits for it to exit (see `exit_code`)."""
+        self.terminate()
+        return self.exit_code(seconds)
+
+    def exit_code(self, seconds: float) -> int | str:
+        """Waits for the process to exit, SIGKILL after `seconds`: its exit code, or why it has none.
+        Sends no signal before that: a second SIGTERM tells dramatiq to kill its workers at once."""
         try:
             return self.popen.wait(seconds)
         except subprocess.TimeoutExpired:
             os.killpg(self.popen.pid, signal.SIGKILL)
             return f"killed after {seconds} s"
+
+
+def stop_all(processes: dict[str, Process], seconds: float = 20) -> dict[str, int | str]:
+    """Stops every process at once (a stop then takes as long as the slowest, not the sum): each
+    one's exit code, or why it has none."""
+    for process in processes.values():
+        process.terminate()
+    return {name: process.exit_code(seconds) for name, process in processes.items()}

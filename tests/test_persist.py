@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -28,7 +29,7 @@ from tests.processes import free_port
 from workers.entities import EntitiesPump
 from adtivity.lease import Lease
 from workers.persist import EventsPump
-from workers.pump import run_pump
+from workers.pump import STOPPING, run_pump
 from workers.trim import trim_all
 
 
@@ -553,6 +554,30 @@ def test_a_pump_started_while_clickhouse_is_down_waits_for_it_and_its_run_goes_o
     assert redis_client.xpending(stream_key(shard), PERSIST_GROUP)["pending"] == 1  # read, held for a later run
     drain(dataclasses.replace(settings, persist_claim_idle_seconds=0), redis_client)
     assert stored(settings, t.company_id) == 6
+
+
+def test_a_pump_ends_after_the_batch_it_holds_when_its_worker_begins_to_stop(api, settings, redis_client):
+    """STOPPING (set as the worker process begins to shut down): the run stores and acknowledges what
+    it read, then ends, long before its time is up, so a restart does not wait for every pump's run."""
+    t = tenant(api)
+    send_track(api, t, "m0")
+    clickhouse = clickhouse_client(settings.clickhouse_url)
+
+    class StopsItsWorker(EventsPump):
+        def store(self, entries) -> None:
+            super().store(entries)
+            STOPPING.set()
+
+    pump = StopsItsWorker(settings, redis_client, lambda: clickhouse, shard_for(t.company_id, settings.stream_shards))
+    running = threading.Thread(target=run_pumps, args=([pump], redis_client, 120), daemon=True)
+    try:
+        running.start()
+        running.join(30)
+        assert not running.is_alive()
+    finally:
+        STOPPING.clear()
+    assert stored(settings, t.company_id) == 1
+    assert redis_client.xpending(pump.stream, PERSIST_GROUP)["pending"] == 0
 
 
 def test_a_queued_pump_run_clears_its_mark_even_when_another_pump_holds_the_lease(settings, redis_client):

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from models import redis_keys
-from tests.processes import Process, free_port, process_env, procfile, wait_for
+from tests.processes import Process, free_port, process_env, procfile, stop_all, wait_for
 
 pytestmark = pytest.mark.processes
 
@@ -55,7 +55,7 @@ def test_all_four_processes_start_work_and_stop_cleanly(settings):
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
             assert b"adtivity_http_requests_total" in answer.read()
     finally:
-        exits = {name: process.stop() for name, process in processes.items()}
+        exits = stop_all(processes)
     assert exits == {"web": 0, "worker": 0, "streams": 0, "scheduler": 0}, {
         name: processes[name].lines[-15:] for name, code in exits.items() if code != 0
     }
@@ -170,6 +170,35 @@ def test_a_web_worker_answers_others_while_a_login_waits_for_postgres(settings):
     finally:
         locker.close()
         assert web.stop() == 0
+
+
+def test_a_stopping_web_closes_idle_kept_alive_connections_at_once_and_answers_requests_under_way(settings):
+    """web/gunicorn_worker.py: on SIGTERM a kept-alive connection waiting for its next request is
+    closed at once (gunicorn alone held it until its 10 s graceful timeout), while a request under
+    way (a login whose query waits for a lock) is still answered before the process exits."""
+    port = free_port()
+    web = Process("web", process_env(PORT=str(port), WEB_WORKERS="1"))
+    locker = psycopg2.connect(settings.database_url)
+    try:
+        web.wait_ready()
+        idle = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        idle.request("GET", "/health")
+        assert idle.getresponse().read() and idle.sock is not None  # kept alive
+        with locker.cursor() as cursor:
+            cursor.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+            login = request_in_background(port, "POST", "/v1/auth/login", LOGIN)
+            wait_for(lambda: waiting_for_lock(settings), 10, "the login's query to wait for the lock")
+            web.terminate()
+            assert idle.sock.recv(1) == b""  # closed by the server, well within the socket's 5 s
+            assert web.popen.poll() is None and "status" not in login
+        locker.rollback()
+        login["thread"].join(30)
+        assert login["status"] == 401
+        assert web.exit_code(20) == 0
+        assert not [line for line in web.lines if "graceful timeout" in line]
+    finally:
+        locker.close()
+        web.stop()
 
 
 def waiting_for_lock(settings) -> bool:

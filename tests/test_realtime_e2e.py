@@ -14,7 +14,7 @@ import requests
 
 from models.clickhouse import clickhouse_client
 from tests.ingest_helpers import CHROME, GOOGLEBOT
-from tests.processes import Process, free_port, process_env, wait_for
+from tests.processes import Process, free_port, process_env, stop_all, wait_for
 from tests.test_pipeline_e2e import setup_company, stored
 
 pytestmark = pytest.mark.processes
@@ -31,8 +31,7 @@ def system(settings):
     for process in processes.values():
         process.wait_ready()
     yield f"http://127.0.0.1:{port}", processes
-    for process in processes.values():
-        process.stop()
+    stop_all(processes)
 
 
 def mixed_events(prefix: str, n: int, now: dt.datetime) -> list[dict]:

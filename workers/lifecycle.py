@@ -1,5 +1,6 @@
 """Dramatiq middleware for the worker process's life: opens Postgres when a worker process boots,
-serves its Prometheus metrics, logs one structured "ready" line, and keeps a heartbeat in Redis that the health check reads."""
+serves its Prometheus metrics, logs one structured "ready" line, keeps a heartbeat in Redis that the
+health check reads, and tells the stream pumps when the process begins to shut down."""
 from __future__ import annotations
 
 import logging
@@ -14,6 +15,7 @@ from adtivity.metrics import serve
 from adtivity.settings import Settings
 from models import redis_keys
 from models.db import open_database
+from workers.pump import STOPPING
 
 log = logging.getLogger(__name__)
 
@@ -32,4 +34,5 @@ class Lifecycle(dramatiq.Middleware):
         log_event(log, "ready", pid=os.getpid(), queues=sorted(broker.get_declared_queues()))
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        STOPPING.set()
         log_event(log, "stopping", pid=os.getpid())

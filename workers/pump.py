@@ -10,11 +10,14 @@ fails for another reason is isolated, its failures counted (in Redis, per entry)
 later claims and, at PERSIST_MAX_FAILURES, quarantined (dead-letter stream plus the `quarantine`
 table), then acknowledged. Only failures count: deliveries do not, since a crash or a long outage
 redelivers entries that did nothing wrong. Each pump runs for PERSIST_PUMP_SECONDS, then its actor
-enqueues a successor; the scheduler restarts any pump whose lease lapsed.
+enqueues a successor; the scheduler restarts any pump whose lease lapsed. When its worker process
+begins to shut down (`STOPPING`), a pump stores and acknowledges what it has read and ends there,
+so a restart waits for one batch, not for the rest of every pump's run.
 """
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +43,8 @@ log = logging.getLogger(__name__)
 TRANSIENT = (peewee.OperationalError, peewee.InterfaceError, ch_errors.OperationalError, redis.ConnectionError,
              redis.TimeoutError, ConnectionError, TimeoutError)
 MAX_BACKOFF_SECONDS = 10.0
+# Set when this worker process begins to shut down (workers/lifecycle.py): pumps end after their batch.
+STOPPING = threading.Event()
 
 
 @dataclass
@@ -230,7 +235,7 @@ class StreamPump:
     def run(self, lease: Lease, seconds: float) -> None:
         """Stores batches until `seconds` pass or the lease is lost. The next batch is read while one is
         stored (the store's time is mostly spent waiting on ClickHouse or Postgres), and each batch is
-        read only while the lease is held."""
+        read only while the lease is held, and only until the worker process begins to shut down."""
         deadline = time.monotonic() + seconds
         self.ensure_group()
         if not self.persist(self.claim_stale(), deadline):
@@ -241,7 +246,7 @@ class StreamPump:
             reading = reader.submit(self.read_batch, self.batch_wait(deadline))
             while True:
                 batch = reading.result()
-                more = time.monotonic() < deadline and lease.renew()
+                more = time.monotonic() < deadline and not STOPPING.is_set() and lease.renew()
                 if more:
                     reading = reader.submit(self.read_batch, self.batch_wait(deadline))
                 if not self.persist(batch, deadline):
