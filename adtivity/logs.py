@@ -50,12 +50,15 @@ class TextFormatter(logging.Formatter):
         return f"{super().format(record)} {extra}".rstrip()
 
 
+def log_formatter(settings: Settings, *, process: str) -> logging.Formatter:
+    if settings.log_format == "json":
+        return JsonFormatter(process)
+    return TextFormatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
 def log_handler(settings: Settings, *, process: str) -> logging.Handler:
     handler = logging.StreamHandler(sys.stdout)
-    if settings.log_format == "json":
-        handler.setFormatter(JsonFormatter(process))
-    else:
-        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(log_formatter(settings, process=process))
     return handler
 
 

@@ -5,15 +5,17 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shlex
 import threading
 import urllib.request
 
 import psycopg2
 import pytest
 import redis
+import yaml
 
 from models import redis_keys
-from tests.processes import Process, free_port, process_env, procfile, stop_all, wait_for
+from tests.processes import ROOT, Process, free_port, process_env, procfile, stop_all, wait_for
 
 pytestmark = pytest.mark.processes
 
@@ -59,6 +61,28 @@ def test_all_four_processes_start_work_and_stop_cleanly(settings):
     assert exits == {"web": 0, "worker": 0, "streams": 0, "scheduler": 0}, {
         name: processes[name].lines[-15:] for name, code in exits.items() if code != 0
     }
+    # Every line each process wrote is one JSON object naming it, the libraries' own lines too
+    # (gunicorn's arbiter, Dramatiq's main process, Faust's banner is off).
+    records = {name: [json.loads(line) for line in process.lines if line.strip()] for name, process in processes.items()}
+    assert all(record["process"] == name for name, lines in records.items() for record in lines)
+    loggers = {name: {record["logger"].split(".")[0] for record in lines} for name, lines in records.items()}
+    assert "gunicorn" in loggers["web"] and "dramatiq" in loggers["worker"] and "faust" in loggers["streams"]
+
+
+def test_docker_compose_runs_what_the_procfile_runs():
+    """docker-compose.yml's four processes are the Procfile's commands, with the Procfile's
+    `env NAME=value` prefix as the service's environment: the two cannot drift apart."""
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    for name, line in procfile().items():
+        words, environment = shlex.split(line), {}
+        if words[0] == "env":
+            words.pop(0)
+            while "=" in words[0]:
+                variable, _, value = words.pop(0).partition("=")
+                environment[variable] = value
+        assert services[name]["command"] == words, name
+        assert environment.items() <= services[name]["environment"].items(), name
+    assert services["worker"]["environment"]["DATABASE_URL"] == services["web"]["environment"]["DATABASE_URL"]
 
 
 def test_the_worker_has_a_thread_for_other_jobs_beside_every_pump(settings):

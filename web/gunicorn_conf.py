@@ -2,14 +2,16 @@
 
 Reads PORT, WEB_WORKERS, WEB_WORKER_CONNECTIONS, WEB_KEEPALIVE_REQUESTS and WEB_REUSE_PORT through
 Settings. Sets up prometheus-client's multiprocess directory so /metrics adds up every worker, and
-removes a dead worker's files when it exits.
+removes a dead worker's files when it exits. gunicorn's own log lines take the app's format.
 """
 import os
 import shutil
 import tempfile
 
 import gevent
+from gunicorn import glogging
 
+from adtivity.logs import log_formatter
 from adtivity.settings import Settings
 
 _settings = Settings.from_env()
@@ -28,7 +30,24 @@ keepalive = 30
 # One listening socket a worker, so the kernel spreads connections over the workers (.env.example).
 reuse_port = _settings.web_reuse_port
 graceful_timeout = 10
-accesslog = None
+accesslog = None  # the app logs each request itself (web/middleware.py)
+# gunicorn 27's control socket is one path per user ($HOME/.gunicorn/gunicorn.ctl): several web
+# processes on a machine (tests, a benchmark beside a running system) would take it from each other,
+# and nothing here uses it.
+control_socket_disable = True
+
+
+class StructuredLogger(glogging.Logger):
+    """gunicorn's own lines (workers booting and exiting, errors outside the app) in the format of
+    every other log line: one JSON object a line unless LOG_FORMAT says text."""
+
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        for handler in self.error_log.handlers:
+            handler.setFormatter(log_formatter(_settings, process="web"))
+
+
+logger_class = StructuredLogger
 if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="adtivity-web-metrics-")
 else:

@@ -1,4 +1,5 @@
-"""The worker process (`dramatiq workers`): binds the Redis broker from Settings and loads every actor.
+"""The worker processes' package (Dramatiq loads it; the Procfile starts Dramatiq through
+adtivity/dramatiq_main.py): binds the Redis broker from Settings and loads every actor.
 
 Dramatiq needs its broker before actors are declared, so this package does that on import; nothing
 else imports it (web and scheduler enqueue by actor name through adtivity.jobs).
