@@ -36,6 +36,7 @@ class Settings:
     web_reuse_port: bool = True
     cors_allowed_origins: tuple[str, ...] = ()
     max_body_bytes: int = 1_048_576
+    max_json_depth: int = 32
     # Auth.
     jwt_secret: str = field(default="", repr=False)
     jwt_issuer: str = "adtivity"
@@ -159,6 +160,9 @@ class Settings:
         if not 1 <= self.ingest_max_batch <= 65_536:
             raise SettingsError("INGEST_MAX_BATCH must be between 1 and 65536 "
                                 "(new session ids number a request's events in four hex digits)")
+        if not 2 <= self.max_json_depth <= 200:
+            raise SettingsError("MAX_JSON_DEPTH must be between 2 and 200 (deeper JSON would reach Python's "
+                                "recursion limit when decoded)")
         if self.persist_batch_events < 1:
             raise SettingsError("PERSIST_BATCH_EVENTS must be at least 1")
         if self.persist_batch_seconds <= 0:

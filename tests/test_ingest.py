@@ -113,7 +113,43 @@ def test_limits_batch_size_event_size_and_body_size(with_settings, settings):
 
 
 def test_default_limits_are_the_documented_ones(settings):
-    assert (settings.ingest_max_batch, settings.ingest_max_event_bytes, settings.max_body_bytes) == (500, 32_768, 1_048_576)
+    assert (settings.ingest_max_batch, settings.ingest_max_event_bytes, settings.max_body_bytes,
+            settings.max_json_depth) == (500, 32_768, 1_048_576, 32)
+
+
+def nested(levels: int) -> dict:
+    """An object `levels` deep: {"a": {"a": ... {"a": 1}}}."""
+    value: object = 1
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+def test_an_event_nested_deeper_than_the_limit_is_rejected_alone(with_settings, redis_client, settings):
+    """MAX_JSON_DEPTH counts the event object as level 1: properties two levels deep make 3."""
+    api = with_settings(max_json_depth=3)
+    t = tenant(api)
+    event = {"type": "track", "name": "x", "user_id": "u"}
+    answer = api.post("/v1/events", auth=t.write_key, json=[
+        {**event, "properties": nested(2)}, {**event, "properties": nested(3)},
+        {**event, "properties": {"many": [{"brackets": "[{"}] * 20}},  # more brackets than levels, and in strings
+        {**event, "properties": {"text": "{[" * 50}}])
+    assert answer.status_code == 200, answer.text
+    assert answer.json["accepted"] == 2
+    assert [(r["index"], r["reason"]) for r in answer.json["rejected"]] == [
+        (1, "the event nests objects and arrays more than 3 levels deep"),
+        (2, "the event nests objects and arrays more than 3 levels deep")]
+    assert [e.properties for e in streamed(redis_client, settings)] == [nested(2), {"text": "{[" * 50}]
+
+
+@pytest.mark.parametrize("path", ["/v1/events", "/v1/batch", "/v1/track", "/sdk/event", "/v1/auth/login"])
+def test_a_body_too_deep_to_decode_is_a_400_not_a_crash(api, path):
+    """Far past MAX_JSON_DEPTH (and past what the decoder's recursion can follow): one answer, 400."""
+    t = tenant(api)
+    body = '{"type":"track","batch":[' * 3000 + ']}' * 3000
+    answer = api.post(path, auth=t.write_key, body=body.encode(), headers={"Content-Type": "application/json"})
+    assert answer.status_code == 400, answer.text
+    assert answer.json["error"]["code"] == "invalid_json"
 
 
 def test_gzip_bodies_are_accepted_and_gzip_bombs_refused(with_settings):

@@ -85,10 +85,10 @@ def create_app(deps: Deps) -> falcon.App:
             Cors(ingest_prefixes=INGEST_PREFIXES, allowed_origins=settings.cors_allowed_origins),
             DatabaseConnection(),
             Authenticate(settings, key_authenticator),
-            ValidateBody(max_body_bytes=settings.max_body_bytes),
+            ValidateBody(max_body_bytes=settings.max_body_bytes, max_json_depth=settings.max_json_depth),
         ]
     )
-    json_handler = MsgspecJson()
+    json_handler = MsgspecJson(max_depth=settings.max_json_depth)
     app.req_options.media_handlers[falcon.MEDIA_JSON] = json_handler
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = json_handler
     app.req_options.strip_url_path_trailing_slash = True

@@ -14,7 +14,7 @@ from adtivity.settings import Settings
 from models.events import Event
 from models import redis_keys
 from models.streams import encode_events, shard_for, stream_key
-from web.bodies import read_bounded
+from web.bodies import nests_deeper_than, read_bounded
 from web.errors import ApiError, too_many_requests
 from web.ingest import wire
 from web.ingest.enrich import Enricher, Rejected, RequestInfo
@@ -79,10 +79,13 @@ class IngestPipeline:
         events: list[Event] = []
         indexes: list[int] = []
         rejected: list[dict] = []
+        max_depth = self.settings.max_json_depth
         for index, raw in enumerate(items.raws):
             try:
                 if len(raw) > self.settings.ingest_max_event_bytes:
                     raise Rejected(f"the event is larger than {self.settings.ingest_max_event_bytes} bytes")
+                if nests_deeper_than(raw, max_depth):
+                    raise Rejected(f"the event nests objects and arrays more than {max_depth} levels deep")
                 events.append(self.enricher.build(build(raw), request))
                 indexes.append(index)
             except (Rejected, msgspec.ValidationError, msgspec.DecodeError) as problem:

@@ -14,6 +14,7 @@ import msgspec
 
 from adtivity.settings import Settings
 from models.db import utcnow
+from web.bodies import too_deep
 from web.errors import ApiError, forbidden, unauthorized
 from web.ingest import wire
 from web.ingest.enrich import RequestInfo
@@ -29,13 +30,17 @@ def answer(resp: falcon.Response, outcome: Outcome) -> None:
     resp.media = {"success": True, "accepted": outcome.accepted, "rejected": outcome.rejected}
 
 
-def decode_envelope(split, body: bytes) -> Items:
+def decode_envelope(split, body: bytes, max_depth: int) -> Items:
+    """The body cut into items. Its events' depth is checked one by one (pipeline.accept), so a deep
+    one fails alone; a body too deep to decode at all (Python's recursion limit) is a 400."""
     try:
         return split(body)
     except msgspec.ValidationError as error:
         raise ApiError(422, "invalid_body", str(error)) from None
     except msgspec.DecodeError:
         raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
+    except RecursionError:
+        raise too_deep(max_depth) from None
 
 
 class Ingest:
@@ -56,7 +61,7 @@ class Ingest:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = self.pipeline.read_body(req)
         try:
-            items = decode_envelope(self.split, body)
+            items = decode_envelope(self.split, body, self.settings.max_json_depth)
         except ApiError:
             if req.context.principal is None:  # no key in a header, and no body to find one in
                 raise unauthorized("a write key is required") from None
