@@ -22,12 +22,12 @@ _STRING_OR_BRACKET = re.compile(rb'"(?:[^"\\]|\\.)*"|[][{}]')
 class MsgspecJson(falcon.media.BaseHandler):
     """Falcon media handler: responses are encoded with msgspec (fast, and handles UUID and datetime)."""
 
-    def serialize(self, media, content_type) -> bytes:
-        return _encoder.encode(media)
-
     def __init__(self, *, max_depth: int) -> None:
         super().__init__()
         self.max_depth = max_depth
+
+    def serialize(self, media, content_type) -> bytes:
+        return _encoder.encode(media)
 
     def deserialize(self, stream, content_type, content_length) -> object:
         return decode_json(stream.read(), object, max_depth=self.max_depth)

@@ -19,11 +19,11 @@ bind = f"127.0.0.1:{_settings.port}" if _settings.is_development else f"0.0.0.0:
 workers = _settings.web_workers
 # gevent workers (gunicorn's, with a prompt graceful stop: web/gunicorn_worker.py): a greenlet a
 # connection, so kept-alive SDK connections cost little, and a request waiting on Redis or Postgres
-# lets the worker's other requests run. Ingest is CPU-bound Python, and
-# with gthread's threads the GIL changed hands between them on every request: gevent serves
-# 10-20% more requests/s under bench/ingest.py's load (docs/performance-notes.md). What would block the
-# loop does not: psycopg2 waits through gevent (post_fork), bcrypt runs in gevent's thread pool
-# (web/security.py), sockets are gevent's.
+# lets the worker's other requests run. Ingest is CPU-bound Python, and with gthread's threads the
+# GIL changed hands between them on every request: gevent serves 10-20% more requests/s under
+# bench/ingest.py's load (docs/performance-notes.md). What would block the loop does not: psycopg2
+# waits through gevent (post_fork), bcrypt runs in gevent's thread pool (web/security.py), sockets
+# are gevent's.
 worker_class = "web.gunicorn_worker.PromptStopGeventWorker"
 worker_connections = _settings.web_worker_connections
 keepalive = 30
