@@ -91,7 +91,7 @@ BUILDERS = {"native": build_native, "legacy": build_legacy, "segment": lambda it
 def test_parsers_accept_or_reject_cleanly_and_what_they_accept_survives_the_stream(settings, wire_format, event):
     raw = msgspec.json.encode(event)
     try:
-        built = Enricher(settings).build(BUILDERS[wire_format](Items([raw]), raw), REQUEST)
+        built = Enricher(settings).build(BUILDERS[wire_format](Items([raw], wire_format), raw), REQUEST)
     except (Rejected, msgspec.ValidationError, msgspec.DecodeError):
         return  # refused with a reason the answer carries
     assert isinstance(built.message_id, str) and built.message_id

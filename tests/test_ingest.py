@@ -11,6 +11,7 @@ import uuid
 
 import msgspec
 import pytest
+from prometheus_client import REGISTRY
 
 from tests.conftest import make_client
 from tests.helpers import Api
@@ -36,6 +37,28 @@ def test_native_accepts_one_event_an_array_and_a_batch(api, redis_client, settin
     assert [(e.type, e.name) for e in events] == [("track", "A"), ("track", "B"), ("page", ""), ("identify", "")]
     assert all(e.company_id == t.company_id for e in events)
     assert events[3].traits == {"plan": "pro"}
+
+
+def ingest_counts() -> dict[tuple[str, str], float]:
+    return {(wire_format, outcome): REGISTRY.get_sample_value(
+                "adtivity_ingest_events_total", {"format": wire_format, "outcome": outcome}) or 0.0
+            for wire_format in ("native", "segment", "legacy") for outcome in ("accepted", "rejected")}
+
+
+def test_events_accepted_and_rejected_are_counted_by_format(api):
+    t = tenant(api)
+    before = ingest_counts()
+    good, bad = {"type": "track", "name": "A", "user_id": "u"}, {"type": "track", "user_id": "u"}
+    assert api.post("/v1/events", auth=t.write_key, json=[good, bad, good]).json["accepted"] == 2
+    assert api.post("/v1/events", auth=t.write_key, json=[bad]).status_code == 400
+    assert api.post("/v1/batch", auth=t.write_key, json={"batch": [{"type": "track", "event": "E", "userId": "u"}]}
+                    ).json["accepted"] == 1
+    assert api.post("/sdk/event", auth=t.write_key, json=[{"type": "nope"}, {"type": "track", "eventName": "x",
+                                                                           "user_id": "u"}]).json["accepted"] == 1
+    after = ingest_counts()
+    assert {k: after[k] - before[k] for k in after} == {
+        ("native", "accepted"): 2, ("native", "rejected"): 2, ("segment", "accepted"): 1, ("segment", "rejected"): 0,
+        ("legacy", "accepted"): 1, ("legacy", "rejected"): 1}
 
 
 def test_one_bad_event_never_fails_its_neighbours(api, redis_client, settings):

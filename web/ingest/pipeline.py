@@ -20,6 +20,7 @@ from web.ingest import wire
 from web.ingest.enrich import Enricher, Rejected, RequestInfo
 from web.ingest.write import EventWriter
 from web.keycache import KeyRecord
+from web.metrics import INGEST_EVENTS
 from web.ratelimit import Limit
 
 
@@ -34,6 +35,7 @@ class Items:
     """A request's events as raw JSON, with what the envelope around them said."""
 
     raws: list[bytes]
+    wire_format: str  # "native", "segment" or "legacy" (the label of its events in the metrics)
     sent_at: dt.datetime | None = None
     write_key: str | None = None
     context: dict | None = None
@@ -50,6 +52,7 @@ class IngestPipeline:
         self.writer = EventWriter(client, session_timeout_seconds=settings.session_timeout_seconds)
         self.key_limit = Limit(capacity=settings.ingest_rate_per_key_per_second * settings.ingest_burst_seconds,
                                per_second=settings.ingest_rate_per_key_per_second)
+        self._counters: dict[str, tuple] = {}
 
     def read_body(self, req: falcon.Request) -> bytes:
         limit = self.settings.max_body_bytes
@@ -91,19 +94,35 @@ class IngestPipeline:
             except (Rejected, msgspec.ValidationError, msgspec.DecodeError) as problem:
                 rejected.append({"index": index, "reason": str(problem)})
         try:
-            return self.write_accepted(key, events, rejected, request)
+            return self.write_accepted(key, events, rejected, request, items.wire_format)
         except OverflowError:  # nothing was written: refuse the events that cannot be encoded, write the rest
             keep = [encodable(event) for event in events]
             rejected += [{"index": index, "reason": "a number is outside the 64-bit integer range"}
                          for index, ok in zip(indexes, keep) if not ok]
             rejected.sort(key=lambda problem: problem["index"])
-            return self.write_accepted(key, [event for event, ok in zip(events, keep) if ok], rejected, request)
+            return self.write_accepted(key, [event for event, ok in zip(events, keep) if ok], rejected, request,
+                                       items.wire_format)
 
-    def write_accepted(self, key: KeyRecord, events: list[Event], rejected: list[dict], request: RequestInfo) -> Outcome:
+    def write_accepted(self, key: KeyRecord, events: list[Event], rejected: list[dict], request: RequestInfo,
+                       wire_format: str) -> Outcome:
+        """Writes the events (raising what `write` raises) and counts them, and the rejected, in the metrics."""
+        accepted_count, rejected_count = self.counted(wire_format)
         if not events:
+            rejected_count.inc(len(rejected))
             raise ApiError(400, "no_valid_events", "no event in the request is valid", details={"rejected": rejected})
         self.write(events, request, rate_subject=key.public_id)
+        accepted_count.inc(len(events))
+        if rejected:
+            rejected_count.inc(len(rejected))
         return Outcome(accepted=len(events), rejected=rejected)
+
+    def counted(self, wire_format: str) -> tuple:
+        """The format's accepted and rejected counters (kept: `labels()` maps its arguments each call)."""
+        series = self._counters.get(wire_format)
+        if series is None:
+            series = self._counters[wire_format] = (INGEST_EVENTS.labels(wire_format, "accepted"),
+                                                    INGEST_EVENTS.labels(wire_format, "rejected"))
+        return series
 
     def write(self, events: list[Event], request: RequestInfo, *, rate_subject: str) -> None:
         """One atomic Redis call: the rate limit of `rate_subject` (429 if over), session ids, the XADD."""
@@ -137,24 +156,24 @@ def split_native(body: bytes) -> Items:
     """One event, an array, or {"batch": [...], "sent_at": ..., "write_key": ...}."""
     first = body.lstrip()[:1]
     if first == b"[":
-        return Items(_native_array.decode(body))
+        return Items(_native_array.decode(body), "native")
     if first != b"{":
         raise ApiError(400, "invalid_json", "the body must be a JSON object or array")
     envelope = _native_object.decode(body)
     if envelope.batch is None:
-        return Items([body])
-    return Items(envelope.batch, sent_at=envelope.sent_at, write_key=envelope.write_key)
+        return Items([body], "native")
+    return Items(envelope.batch, "native", sent_at=envelope.sent_at, write_key=envelope.write_key)
 
 
 def split_segment(body: bytes, *, batched: bool) -> Items:
     if batched:
         batch = msgspec.json.decode(body, type=wire.SegmentBatch)
-        return Items(batch.batch, sent_at=batch.sent_at, write_key=batch.write_key, context=batch.context)
+        return Items(batch.batch, "segment", sent_at=batch.sent_at, write_key=batch.write_key, context=batch.context)
     message = msgspec.json.decode(body, type=wire.SegmentMessage)
-    return Items([body], write_key=message.write_key)
+    return Items([body], "segment", write_key=message.write_key)
 
 
 def split_legacy(body: bytes) -> Items:
     if body.lstrip()[:1] == b"[":
-        return Items(msgspec.json.decode(body, type=list[msgspec.Raw]))
-    return Items([msgspec.json.decode(body, type=msgspec.Raw)])
+        return Items(msgspec.json.decode(body, type=list[msgspec.Raw]), "legacy")
+    return Items([msgspec.json.decode(body, type=msgspec.Raw)], "legacy")
