@@ -70,10 +70,6 @@ Key = tuple[str, str, dt.datetime, str]  # metric, dimension, bucket, value
 FAR_FUTURE = dt.datetime(2100, 1, 1)  # the end of an open range
 
 
-def floor_hour(moment: dt.datetime) -> dt.datetime:
-    return moment.replace(minute=0, second=0, microsecond=0)
-
-
 def day_of(moment: dt.datetime) -> dt.datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
