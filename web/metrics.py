@@ -23,21 +23,31 @@ LATENCY = Histogram(
 )
 
 
+class Series(dict):
+    """The children of a labelled metric, kept by their label values: `labels()` maps its arguments
+    on every call, a dict look-up does not. The label values must be few (route templates, formats)."""
+
+    def __init__(self, metric) -> None:
+        super().__init__()
+        self.metric = metric
+
+    def __missing__(self, values: tuple):
+        child = self[values] = self.metric.labels(*values)
+        return child
+
+
 class RecordMetrics:
     """Middleware: counts every answered request under its route template (never the raw path).
     Runs after RequestId, which stamps req.context.started_at."""
 
     def __init__(self) -> None:
-        # (method, route, status): its counter and histogram. Routes are templates, so the keys are few.
-        self.series: dict[tuple, tuple] = {}
+        self.requests = Series(REQUESTS)
+        self.latency = Series(LATENCY)
 
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource, req_succeeded: bool) -> None:
-        key = (req.method, req.uri_template or "unmatched", resp.status_code)
-        series = self.series.get(key)
-        if series is None:
-            series = self.series[key] = (REQUESTS.labels(*key), LATENCY.labels(*key[:2]))
-        series[0].inc()
-        series[1].observe(time.perf_counter() - req.context.started_at)
+        route = req.uri_template or "unmatched"
+        self.requests[req.method, route, resp.status_code].inc()
+        self.latency[req.method, route].observe(time.perf_counter() - req.context.started_at)
 
 
 class MetricsEndpoint:

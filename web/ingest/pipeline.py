@@ -20,7 +20,7 @@ from web.ingest import wire
 from web.ingest.enrich import Enricher, Rejected, RequestInfo
 from web.ingest.write import EventWriter
 from web.keycache import KeyRecord
-from web.metrics import INGEST_EVENTS
+from web.metrics import INGEST_EVENTS, Series
 from web.ratelimit import Limit
 
 
@@ -52,7 +52,7 @@ class IngestPipeline:
         self.writer = EventWriter(client, session_timeout_seconds=settings.session_timeout_seconds)
         self.key_limit = Limit(capacity=settings.ingest_rate_per_key_per_second * settings.ingest_burst_seconds,
                                per_second=settings.ingest_rate_per_key_per_second)
-        self._counters: dict[str, tuple] = {}
+        self.counted = Series(INGEST_EVENTS)  # (format, outcome): events
 
     def read_body(self, req: falcon.Request) -> bytes:
         limit = self.settings.max_body_bytes
@@ -106,23 +106,14 @@ class IngestPipeline:
     def write_accepted(self, key: KeyRecord, events: list[Event], rejected: list[dict], request: RequestInfo,
                        wire_format: str) -> Outcome:
         """Writes the events (raising what `write` raises) and counts them, and the rejected, in the metrics."""
-        accepted_count, rejected_count = self.counted(wire_format)
         if not events:
-            rejected_count.inc(len(rejected))
+            self.counted[wire_format, "rejected"].inc(len(rejected))
             raise ApiError(400, "no_valid_events", "no event in the request is valid", details={"rejected": rejected})
         self.write(events, request, rate_subject=key.public_id)
-        accepted_count.inc(len(events))
+        self.counted[wire_format, "accepted"].inc(len(events))
         if rejected:
-            rejected_count.inc(len(rejected))
+            self.counted[wire_format, "rejected"].inc(len(rejected))
         return Outcome(accepted=len(events), rejected=rejected)
-
-    def counted(self, wire_format: str) -> tuple:
-        """The format's accepted and rejected counters (kept: `labels()` maps its arguments each call)."""
-        series = self._counters.get(wire_format)
-        if series is None:
-            series = self._counters[wire_format] = (INGEST_EVENTS.labels(wire_format, "accepted"),
-                                                    INGEST_EVENTS.labels(wire_format, "rejected"))
-        return series
 
     def write(self, events: list[Event], request: RequestInfo, *, rate_subject: str) -> None:
         """One atomic Redis call: the rate limit of `rate_subject` (429 if over), session ids, the XADD."""
