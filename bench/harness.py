@@ -143,7 +143,9 @@ class AofRedis:
             ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.directory),
              *(["--appendonly", "no"] if self.fsync == "no-aof" else ["--appendonly", "yes", "--appendfsync", self.fsync]),
              "--save", "", "--logfile", "redis.log"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            # the real clock, as every service keeps (redis-server cannot start under `make test-shifted`'s libfaketime)
+            env={name: value for name, value in os.environ.items() if name != "LD_PRELOAD"})
         import redis
 
         wait_until(lambda: redis.Redis(port=self.port).ping(), 30, "the run's Redis")

@@ -1,5 +1,13 @@
 """Test fixtures against the real services: a Postgres database, a Redis database number and a
-ClickHouse database of the tests' own, created migrated at the start and dropped at the end."""
+ClickHouse database of the tests' own, created migrated at the start and dropped at the end.
+
+No test may depend on today's date. Make every time relative to the clock the code under test reads
+(`dt.datetime.now(...) - dt.timedelta(days=1)`), or pass the code a fixed `now` (retention,
+realtime windows, housekeeping take one); never post a fixed date to a path that applies an age rule
+(INGEST_MAX_AGE_DAYS, the dedup window, retention months, rollup windows, token expiry).
+`make test-shifted` runs the whole suite with the clock of the tests and of the processes they start
+moved a year ahead (CLOCK_SHIFT, libfaketime; the services keep the real time): it passes only if
+nothing depends on the date it runs."""
 from __future__ import annotations
 
 import dataclasses

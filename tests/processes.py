@@ -26,6 +26,12 @@ def procfile() -> dict[str, str]:
     return dict(line.split(": ", 1) for line in lines if line.strip() and not line.startswith("#"))
 
 
+def server_env() -> dict:
+    """The environment for a server a test starts (a Redis of its own): the real clock, as the shared
+    services keep, without `make test-shifted`'s libfaketime (redis-server cannot start under it)."""
+    return {name: value for name, value in os.environ.items() if name != "LD_PRELOAD" and not name.startswith("FAKETIME")}
+
+
 def process_env(**overrides: str) -> dict:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **overrides}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)

@@ -336,7 +336,9 @@ def test_an_entry_without_its_rows_is_stored_as_one_with_them(api, settings, red
     """Entries replayed from quarantine carry only their events ("e"): the pump builds their rows,
     and every column comes out as for an entry written by ingest (whose rows leave derived session
     ids for the pump to fill in)."""
-    start = dt.datetime(2026, 11, 2, 9, 30, tzinfo=dt.timezone.utc)
+    # A day before the clock ingest reads: inside INGEST_MAX_AGE_DAYS whenever the test runs; whole
+    # seconds, as ClickHouse's DateTime stores them.
+    start = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)).replace(microsecond=0)
     events = mixed_events(12, start) + [
         {"type": "transaction", "user_id": "u", "tx_hash": "0x" + "a" * 64, "chain_id": "1", "status": "confirmed",
          "value": "1500000000000000000", "token": "ETH", "message_id": "tx", "timestamp": start.isoformat(),

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import make_client
 from tests.helpers import Api
-from tests.processes import free_port
+from tests.processes import free_port, server_env
 
 
 def test_health_touches_nothing(settings):
@@ -47,7 +47,7 @@ def test_ready_sums_up_the_latest_health_check(client, settings, redis_client):
 def test_ready_turns_503_when_redis_stops(settings, tmp_path):
     port = free_port()
     server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                               "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+                               "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, env=server_env())
     try:
         client = make_client(dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{port}/0"))
         deadline = time.monotonic() + 5
