@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 import shlex
 import signal
@@ -42,7 +43,7 @@ def prepare(settings: Settings) -> None:
 def bench_company(settings: Settings, kinds: tuple[str, ...] = ("write",)) -> tuple[str, ...]:
     """A new company and a key of each kind asked for, made directly in the database."""
     from models.db import open_database
-    from models.entities import Company, Membership, User
+    from models.accounts import Company, Membership, User
     from web.resources.keys import create_key
 
     open_database(settings.database_url)
@@ -99,7 +100,9 @@ def cpu_reference() -> str:
     total = 0
     for number in range(20_000_000):
         total += number
-    return f"CPU reference at the time: {time.perf_counter() - started:.2f} s for 20M Python additions (lower is faster)."
+    seconds = time.perf_counter() - started
+    return (f"Measured {dt.date.today().isoformat()} on {os.cpu_count()} cores; CPU reference at the time: "
+            f"{seconds:.2f} s for 20M Python additions (lower is faster).")
 
 
 def record(section: str, lines: list[str], document: str = "benchmarks.md") -> None:
