@@ -29,7 +29,7 @@ def run_migrations(settings: Settings) -> dict[str, list[str]]:
 def make_platform_admin(settings: Settings, email: str, password: str | None) -> str:
     """Flags an existing user as platform admin, or creates one with `password`."""
     from models.db import open_database
-    from web.accounts import Accounts
+    from accounts.sessions import Accounts
 
     open_database(settings.database_url)
     return Accounts(settings).make_platform_admin(email, password)
@@ -37,18 +37,19 @@ def make_platform_admin(settings: Settings, email: str, password: str | None) ->
 
 def create_company(settings: Settings, owner_email: str, name: str) -> dict:
     """A company owned by an existing user, with a write and a read key (shown only here)."""
+    from accounts.companies import create_company as create
+    from accounts.keys import create_key
+    from accounts.security import normalise_email
+    from models.accounts import User
     from models.db import database, open_database
-    from models.entities import Company, Membership, User
-    from web.resources.keys import create_key
 
     open_database(settings.database_url)
     with database.connection_context(), database.atomic():
-        owner = User.get_or_none(User.email == owner_email.strip().lower())
+        owner = User.get_or_none(User.email == normalise_email(owner_email))
         if owner is None:
             raise SystemExit(f"no user {owner_email}: register first, or use create-admin")
-        company = Company.create(name=name, owner=owner)
-        Membership.create(company=company, user=owner, role="owner")
-        keys = {kind: create_key(company, kind, "created by the CLI", owner).key for kind in ("write", "read")}
+        company = create(owner, name, ip="cli")
+        keys = {kind: create_key(company, kind, "created by the CLI", owner)[0] for kind in ("write", "read")}
     return {"company_id": str(company.id), "write_key": keys["write"], "read_key": keys["read"]}
 
 
@@ -60,7 +61,7 @@ def show_status(settings: Settings) -> dict:
     import redis
 
     from adtivity.jobs import redis_broker
-    from adtivity.pipeline import pipeline_status
+    from adtivity.pipeline_status import pipeline_status
     from adtivity.probes import probe_all
     from models.db import open_database
 
@@ -77,7 +78,7 @@ def rebuild_rollups(settings: Settings, company_id: str, first: dt.date, last: d
 
     from models.clickhouse import clickhouse_client
     from models.db import open_database
-    from workers.rollups import rollup_company_now
+    from rollups.compute import rollup_company_now
 
     if last < first:
         raise SystemExit("--to must not be before --from")
@@ -107,60 +108,59 @@ def replay_quarantine(settings: Settings, company_id: str | None) -> tuple[int, 
 
 
 def import_events(settings: Settings, company_id: str, path: str, *, batch: int, progress: bool = True) -> dict:
-    """Sends an NDJSON file of events (the native format, one a line) through the real ingest
-    pipeline (validation, enrichment, sessions, the stream), `batch` events a write, waiting out the
-    rate limit. Lines that fail validation are reported by number, never dropped silently."""
+    """Sends an NDJSON file of events (the native format, one a line) through the accept path HTTP
+    ingest uses (size, depth, validation, enrichment, sessions, the stream), `batch` lines a request,
+    waiting out the rate limit. Lines refused are reported by number, never dropped silently."""
     import os
     import time
     import uuid
 
-    import msgspec
     import redis
     from tqdm import tqdm
 
+    from adtivity.errors import RateLimited
+    from ingest.accept import IngestPipeline, NoValidEvents
+    from ingest.enrich import Enricher, RequestInfo
+    from ingest.formats import Items, build_native
     from models.db import utcnow
-    from web.errors import ApiError
-    from web.ingest import wire
-    from web.ingest.enrich import Enricher, Rejected, RequestInfo
-    from web.ingest.pipeline import IngestPipeline
 
     pipeline = IngestPipeline(settings, redis.Redis.from_url(settings.redis_url, socket_timeout=10), Enricher(settings))
-    outcome = {"accepted": 0, "rejected": []}
+    outcome: dict = {"accepted": 0, "rejected": []}
 
-    def new_request() -> RequestInfo:
-        return RequestInfo(company_id=company_id, received_at=utcnow().replace(tzinfo=dt.timezone.utc), sent_at=None,
-                           user_agent="", ip="", country="", request_id=f"import-{uuid.uuid4().hex[:12]}")
-
-    def send(built: list, request: RequestInfo) -> None:
+    def send(numbers: list[int], lines: list[bytes]) -> None:
+        items = Items(lines, "native")
         while True:
+            request = RequestInfo(company_id=company_id, received_at=utcnow().replace(tzinfo=dt.timezone.utc),
+                                  sent_at=None, user_agent="", ip="", country="",
+                                  request_id=f"import-{uuid.uuid4().hex[:12]}")
             try:
-                pipeline.write(built, request, rate_subject=f"import:{company_id}")
-                outcome["accepted"] += len(built)
-                return
-            except ApiError as error:
-                if error.code != "rate_limited":
-                    raise
+                sent = pipeline.accept(f"import:{company_id}", items, lambda raw: build_native(items, raw), request)
+                accepted, rejected = sent.accepted, sent.rejected
+            except RateLimited:
                 time.sleep(1)
+                continue
+            except NoValidEvents as refused:
+                accepted, rejected = 0, refused.rejected
+            outcome["accepted"] += accepted
+            outcome["rejected"] += [{"line": numbers[problem["index"]], "reason": problem["reason"]}
+                                    for problem in rejected]
+            return
 
-    pending, request = [], new_request()
+    numbers: list[int] = []
+    lines: list[bytes] = []
     with open(path, "rb") as source, tqdm(total=os.path.getsize(path), unit="B", unit_scale=True, desc="importing",
                                           disable=not progress) as bar:
         for number, line in enumerate(source, start=1):
             bar.update(len(line))
             if not line.strip():
                 continue
-            try:
-                if len(line) > settings.ingest_max_event_bytes:
-                    raise Rejected(f"the event is larger than {settings.ingest_max_event_bytes} bytes")
-                pending.append(pipeline.enricher.build(msgspec.json.decode(line, type=wire.NativeEvent), request))
-            except (msgspec.DecodeError, msgspec.ValidationError, Rejected) as problem:
-                outcome["rejected"].append({"line": number, "reason": str(problem)})
-                continue
-            if len(pending) >= batch:
-                send(pending, request)
-                pending, request = [], new_request()
-        if pending:
-            send(pending, request)
+            numbers.append(number)
+            lines.append(line.rstrip(b"\r\n"))
+            if len(lines) >= batch:
+                send(numbers, lines)
+                numbers, lines = [], []
+        if lines:
+            send(numbers, lines)
     return outcome
 
 

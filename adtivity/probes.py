@@ -15,7 +15,7 @@ import redis
 
 from adtivity.settings import Settings
 
-# Required: without these the API cannot serve. The broker only feeds real-time metrics (DESIGN.md).
+# Required: without these the API cannot serve. The broker only feeds real-time metrics, which say when they are stale.
 REQUIRED = ("postgres", "redis", "clickhouse")
 
 

@@ -7,7 +7,7 @@ import uuid
 import redis
 
 from models.db import database, utcnow
-from models.streams import entry_fields
+from models.redis_streams import entry_fields
 from models.tracking import Quarantine
 
 

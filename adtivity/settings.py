@@ -81,7 +81,7 @@ class Settings:
     housekeeping_keep_days: int = 30
     housekeeping_seconds: int = 3600
     stream_trim_seconds: int = 60
-    # Rollups (workers/rollups.py) and retention.
+    # Rollups (rollups/compute.py) and retention.
     rollup_every_seconds: int = 300
     rollup_window_hours: int = 48
     rollup_max_values: int = 500

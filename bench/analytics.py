@@ -106,7 +106,7 @@ def forget(settings, companies: list[str]) -> None:
     import uuid
 
     from models.db import database, utcnow
-    from models.entities import Company
+    from models.accounts import Company
     from workers.companies import purge_company_data
 
     with database.connection_context():
@@ -128,7 +128,7 @@ def main() -> int:
     import redis
 
     from models.clickhouse import clickhouse_client
-    from workers.rollups import rollup_company_now
+    from rollups.compute import rollup_company_now
 
     client = redis.Redis.from_url(settings.redis_url)
     client.flushdb()

@@ -65,8 +65,8 @@ def enriched_batches(settings, rng: random.Random, companies: list[str], events:
     enricher as a request now would be, each with its session id."""
     import msgspec
 
-    from web.ingest import wire
-    from web.ingest.enrich import Enricher, RequestInfo
+    from ingest import wire
+    from ingest.enrich import Enricher, RequestInfo
 
     enricher = Enricher(settings)
     made = 0

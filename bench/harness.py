@@ -472,7 +472,7 @@ class LagSampler:
     (and per consumer group, to tell which stage is behind)."""
 
     def __init__(self, settings, client, interval: float = 2.0) -> None:
-        from adtivity.pipeline import group_backlog, stream_groups
+        from adtivity.pipeline_status import group_backlog, stream_groups
 
         def read() -> int:
             by_group: dict[str, int] = defaultdict(int)
@@ -598,7 +598,7 @@ class Probes:
 
 def drain(settings, client, *, seconds: float = 600) -> None:
     """Waits until every consumer group of every stream has acknowledged everything."""
-    from adtivity.pipeline import group_backlog, stream_groups
+    from adtivity.pipeline_status import group_backlog, stream_groups
 
     def empty() -> bool:
         groups = [g for gs in stream_groups(settings, client).values() for g in gs.values()]
@@ -614,7 +614,7 @@ def verify(settings, client, load: Load, *, realtime_settle_seconds: float = 60)
     from models.clickhouse import clickhouse_client
     from models.db import database, open_database
     from models.rollups import RollupCount
-    from workers.rollups import rollup_company_now
+    from rollups.compute import rollup_company_now
 
     clickhouse = clickhouse_client(settings.clickhouse_url)
     checks: dict = {"events_checked": load.events_accepted, "companies": len(load.companies)}

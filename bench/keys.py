@@ -20,7 +20,7 @@ import falcon.testing
 from common import bench_company, bench_settings, percentile, prepare, record
 
 from web.app import Deps, create_app
-from web.security import new_key
+from accounts.security import new_key
 
 
 def timed(client: falcon.testing.TestClient, deps: Deps, path: str, key: str, requests: int, cold: bool,

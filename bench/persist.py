@@ -58,7 +58,7 @@ def main() -> int:
 
     from models.clickhouse import clickhouse_client
     from models.db import open_database
-    from models.streams import encode_entry, stream_key
+    from models.redis_streams import encode_entry, stream_key
     from workers.entities import EntitiesPump
     from workers.persist import EventsPump
 

@@ -47,7 +47,7 @@ def spawn(name: str, env: dict) -> subprocess.Popen:
 
 def backlog(settings, companies: list[str], events: int, seed: int) -> tuple[list[tuple[str, dict]], int]:
     """Entities-stream entries of realistic events for `companies`, and how many are not bots."""
-    from models.streams import encode_events, entities_stream_key, entry_fields, shard_for
+    from models.redis_streams import encode_events, entities_stream_key, entry_fields, shard_for
 
     entries, humans = [], 0
     for company, built in enriched_batches(settings, random.Random(seed), companies, events):

@@ -32,7 +32,7 @@ class Identified:
 
 
 class OnChainAndPayment(msgspec.Struct, kw_only=True):
-    """The web3 and payment fields, shared by the envelope and web/ingest/wire.Incoming."""
+    """The web3 and payment fields, shared by the envelope and ingest/wire.Incoming."""
 
     # Web3 (status is also a signature's or a payment's).
     wallet_address: str = ""

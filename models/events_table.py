@@ -1,7 +1,7 @@
 """The ClickHouse `events` table as the workers write it: rows as JSONEachRow, encoded by msgspec.
 
 Ingest encodes each event's row once, when it writes the event to the stream (`stream_row`, the
-"j" field of models/streams.py), so the persist pump forwards bytes instead of decoding events and
+"j" field of models/redis_streams.py), so the persist pump forwards bytes instead of decoding events and
 building rows (it adds the two values ingest cannot know: the stream entry id, and the session id
 derived in the same Redis call; `insert_rows`). ClickHouse parses JSONEachRow in C++ and msgspec
 encodes in C, so a row costs a few microseconds of Python. What both ClickHouse 18.16 and current

@@ -22,7 +22,7 @@ import msgspec
 
 from models import events as kinds
 from models.events import SlimEvent
-from models.streams import entry_id_parts, unpack
+from models.redis_streams import entry_id_parts, unpack
 
 WINDOW_MINUTES = 60
 ACTIVE_USER_WINDOWS = (5, 30, 60)

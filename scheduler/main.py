@@ -19,7 +19,7 @@ from adtivity.logs import configure_logging, log_event
 from adtivity.metrics import serve
 from adtivity.settings import Settings
 from models import redis_keys
-from models.streams import stranded_shards, unpumped
+from models.redis_streams import stranded_shards, unpumped
 from scheduler.leader import Leadership
 
 log = logging.getLogger("scheduler")

@@ -5,10 +5,10 @@ Data flow: the bridge (streams/bridge.py) moves stored events from the Redis ent
 message to the company's minute and day buckets in the changelogged `buckets` table (recovered on
 restart), each changed bucket written once per message; every REALTIME_PUBLISH_SECONDS the publisher
 turns buckets into one snapshot per company in Redis and stamps REALTIME_AS_OF with the moment up to
-which every accepted event is counted (models.streams.backlog_since), which the web API reads
+which every accepted event is counted (models.redis_streams.backlog_since), which the web API reads
 (models/realtime.py has the bucket logic).
 
-Broker settings follow INFRA.md: short session/rebalance timeouts and heartbeats (Tansu holds a
+Broker settings (measured against Tansu, the broker dev and CI run): short session/rebalance timeouts and heartbeats (Tansu holds a
 group join for half the session timeout), earliest offsets, replication factor 1, no web server (nothing
 listens), and the producer batch size as a setting (1 works around a Tansu bug; real Kafka needs none).
 """
@@ -28,7 +28,7 @@ from adtivity.logs import log_event, log_handler
 from adtivity.metrics import REALTIME_MESSAGES, REALTIME_SECONDS_BEHIND, serve
 from adtivity.settings import Settings
 from models import realtime, redis_keys
-from models.streams import backlog_since, realtime_watch
+from models.redis_streams import backlog_since, realtime_watch
 from streams.bridge import Bridge
 
 log = logging.getLogger("streams")

@@ -17,7 +17,7 @@ from redis.exceptions import ResponseError
 
 from adtivity.logs import log_event
 from adtivity.settings import Settings
-from models.streams import REALTIME_GROUP, entities_stream_key
+from models.redis_streams import REALTIME_GROUP, entities_stream_key
 from models.realtime import BridgeMessage, encode_message
 
 log = logging.getLogger("streams.bridge")

@@ -30,7 +30,7 @@ TEST_ENV = {
     "STREAMS_METRICS_PORT": "0",
     "SCHEDULER_METRICS_PORT": "0",
 }
-# Before any application module is imported: the workers package binds its broker from the environment.
+# For the processes the tests start, and the CLI they run: every one reads these from the environment.
 os.environ.update(TEST_ENV)
 
 import falcon.testing  # noqa: E402
@@ -41,7 +41,7 @@ from adtivity.cli import run_migrations  # noqa: E402
 from adtivity.settings import Settings  # noqa: E402
 from models.clickhouse import clickhouse_client, database_name  # noqa: E402
 from models.db import database  # noqa: E402
-from models.entities import ALL_MODELS  # noqa: E402
+from models.accounts import ALL_MODELS  # noqa: E402
 from models.privacy import PrivacyRequest  # noqa: E402
 from models.rollups import ROLLUP_MODELS  # noqa: E402
 from models.tracking import TRACKING_MODELS  # noqa: E402

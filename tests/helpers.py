@@ -82,7 +82,7 @@ class Api:
 
     def joined(self, company_id: str, role: str) -> Session:
         """A new user given `role` in `company_id` directly in the database (the invite flow has its own tests)."""
-        from models.entities import Membership
+        from models.accounts import Membership
 
         user = self.user()
         Membership.create(company=company_id, user=user.user_id, role=role)
@@ -90,7 +90,7 @@ class Api:
 
 
 def latest_mail(to_email: str):
-    from models.entities import MailOutbox
+    from models.accounts import MailOutbox
 
     return MailOutbox.select().where(MailOutbox.to_email == to_email).order_by(MailOutbox.id.desc()).first()
 

@@ -13,7 +13,7 @@ from models.clickhouse import clickhouse_client
 from tests.ingest_helpers import CHROME, tenant
 from tests.test_persist import drain
 from tests.test_rollups import send, week_of_events
-from workers.rollups import rollup_company_now
+from rollups.compute import rollup_company_now
 
 TODAY = dt.datetime.now(dt.timezone.utc).date()
 FROM, TO = (TODAY - dt.timedelta(days=7)).isoformat(), (TODAY + dt.timedelta(days=1)).isoformat()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import jwt
 import pytest
 
-from models.entities import AuditLog, LoginAttempt, MailOutbox
+from models.accounts import AuditLog, LoginAttempt, MailOutbox
 from tests.helpers import PASSWORD, latest_mail, token_in_mail
 
 
@@ -191,7 +191,7 @@ def test_password_reset_token_goes_only_to_the_outbox(api):
 def test_expired_reset_token_is_refused(api):
     import datetime as dt
 
-    from models.entities import OneTimeToken
+    from models.accounts import OneTimeToken
 
     session = api.user()
     api.post("/v1/auth/password-reset", json={"email": session.email})

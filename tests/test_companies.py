@@ -7,7 +7,7 @@ import dramatiq
 
 from models.clickhouse import clickhouse_client
 from models.db import utcnow
-from models.entities import ApiKey, AuditLog, Company, Membership
+from models.accounts import ApiKey, AuditLog, Company, Membership
 from models.rollups import RollupState
 
 
@@ -92,12 +92,13 @@ def test_purge_refuses_a_live_company(api, settings):
 
 def run_queued_jobs(settings) -> None:
     """Runs what the web app enqueued in Redis, with a real Dramatiq worker, until the queue is empty."""
-    import workers
+    from workers.main import build_runtime
 
-    worker = dramatiq.Worker(workers.broker, worker_timeout=100, worker_threads=1)
+    broker = build_runtime(settings).broker
+    worker = dramatiq.Worker(broker, worker_timeout=100, worker_threads=1)
     worker.start()
     try:
-        workers.broker.join("default", timeout=30_000)
+        broker.join("default", timeout=30_000)
         worker.join()
     finally:
         worker.stop()

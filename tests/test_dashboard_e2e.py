@@ -21,7 +21,7 @@ from tests.ingest_helpers import CHROME, tenant
 from tests.processes import ROOT, Process, free_port, process_env, wait_for
 from tests.test_persist import drain
 from tests.test_rollups import send, week_of_events
-from workers.rollups import rollup_company_now
+from rollups.compute import rollup_company_now
 
 ARTIFACTS = ROOT / "test-artifacts"
 HOSTILE_NAME = '<img src=x onerror="window.__pwned = 1">'

@@ -18,11 +18,10 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
 from tests.ingest_helpers import CHROME, streamed, tenant
-from web.ingest import wire
-from web.ingest.enrich import Enricher, Rejected, RequestInfo
-from web.ingest.resources import build_legacy, build_native, build_segment
-from web.ingest.pipeline import Items
-from models.streams import decode_entry, encode_entry
+from ingest import wire
+from ingest.enrich import Enricher, Rejected, RequestInfo
+from ingest.formats import Items, build_legacy, build_native, build_segment
+from models.redis_streams import decode_entry, encode_entry
 
 FUZZ_CASES = int(os.environ.get("FUZZ_CASES", "1000"))
 INGEST_PATHS = ("/v1/events", "/v1/track", "/v1/identify", "/v1/page", "/v1/screen", "/v1/group", "/v1/alias",

@@ -6,7 +6,7 @@ import uuid
 
 from models.clickhouse import clickhouse_client
 from models.db import database, utcnow
-from models.entities import LoginAttempt, OneTimeToken, RefreshToken
+from models.accounts import LoginAttempt, OneTimeToken, RefreshToken
 from models.tracking import PersistedEntry
 from models.privacy import PrivacyRequest
 from workers.housekeeping import drop_old_dedup_weeks, prune_postgres

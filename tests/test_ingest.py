@@ -17,7 +17,7 @@ from tests.conftest import make_client
 from tests.helpers import Api
 from tests.ingest_helpers import CHROME, GOOGLEBOT, streamed, tenant
 from tests.processes import free_port
-from web.ingest import wire
+from ingest import wire
 
 
 def iso(moment: dt.datetime) -> str:

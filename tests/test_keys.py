@@ -5,11 +5,11 @@ import hashlib
 import time
 
 from models.db import database
-from models.entities import ApiKey
+from models.accounts import ApiKey
 from tests.conftest import make_client
 from tests.helpers import Api
 from web.keycache import KeyCache
-from web.security import new_key
+from accounts.security import new_key
 
 
 def test_key_string_is_shown_once_and_only_its_digest_is_stored(api):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from adtivity.cli import run_migrations
 from models.clickhouse import clickhouse_client
 from models.db import database
-from models.entities import ALL_MODELS
+from models.accounts import ALL_MODELS
 from models.migrate import migration_files, sql_statements
 
 

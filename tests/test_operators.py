@@ -10,17 +10,17 @@ import time
 import uuid
 from pathlib import Path
 
-import workers
-from adtivity.pipeline import group_backlog, stream_groups
+from adtivity.pipeline_status import group_backlog, stream_groups
 from models import redis_keys
 from models.db import utcnow
-from models.entities import User
+from models.accounts import User
 from models.rollups import RollupState
-from models.streams import PERSIST_GROUP, stream_key
+from models.redis_streams import PERSIST_GROUP, stream_key
 from models.tracking import Quarantine
 from tests.ingest_helpers import CHROME
 from tests.test_persist import drain, stored
 from workers.health import record_health
+from workers.main import build_runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,7 +64,7 @@ def test_status_shows_the_latest_health_check_and_heartbeats(api, settings, redi
     an_hour_ago = utcnow() - dt.timedelta(hours=1)
     stale = RollupState.create(company_id=uuid.uuid4(), computed_at=an_hour_ago, complete_until=an_hour_ago)
     RollupState.create(company_id=uuid.uuid4(), computed_at=utcnow(), complete_until=utcnow())
-    record_health(settings, redis_client, workers.broker)
+    record_health(settings, redis_client, build_runtime(settings).broker)  # the worker's broker, its queues declared
     redis_client.set(redis_keys.process_heartbeat("streams"), time.time())
     status = api.get("/v1/system/status", auth=session).json
     assert status["health_check"]["dependencies"]["postgres"]["up"] is True
@@ -140,6 +140,44 @@ def test_operator_imports_an_ndjson_file_through_the_pipeline_and_replays_the_qu
     assert replayed.returncode == 0 and json.loads(replayed.stdout) == {"entries": 1, "events": 3}
     assert redis_client.xlen(stream_key(0)) >= 1
     assert json.loads(operator("replay-quarantine").stdout) == {"entries": 0, "events": 0}
+
+
+def hostile_lines(settings) -> list[str]:
+    """Events each accept-path check refuses alone, around ones it takes."""
+    def track(n: int, **fields) -> dict:
+        return {"type": "track", "name": "Hostile", "user_id": "u", "message_id": f"h{n}", **fields}
+
+    nested: dict = {}
+    for _ in range(settings.max_json_depth + 3):
+        nested = {"a": nested}
+    return [json.dumps(event, separators=(",", ":")) for event in (
+        track(0),
+        track(1, properties=nested),  # deeper than MAX_JSON_DEPTH
+        track(2, properties={"big": 2 ** 70}),  # beyond 64 bits
+        track(3, properties={"nul": "a\u0000b"}),
+        track(4, properties={"pad": "x" * settings.ingest_max_event_bytes}),  # over INGEST_MAX_EVENT_BYTES
+        {"type": "track", "name": "no identity"},
+        track(6, timestamp="not a time"),
+        track(7),
+    )]
+
+
+def test_import_and_http_ingest_give_each_hostile_line_the_same_outcome(api, settings, tmp_path):
+    api.user("hostile@example.com")
+    company = json.loads(operator("create-company", "--owner-email", "hostile@example.com", "--name", "H").stdout)
+    lines = hostile_lines(settings)
+    source = tmp_path / "hostile.ndjson"
+    source.write_text("\n".join(lines) + "\n")
+    imported = json.loads(operator("import-events", "--company", company["company_id"], "--file", str(source)).stdout)
+    answer = api.post("/v1/events", auth=company["write_key"], body="[" + ",".join(lines) + "]",
+                      headers={"Content-Type": "application/json"})
+    assert answer.status_code == 200, answer.text
+    over_http = answer.json
+    assert imported["accepted"] == over_http["accepted"]
+    assert imported["rejected"] == [{"line": r["index"] + 1, "reason": r["reason"]} for r in over_http["rejected"]]
+    reasons = {r["line"]: r["reason"] for r in imported["rejected"]}
+    assert "levels deep" in reasons[2] and "64-bit" in reasons[3] and "larger than" in reasons[5]
+    assert 1 not in reasons and 8 not in reasons
 
 
 def test_a_backlog_redis_cannot_count_is_never_reported_empty(settings, redis_client):

@@ -19,7 +19,7 @@ from models.clickhouse import PerThread, clickhouse_client
 from models.db import database
 from models import redis_keys
 from models.events_table import NO_SESSION, insert_rows
-from models.streams import (PERSIST_GROUP, decode_entry, entities_stream_key, entry_fields, pack, shard_for,
+from models.redis_streams import (PERSIST_GROUP, decode_entry, entities_stream_key, entry_fields, pack, shard_for,
                             stranded_shards, stream_key, unpack)
 from models.tracking import EndUser, Identity, PaymentSession, Quarantine, Session, Wallet
 from scheduler.leader import Leadership
@@ -406,7 +406,7 @@ def test_trimming_keeps_what_any_group_still_needs(api, settings, redis_client):
     t = tenant(api)
     for i in range(5):
         api.post("/v1/events", auth=t.write_key, json={"type": "track", "name": f"e{i}", "user_id": "u"})
-    from models.streams import shard_for
+    from models.redis_streams import shard_for
 
     stream = stream_key(shard_for(t.company_id, settings.stream_shards))
     redis_client.xgroup_create(stream, "lagging", id="0", mkstream=True)

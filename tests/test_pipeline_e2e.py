@@ -12,7 +12,7 @@ import requests
 
 from models.clickhouse import clickhouse_client
 from models.db import database
-from models.streams import PERSIST_GROUP, stream_key
+from models.redis_streams import PERSIST_GROUP, stream_key
 from models.tracking import EndUser
 from tests.processes import wait_for
 

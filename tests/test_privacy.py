@@ -14,7 +14,7 @@ from models.tracking import EndUser, Identity, Session
 from tests.ingest_helpers import CHROME, tenant
 from tests.test_companies import run_queued_jobs
 from tests.test_persist import drain
-from workers.rollups import rollup_company_now
+from rollups.compute import rollup_company_now
 
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 

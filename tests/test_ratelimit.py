@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from web.ratelimit import Limit, RateLimiter
+from adtivity.ratelimit import Limit, RateLimiter
 
 
 def test_bucket_admits_its_capacity_then_refuses_with_a_wait(redis_client):

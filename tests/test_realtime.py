@@ -9,7 +9,7 @@ import time
 
 from models import realtime, redis_keys
 from models.events import Event
-from models.streams import (PERSIST_GROUP, REALTIME_GROUP, backlog_since, encode_events, entities_stream_key,
+from models.redis_streams import (PERSIST_GROUP, REALTIME_GROUP, backlog_since, encode_events, entities_stream_key,
                             persisted_watch, realtime_watch, stream_key)
 from streams.bridge import group_entries
 from tests.ingest_helpers import tenant

@@ -8,7 +8,7 @@ import uuid
 
 from models.clickhouse import clickhouse_client
 from models.db import database, utcnow
-from models.entities import Company
+from models.accounts import Company
 from models.rollups import DAY, RollupCount
 from models.tracking import EndUser
 from workers.retention import apply_retention_now, months_before

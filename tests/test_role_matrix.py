@@ -15,7 +15,7 @@ import jwt
 import pytest
 
 from tests.helpers import Api
-from web.security import issue_access_token
+from accounts.security import issue_access_token
 
 RANKS = {"viewer": 0, "member": 1, "admin": 2, "owner": 3}
 _names = itertools.count()

@@ -15,7 +15,7 @@ from models.db import database
 from models.rollups import DAY, HOUR, OTHER, RollupCount, RollupState
 from tests.ingest_helpers import CHROME, GOOGLEBOT, tenant
 from tests.test_persist import drain
-from workers.rollups import rollup_company_now
+from rollups.compute import rollup_company_now
 
 NOW = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
 PAGES = ["/", "/pricing", "/docs", "/blog"]

@@ -1,4 +1,4 @@
-"""Ingest's Redis call over connections of its own (web/ingest/script.py), on the real Redis: the
+"""Ingest's Redis call over connections of its own (ingest/script.py), on the real Redis: the
 script reloaded when Redis forgot it, a failed connection dropped, nothing retried."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import redis
 
 from tests.ingest_helpers import streamed, tenant
-from web.ingest.script import ScriptRunner
+from ingest.script import ScriptRunner
 
 ECHO = "return {KEYS[1], ARGV[1]}"
 

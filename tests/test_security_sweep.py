@@ -22,7 +22,7 @@ from tests.ingest_helpers import CHROME, tenant
 from tests.test_openapi import served
 from tests.test_persist import drain
 from web.keycache import KeyCache
-from web.security import new_key, parse_key
+from accounts.security import new_key, parse_key
 
 PUBLIC_ROUTES = {
     ("/health", "get"), ("/ready", "get"), ("/metrics", "get"), ("/openapi.json", "get"), ("/docs", "get"),

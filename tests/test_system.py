@@ -30,15 +30,15 @@ def test_ready_reports_each_dependency_with_its_latency(client):
 
 
 def test_ready_sums_up_the_latest_health_check(client, settings, redis_client):
-    import workers
-    from models.streams import PERSIST_GROUP, stream_key
+    from adtivity.jobs import redis_broker
+    from models.redis_streams import PERSIST_GROUP, stream_key
     from workers.health import record_health
 
     settings = dataclasses.replace(settings, stream_shards=2)  # the backlog of a shard other than the first
     redis_client.xgroup_create(stream_key(1), PERSIST_GROUP, id="0", mkstream=True)
     redis_client.xadd(stream_key(1), {"e": "x"})
     redis_client.xadd(stream_key(1), {"e": "y"})
-    record_health(settings, redis_client, workers.broker)
+    record_health(settings, redis_client, redis_broker(settings.redis_url, settings.dramatiq_namespace))
     pipeline = client.simulate_get("/ready").json["pipeline"]
     assert pipeline["stream_backlog"] == 2 and pipeline["quarantined_entries"] == 0 and pipeline["stale_rollups"] == 0
 

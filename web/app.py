@@ -9,24 +9,25 @@ import falcon
 import peewee
 import redis
 
+from adtivity.errors import DomainError
 from adtivity.jobs import Jobs, redis_broker
 from adtivity.logs import configure_logging, log_event
 from adtivity.settings import Settings
 from models.clickhouse import ClientPool, PoolExhausted
 from models.db import database, open_database
 from web import openapi
-from web.accounts import Accounts
+from accounts.sessions import Accounts
 from web.bodies import MsgspecJson, ValidateBody
-from web.errors import handle_unavailable, handle_unexpected, serialize_error
-from web.ingest.enrich import Enricher
-from web.ingest.geo import GeoIp
-from web.ingest.pipeline import IngestPipeline
-from web.ingest.resources import TestEvents, ingest_routes
+from web.errors import handle_domain_error, handle_unavailable, handle_unexpected, serialize_error
+from ingest.enrich import Enricher
+from ingest.geo import GeoIp
+from ingest.accept import IngestPipeline
+from web.resources.ingest import TestEvents, ingest_routes
 from web.keycache import KeyCache
 from web.metrics import MetricsEndpoint, RecordMetrics
 from web.middleware import Cors, RequestId
 from web.principals import Authenticate, KeyAuthenticator, KeyFailures
-from web.ratelimit import RateLimiter
+from adtivity.ratelimit import RateLimiter
 from web.resources import (analytics, auth, companies, drilldowns, events, health, keys, members, privacy, quarantine,
                            realtime, sdk, system)
 from web.resources.dashboard import add_dashboard_routes
@@ -94,6 +95,7 @@ def create_app(deps: Deps) -> falcon.App:
     app.req_options.strip_url_path_trailing_slash = True
     app.set_error_serializer(serialize_error)
     app.add_error_handler(Exception, handle_unexpected)
+    app.add_error_handler(DomainError, handle_domain_error)
     app.add_error_handler(peewee.OperationalError, handle_unavailable)
     app.add_error_handler(peewee.InterfaceError, handle_unavailable)
     app.add_error_handler(redis.ConnectionError, handle_unavailable)

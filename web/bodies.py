@@ -7,16 +7,14 @@ shape) / 413 (too large) itself.
 """
 from __future__ import annotations
 
-import re
-
 import falcon
 import falcon.media
 import msgspec
 
-from web.errors import ApiError
+from adtivity.jsontext import has_nul, nests_deeper_than, too_deep
+from web.errors import ApiError, http_error
 
 _encoder = msgspec.json.Encoder()
-_STRING_OR_BRACKET = re.compile(rb'"(?:[^"\\]|\\.)*"|[][{}]')
 
 
 class MsgspecJson(falcon.media.BaseHandler):
@@ -33,34 +31,11 @@ class MsgspecJson(falcon.media.BaseHandler):
         return decode_json(stream.read(), object, max_depth=self.max_depth)
 
 
-def nests_deeper_than(raw, limit: int) -> bool:
-    """Whether the JSON text `raw` nests objects and arrays more than `limit` levels deep. Counting
-    brackets is an upper bound that settles nearly every case at C speed; only text with more
-    brackets than `limit` is scanned (strings skipped). `raw` may be any bytes-like object
-    (msgspec.Raw: an event cut from a batch)."""
-    raw = bytes(raw)  # a bytes object as it is, without a copy
-    if raw.count(b"{") + raw.count(b"[") <= limit:
-        return False
-    depth = 0
-    for token in _STRING_OR_BRACKET.findall(raw):
-        if token in b"{[":
-            depth += 1
-            if depth > limit:
-                return True
-        elif token in b"}]":
-            depth -= 1
-    return False
-
-
-def too_deep(limit: int) -> ApiError:
-    return ApiError(400, "invalid_json", f"objects and arrays may nest at most {limit} levels deep")
-
-
 def decode_json(raw: bytes, schema: type, *, max_depth: int):
     if not raw:
         raise ApiError(400, "invalid_json", "the request body is empty; a JSON body is required")
     if nests_deeper_than(raw, max_depth):
-        raise too_deep(max_depth)
+        raise http_error(too_deep(max_depth))
     try:
         decoded = msgspec.json.decode(raw, type=schema)
     except msgspec.ValidationError as error:
@@ -70,17 +45,6 @@ def decode_json(raw: bytes, schema: type, *, max_depth: int):
     if b"\\u0000" in raw and has_nul(msgspec.json.decode(raw)):
         raise ApiError(422, "invalid_body", "strings may not contain the NUL character (\\u0000)")
     return decoded
-
-
-def has_nul(value) -> bool:
-    """Whether a decoded JSON value holds a NUL anywhere (Postgres text cannot store one)."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(has_nul(key) or has_nul(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(has_nul(item) for item in value)
-    return False
 
 
 def read_bounded(req: falcon.Request, limit: int) -> bytes:

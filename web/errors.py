@@ -1,8 +1,9 @@
 """The one JSON error shape, and the translation of domain errors into it.
 
-Every 4xx and 5xx answers `{"error": {"code", "message", "details"}}`. Responders raise `ApiError`
-(or a domain error from models/, mapped by `DOMAIN_ERRORS`); anything else becomes a bare 500 whose
-body says nothing about the cause, while the log keeps the trace and the request id.
+Every 4xx and 5xx answers `{"error": {"code", "message", "details"}}`. Responders raise `ApiError`,
+or the domain packages raise a domain error (adtivity/errors.py), translated here by its kind
+(`STATUS_OF`); anything else becomes a bare 500 whose body says nothing about the cause, while the log
+keeps the trace and the request id.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import logging
 import falcon
 import msgspec
 
+from adtivity import errors
 from adtivity.logs import log_event
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,33 @@ def unauthorized(message: str = "authentication required") -> ApiError:
 def too_many_requests(retry_after: int, message: str = "too many requests") -> ApiError:
     return ApiError(429, "rate_limited", message, details={"retry_after": retry_after},
                     headers={"Retry-After": str(retry_after)})
+
+
+STATUS_OF: dict[type[errors.DomainError], int] = {
+    errors.InvalidInput: 400,
+    errors.NotAuthenticated: 401,
+    errors.NotAllowed: 403,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.TooLarge: 413,
+    errors.UnsupportedEncoding: 415,
+    errors.Unprocessable: 422,
+    errors.RateLimited: 429,
+}
+
+
+def http_error(error: errors.DomainError) -> ApiError:
+    """The HTTP answer to a domain error: its kind's status, its code, message and details."""
+    status = next(STATUS_OF[kind] for kind in type(error).__mro__ if kind in STATUS_OF)
+    if isinstance(error, errors.RateLimited):
+        return too_many_requests(error.retry_after, error.message)
+    if isinstance(error, errors.NotAuthenticated):
+        return ApiError(401, error.code, error.message, details=error.details, headers={"WWW-Authenticate": "Bearer"})
+    return ApiError(status, error.code, error.message, details=error.details)
+
+
+def handle_domain_error(req: falcon.Request, resp: falcon.Response, error: errors.DomainError, params: dict) -> None:
+    raise http_error(error)
 
 
 def _code_of(error: falcon.HTTPError) -> str:

@@ -22,8 +22,8 @@ import redis
 from adtivity.logs import log_event
 from models import redis_keys
 from models.db import database, utcnow
-from models.entities import ApiKey, Company
-from web.security import KeyString, digests_match
+from models.accounts import ApiKey, Company
+from accounts.security import KeyString, digests_match
 
 log = logging.getLogger(__name__)
 SUBSCRIBE_WAIT_SECONDS = 0.25

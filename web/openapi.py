@@ -12,7 +12,7 @@ import falcon
 import msgspec
 
 from web import schemas
-from web.ingest import wire
+from ingest import wire
 
 METHODS = ("get", "post", "put", "patch", "delete")
 COMPONENTS = "#/components/schemas/{name}"

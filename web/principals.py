@@ -18,11 +18,11 @@ import falcon
 
 from adtivity.settings import Settings
 
-from models.entities import AuthSession, Company, Membership, User, role_rank
+from models.accounts import AuthSession, Company, Membership, User, role_rank
 from web.errors import forbidden, not_found, too_many_requests, unauthorized
 from web.keycache import KeyCache, KeyRecord
-from web.ratelimit import Limit, RateLimiter
-from web.security import parse_key, read_access_token
+from adtivity.ratelimit import Limit, RateLimiter
+from accounts.security import parse_key, read_access_token
 
 
 @dataclass(frozen=True)

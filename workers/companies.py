@@ -10,17 +10,17 @@ from __future__ import annotations
 import logging
 import uuid
 
-import dramatiq
 
 from adtivity.jobs import PURGE_COMPANY
 from adtivity.logs import log_event
 from adtivity.settings import Settings
 from models.clickhouse import clickhouse_client
 from models.db import database
-from models.entities import Company
+from models.accounts import Company
 from models.privacy import PrivacyRequest
 from models.rollups import ROLLUP_MODELS
-from workers import settings
+from workers.actor import actor
+from workers.runtime import current
 
 log = logging.getLogger(__name__)
 COMPANY_TABLES = ("events", "event_ids", "identity_first_seen")  # the ClickHouse tables holding a company's rows
@@ -45,6 +45,6 @@ def purge_company_data(settings: Settings, company_id: uuid.UUID) -> bool:
     return True
 
 
-@dramatiq.actor(actor_name=PURGE_COMPANY, max_retries=10, min_backoff=5_000, max_backoff=300_000)
+@actor(PURGE_COMPANY, max_retries=10, min_backoff=5_000, max_backoff=300_000)
 def purge_company(company_id: str) -> None:
-    purge_company_data(settings, uuid.UUID(company_id))
+    purge_company_data(current().settings, uuid.UUID(company_id))

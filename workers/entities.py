@@ -17,7 +17,6 @@ import logging
 import re
 from decimal import Decimal
 
-import dramatiq
 import msgspec
 import redis
 
@@ -29,9 +28,10 @@ from models import events as ev
 from models.events import SlimEvent
 from models import redis_keys
 from models.db import database
-from models.streams import ENTITIES_GROUP, entities_stream_key
+from models.redis_streams import ENTITIES_GROUP, entities_stream_key
 from models.tracking import PersistedEntry
-from workers import settings
+from workers.actor import actor
+from workers.runtime import current
 from workers.pump import Entry, StreamPump, run_pump
 
 log = logging.getLogger(__name__)
@@ -240,11 +240,10 @@ class EntitiesPump(StreamPump):
                       level=logging.ERROR, shard=self.shard, entries=repeated[:10])
 
 
-redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=30, socket_connect_timeout=2)
-
-
-@dramatiq.actor(actor_name=ENTITIES_SHARD, max_retries=0, time_limit=10 * 60_000)
+@actor(ENTITIES_SHARD, max_retries=0, time_limit=10 * 60_000)
 def entities_shard(shard: int) -> None:
-    if run_pump(settings, redis_client, EntitiesPump(settings, redis_client, shard),
+    runtime = current()
+    client = runtime.redis(30)
+    if run_pump(runtime.settings, client, EntitiesPump(runtime.settings, client, shard),
                 redis_keys.pump_lease("entities", shard), redis_keys.pump_queued("entities", shard)):
-        entities_shard.send(shard)
+        runtime.enqueue(ENTITIES_SHARD, shard)

@@ -1,4 +1,4 @@
-"""Actor `check_health`: probes every dependency, measures the pipeline (adtivity/pipeline.py: stream
+"""Actor `check_health`: probes every dependency, measures the pipeline (adtivity/pipeline_status.py: stream
 backlogs, real-time as-of, queue depths, quarantine, rollup freshness), and stores the result in Redis
 for /ready, the status endpoint and operators. The scheduler enqueues it every HEALTH_CHECK_SECONDS."""
 from __future__ import annotations
@@ -6,17 +6,17 @@ from __future__ import annotations
 import dataclasses
 import time
 
-import dramatiq
 import msgspec
 import redis
 
 from adtivity.jobs import CHECK_HEALTH
 from adtivity.metrics import QUARANTINE_WAITING, STREAM_BACKLOG
-from adtivity.pipeline import group_backlog, pipeline_status
+from adtivity.pipeline_status import group_backlog, pipeline_status
 from adtivity.probes import probe_all
 from adtivity.settings import Settings
 from models import redis_keys
-from workers import broker, settings
+from workers.actor import actor
+from workers.runtime import current
 
 
 def record_health(settings: Settings, client: redis.Redis, broker) -> dict:
@@ -36,6 +36,7 @@ def record_health(settings: Settings, client: redis.Redis, broker) -> dict:
     return status
 
 
-@dramatiq.actor(actor_name=CHECK_HEALTH, max_retries=0, time_limit=30_000)
+@actor(CHECK_HEALTH, max_retries=0, time_limit=30_000)
 def check_health() -> None:
-    record_health(settings, redis.Redis.from_url(settings.redis_url, socket_timeout=2), broker)
+    runtime = current()
+    record_health(runtime.settings, runtime.redis(2), runtime.broker)

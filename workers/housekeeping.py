@@ -10,17 +10,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-import dramatiq
 
 from adtivity.jobs import HOUSEKEEPING
 from adtivity.logs import log_event
 from adtivity.settings import Settings
 from models.clickhouse import clickhouse_client
 from models.db import database, utcnow
-from models.entities import LoginAttempt, MailOutbox, OneTimeToken, RefreshToken
+from models.accounts import LoginAttempt, MailOutbox, OneTimeToken, RefreshToken
 from models.privacy import PrivacyRequest
 from models.tracking import PersistedEntry
-from workers import settings
+from workers.actor import actor
+from workers.runtime import current
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,6 @@ def keep_house(settings: Settings) -> dict:
     return done
 
 
-@dramatiq.actor(actor_name=HOUSEKEEPING, max_retries=3, time_limit=10 * 60_000)
+@actor(HOUSEKEEPING, max_retries=3, time_limit=10 * 60_000)
 def housekeeping() -> None:
-    keep_house(settings)
+    keep_house(current().settings)

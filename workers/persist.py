@@ -2,7 +2,7 @@
 hands the newly stored ones to the entities pump (workers/entities.py).
 
 For each batch (see workers/pump.py for reading, retries and quarantine), without decoding the
-events: ingest wrote their message ids and ClickHouse rows into the entry (models/streams.py):
+events: ingest wrote their message ids and ClickHouse rows into the entry (models/redis_streams.py):
 1. looks the batch's (company, message id) pairs up in ClickHouse's `event_ids`: an event stored
    before by another entry is a resend and is dropped; one stored by this same entry (an earlier
    attempt that died before acknowledging) is not inserted again; repeats within the batch count once;
@@ -21,7 +21,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import dramatiq
 import msgspec
 import redis
 from clickhouse_connect.driver.client import Client
@@ -30,10 +29,10 @@ from clickhouse_connect.driver.external import ExternalData
 from adtivity.jobs import PERSIST_SHARD
 from adtivity.settings import Settings
 from models import redis_keys
-from models.clickhouse import PerThread
 from models.events_table import INSERT_SETTINGS, insert_rows, stream_rows
-from models.streams import PERSIST_GROUP, encode_events, entities_stream_key, entry_fields, stream_key, unpack
-from workers import settings
+from models.redis_streams import PERSIST_GROUP, encode_events, entities_stream_key, entry_fields, stream_key, unpack
+from workers.actor import actor
+from workers.runtime import current
 from workers.pump import Entry, StreamPump, run_pump
 
 # KEYS: the events stream, the shard's hand-over set. ARGV: the group, then entry ids. Returns those
@@ -202,13 +201,11 @@ def owners(result) -> dict[tuple[str, str], str]:
     return {(company, message_id): entry for company, message_id, entry in result.result_rows}
 
 
-redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=30, socket_connect_timeout=2)
-clickhouse_clients = PerThread(settings.clickhouse_url, timeout=30)
-
-
-@dramatiq.actor(actor_name=PERSIST_SHARD, max_retries=0, time_limit=10 * 60_000)
+@actor(PERSIST_SHARD, max_retries=0, time_limit=10 * 60_000)
 def persist_shard(shard: int) -> None:
-    pump = EventsPump(settings, redis_client, clickhouse_clients.get, shard)
-    if run_pump(settings, redis_client, pump, redis_keys.pump_lease("persist", shard),
+    runtime = current()
+    client = runtime.redis(30)
+    pump = EventsPump(runtime.settings, client, runtime.clickhouse(30).get, shard)
+    if run_pump(runtime.settings, client, pump, redis_keys.pump_lease("persist", shard),
                 redis_keys.pump_queued("persist", shard)):
-        persist_shard.send(shard)
+        runtime.enqueue(PERSIST_SHARD, shard)

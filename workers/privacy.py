@@ -16,7 +16,6 @@ import logging
 import time
 import uuid
 
-import dramatiq
 import redis
 
 from adtivity.jobs import DELETE_USER, EXPORT_USER
@@ -26,8 +25,9 @@ from models.clickhouse import clickhouse_client
 from models.db import database, utcnow
 from models.privacy import DONE, FAILED, RUNNING, PrivacyRequest
 from models.tracking import EndUser, Identity, PaymentSession, Session, Wallet
-from workers import settings
-from workers.rollups import day_of, rollup_company_now
+from workers.actor import actor
+from workers.runtime import current
+from rollups.compute import day_of, rollup_company_now
 
 log = logging.getLogger(__name__)
 USER_EVENTS = "company_id = toUUID(%(c)s) AND (user_id = %(u)s OR anonymous_id IN %(ids)s)"
@@ -122,18 +122,16 @@ def carry_out(request_id: str, work) -> None:
     log_event(log, "privacy request done", request=request_id, kind=request.kind, events=outcome.get("events"))
 
 
-redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
-
-
-@dramatiq.actor(actor_name=DELETE_USER, max_retries=0, time_limit=60 * 60_000)
+@actor(DELETE_USER, max_retries=0, time_limit=60 * 60_000)
 def delete_user(request_id: str) -> None:
-    carry_out(request_id, lambda request: {"events": delete_user_data(settings, redis_client, request)})
+    runtime = current()
+    carry_out(request_id, lambda request: {"events": delete_user_data(runtime.settings, runtime.redis(10), request)})
 
 
-@dramatiq.actor(actor_name=EXPORT_USER, max_retries=0, time_limit=60 * 60_000)
+@actor(EXPORT_USER, max_retries=0, time_limit=60 * 60_000)
 def export_user(request_id: str) -> None:
     def work(request: PrivacyRequest) -> dict:
-        result, events = export_user_data(settings, request)
+        result, events = export_user_data(current().settings, request)
         return {"result": result, "events": events}
 
     carry_out(request_id, work)

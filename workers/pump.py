@@ -34,7 +34,7 @@ from adtivity.metrics import PUMP_BATCH_EVENTS, PUMP_BATCH_SECONDS, PUMP_EVENTS,
 from adtivity.settings import Settings
 from models.db import database
 from models.events import Event
-from models.streams import DEAD_LETTER_STREAM, decode_entry, decode_message_ids, encode_events, unpumped
+from models.redis_streams import DEAD_LETTER_STREAM, decode_entry, decode_message_ids, encode_events, unpumped
 from models.tracking import Quarantine
 from adtivity.lease import Lease
 from models import redis_keys
@@ -52,7 +52,7 @@ class Entry:
     id: str
     fields: dict
     message_ids: list[str]  # one an event, in the entry's order
-    event_type: type = Event  # what `events` decodes to (see models.streams.decode_entry)
+    event_type: type = Event  # what `events` decodes to (see models.redis_streams.decode_entry)
     # Claimed from a pump that died, or held through a failed attempt: its store may have happened,
     # wholly or in part, without the acknowledgement.
     redelivered: bool = False

@@ -12,17 +12,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-import dramatiq
 
 from adtivity.jobs import APPLY_RETENTION
 from adtivity.logs import log_event
 from adtivity.settings import Settings
 from models.clickhouse import clickhouse_client
 from models.db import database, utcnow
-from models.entities import Company
+from models.accounts import Company
 from models.rollups import RollupCount, RollupSketch
 from models.tracking import EndUser, Identity, PaymentSession, Session, Wallet
-from workers import settings
+from workers.actor import actor
+from workers.runtime import current
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,6 @@ def apply_retention_now(settings: Settings, *, now: dt.datetime | None = None) -
     return done
 
 
-@dramatiq.actor(actor_name=APPLY_RETENTION, max_retries=3, time_limit=30 * 60_000)
+@actor(APPLY_RETENTION, max_retries=3, time_limit=30 * 60_000)
 def apply_retention() -> None:
-    apply_retention_now(settings)
+    apply_retention_now(current().settings)

@@ -2,13 +2,13 @@
 not acknowledged yet, so no group ever loses an entry it still needs."""
 from __future__ import annotations
 
-import dramatiq
 import redis
 
 from adtivity.jobs import TRIM_STREAMS
 from adtivity.settings import Settings
-from models.streams import all_streams, entry_id_parts
-from workers import settings
+from models.redis_streams import all_streams, entry_id_parts
+from workers.actor import actor
+from workers.runtime import current
 
 
 def safe_trim_point(client: redis.Redis, stream: str) -> str | None:
@@ -41,6 +41,7 @@ def trim_all(settings: Settings, client: redis.Redis) -> dict[str, int]:
     return trimmed
 
 
-@dramatiq.actor(actor_name=TRIM_STREAMS, max_retries=3, time_limit=60_000)
+@actor(TRIM_STREAMS, max_retries=3, time_limit=60_000)
 def trim_streams() -> None:
-    trim_all(settings, redis.Redis.from_url(settings.redis_url, socket_timeout=10))
+    runtime = current()
+    trim_all(runtime.settings, runtime.redis(10))

@@ -1,4 +1,4 @@
-"""`/v1/companies/{id}/analytics/...`: dashboards' numbers, read from the rollups only (web/analytics.py).
+"""`/v1/companies/{id}/analytics/...`: dashboards' numbers, read from the rollups only (web/rollup_reader.py).
 
 Every endpoint takes `from` and `to` (a date, read as local midnight, or an ISO 8601 time; default the
 7 local days ending today) and `tz` (an IANA zone, default UTC), and answers `as_of` (when the rollups
@@ -18,7 +18,7 @@ import redis
 
 from adtivity.settings import Settings
 from models import redis_keys
-from web.analytics import INTERVALS, Range, RollupReader, advance
+from web.rollup_reader import INTERVALS, Range, RollupReader, advance
 from web.errors import ApiError
 from web.principals import company_id_access
 

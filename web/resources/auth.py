@@ -4,12 +4,12 @@ from __future__ import annotations
 import falcon
 
 from adtivity.settings import Settings
-from models.entities import Company, Membership
+from models.accounts import Company, Membership
 from web import schemas
-from web.accounts import Accounts, TokenPair
+from accounts.sessions import Accounts, TokenPair
 from web.errors import too_many_requests
 from web.principals import client_ip, require_user
-from web.ratelimit import Limit, RateLimiter
+from adtivity.ratelimit import Limit, RateLimiter
 from web.resources.companies import company_out
 from web.schemas import Accepted, MeOut, TokenPairOut, UserOut
 

@@ -1,20 +1,19 @@
 """/v1/companies: create, list, read, rename (and set the data retention of) and delete tenants.
 
-Names are unique per owner. Deleting marks the company deleted at once (every key stops working on
-every web worker) and enqueues `purge_company`, which removes its data in the background.
+The rules are in accounts/companies.py. Deleting marks the company deleted at once, announces it to
+every web worker (its keys stop working) and enqueues `purge_company`, which removes its data in the
+background.
 """
 from __future__ import annotations
 
 import falcon
-import peewee
 import redis
 
+from accounts.companies import create_company, mark_deleted, update_company
 from adtivity.jobs import PURGE_COMPANY, Jobs
 from adtivity.settings import Settings
-from models.db import database, utcnow
-from models.entities import Company, Membership
+from models.accounts import Company, Membership
 from web import schemas
-from web.accounts import audit
 from web.errors import ApiError
 from web.keycache import announce_revoked
 from web.pagination import paginate
@@ -25,10 +24,6 @@ from web.schemas import CompanyOut, Page
 def company_out(company: Company, role: str | None) -> CompanyOut:
     return CompanyOut(id=company.id, name=company.name, created_at=company.created_at,
                       retention_months=company.retention_months, role=role)
-
-
-def name_taken() -> ApiError:
-    return ApiError(409, "name_taken", "the owner already has a company with this name")
 
 
 class Companies:
@@ -49,15 +44,7 @@ class Companies:
         resp.media = Page(items=[company_out(m.company, m.role) for m in rows], next_cursor=cursor)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        user = require_user(req).user
-        name = req.context.body.name.strip()
-        try:
-            with database.atomic():
-                company = Company.create(name=name, owner=user)
-                Membership.create(company=company, user=user, role="owner")
-        except peewee.IntegrityError:
-            raise name_taken() from None
-        audit("company.created", actor_id=user.id, company_id=company.id, ip=client_ip(req))
+        company = create_company(require_user(req).user, req.context.body.name, ip=client_ip(req))
         resp.status = falcon.HTTP_201
         resp.media = company_out(company, "owner")
 
@@ -78,26 +65,13 @@ class CompanyItem:
         company, body = access.company, req.context.body
         if body.name is None and body.retention_months is None:
             raise ApiError(422, "invalid_body", "give name, retention_months or both")
-        if body.name is not None:
-            company.name = body.name.strip()
-        if body.retention_months is not None:
-            company.retention_months = body.retention_months
-        try:
-            with database.atomic():
-                company.save()
-        except peewee.IntegrityError:
-            raise name_taken() from None
-        if body.name is not None:
-            audit("company.renamed", actor_id=access.user.id, company_id=company.id, ip=client_ip(req))
-        if body.retention_months is not None:
-            audit("company.retention_changed", actor_id=access.user.id, company_id=company.id,
-                  target=f"{body.retention_months} months", ip=client_ip(req))
+        update_company(company, access.user, name=body.name, retention_months=body.retention_months,
+                       ip=client_ip(req))
         resp.media = company_out(company, access.role)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, company_id: str) -> None:
         access = company_access(req, company_id, min_role="owner")
-        Company.update(deleted_at=utcnow()).where(Company.id == access.company.id).execute()
+        mark_deleted(access.company, access.user, ip=client_ip(req))
         announce_revoked(self.redis, company_id=access.company.id)
         self.jobs.enqueue(PURGE_COMPANY, str(access.company.id))
-        audit("company.deleted", actor_id=access.user.id, company_id=access.company.id, ip=client_ip(req))
         resp.status = falcon.HTTP_204

@@ -6,7 +6,7 @@ import falcon
 import msgspec
 import redis
 
-from adtivity.pipeline import group_backlog
+from adtivity.pipeline_status import group_backlog
 from adtivity.probes import probe_all
 from adtivity.settings import Settings
 from models import redis_keys

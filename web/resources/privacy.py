@@ -10,7 +10,7 @@ import falcon
 
 from adtivity.jobs import DELETE_USER, EXPORT_USER, Jobs
 from models.privacy import DELETE, DONE, EXPORT, PrivacyRequest
-from web.accounts import audit
+from accounts.audit import audit
 from web.errors import ApiError, not_found
 from web.principals import client_ip, company_access
 

@@ -8,7 +8,7 @@ import redis
 from adtivity.replay import replay_quarantined
 from adtivity.settings import Settings
 from models.tracking import Quarantine
-from web.accounts import audit
+from accounts.audit import audit
 from web.pagination import paginate
 from web.principals import client_ip, company_access
 

@@ -1,5 +1,5 @@
 -- Raw events: one row per accepted event, partitioned by month, ordered by company and time.
--- Only types that ClickHouse 18.16 and current releases both accept (see INFRA.md).
+-- Only types that ClickHouse 18.16 and current releases both accept.
 CREATE TABLE IF NOT EXISTS events (
     company_id UUID,
     message_id String,

@@ -1,5 +1,5 @@
-"""Accounts: registration, login with lockout, refresh-token rotation, logout, password change and
-reset, and the audit and outbox rows these leave. Used by the auth resources and the operator CLI."""
+"""Platform users and their sessions: registration, login with lockout, refresh-token rotation, logout,
+password change and reset, platform admins. Used by the auth resources and the operator CLI."""
 from __future__ import annotations
 
 import datetime as dt
@@ -9,12 +9,13 @@ from dataclasses import dataclass
 
 import peewee
 
+from accounts.audit import audit, send_mail
+from adtivity.errors import Conflict, InvalidInput, NotAllowed, NotAuthenticated, RateLimited, Unprocessable
 from adtivity.logs import log_event
 from adtivity.settings import Settings
 from models.db import database, utcnow
-from models.entities import AuditLog, AuthSession, LoginAttempt, MailOutbox, OneTimeToken, RefreshToken, User
-from web.errors import ApiError, too_many_requests, unauthorized
-from web.security import (
+from models.accounts import AuthSession, LoginAttempt, OneTimeToken, RefreshToken, User
+from accounts.security import (
     digest,
     dummy_password_hash,
     hash_password,
@@ -35,15 +36,6 @@ class TokenPair:
     expires_in: int
 
 
-def audit(action: str, *, actor_id=None, company_id=None, target: str = "", ip: str = "") -> None:
-    AuditLog.create(action=action, actor_id=actor_id, company_id=company_id, target=target, ip=ip)
-
-
-def send_mail(to_email: str, subject: str, body: str) -> None:
-    """Queues a mail in the outbox; a sender (or the operator's own relay) delivers it from there."""
-    MailOutbox.create(to_email=to_email, subject=subject, body=body)
-
-
 class Accounts:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -51,7 +43,7 @@ class Accounts:
     def check_password_policy(self, password: str) -> None:
         problem = password_problem(password, min_length=self.settings.password_min_length)
         if problem:
-            raise ApiError(422, "weak_password", problem)
+            raise Unprocessable("weak_password", problem)
 
     def register(self, email: str, password: str, *, ip: str) -> User:
         email = normalise_email(email)
@@ -60,7 +52,7 @@ class Accounts:
             with database.atomic():
                 user = User.create(email=email, password_hash=hash_password(password, rounds=self.settings.bcrypt_rounds))
         except peewee.IntegrityError:
-            raise ApiError(409, "email_taken", "an account with this email already exists") from None
+            raise Conflict("email_taken", "an account with this email already exists") from None
         audit("user.registered", actor_id=user.id, ip=ip)
         return user
 
@@ -77,13 +69,13 @@ class Accounts:
         if len(failures) >= self.settings.login_max_failures:
             unlock_at = failures[-1].created_at + dt.timedelta(seconds=self.settings.login_failure_window_seconds)
             log_event(log, "login locked", ip=ip)
-            raise too_many_requests(max(1, int((unlock_at - now).total_seconds()) + 1),
-                                    "too many failed logins for this account; try again later")
+            raise RateLimited(max(1, int((unlock_at - now).total_seconds()) + 1),
+                              "too many failed logins for this account; try again later")
         user = User.get_or_none(User.email == email)
         password_ok = verify_password(password, user.password_hash if user else dummy_password_hash(self.settings.bcrypt_rounds))
         LoginAttempt.create(email=email, ip=ip, succeeded=bool(user and password_ok))
         if not (user and password_ok):
-            raise unauthorized("the email or password is wrong")
+            raise NotAuthenticated("unauthorized", "the email or password is wrong")
         session = AuthSession.create(user=user)
         audit("user.login", actor_id=user.id, ip=ip)
         return self._issue(user.id, session.id)
@@ -107,7 +99,7 @@ class Accounts:
                 .first()
             )
             if token is None or token.family.revoked_at is not None or token.expires_at <= now:
-                raise unauthorized("the refresh token is invalid or expired")
+                raise NotAuthenticated("unauthorized", "the refresh token is invalid or expired")
             if token.used_at is not None:
                 AuthSession.update(revoked_at=now).where(AuthSession.id == token.family.id).execute()
                 audit("session.refresh_reuse", actor_id=token.family.user_id, target=str(token.family.id), ip=ip)
@@ -118,7 +110,8 @@ class Accounts:
                 token.save()
                 reused = False
         if reused:
-            raise unauthorized("this refresh token was already used; every session of its login has been ended")
+            raise NotAuthenticated("unauthorized",
+                                   "this refresh token was already used; every session of its login has been ended")
         return self._issue(token.family.user_id, token.family.id)
 
     def logout(self, session_id: uuid.UUID, *, ip: str) -> None:
@@ -128,7 +121,7 @@ class Accounts:
 
     def change_password(self, user: User, session_id: uuid.UUID, current: str, new: str, *, ip: str) -> None:
         if not verify_password(current, user.password_hash):
-            raise ApiError(403, "wrong_password", "the current password is wrong")
+            raise NotAllowed("wrong_password", "the current password is wrong")
         self.check_password_policy(new)
         with database.atomic():
             self._set_password(user, new)
@@ -170,7 +163,7 @@ class Accounts:
         user = User.get_or_none(User.email == email)
         if user is None:
             if not password:
-                raise ApiError(422, "password_required", "a new user needs a password")
+                raise Unprocessable("password_required", "a new user needs a password")
             user = self.register(email, password, ip="cli")
         User.update(is_platform_admin=True).where(User.id == user.id).execute()
         audit("user.platform_admin_granted", target=str(user.id), ip="cli")
@@ -187,7 +180,7 @@ def consume_token(purpose: str, token: str, *, now: dt.datetime) -> OneTimeToken
         .first()
     )
     if row is None or row.used_at is not None or row.expires_at <= now:
-        raise ApiError(400, "invalid_token", "the token is invalid, used or expired")
+        raise InvalidInput("invalid_token", "the token is invalid, used or expired")
     row.used_at = now
     row.save()
     return row

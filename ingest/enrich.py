@@ -20,7 +20,7 @@ from crawlerdetect import CrawlerDetect
 from adtivity.settings import Settings
 from models import events as ev
 from models.events import Event
-from web.ingest.wire import TYPE_ALIASES, AsIncoming
+from ingest.wire import TYPE_ALIASES, AsIncoming
 
 EVM_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 EVM_HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
@@ -122,6 +122,13 @@ def describe_agent(user_agent: str) -> Agent:
     )
 
 
+def agent_fields(user_agent: str) -> dict[str, str | bool]:
+    """What the user agent says, as the envelope's fields (cached per user agent by the Enricher)."""
+    agent = describe_agent(user_agent)
+    return {"browser": agent.browser, "browser_version": agent.browser_version, "os": agent.os,
+            "os_version": agent.os_version, "device": agent.device, "is_bot": agent.is_bot}
+
+
 @lru_cache(maxsize=8192)
 def anonymise_ip(ip: str) -> str:
     """IPv4 keeps its /24, IPv6 its /48; anything unparsable is dropped."""
@@ -162,7 +169,8 @@ def decimal_text(value: str, field: str, *, max_integer_digits: int | None = Non
     return value
 
 
-def as_text(value) -> str:
+def text_or_empty(value) -> str:
+    """A string as it is; anything else (a number, an object, null) as ""."""
     return value if isinstance(value, str) else ""
 
 
@@ -171,44 +179,76 @@ def aware(moment: dt.datetime) -> dt.datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.timezone.utc)
 
 
+def event_type(given: str) -> str:
+    """The event's type, aliases and case folded; an unknown one is rejected."""
+    kind = KNOWN_TYPES.get(given)
+    if kind is None:
+        lowered = given.strip().lower()
+        kind = TYPE_ALIASES.get(lowered, lowered)
+        if kind not in ev.EVENT_TYPES:
+            raise Rejected(f"unknown event type {given!r}; one of: {', '.join(ev.EVENT_TYPES)}")
+    return kind
+
+
+def page_fields(kind: str, incoming: AsIncoming) -> dict[str, str]:
+    """The page (the context's, or a page event's properties), its campaign fields (the SDK's
+    campaign wins over the URL's UTM parameters), click id and referrer."""
+    context = incoming.context
+    page = context.get("page")
+    if not isinstance(page, dict):
+        page = {}
+    if kind == ev.PAGE and not page:
+        page = incoming.properties
+    page_url = text_or_empty(page.get("url"))
+    described = describe_page(page_url) if page_url else NO_PAGE
+    utm = described.utm
+    campaign = context.get("campaign")
+    if isinstance(campaign, dict) and campaign:
+        utm = {f: text_or_empty(campaign.get("name" if f == "campaign" else f)) or utm[f] for f in UTM_FIELDS}
+    referrer = text_or_empty(page.get("referrer"))
+    return {
+        "page_url": page_url, "page_path": text_or_empty(page.get("path")) or described.path,
+        "page_title": text_or_empty(page.get("title")),
+        "referrer": referrer, "referrer_domain": domain_of(referrer) if referrer else "",
+        "utm_source": utm["source"], "utm_medium": utm["medium"], "utm_campaign": utm["campaign"],
+        "utm_term": utm["term"], "utm_content": utm["content"],
+        "click_id_type": described.click_id_type, "click_id": described.click_id,
+    }
+
+
+def user_agent_of(incoming: AsIncoming, request: RequestInfo) -> str:
+    """The context's user agent; a browser's request's own when the event came straight from one."""
+    context = incoming.context
+    user_agent = text_or_empty(context.get("userAgent")) or text_or_empty(context.get("user_agent"))
+    if not user_agent and incoming.from_browser:
+        return request.user_agent
+    return user_agent
+
+
+def address_of(incoming: AsIncoming, request: RequestInfo) -> str:
+    """The event's IP address: its own, its context's, or a browser's request's."""
+    return incoming.ip or text_or_empty(incoming.context.get("ip")) or (request.ip if incoming.from_browser else "")
+
+
 class Enricher:
     def __init__(self, settings: Settings, geoip=None) -> None:
         self.settings = settings
         self.geoip = geoip
         self.min_age = -dt.timedelta(seconds=settings.ingest_max_future_seconds)  # in the future by at most
         self.max_age = dt.timedelta(days=settings.ingest_max_age_days)
-        self.agent = lru_cache(maxsize=settings.user_agent_cache_size)(describe_agent)
-        describe_agent("Mozilla/5.0")  # ua-parser builds its parser on first use: not in a request
+        self.agent_fields = lru_cache(maxsize=settings.user_agent_cache_size)(agent_fields)
+        agent_fields("Mozilla/5.0")  # ua-parser builds its parser on first use: not in a request
 
     def build(self, incoming: AsIncoming, request: RequestInfo) -> Event:
-        kind = KNOWN_TYPES.get(incoming.type)
-        if kind is None:
-            lowered = incoming.type.strip().lower()
-            kind = TYPE_ALIASES.get(lowered, lowered)
-            if kind not in ev.EVENT_TYPES:
-                raise Rejected(f"unknown event type {incoming.type!r}; one of: {', '.join(ev.EVENT_TYPES)}")
+        """The enrichment steps in order: type, required fields, web3 and payment fields, time, page
+        and campaign, user agent, address and place."""
+        kind = event_type(incoming.type)
         self.check_required(kind, incoming)
         onchain = self.onchain_and_payment(kind, incoming) if kind in STATUS_RULES or any(
             _onchain_values(incoming)) else {}
         event_time, clamped = self.event_time(incoming, request)
-        context = incoming.context
-        page = context.get("page")
-        if not isinstance(page, dict):
-            page = {}
-        if kind == ev.PAGE and not page:
-            page = incoming.properties
-        page_url = as_text(page.get("url"))
-        described = describe_page(page_url) if page_url else NO_PAGE
-        utm = described.utm
-        campaign = context.get("campaign")
-        if isinstance(campaign, dict) and campaign:  # the SDK's campaign fields win over the URL's
-            utm = {f: as_text(campaign.get("name" if f == "campaign" else f)) or utm[f] for f in UTM_FIELDS}
-        referrer = as_text(page.get("referrer"))
-        user_agent = as_text(context.get("userAgent")) or as_text(context.get("user_agent"))
-        if not user_agent and incoming.from_browser:
-            user_agent = request.user_agent
-        agent = self.agent(user_agent)
-        ip = incoming.ip or as_text(context.get("ip")) or (request.ip if incoming.from_browser else "")
+        user_agent = user_agent_of(incoming, request)
+        ip = address_of(incoming, request)
         country, region, city = self.place(incoming, request, ip)
         return Event(
             company_id=request.company_id,
@@ -226,23 +266,14 @@ class Enricher:
             previous_id=incoming.previous_id,
             properties=incoming.properties,
             traits=incoming.traits,
-            context=context,
-            page_url=page_url,
-            page_path=as_text(page.get("path")) or described.path,
-            page_title=as_text(page.get("title")),
-            referrer=referrer,
-            referrer_domain=domain_of(referrer) if referrer else "",
-            utm_source=utm["source"], utm_medium=utm["medium"], utm_campaign=utm["campaign"],
-            utm_term=utm["term"], utm_content=utm["content"],
-            click_id_type=described.click_id_type,
-            click_id=described.click_id,
+            context=incoming.context,
             user_agent=user_agent,
-            browser=agent.browser, browser_version=agent.browser_version, os=agent.os, os_version=agent.os_version,
-            device=agent.device, is_bot=agent.is_bot,
-            locale=as_text(context.get("locale")),
+            locale=text_or_empty(incoming.context.get("locale")),
             ip=anonymise_ip(ip) if self.settings.anonymise_ip and ip else ip,
             country=country, region=region, city=city,
             request_id=request.request_id,
+            **page_fields(kind, incoming),
+            **self.agent_fields(user_agent),
             **onchain,
         )
 

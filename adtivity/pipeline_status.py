@@ -15,7 +15,7 @@ from adtivity.settings import Settings
 from models import redis_keys
 from models.db import database
 from models.rollups import RollupState
-from models.streams import all_streams, entry_id_parts, first_undelivered
+from models.redis_streams import all_streams, entry_id_parts, first_undelivered
 from models.tracking import Quarantine
 
 STALEST_SHOWN = 20

@@ -14,7 +14,7 @@ import redis
 
 from models import redis_keys
 
-# A Lua function other scripts embed (web/ingest/write.py does): refill, then take `cost` tokens.
+# A Lua function other scripts embed (ingest/write.py does): refill, then take `cost` tokens.
 TAKE_TOKENS_LUA = """
 local function take_tokens(key, capacity, rate, now, cost)
   local state = redis.call('HMGET', key, 'tokens', 'at')

@@ -5,7 +5,7 @@ Sessions: a session per identity ends after SESSION_TIMEOUT_SECONDS without even
 in Segment and GA). State is one string per identity, "<session id> <last activity>"; the last
 activity is rewritten only when it moves on by more than ACTIVITY_GRANULARITY_SECONDS, so an active
 session costs its part of one MGET a request, and the timeout is exact to within that granularity.
-Derived ids travel in the entry's "s" field (see models/streams.py), in the order of the events that
+Derived ids travel in the entry's "s" field (see models/redis_streams.py), in the order of the events that
 lack one; the entry's ClickHouse rows leave those session ids blank for the persist pump to fill in.
 """
 from __future__ import annotations
@@ -19,9 +19,9 @@ import uuid_utils
 from models import redis_keys
 from models.events import Event
 from models.events_table import UnixSeconds
-from models.streams import encode_stored
-from web.ingest.script import ScriptRunner
-from web.ratelimit import TAKE_TOKENS_LUA, Decision, Limit, decision
+from models.redis_streams import encode_stored
+from ingest.script import ScriptRunner
+from adtivity.ratelimit import TAKE_TOKENS_LUA, Decision, Limit, decision
 
 ACTIVITY_GRANULARITY_SECONDS = 60
 

@@ -11,7 +11,7 @@ reads as one as it is (`AsIncoming`), the other formats map onto it.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 
@@ -54,7 +54,8 @@ class Incoming(ev.OnChainAndPayment, kw_only=True):
     from_browser: bool = True
 
 
-def text(value) -> str:
+def stringified(value) -> str:
+    """A value as text: null is "", a number its digits."""
     return "" if value is None else str(value)
 
 
@@ -146,11 +147,11 @@ class SegmentMessage(msgspec.Struct, kw_only=True, rename="camel"):
         context = self.context or {}
         kind = message_type or self.type or ""
         return Incoming(
-            type=kind, name=text(self.event if kind == ev.TRACK else self.name), message_id=text(self.message_id),
-            user_id=text(self.user_id), anonymous_id=text(self.anonymous_id), group_id=text(self.group_id),
-            previous_id=text(self.previous_id), timestamp=self.timestamp, sent_at=self.sent_at,
+            type=kind, name=stringified(self.event if kind == ev.TRACK else self.name), message_id=stringified(self.message_id),
+            user_id=stringified(self.user_id), anonymous_id=stringified(self.anonymous_id), group_id=stringified(self.group_id),
+            previous_id=stringified(self.previous_id), timestamp=self.timestamp, sent_at=self.sent_at,
             properties=self.properties or {}, traits=self.traits or context.get("traits") or {}, context=context,
-            ip=text(context.get("ip")), from_browser=False,
+            ip=stringified(context.get("ip")), from_browser=False,
         )
 
 
@@ -181,12 +182,12 @@ class LegacyEvent(msgspec.Struct, kw_only=True):
     def incoming(self) -> Incoming:
         properties = self.properties or {}
         return Incoming(
-            type=self.type or ev.TRACK, name=text(self.eventName), user_id=text(self.user_id),
-            anonymous_id=text(self.anonymous_id), session_id=text(self.session_id), timestamp=self.timestamp,
-            properties=properties, wallet_address=text(self.wallet_address), chain_id=text(self.chain_id),
-            tx_hash=text(self.transaction_hash), contract_address=text(self.contract_address),
-            tx_value=text(properties.get("value", "")), status=text(properties.get("status", "")),
-            country=text(self.country), region=text(self.region), city=text(self.city), ip=text(self.ip_address),
+            type=self.type or ev.TRACK, name=stringified(self.eventName), user_id=stringified(self.user_id),
+            anonymous_id=stringified(self.anonymous_id), session_id=stringified(self.session_id), timestamp=self.timestamp,
+            properties=properties, wallet_address=stringified(self.wallet_address), chain_id=stringified(self.chain_id),
+            tx_hash=stringified(self.transaction_hash), contract_address=stringified(self.contract_address),
+            tx_value=stringified(properties.get("value", "")), status=stringified(properties.get("status", "")),
+            country=stringified(self.country), region=stringified(self.region), city=stringified(self.city), ip=stringified(self.ip_address),
         )
 
 
@@ -195,5 +196,3 @@ class NativeBatch(msgspec.Struct, kw_only=True):
     sent_at: dt.datetime | None = None
     write_key: Short | None = None  # for navigator.sendBeacon, which cannot send an Authorization header
 
-
-FORMATS = Literal["native", "segment", "legacy"]

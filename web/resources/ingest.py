@@ -2,7 +2,8 @@
 the original SDK's `/sdk/event`, and `/v1/companies/{id}/test-events` for members trying things out.
 
 All authenticate with a write key (Bearer, X-API-Key, HTTP Basic username, or Segment's `writeKey`
-in the body), answer at once, and report each rejected event by index without failing the others.
+in the body) and answer at once. They only read the request and answer: the accept path is
+ingest/accept.py, and its domain errors become HTTP answers in web/errors.py.
 """
 from __future__ import annotations
 
@@ -10,37 +11,22 @@ import datetime as dt
 from functools import partial
 
 import falcon
-import msgspec
 
+from adtivity.errors import DomainError
 from adtivity.settings import Settings
+from ingest import wire
+from ingest.accept import IngestPipeline, Outcome, decoded_body, split_body
+from ingest.enrich import RequestInfo
+from ingest.formats import build_legacy, build_native, build_segment, split_legacy, split_native, split_segment
 from models.db import utcnow
-from web.bodies import too_deep
-from web.errors import ApiError, forbidden, unauthorized
-from web.ingest import wire
-from web.ingest.enrich import RequestInfo
-from web.ingest.pipeline import IngestPipeline, Items, Outcome, split_legacy, split_native, split_segment
+from web.bodies import read_bounded
+from web.errors import forbidden, unauthorized
 from web.keycache import KeyRecord
 from web.principals import KeyAuthenticator, KeyPrincipal, client_ip, company_access
 
 
-_native_event = msgspec.json.Decoder(wire.NativeEvent)
-
-
 def answer(resp: falcon.Response, outcome: Outcome) -> None:
     resp.media = {"success": True, "accepted": outcome.accepted, "rejected": outcome.rejected}
-
-
-def decode_envelope(split, body: bytes, max_depth: int) -> Items:
-    """The body cut into items. Its events' depth is checked one by one (pipeline.accept), so a deep
-    one fails alone; a body too deep to decode at all (Python's recursion limit) is a 400."""
-    try:
-        return split(body)
-    except msgspec.ValidationError as error:
-        raise ApiError(422, "invalid_body", str(error)) from None
-    except msgspec.DecodeError:
-        raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
-    except RecursionError:
-        raise too_deep(max_depth) from None
 
 
 class Ingest:
@@ -59,22 +45,22 @@ class Ingest:
         self.country_keys = tuple(f"HTTP_{name.upper().replace('-', '_')}" for name in settings.country_headers)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        body = self.pipeline.read_body(req)
+        limit = self.settings.max_body_bytes
+        body = decoded_body(read_bounded(req, limit), req.get_header("Content-Encoding") or "", limit)
         try:
-            items = decode_envelope(self.split, body, self.settings.max_json_depth)
-        except ApiError:
+            items = split_body(self.split, body, self.settings.max_json_depth)
+        except DomainError:
             if req.context.principal is None:  # no key in a header, and no body to find one in
                 raise unauthorized("a write key is required") from None
             raise
         key = self.write_key(req, items.write_key)
-        received_at = dt.datetime.now(dt.timezone.utc)
         request = RequestInfo(
-            company_id=str(key.company_id), received_at=received_at, sent_at=items.sent_at,
+            company_id=str(key.company_id), received_at=dt.datetime.now(dt.timezone.utc), sent_at=items.sent_at,
             user_agent=req.get_header("User-Agent") or "", ip=client_ip(req),
             country=next(filter(None, map(req.env.get, self.country_keys)), ""),
             request_id=req.context.request_id,
         )
-        answer(resp, self.pipeline.accept(key, items, partial(self.build, items), request))
+        answer(resp, self.pipeline.accept(key.public_id, items, partial(self.build, items), request))
 
     def write_key(self, req: falcon.Request, body_key: str | None) -> KeyRecord:
         principal = req.context.principal
@@ -85,23 +71,6 @@ class Ingest:
         if not isinstance(principal, KeyPrincipal) or principal.key.kind != "write":
             raise forbidden("sending events needs a write key")
         return principal.key
-
-
-def build_native(items: Items, raw: bytes) -> wire.NativeEvent:
-    return _native_event.decode(raw)
-
-
-def build_segment(message_type: str | None, items: Items, raw: bytes) -> wire.Incoming:
-    message = msgspec.json.decode(raw, type=wire.SegmentMessage)
-    if message.context is None and items.context:
-        message.context = items.context
-    if not (message_type or message.type):
-        raise msgspec.ValidationError("Expected `str` - at `$.type`")
-    return message.incoming(message_type)
-
-
-def build_legacy(items: Items, raw: bytes) -> wire.Incoming:
-    return msgspec.json.decode(raw, type=wire.LegacyEvent).incoming()
 
 
 def ingest_routes(settings: Settings, pipeline: IngestPipeline,

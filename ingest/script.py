@@ -3,7 +3,7 @@
 redis-py's pool checks every connection it lends for unread data (a poll, which under gevent is a
 switch to the hub and back) and wraps each call in its retry, observability and deprecation layers:
 about 50 us of a web worker's CPU a call under gevent, measured against sending EVALSHA on a
-connection directly (docs/performance-notes.md, seventh session). `ScriptRunner` keeps idle
+connection directly (docs/performance-notes.md). `ScriptRunner` keeps idle
 connections in a list (greenlets and threads take and give back whole connections), sends EVALSHA
 (packed by hiredis in one call: redis-py's packer walks the arguments in Python first) and reads
 the answer. A connection that fails in any way is closed, never lent again. It does not retry: a

@@ -1,1 +1,0 @@
-"""SDK ingest: wire formats, validation, enrichment, and the write to the Redis streams."""

@@ -1,0 +1,53 @@
+"""What the actors of a worker process share: its settings, its broker, and clients of the stores,
+made on first use. workers/main.py builds it and installs it; nothing is built on import."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import dramatiq
+import redis
+
+from adtivity.jobs import Jobs
+from adtivity.settings import Settings
+from models.clickhouse import PerThread
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    broker: dramatiq.Broker
+    _clients: dict = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def redis(self, timeout: float) -> redis.Redis:
+        """A Redis client (thread-safe, pooled) whose calls time out after `timeout` seconds."""
+        return self._client(("redis", timeout), lambda: redis.Redis.from_url(
+            self.settings.redis_url, socket_timeout=timeout, socket_connect_timeout=2))
+
+    def clickhouse(self, timeout: float) -> PerThread:
+        """ClickHouse clients, one per thread, whose queries time out after `timeout` seconds."""
+        return self._client(("clickhouse", timeout), lambda: PerThread(self.settings.clickhouse_url, timeout=timeout))
+
+    def enqueue(self, actor_name: str, *args) -> None:
+        Jobs(self.broker).enqueue(actor_name, *args)
+
+    def _client(self, key: tuple, make):
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = make()
+            return self._clients[key]
+
+
+_installed: list[Runtime] = []
+
+
+def install(runtime: Runtime) -> None:
+    _installed[:] = [runtime]
+
+
+def current() -> Runtime:
+    """The installed runtime; an actor runs only in a process that workers/main.py set up."""
+    if not _installed:
+        raise RuntimeError("the worker runtime is not set up: start workers through workers.main:set_up")
+    return _installed[0]
