@@ -44,13 +44,13 @@ def bench_company(settings: Settings, kinds: tuple[str, ...] = ("write",)) -> tu
     """A new company and a key of each kind asked for, made directly in the database."""
     from models.db import open_database
     from models.accounts import Company, Membership, User
-    from web.resources.keys import create_key
+    from accounts.keys import create_key
 
     open_database(settings.database_url)
     user = User.create(email=f"bench{time.time_ns()}@example.com", password_hash="x")
     company = Company.create(name=f"bench {time.time_ns()}", owner=user)
     Membership.create(company=company, user=user, role="owner")
-    return (str(company.id), *(create_key(company, kind, "bench", user).key for kind in kinds))
+    return (str(company.id), *(create_key(company, kind, "bench", user)[0] for kind in kinds))
 
 
 def procfile_command(name: str) -> list[str]:
