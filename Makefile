@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-shifted bench fuzz chaos load services services-down status migrate venv clean assets browser
+.PHONY: run test test-fast test-shifted lint bench fuzz chaos load services services-down status migrate venv clean assets browser
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,8 +36,18 @@ migrate: services
 run: migrate assets
 	ADTIVITY_ENV=$${ADTIVITY_ENV:-development} PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --port $${PORT:-8000}
 
-test: services assets browser
+# ruff (lint and format, pyproject.toml) and mypy (strict for models/ and the domain packages).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint services assets browser
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Everything but the tests that start the Procfile's processes (marker `processes`).
+test-fast: lint services
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "not processes" $(PYTEST_ARGS)
 
 # The whole suite with every clock the tests and their processes read moved a year ahead (the
 # libfaketime that the PyPI package `libfaketime` carries; Debian's 0.9.10 breaks timed waits):

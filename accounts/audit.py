@@ -1,4 +1,5 @@
 """The audit log and the mail outbox: the rows every account action leaves behind."""
+
 from __future__ import annotations
 
 from models.accounts import AuditLog, MailOutbox

@@ -1,5 +1,6 @@
 """Companies (tenants): create with an owner, rename, set the data retention, mark deleted. Names are
 unique per owner. The data of a deleted company is purged in the background (workers/companies.py)."""
+
 from __future__ import annotations
 
 import peewee
@@ -26,8 +27,9 @@ def create_company(owner: User, name: str, *, ip: str) -> Company:
     return company
 
 
-def update_company(company: Company, actor: User, *, name: str | None, retention_months: int | None,
-                   ip: str) -> Company:
+def update_company(
+    company: Company, actor: User, *, name: str | None, retention_months: int | None, ip: str
+) -> Company:
     if name is not None:
         company.name = name.strip()
     if retention_months is not None:
@@ -40,8 +42,13 @@ def update_company(company: Company, actor: User, *, name: str | None, retention
     if name is not None:
         audit("company.renamed", actor_id=actor.id, company_id=company.id, ip=ip)
     if retention_months is not None:
-        audit("company.retention_changed", actor_id=actor.id, company_id=company.id,
-              target=f"{retention_months} months", ip=ip)
+        audit(
+            "company.retention_changed",
+            actor_id=actor.id,
+            company_id=company.id,
+            target=f"{retention_months} months",
+            ip=ip,
+        )
     return company
 
 

@@ -1,6 +1,7 @@
 """API keys: create (the key string is shown once; only the SHA-256 digest of its secret is stored),
 find, rotate with a grace period, revoke. Callers announce rotated and revoked keys to every web
 worker's cache (web/keycache.py)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -16,8 +17,14 @@ from models.db import database, utcnow
 def create_key(company: Company, kind: str, label: str, created_by: User) -> tuple[str, ApiKey]:
     """The new key's string (`adt_w_<public id>_<secret>`, never stored) and its row."""
     key_string, parts = new_key(kind)
-    key = ApiKey.create(company=company, kind=kind, public_id=parts.public_id, secret_digest=digest(parts.secret),
-                        label=label, created_by=created_by)
+    key = ApiKey.create(
+        company=company,
+        kind=kind,
+        public_id=parts.public_id,
+        secret_digest=digest(parts.secret),
+        label=label,
+        created_by=created_by,
+    )
     return key_string, key
 
 
@@ -32,7 +39,9 @@ def find_key(company: Company, key_id: str) -> ApiKey:
     return key
 
 
-def rotate_key(company: Company, key_id: str, actor: User, *, grace_seconds: int, ip: str) -> tuple[str, ApiKey, ApiKey]:
+def rotate_key(
+    company: Company, key_id: str, actor: User, *, grace_seconds: int, ip: str
+) -> tuple[str, ApiKey, ApiKey]:
     """A new key like the old one; the old one keeps working for `grace_seconds` (or less, if it
     expires sooner). Answers the new key's string, the new row and the old row."""
     old = find_key(company, key_id)

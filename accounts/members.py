@@ -4,6 +4,7 @@ Roles rank viewer < member < admin < owner. Admins manage members below owner; o
 transfers ownership (and becomes admin). An invite's token goes to the outbox only, and accepting
 binds it to the invited email: a user logged in under another email cannot use it.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -27,8 +28,10 @@ def find_member(company: Company, user_id: str) -> Membership:
     except ValueError:
         raise NotFound("not_found", "member not found") from None
     membership = (
-        Membership.select(Membership, User).join(User)
-        .where(Membership.company == company.id, Membership.user == wanted).first()
+        Membership.select(Membership, User)
+        .join(User)
+        .where(Membership.company == company.id, Membership.user == wanted)
+        .first()
     )
     if membership is None:
         raise NotFound("not_found", "member not found")
@@ -54,8 +57,13 @@ def remove_member(company: Company, actor: User, actor_role: str, user_id: str, 
     if membership.role == "owner":
         raise Conflict("owner_cannot_leave", "transfer ownership before the owner leaves")
     membership.delete_instance()
-    audit("member.left" if leaving else "member.removed", actor_id=actor.id, company_id=company.id,
-          target=str(membership.user.id), ip=ip)
+    audit(
+        "member.left" if leaving else "member.removed",
+        actor_id=actor.id,
+        company_id=company.id,
+        target=str(membership.user.id),
+        ip=ip,
+    )
 
 
 def invite(settings: Settings, company: Company, actor: User, email: str, role: str, *, ip: str) -> OneTimeToken:
@@ -66,12 +74,20 @@ def invite(settings: Settings, company: Company, actor: User, email: str, role: 
         raise Conflict("already_member", "this email already belongs to a member")
     token = new_token()
     row = OneTimeToken.create(
-        purpose="invite", token_digest=digest(token), email=email, company=company, role=role, created_by=actor,
+        purpose="invite",
+        token_digest=digest(token),
+        email=email,
+        company=company,
+        role=role,
+        created_by=actor,
         expires_at=utcnow() + dt.timedelta(seconds=settings.invite_token_seconds),
     )
-    send_mail(email, f"You are invited to {company.name} on Adtivity",
-              f"{actor.email} invited you as {role}. Log in or register with this email, then open:\n"
-              f"{settings.public_base_url}/app/invite?token={token}\n")
+    send_mail(
+        email,
+        f"You are invited to {company.name} on Adtivity",
+        f"{actor.email} invited you as {role}. Log in or register with this email, then open:\n"
+        f"{settings.public_base_url}/app/invite?token={token}\n",
+    )
     audit("member.invited", actor_id=actor.id, company_id=company.id, target=f"{email}:{role}", ip=ip)
     return row
 
@@ -101,8 +117,9 @@ def transfer_ownership(company: Company, owner: User, user_id: str, *, ip: str) 
         raise Conflict("already_owner", "you already own this company")
     try:
         with database.atomic():
-            Membership.update(role="admin").where(Membership.company == company.id,
-                                                  Membership.user == owner.id).execute()
+            Membership.update(role="admin").where(
+                Membership.company == company.id, Membership.user == owner.id
+            ).execute()
             Membership.update(role="owner").where(Membership.id == target.id).execute()
             Company.update(owner=target.user.id).where(Company.id == company.id).execute()
     except peewee.IntegrityError:

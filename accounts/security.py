@@ -4,6 +4,7 @@ API-key string format. Pure functions of their inputs and Settings; no I/O.
 bcrypt takes a quarter of a second of CPU at 12 rounds. In a gevent web worker it would stop every
 other connection of that worker meanwhile, so it runs in gevent's thread pool there (bcrypt releases
 the GIL); elsewhere (tests, workers, the CLI) it runs in the caller's thread."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -95,7 +96,7 @@ class AccessClaims:
 
 
 def issue_access_token(settings: Settings, *, user_id: uuid.UUID, session_id: uuid.UUID, now: dt.datetime) -> str:
-    issued = int(now.replace(tzinfo=dt.timezone.utc).timestamp())
+    issued = int(now.replace(tzinfo=dt.UTC).timestamp())
     claims = {
         "iss": settings.jwt_issuer,
         "aud": settings.jwt_audience,
@@ -145,4 +146,3 @@ def parse_key(value: str) -> KeyString | None:
     if len(public_id) != 16 or len(secret) != 64:
         return None
     return KeyString(kind=KEY_KINDS_BY_LETTER[pieces[1]], public_id=public_id, secret=secret)
-

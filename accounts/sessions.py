@@ -1,5 +1,6 @@
 """Platform users and their sessions: registration, login with lockout, refresh-token rotation, logout,
 password change and reset, platform admins. Used by the auth resources and the operator CLI."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -10,11 +11,6 @@ from dataclasses import dataclass
 import peewee
 
 from accounts.audit import audit, send_mail
-from adtivity.errors import Conflict, InvalidInput, NotAllowed, NotAuthenticated, RateLimited, Unprocessable
-from adtivity.logs import log_event
-from adtivity.settings import Settings
-from models.db import database, utcnow
-from models.accounts import AuthSession, LoginAttempt, OneTimeToken, RefreshToken, User
 from accounts.security import (
     digest,
     dummy_password_hash,
@@ -25,6 +21,11 @@ from accounts.security import (
     password_problem,
     verify_password,
 )
+from adtivity.errors import Conflict, InvalidInput, NotAllowed, NotAuthenticated, RateLimited, Unprocessable
+from adtivity.logs import log_event
+from adtivity.settings import Settings
+from models.accounts import AuthSession, LoginAttempt, OneTimeToken, RefreshToken, User
+from models.db import database, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,9 @@ class Accounts:
         self.check_password_policy(password)
         try:
             with database.atomic():
-                user = User.create(email=email, password_hash=hash_password(password, rounds=self.settings.bcrypt_rounds))
+                user = User.create(
+                    email=email, password_hash=hash_password(password, rounds=self.settings.bcrypt_rounds)
+                )
         except peewee.IntegrityError:
             raise Conflict("email_taken", "an account with this email already exists") from None
         audit("user.registered", actor_id=user.id, ip=ip)
@@ -69,10 +72,14 @@ class Accounts:
         if len(failures) >= self.settings.login_max_failures:
             unlock_at = failures[-1].created_at + dt.timedelta(seconds=self.settings.login_failure_window_seconds)
             log_event(log, "login locked", ip=ip)
-            raise RateLimited(max(1, int((unlock_at - now).total_seconds()) + 1),
-                              "too many failed logins for this account; try again later")
+            raise RateLimited(
+                max(1, int((unlock_at - now).total_seconds()) + 1),
+                "too many failed logins for this account; try again later",
+            )
         user = User.get_or_none(User.email == email)
-        password_ok = verify_password(password, user.password_hash if user else dummy_password_hash(self.settings.bcrypt_rounds))
+        password_ok = verify_password(
+            password, user.password_hash if user else dummy_password_hash(self.settings.bcrypt_rounds)
+        )
         LoginAttempt.create(email=email, ip=ip, succeeded=bool(user and password_ok))
         if not (user and password_ok):
             raise NotAuthenticated("unauthorized", "the email or password is wrong")
@@ -83,8 +90,11 @@ class Accounts:
     def _issue(self, user_id: uuid.UUID, session_id: uuid.UUID) -> TokenPair:
         now = utcnow()
         refresh = new_token()
-        RefreshToken.create(family=session_id, token_digest=digest(refresh),
-                            expires_at=now + dt.timedelta(seconds=self.settings.refresh_token_seconds))
+        RefreshToken.create(
+            family=session_id,
+            token_digest=digest(refresh),
+            expires_at=now + dt.timedelta(seconds=self.settings.refresh_token_seconds),
+        )
         access = issue_access_token(self.settings, user_id=user_id, session_id=session_id, now=now)
         return TokenPair(access, refresh, self.settings.access_token_seconds)
 
@@ -103,20 +113,25 @@ class Accounts:
             if token.used_at is not None:
                 AuthSession.update(revoked_at=now).where(AuthSession.id == token.family.id).execute()
                 audit("session.refresh_reuse", actor_id=token.family.user_id, target=str(token.family.id), ip=ip)
-                log_event(log, "refresh token reused; family revoked", level=logging.WARNING, session=str(token.family.id))
+                log_event(
+                    log, "refresh token reused; family revoked", level=logging.WARNING, session=str(token.family.id)
+                )
                 reused = True
             else:
                 token.used_at = now
                 token.save()
                 reused = False
         if reused:
-            raise NotAuthenticated("unauthorized",
-                                   "this refresh token was already used; every session of its login has been ended")
+            raise NotAuthenticated(
+                "unauthorized", "this refresh token was already used; every session of its login has been ended"
+            )
         return self._issue(token.family.user_id, token.family.id)
 
     def logout(self, session_id: uuid.UUID, *, ip: str) -> None:
         session = AuthSession.get_by_id(session_id)
-        AuthSession.update(revoked_at=utcnow()).where(AuthSession.id == session_id, AuthSession.revoked_at.is_null()).execute()
+        AuthSession.update(revoked_at=utcnow()).where(
+            AuthSession.id == session_id, AuthSession.revoked_at.is_null()
+        ).execute()
         audit("user.logout", actor_id=session.user_id, ip=ip)
 
     def change_password(self, user: User, session_id: uuid.UUID, current: str, new: str, *, ip: str) -> None:
@@ -141,11 +156,19 @@ class Accounts:
         if user is None:
             return
         token = new_token()
-        OneTimeToken.create(purpose="reset", token_digest=digest(token), email=user.email, user=user,
-                            expires_at=utcnow() + dt.timedelta(seconds=self.settings.reset_token_seconds))
-        send_mail(user.email, "Reset your Adtivity password",
-                  f"Use this link within {self.settings.reset_token_seconds // 60} minutes to choose a new password:\n"
-                  f"{self.settings.public_base_url}/app/reset?token={token}\n")
+        OneTimeToken.create(
+            purpose="reset",
+            token_digest=digest(token),
+            email=user.email,
+            user=user,
+            expires_at=utcnow() + dt.timedelta(seconds=self.settings.reset_token_seconds),
+        )
+        send_mail(
+            user.email,
+            "Reset your Adtivity password",
+            f"Use this link within {self.settings.reset_token_seconds // 60} minutes to choose a new password:\n"
+            f"{self.settings.public_base_url}/app/reset?token={token}\n",
+        )
         audit("user.password_reset_requested", actor_id=user.id, ip=ip)
 
     def confirm_password_reset(self, token: str, new_password: str, *, ip: str) -> None:
@@ -155,7 +178,9 @@ class Accounts:
             row = consume_token("reset", token, now=now)
             user = User.get_by_id(row.user_id)
             self._set_password(user, new_password)
-            AuthSession.update(revoked_at=now).where(AuthSession.user == user.id, AuthSession.revoked_at.is_null()).execute()
+            AuthSession.update(revoked_at=now).where(
+                AuthSession.user == user.id, AuthSession.revoked_at.is_null()
+            ).execute()
         audit("user.password_reset", actor_id=user.id, ip=ip)
 
     def make_platform_admin(self, email: str, password: str | None) -> str:

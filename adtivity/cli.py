@@ -1,5 +1,6 @@
 """Operator commands: migrations, platform admins, companies with keys, the pipeline's status,
 rebuilding rollups, replaying the quarantine and importing NDJSON events. Each one builds what it needs from Settings (and imports it lazily)."""
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,8 @@ def run_migrations(settings: Settings) -> dict[str, list[str]]:
 
 def make_platform_admin(settings: Settings, email: str, password: str | None) -> str:
     """Flags an existing user as platform admin, or creates one with `password`."""
-    from models.db import open_database
     from accounts.sessions import Accounts
+    from models.db import open_database
 
     open_database(settings.database_url)
     return Accounts(settings).make_platform_admin(email, password)
@@ -67,11 +68,15 @@ def show_status(settings: Settings) -> dict:
 
     open_database(settings.database_url)
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
-    return {"dependencies": {r.name: dataclasses.asdict(r) for r in probe_all(settings)},
-            **pipeline_status(settings, client, redis_broker(settings.redis_url, settings.dramatiq_namespace))}
+    return {
+        "dependencies": {r.name: dataclasses.asdict(r) for r in probe_all(settings)},
+        **pipeline_status(settings, client, redis_broker(settings.redis_url, settings.dramatiq_namespace)),
+    }
 
 
-def rebuild_rollups(settings: Settings, company_id: str, first: dt.date, last: dt.date, *, progress: bool = True) -> int:
+def rebuild_rollups(
+    settings: Settings, company_id: str, first: dt.date, last: dt.date, *, progress: bool = True
+) -> int:
     """Recomputes a company's rollups day by day from `first` to `last` (UTC days, both included)."""
     import redis
     from tqdm import tqdm
@@ -89,8 +94,9 @@ def rebuild_rollups(settings: Settings, company_id: str, first: dt.date, last: d
     rows = 0
     for day in tqdm(days, desc="rolling up", unit="day", disable=not progress):
         start = dt.datetime.combine(day, dt.time())
-        rows += rollup_company_now(settings, client, clickhouse, company_id, start=start,
-                                   end=start + dt.timedelta(days=1))["rows"]
+        rows += rollup_company_now(
+            settings, client, clickhouse, company_id, start=start, end=start + dt.timedelta(days=1)
+        )["rows"]
     return rows
 
 
@@ -103,8 +109,9 @@ def replay_quarantine(settings: Settings, company_id: str | None) -> tuple[int, 
     from models.db import open_database
 
     open_database(settings.database_url)
-    return replay_quarantined(redis.Redis.from_url(settings.redis_url, socket_timeout=10),
-                              uuid.UUID(company_id) if company_id else None)
+    return replay_quarantined(
+        redis.Redis.from_url(settings.redis_url, socket_timeout=10), uuid.UUID(company_id) if company_id else None
+    )
 
 
 def import_events(settings: Settings, company_id: str, path: str, *, batch: int, progress: bool = True) -> dict:
@@ -130,9 +137,15 @@ def import_events(settings: Settings, company_id: str, path: str, *, batch: int,
     def send(numbers: list[int], lines: list[bytes]) -> None:
         items = Items(lines, "native")
         while True:
-            request = RequestInfo(company_id=company_id, received_at=utcnow().replace(tzinfo=dt.timezone.utc),
-                                  sent_at=None, user_agent="", ip="", country="",
-                                  request_id=f"import-{uuid.uuid4().hex[:12]}")
+            request = RequestInfo(
+                company_id=company_id,
+                received_at=utcnow().replace(tzinfo=dt.UTC),
+                sent_at=None,
+                user_agent="",
+                ip="",
+                country="",
+                request_id=f"import-{uuid.uuid4().hex[:12]}",
+            )
             try:
                 sent = pipeline.accept(f"import:{company_id}", items, lambda raw: build_native(items, raw), request)
                 accepted, rejected = sent.accepted, sent.rejected
@@ -142,14 +155,17 @@ def import_events(settings: Settings, company_id: str, path: str, *, batch: int,
             except NoValidEvents as refused:
                 accepted, rejected = 0, refused.rejected
             outcome["accepted"] += accepted
-            outcome["rejected"] += [{"line": numbers[problem["index"]], "reason": problem["reason"]}
-                                    for problem in rejected]
+            outcome["rejected"] += [
+                {"line": numbers[problem["index"]], "reason": problem["reason"]} for problem in rejected
+            ]
             return
 
     numbers: list[int] = []
     lines: list[bytes] = []
-    with open(path, "rb") as source, tqdm(total=os.path.getsize(path), unit="B", unit_scale=True, desc="importing",
-                                          disable=not progress) as bar:
+    with (
+        open(path, "rb") as source,
+        tqdm(total=os.path.getsize(path), unit="B", unit_scale=True, desc="importing", disable=not progress) as bar,
+    ):
         for number, line in enumerate(source, start=1):
             bar.update(len(line))
             if not line.strip():
@@ -192,7 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     log = logging.getLogger("adtivity.cli")
     if args.command == "migrate":
         applied = run_migrations(settings)
-        log.info("migrations done: postgres %s, clickhouse %s", applied["postgres"] or "none", applied["clickhouse"] or "none")
+        log.info(
+            "migrations done: postgres %s, clickhouse %s",
+            applied["postgres"] or "none",
+            applied["clickhouse"] or "none",
+        )
     elif args.command == "create-admin":
         if args.password_stdin:
             password = sys.stdin.readline().rstrip("\n")

@@ -2,6 +2,7 @@
 cannot be done. Each carries a stable `code` (machine-readable), a `message` a client may read and
 optional `details`; the web translates each kind to its HTTP status in one place (web/errors.py) and
 the CLI to an exit message. None of them knows about HTTP."""
+
 from __future__ import annotations
 
 

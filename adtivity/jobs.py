@@ -3,6 +3,7 @@
 Work is named by actor name, so those processes need not import the workers package (which binds
 the broker and loads every actor and its clients). The names below are the actors in workers/.
 """
+
 from __future__ import annotations
 
 import dramatiq

@@ -1,5 +1,6 @@
 """Checks on JSON text that a decoder does not make: how deep it nests, and NUL characters (Postgres
 text cannot store one). Shared by the web's API bodies and ingest's events."""
+
 from __future__ import annotations
 
 import re

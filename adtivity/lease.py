@@ -1,5 +1,6 @@
 """A lease in Redis: at most one holder at a time, lost if not renewed within its TTL.
 Used so exactly one pump works on a stream shard at once, and one scheduler replica leads."""
+
 from __future__ import annotations
 
 import secrets

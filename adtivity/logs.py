@@ -4,6 +4,7 @@
 writes a structured line: `log_event(log, "ready", port=8000)`. Fields whose name suggests a secret are
 redacted whatever the caller passes, so a careless call cannot leak a password, token or key.
 """
+
 from __future__ import annotations
 
 import logging

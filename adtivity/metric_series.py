@@ -1,5 +1,6 @@
 """`Series`: the children of a labelled Prometheus metric kept by their label values, for hot paths
 (every process that counts per request or per batch)."""
+
 from __future__ import annotations
 
 

@@ -1,6 +1,7 @@
 """The pipeline's state, measured for the health check (workers/health.py) and the operator CLI: each
 stream's consumer groups, the real-time snapshots' as-of, Dramatiq queue depths, the quarantine and
 how fresh each company's rollups are."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -14,8 +15,8 @@ from peewee import fn
 from adtivity.settings import Settings
 from models import redis_keys
 from models.db import database
-from models.rollups import RollupState
 from models.redis_streams import all_streams, entry_id_parts, first_undelivered
+from models.rollups import RollupState
 from models.tracking import Quarantine
 
 STALEST_SHOWN = 20
@@ -59,36 +60,52 @@ def realtime_freshness(client: redis.Redis, now: float) -> dict:
 
 def queue_depths(broker) -> dict:
     """Dramatiq messages waiting (or running) per queue, and delayed (retries) per queue."""
-    return {name: {"waiting": broker.do_qsize(name), "delayed": broker.do_qsize(dq_name(name))}
-            for name in sorted(q for q in broker.get_declared_queues() if not q.endswith(".DQ"))}
+    return {
+        name: {"waiting": broker.do_qsize(name), "delayed": broker.do_qsize(dq_name(name))}
+        for name in sorted(q for q in broker.get_declared_queues() if not q.endswith(".DQ"))
+    }
 
 
 def quarantine_size() -> dict:
     with database.connection_context():
         waiting = Quarantine.select().where(Quarantine.replayed_at.is_null())
-        return {"entries": waiting.count(), "events": waiting.select(fn.COALESCE(fn.SUM(Quarantine.events), 0)).scalar()}
+        return {
+            "entries": waiting.count(),
+            "events": waiting.select(fn.COALESCE(fn.SUM(Quarantine.events), 0)).scalar(),
+        }
 
 
 def rollup_freshness(settings: Settings, now: float) -> dict:
     """How many companies' rollups are older than three scheduling intervals, and the last successful
     rollup of the STALEST_SHOWN companies that have waited longest."""
-    stale_before = dt.datetime.fromtimestamp(now - 3 * settings.rollup_every_seconds, dt.timezone.utc).replace(tzinfo=None)
+    stale_before = dt.datetime.fromtimestamp(now - 3 * settings.rollup_every_seconds, dt.UTC).replace(tzinfo=None)
     with database.connection_context():
         stalest = RollupState.select().order_by(RollupState.computed_at).limit(STALEST_SHOWN)
-        return {"companies": RollupState.select().count(),
-                "stale": RollupState.select().where(RollupState.computed_at < stale_before).count(),
-                "stalest": [{"company_id": str(row.company_id), "computed_at": row.computed_at.isoformat(),
-                             "complete_until": row.complete_until.isoformat()} for row in stalest]}
+        return {
+            "companies": RollupState.select().count(),
+            "stale": RollupState.select().where(RollupState.computed_at < stale_before).count(),
+            "stalest": [
+                {
+                    "company_id": str(row.company_id),
+                    "computed_at": row.computed_at.isoformat(),
+                    "complete_until": row.complete_until.isoformat(),
+                }
+                for row in stalest
+            ],
+        }
 
 
 def pipeline_status(settings: Settings, client: redis.Redis, broker, now: float | None = None) -> dict:
     """Every measure above; one whose store is down says so instead of failing the rest."""
     now = now or time.time()
     status = {}
-    for name, measure in (("streams", lambda: stream_groups(settings, client)),
-                          ("realtime", lambda: realtime_freshness(client, now)),
-                          ("queues", lambda: queue_depths(broker)), ("quarantine", quarantine_size),
-                          ("rollups", lambda: rollup_freshness(settings, now))):
+    for name, measure in (
+        ("streams", lambda: stream_groups(settings, client)),
+        ("realtime", lambda: realtime_freshness(client, now)),
+        ("queues", lambda: queue_depths(broker)),
+        ("quarantine", quarantine_size),
+        ("rollups", lambda: rollup_freshness(settings, now)),
+    ):
         try:
             status[name] = measure()
         except (redis.RedisError, peewee.PeeweeException) as error:

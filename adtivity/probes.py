@@ -1,6 +1,7 @@
 """Dependency probes: is each store answering, and how fast. Used by /ready and the scheduler's
 health check. Each probe opens its own short-lived connection with a hard timeout, so a dead store
 makes a probe fail fast instead of hanging a request, and no pool state is disturbed."""
+
 from __future__ import annotations
 
 import socket

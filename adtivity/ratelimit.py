@@ -4,6 +4,7 @@ One Lua script refills and takes atomically, so concurrent workers never over-ad
 (capacity, refill per second); `take` answers whether the request may go on and, if not, how many
 whole seconds to wait (for Retry-After).
 """
+
 from __future__ import annotations
 
 import math
@@ -31,9 +32,12 @@ local function take_tokens(key, capacity, rate, now, cost)
   return {allowed, tostring(tokens)}
 end
 """
-_TAKE = TAKE_TOKENS_LUA + """
+_TAKE = (
+    TAKE_TOKENS_LUA
+    + """
 return take_tokens(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))
 """
+)
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,7 @@ class Limit:
     per_second: float
 
     @classmethod
-    def per_minute(cls, count: int) -> "Limit":
+    def per_minute(cls, count: int) -> Limit:
         return cls(capacity=count, per_second=count / 60)
 
 

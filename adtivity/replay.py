@@ -1,5 +1,6 @@
 """Sending quarantined stream entries through the pipeline again: one function for the API
 (`POST .../quarantine/replay`) and the operator CLI (`replay-quarantine`)."""
+
 from __future__ import annotations
 
 import uuid

@@ -3,6 +3,7 @@
 `.env.example` documents each one. `Settings.from_env()` validates them once at start-up; a process
 that is misconfigured stops with a message naming the variable, before it serves anything.
 """
+
 from __future__ import annotations
 
 import os
@@ -67,7 +68,12 @@ class Settings:
     stream_shards: int = 1
     session_timeout_seconds: int = 1800
     anonymise_ip: bool = True
-    country_headers: tuple[str, ...] = ("CF-IPCountry", "CloudFront-Viewer-Country", "X-Vercel-IP-Country", "X-Country-Code")
+    country_headers: tuple[str, ...] = (
+        "CF-IPCountry",
+        "CloudFront-Viewer-Country",
+        "X-Vercel-IP-Country",
+        "X-Country-Code",
+    )
     geoip_database_path: str = ""
     user_agent_cache_size: int = 20_000
     # Persistence (workers).
@@ -132,7 +138,7 @@ class Settings:
     log_format: str = "json"
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         environ = os.environ if environ is None else environ
         values: dict[str, object] = {}
         for f in fields(cls):
@@ -145,39 +151,55 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        if self.adtivity_env not in ENVIRONMENTS:
-            raise SettingsError(f"ADTIVITY_ENV must be one of {', '.join(ENVIRONMENTS)}, not {self.adtivity_env!r}")
-        if not self.jwt_secret and not self.is_development:
-            raise SettingsError("JWT_SECRET must be set outside development (32 or more random characters)")
-        if self.jwt_secret and len(self.jwt_secret) < 32:
-            raise SettingsError("JWT_SECRET must be at least 32 characters")
-        if not 1 <= self.access_token_seconds <= 900:
-            raise SettingsError("ACCESS_TOKEN_SECONDS must be between 1 and 900 (access tokens live at most 15 minutes)")
-        if self.web_clickhouse_clients < 1:
-            raise SettingsError("WEB_CLICKHOUSE_CLIENTS must be at least 1")
-        if self.web_clickhouse_wait_seconds < 0:
-            raise SettingsError("WEB_CLICKHOUSE_WAIT_SECONDS must be 0 or more")
-        if not 1 <= self.ingest_max_batch <= 65_536:
-            raise SettingsError("INGEST_MAX_BATCH must be between 1 and 65536 "
-                                "(new session ids number a request's events in four hex digits)")
-        if not 2 <= self.max_json_depth <= 200:
-            raise SettingsError("MAX_JSON_DEPTH must be between 2 and 200 (deeper JSON would reach Python's "
-                                "recursion limit when decoded)")
-        if self.persist_batch_events < 1:
-            raise SettingsError("PERSIST_BATCH_EVENTS must be at least 1")
-        if self.persist_batch_seconds <= 0:
-            raise SettingsError("PERSIST_BATCH_SECONDS must be more than 0 (a batch that may not wait reads nothing)")
-        if self.web_worker_connections < 1:
-            raise SettingsError("WEB_WORKER_CONNECTIONS must be at least 1")
-        if self.web_keepalive_requests < 1:
-            raise SettingsError("WEB_KEEPALIVE_REQUESTS must be at least 1")
-        if not 4 <= self.bcrypt_rounds <= 16:
-            raise SettingsError("BCRYPT_ROUNDS must be between 4 and 16")
-        if self.adtivity_env == "production" and self.bcrypt_rounds < 12:
-            raise SettingsError("BCRYPT_ROUNDS must be at least 12 in production")
+        """Raises SettingsError for the first rule these settings break."""
+        for broken, message in self.rules():
+            if broken:
+                raise SettingsError(message)
         for name in ("database_url", "redis_url", "clickhouse_url", "kafka_broker_url"):
             if not urlsplit(getattr(self, name)).hostname:
                 raise SettingsError(f"{name.upper()} has no host: {getattr(self, name)!r}")
+
+    def rules(self) -> list[tuple[bool, str]]:
+        """(broken, what the rule says), in the order they are checked."""
+        return [
+            (
+                self.adtivity_env not in ENVIRONMENTS,
+                f"ADTIVITY_ENV must be one of {', '.join(ENVIRONMENTS)}, not {self.adtivity_env!r}",
+            ),
+            (
+                not self.jwt_secret and not self.is_development,
+                "JWT_SECRET must be set outside development (32 or more random characters)",
+            ),
+            (bool(self.jwt_secret) and len(self.jwt_secret) < 32, "JWT_SECRET must be at least 32 characters"),
+            (
+                not 1 <= self.access_token_seconds <= 900,
+                "ACCESS_TOKEN_SECONDS must be between 1 and 900 (access tokens live at most 15 minutes)",
+            ),
+            (self.web_clickhouse_clients < 1, "WEB_CLICKHOUSE_CLIENTS must be at least 1"),
+            (self.web_clickhouse_wait_seconds < 0, "WEB_CLICKHOUSE_WAIT_SECONDS must be 0 or more"),
+            (
+                not 1 <= self.ingest_max_batch <= 65_536,
+                "INGEST_MAX_BATCH must be between 1 and 65536 "
+                "(new session ids number a request's events in four hex digits)",
+            ),
+            (
+                not 2 <= self.max_json_depth <= 200,
+                "MAX_JSON_DEPTH must be between 2 and 200 (deeper JSON would reach Python's "
+                "recursion limit when decoded)",
+            ),
+            (self.persist_batch_events < 1, "PERSIST_BATCH_EVENTS must be at least 1"),
+            (
+                self.persist_batch_seconds <= 0,
+                "PERSIST_BATCH_SECONDS must be more than 0 (a batch that may not wait reads nothing)",
+            ),
+            (self.web_worker_connections < 1, "WEB_WORKER_CONNECTIONS must be at least 1"),
+            (self.web_keepalive_requests < 1, "WEB_KEEPALIVE_REQUESTS must be at least 1"),
+            (not 4 <= self.bcrypt_rounds <= 16, "BCRYPT_ROUNDS must be between 4 and 16"),
+            (
+                self.adtivity_env == "production" and self.bcrypt_rounds < 12,
+                "BCRYPT_ROUNDS must be at least 12 in production",
+            ),
+        ]
 
     @property
     def is_development(self) -> bool:

@@ -10,6 +10,7 @@ with a 24-hour window is timed. Reads: another company has 90 days of history, r
 (bench/get.lua: 20 connections, exponential gaps) sends overview and time-series requests (read key)
 at about --rate requests/s each to gunicorn from the Procfile, and reports p50, p99 and the slowest. Records docs/benchmarks.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,9 @@ from common import ROOT, bench_company, bench_settings, cpu_reference, prepare, 
 def generate(clickhouse, company_id: str, start: dt.datetime, seconds: int, events: int, users: int) -> float:
     """Inserts `events` events spread over `seconds` from `start`; returns the seconds it took."""
     began = time.perf_counter()
-    first = int(start.replace(tzinfo=dt.timezone.utc).timestamp())
-    clickhouse.command(f"""
+    first = int(start.replace(tzinfo=dt.UTC).timestamp())
+    clickhouse.command(
+        f"""
         INSERT INTO events (company_id, message_id, type, name, event_time, received_at, user_id, anonymous_id,
                             session_id, page_path, referrer_domain, utm_source, utm_campaign, country, browser, os,
                             device, wallet_address, chain_id, status, tx_value_num, token, contract_address,
@@ -54,7 +56,9 @@ def generate(clickhouse, company_id: str, start: dt.datetime, seconds: int, even
                if(kind = 'transaction', concat('0xc', toString(number % 20)), ''),
                if(kind = 'payment', concat('p', toString(number)), ''),
                if(kind = 'payment', toDecimal64(49, 2), toDecimal64(0, 2)), if(kind = 'payment', 'USD', '')
-        FROM system.numbers LIMIT {events}""", settings={"max_execution_time": 3600})
+        FROM system.numbers LIMIT {events}""",
+        settings={"max_execution_time": 3600},
+    )
     return time.perf_counter() - began
 
 
@@ -69,10 +73,13 @@ def load(url: str, key: str, rate: int, seconds: int, connections: int = 20) -> 
     """wrk with bench/get.lua: each connection waits an exponential gap between requests, sized so the
     whole comes to about `rate` requests/s (arrivals like independent users, not lock-step bursts)."""
     mean_gap_ms = connections * 1000 / rate - 2  # about 2 ms of each cycle is the request itself
-    output = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s",
-                             str(ROOT / "bench" / "get.lua"), url],
-                            env={**os.environ, "KEY": key, "MEAN_GAP_MS": str(mean_gap_ms)},
-                            capture_output=True, text=True, check=True).stdout
+    output = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(ROOT / "bench" / "get.lua"), url],
+        env={**os.environ, "KEY": key, "MEAN_GAP_MS": str(mean_gap_ms)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
     def milliseconds(pattern: str) -> float:
@@ -80,10 +87,13 @@ def load(url: str, key: str, rate: int, seconds: int, connections: int = 20) -> 
         return float(number) * scale[unit]
 
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
-            "p50": milliseconds(r"\s50%\s+([\d.]+)(us|ms|s)"), "p99": milliseconds(r"\s99%\s+([\d.]+)(us|ms|s)"),
-            "slowest": milliseconds(r"Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)"),
-            "errors": int(errors.group(1)) if errors else 0}
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "p50": milliseconds(r"\s50%\s+([\d.]+)(us|ms|s)"),
+        "p99": milliseconds(r"\s99%\s+([\d.]+)(us|ms|s)"),
+        "slowest": milliseconds(r"Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)"),
+        "errors": int(errors.group(1)) if errors else 0,
+    }
 
 
 def uncached(base: str, key: str, today: dt.datetime, endpoint: str, extra: str, tries: int = 15) -> dict:
@@ -105,8 +115,8 @@ def forget(settings, companies: list[str]) -> None:
     """Deletes and purges the benchmark's companies, so later runs (and benchmarks) do not roll them up."""
     import uuid
 
-    from models.db import database, utcnow
     from models.accounts import Company
+    from models.db import database, utcnow
     from workers.companies import purge_company_data
 
     with database.connection_context():
@@ -133,10 +143,12 @@ def main() -> int:
     client = redis.Redis.from_url(settings.redis_url)
     client.flushdb()
     clickhouse = clickhouse_client(settings.clickhouse_url, timeout=3600)
-    today = dt.datetime.now(dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+    today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
 
     history, _, read_key = bench_company(settings, ("write", "read"))
-    generate(clickhouse, history, today - dt.timedelta(days=90), 90 * 86400, 90 * args.history_events_per_day, users=20_000)
+    generate(
+        clickhouse, history, today - dt.timedelta(days=90), 90 * 86400, 90 * args.history_events_per_day, users=20_000
+    )
     rollup_company_now(dataclasses.replace(settings, rollup_window_hours=91 * 24), client, clickhouse, history)
 
     settle(clickhouse)
@@ -148,12 +160,17 @@ def main() -> int:
         load(f"{base}/overview?{span}", read_key, args.rate, 3)  # warm-up: connections, caches
         overview = load(f"{base}/overview?{span}", read_key, args.rate, args.seconds)
         series = load(f"{base}/timeseries?{span}&metric=events&interval=day", read_key, args.rate, args.seconds)
-        misses = {f"{endpoint}{extra}": uncached(base, read_key, today, endpoint, extra) for endpoint, extra in (
-            ("overview", ""), ("timeseries", "&metric=events&interval=day"),
-            ("timeseries", "&metric=users&interval=week&tz=Europe/Paris"), ("active-users", ""))}
+        misses = {
+            f"{endpoint}{extra}": uncached(base, read_key, today, endpoint, extra)
+            for endpoint, extra in (
+                ("overview", ""),
+                ("timeseries", "&metric=events&interval=day"),
+                ("timeseries", "&metric=users&interval=week&tz=Europe/Paris"),
+                ("active-users", ""),
+            )
+        }
     finally:
         stop([web])
-
 
     # After the reads: ClickHouse's merges of ten million new rows would otherwise share the CPU with them.
     big, _ = bench_company(settings)
@@ -162,7 +179,6 @@ def main() -> int:
     began = time.perf_counter()
     done = rollup_company_now(one_day, client, clickhouse, big)
     rollup_seconds = time.perf_counter() - began
-
 
     lines = [
         f"Command: `.venv/bin/python bench/analytics.py --day-events {args.day_events} --history-events-per-day "
@@ -176,10 +192,17 @@ def main() -> int:
         "|---|---|---|---|---|---|",
     ]
     for name, result in (("overview", overview), ("time series, by day", series)):
-        lines.append(f"| {name} | {result['rps']:.0f} | {result['p50']:.1f} ms | **{result['p99']:.1f} ms** | "
-                     f"{result['slowest']:.1f} ms | {result['errors']} |")
-    lines += ["", "Answers not in the cache yet (each request a new range, one at a time, no other load):", "",
-              "| request (90 days) | median | slowest |", "|---|---|---|"]
+        lines.append(
+            f"| {name} | {result['rps']:.0f} | {result['p50']:.1f} ms | **{result['p99']:.1f} ms** | "
+            f"{result['slowest']:.1f} ms | {result['errors']} |"
+        )
+    lines += [
+        "",
+        "Answers not in the cache yet (each request a new range, one at a time, no other load):",
+        "",
+        "| request (90 days) | median | slowest |",
+        "|---|---|---|",
+    ]
     lines += [f"| `{name}` | {miss['median']:.1f} ms | {miss['max']:.1f} ms |" for name, miss in misses.items()]
     lines.append(cpu_reference())
     print("\n".join(lines))

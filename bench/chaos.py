@@ -13,6 +13,7 @@ Afterwards: every accepted event in ClickHouse exactly once, rollups equal to Cl
 counts against ClickHouse (drift reported). Prints one JSON document; records the figures in
 docs/reliability.md unless `--no-record`. Exits 1 if a check fails.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,8 @@ import subprocess
 import time
 
 from common import ROOT, bench_company, record
-
 from harness import Fleet, Load, Run, drain, verify, wait_until
+
 from models import redis_keys
 
 
@@ -66,8 +67,13 @@ def main() -> int:
     service_pid("broker")
     service_pid("clickhouse")
 
-    run = Run("chaos", PERSIST_CLAIM_IDLE_SECONDS="10", PERSIST_PUMP_SECONDS="3", SCHEDULER_LEASE_SECONDS="6",
-              SCHEDULER_LEADER_CHECK_SECONDS="2")
+    run = Run(
+        "chaos",
+        PERSIST_CLAIM_IDLE_SECONDS="10",
+        PERSIST_PUMP_SECONDS="3",
+        SCHEDULER_LEASE_SECONDS="6",
+        SCHEDULER_LEADER_CHECK_SECONDS="2",
+    )
     client = run.client()
     companies = [bench_company(run.settings) for _ in range(args.companies)]
     fleet = Fleet(run.env, run.port)
@@ -107,25 +113,37 @@ def main() -> int:
         fleet.stop_all()
         run.close()
 
-    result = {"rounds": args.rounds, "actions": len(done), "outage_seconds": args.outage_seconds,
-              "load": load.summary(), "restarts": dict(fleet.restarts),
-              "processes_exited_on_their_own": dict(fleet.exited_on_their_own), "checks": checks}
+    result = {
+        "rounds": args.rounds,
+        "actions": len(done),
+        "outage_seconds": args.outage_seconds,
+        "load": load.summary(),
+        "restarts": dict(fleet.restarts),
+        "processes_exited_on_their_own": dict(fleet.exited_on_their_own),
+        "checks": checks,
+    }
     print(json.dumps(result, indent=2))
     passed = checks["clickhouse_exactly_once"] and checks["rollups_equal_clickhouse"]
     if not args.no_record:
-        record("Crashes and outages under load", [
-            f"Command: `.venv/bin/python bench/chaos.py --rounds {args.rounds} --outage-seconds {args.outage_seconds:g} "
-            f"--events-per-second {args.events_per_second}` on {os.cpu_count()} cores, everything on this machine.", "",
-            f"{args.rounds} rounds of: " + "; ".join(name for name, _ in actions) + ".", "",
-            f"- Events accepted and checked: **{checks['events_checked']:,}** over {args.companies} companies "
-            f"({result['load']['resent_batches']} batches resent on purpose, {result['load']['late_events']:,} late "
-            f"events); answers seen by the load: {result['load']['answers']}.",
-            f"- Every accepted event in ClickHouse exactly once: **{checks['clickhouse_exactly_once']}**.",
-            f"- Rollups equal ClickHouse: **{checks['rollups_equal_clickhouse']}**.",
-            f"- Real-time drift against ClickHouse (today's events, all companies): **{checks['realtime_drift_events']:+}**.",
-            f"- Processes that exited by themselves and were started again: {result['processes_exited_on_their_own'] or 'none'}.",
-            *(f"- Problem: {problem}" for problem in checks["problems"]),
-        ], document="reliability.md")
+        record(
+            "Crashes and outages under load",
+            [
+                f"Command: `.venv/bin/python bench/chaos.py --rounds {args.rounds} --outage-seconds {args.outage_seconds:g} "
+                f"--events-per-second {args.events_per_second}` on {os.cpu_count()} cores, everything on this machine.",
+                "",
+                f"{args.rounds} rounds of: " + "; ".join(name for name, _ in actions) + ".",
+                "",
+                f"- Events accepted and checked: **{checks['events_checked']:,}** over {args.companies} companies "
+                f"({result['load']['resent_batches']} batches resent on purpose, {result['load']['late_events']:,} late "
+                f"events); answers seen by the load: {result['load']['answers']}.",
+                f"- Every accepted event in ClickHouse exactly once: **{checks['clickhouse_exactly_once']}**.",
+                f"- Rollups equal ClickHouse: **{checks['rollups_equal_clickhouse']}**.",
+                f"- Real-time drift against ClickHouse (today's events, all companies): **{checks['realtime_drift_events']:+}**.",
+                f"- Processes that exited by themselves and were started again: {result['processes_exited_on_their_own'] or 'none'}.",
+                *(f"- Problem: {problem}" for problem in checks["problems"]),
+            ],
+            document="reliability.md",
+        )
     return 0 if passed else 1
 
 

@@ -1,4 +1,5 @@
 """What the benchmark scripts share: settings for a bench run, a company with keys, processes."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,9 +43,9 @@ def prepare(settings: Settings) -> None:
 
 def bench_company(settings: Settings, kinds: tuple[str, ...] = ("write",)) -> tuple[str, ...]:
     """A new company and a key of each kind asked for, made directly in the database."""
-    from models.db import open_database
-    from models.accounts import Company, Membership, User
     from accounts.keys import create_key
+    from models.accounts import Company, Membership, User
+    from models.db import open_database
 
     open_database(settings.database_url)
     user = User.create(email=f"bench{time.time_ns()}@example.com", password_hash="x")
@@ -64,8 +65,14 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def start(command: list[str], env: dict, port: int) -> subprocess.Popen:
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -101,8 +108,10 @@ def cpu_reference() -> str:
     for number in range(20_000_000):
         total += number
     seconds = time.perf_counter() - started
-    return (f"Measured {dt.date.today().isoformat()} on {os.cpu_count()} cores; CPU reference at the time: "
-            f"{seconds:.2f} s for 20M Python additions (lower is faster).")
+    return (
+        f"Measured {dt.date.today().isoformat()} on {os.cpu_count()} cores; CPU reference at the time: "
+        f"{seconds:.2f} s for 20M Python additions (lower is faster)."
+    )
 
 
 def record(section: str, lines: list[str], document: str = "benchmarks.md") -> None:
@@ -111,5 +120,5 @@ def record(section: str, lines: list[str], document: str = "benchmarks.md") -> N
     text = path.read_text() if path.exists() else f"# {document.removesuffix('.md').capitalize()}\n"
     marker = f"\n## {section}\n"
     head, _, rest = text.partition(marker)
-    tail = rest[rest.find("\n## "):] if "\n## " in rest else ""
+    tail = rest[rest.find("\n## ") :] if "\n## " in rest else ""
     path.write_text(head.rstrip("\n") + "\n" + marker + "\n".join(lines) + "\n" + tail)

@@ -1,5 +1,6 @@
 """Realistic event batches for the benchmarks: web2 and web3 events of about 400 bytes each, as an
 SDK sends them (`batch`) or as ingest writes them to the streams (`enriched_batches`)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -19,25 +20,60 @@ def event(rng: random.Random, *, with_message_id: bool = True) -> dict:
     user = f"user-{rng.randrange(5000)}"
     anon = f"anon-{rng.randrange(20000):08d}"
     page = rng.choice(PAGES)
-    base = {"anonymous_id": anon, "context": {"userAgent": rng.choice(AGENTS), "locale": "en-US",
-            "page": {"url": f"https://shop.example.com{page}?utm_source=newsletter&utm_medium=email", "path": page,
-                     "referrer": "https://www.google.com/"}}}
+    base = {
+        "anonymous_id": anon,
+        "context": {
+            "userAgent": rng.choice(AGENTS),
+            "locale": "en-US",
+            "page": {
+                "url": f"https://shop.example.com{page}?utm_source=newsletter&utm_medium=email",
+                "path": page,
+                "referrer": "https://www.google.com/",
+            },
+        },
+    }
     if with_message_id:
         base["message_id"] = str(uuid.UUID(int=rng.getrandbits(128)))
     kind = rng.random()
     if kind < 0.45:
         return {**base, "type": "page", "properties": {"title": page.strip("/") or "home"}}
     if kind < 0.75:
-        return {**base, "type": "track", "name": rng.choice(["Signup", "Add To Cart", "Search"]), "user_id": user,
-                "properties": {"plan": "pro", "value": rng.randrange(100)}}
+        return {
+            **base,
+            "type": "track",
+            "name": rng.choice(["Signup", "Add To Cart", "Search"]),
+            "user_id": user,
+            "properties": {"plan": "pro", "value": rng.randrange(100)},
+        }
     if kind < 0.85:
-        return {**base, "type": "wallet_connect", "user_id": user, "chain_id": rng.choice([1, 137, 8453]),
-                "wallet_address": "0x" + "%040x" % rng.getrandbits(160)}
+        return {
+            **base,
+            "type": "wallet_connect",
+            "user_id": user,
+            "chain_id": rng.choice([1, 137, 8453]),
+            "wallet_address": "0x" + f"{rng.getrandbits(160):040x}",
+        }
     if kind < 0.95:
-        return {**base, "type": "transaction", "user_id": user, "chain_id": 1, "status": "confirmed",
-                "tx_hash": "0x" + "%064x" % rng.getrandbits(256), "value": str(rng.randrange(10**18)), "token": "ETH"}
-    return {**base, "type": "payment", "user_id": user, "payment_id": f"pay_{rng.randrange(10**6)}",
-            "status": "completed", "amount": "49.00", "currency": "USD", "method": "card"}
+        return {
+            **base,
+            "type": "transaction",
+            "user_id": user,
+            "chain_id": 1,
+            "status": "confirmed",
+            "tx_hash": "0x" + f"{rng.getrandbits(256):064x}",
+            "value": str(rng.randrange(10**18)),
+            "token": "ETH",
+        }
+    return {
+        **base,
+        "type": "payment",
+        "user_id": user,
+        "payment_id": f"pay_{rng.randrange(10**6)}",
+        "status": "completed",
+        "amount": "49.00",
+        "currency": "USD",
+        "method": "card",
+    }
 
 
 def batch(rng: random.Random, size: int = 50, *, with_message_id: bool = True) -> list[dict]:
@@ -72,8 +108,15 @@ def enriched_batches(settings, rng: random.Random, companies: list[str], events:
     made = 0
     while made < events:
         company = rng.choice(companies)
-        request = RequestInfo(company_id=company, received_at=dt.datetime.now(dt.timezone.utc), sent_at=None,
-                              user_agent="", ip="203.0.113.9", country="", request_id="bench")
+        request = RequestInfo(
+            company_id=company,
+            received_at=dt.datetime.now(dt.UTC),
+            sent_at=None,
+            user_agent="",
+            ip="203.0.113.9",
+            country="",
+            request_id="bench",
+        )
         built = [enricher.build(msgspec.convert(raw, wire.NativeEvent), request) for raw in batch(rng)]
         for event in built:
             event.session_id = event.session_id or f"s-{event.identity}"

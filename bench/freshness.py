@@ -7,6 +7,7 @@ Probe events with unique message ids are posted while background batches of 50 f
 ClickHouse every 50 ms which probes are visible and records when each first was. Records the
 figures in docs/benchmarks.md. Needs the services up.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,9 +19,18 @@ import time
 import uuid
 
 import requests
-from common import (ROOT, bench_company, bench_settings, cpu_reference, percentile, prepare, procfile_command,
-                    record, start, stop)
-
+from common import (
+    ROOT,
+    bench_company,
+    bench_settings,
+    cpu_reference,
+    percentile,
+    prepare,
+    procfile_command,
+    record,
+    start,
+    stop,
+)
 from events import steady_load
 
 
@@ -41,8 +51,17 @@ def main() -> int:
     company, key = bench_company(settings)
     env = {**os.environ, "PORT": "18082", "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}"}
     web = start(procfile_command("web"), env, 18082)
-    others = [subprocess.Popen(procfile_command(name), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True) for name in ("worker", "scheduler")]
+    others = [
+        subprocess.Popen(
+            procfile_command(name),
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for name in ("worker", "scheduler")
+    ]
     base = "http://127.0.0.1:18082/v1/events"
     headers = {"Authorization": f"Bearer {key}"}
     sent_at: dict[str, float] = {}
@@ -54,8 +73,12 @@ def main() -> int:
         while not finished.is_set():
             message_id = f"probe-{uuid.uuid4()}"
             sent_at[message_id] = time.monotonic()
-            session.post(base, json={"type": "track", "name": "Probe", "user_id": "prober", "message_id": message_id},
-                         headers=headers, timeout=10)
+            session.post(
+                base,
+                json={"type": "track", "name": "Probe", "user_id": "prober", "message_id": message_id},
+                headers=headers,
+                timeout=10,
+            )
             time.sleep(1 / args.probes_per_second)
 
     def poll() -> None:
@@ -66,7 +89,8 @@ def main() -> int:
                 try:
                     found = clickhouse.query(
                         "SELECT message_id FROM events WHERE company_id = toUUID(%(c)s) AND message_id IN %(ids)s",
-                        parameters={"c": company, "ids": tuple(waiting)}).result_rows
+                        parameters={"c": company, "ids": tuple(waiting)},
+                    ).result_rows
                 except Exception as error:  # a slow or failed poll is retried, not fatal to the measurement
                     print(f"poll failed: {type(error).__name__}: {error}")
                     found = []
@@ -78,8 +102,11 @@ def main() -> int:
             time.sleep(0.05)
 
     stopped_at = float("inf")
-    threads = [threading.Thread(target=steady_load, args=(base, key, args.load_events_per_second, finished)),
-               threading.Thread(target=probes), threading.Thread(target=poll)]
+    threads = [
+        threading.Thread(target=steady_load, args=(base, key, args.load_events_per_second, finished)),
+        threading.Thread(target=probes),
+        threading.Thread(target=poll),
+    ]
     try:
         time.sleep(8)  # the worker and scheduler start their pumps
         for thread in threads:

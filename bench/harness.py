@@ -16,6 +16,7 @@
 - `verify`: afterwards, ClickHouse against what was accepted (exactly once), the rollups against
   ClickHouse, the real-time snapshots against ClickHouse.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,7 +37,6 @@ from urllib.parse import urlsplit
 
 import requests
 from common import BENCH_ENV, ROOT, percentile, procfile_command
-
 from events import event
 
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
@@ -111,7 +111,9 @@ def machine_cpu() -> dict[str, float]:
     """CPU seconds used so far: "machine" (all cores, every process: /proc/stat's busy time), each
     service of SERVICE_COMMANDS (by command name, with reaped children's: Postgres's backends) and
     "load generator" (this process). Differences over a run tell where the machine's time went."""
-    user, nice, system, idle, iowait, *rest = (int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8])
+    user, nice, system, idle, iowait, *rest = (
+        int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]
+    )
     seconds = defaultdict(float, {"machine": (user + nice + system + sum(rest)) / os.sysconf("SC_CLK_TCK")})
     for _, command, fields in process_stats():
         name = next((label for prefix, label in SERVICE_COMMANDS.items() if command.startswith(prefix)), None)
@@ -140,12 +142,29 @@ class AofRedis:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.directory),
-             *(["--appendonly", "no"] if self.fsync == "no-aof" else ["--appendonly", "yes", "--appendfsync", self.fsync]),
-             "--save", "", "--logfile", "redis.log"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--dir",
+                str(self.directory),
+                *(
+                    ["--appendonly", "no"]
+                    if self.fsync == "no-aof"
+                    else ["--appendonly", "yes", "--appendfsync", self.fsync]
+                ),
+                "--save",
+                "",
+                "--logfile",
+                "redis.log",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             # the real clock, as every service keeps (redis-server cannot start under `make test-shifted`'s libfaketime)
-            env={name: value for name, value in os.environ.items() if name != "LD_PRELOAD"})
+            env={name: value for name, value in os.environ.items() if name != "LD_PRELOAD"},
+        )
         import redis
 
         wait_until(lambda: redis.Redis(port=self.port).ping(), 30, "the run's Redis")
@@ -174,14 +193,21 @@ class Run:
         (self.directory / "logs").mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.env = {
-            **os.environ, **BENCH_ENV, "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
+            **os.environ,
+            **BENCH_ENV,
+            "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
             "DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/adtivity_{name}",
             "CLICKHOUSE_URL": f"http://default:@127.0.0.1:8123/adtivity_{name}",
-            "REDIS_URL": self.redis.url, "DRAMATIQ_NAMESPACE": f"adtivity-{name}",
+            "REDIS_URL": self.redis.url,
+            "DRAMATIQ_NAMESPACE": f"adtivity-{name}",
             "STREAMS_APP_ID": f"adtivity-{name}-{uuid.uuid4().hex[:8]}",
-            "STREAMS_DATA_DIR": str(self.directory / "streams"), "PORT": str(self.port),
-            "WORKER_METRICS_PORT": "0", "STREAMS_METRICS_PORT": "0", "SCHEDULER_METRICS_PORT": "0",
-            "HARNESS_LOG_DIR": str(self.directory / "logs"), **env,
+            "STREAMS_DATA_DIR": str(self.directory / "streams"),
+            "PORT": str(self.port),
+            "WORKER_METRICS_PORT": "0",
+            "STREAMS_METRICS_PORT": "0",
+            "SCHEDULER_METRICS_PORT": "0",
+            "HARNESS_LOG_DIR": str(self.directory / "logs"),
+            **env,
         }
         os.environ.update({k: v for k, v in self.env.items() if k != "PATH"})
         self.settings = Settings.from_env()
@@ -203,7 +229,8 @@ class Run:
             cursor.execute(f"DROP DATABASE IF EXISTS adtivity_{name} WITH (FORCE)")
         connection.close()
         clickhouse_client(self.settings.clickhouse_url, database="default", timeout=300).command(
-            f"DROP DATABASE IF EXISTS adtivity_{name}")
+            f"DROP DATABASE IF EXISTS adtivity_{name}"
+        )
 
     def client(self):
         import redis
@@ -234,8 +261,9 @@ class Fleet:
 
     def start(self, name: str) -> None:
         log = open(self.env["HARNESS_LOG_DIR"] + f"/{name}.log", "a")
-        self.processes[name] = subprocess.Popen(procfile_command(name), cwd=ROOT, env=self.env, stdout=log,
-                                                stderr=subprocess.STDOUT, start_new_session=True)
+        self.processes[name] = subprocess.Popen(
+            procfile_command(name), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def start_all(self) -> None:
         for name in self.NAMES:
@@ -254,8 +282,12 @@ class Fleet:
 
     def kill_web_worker(self) -> None:
         """SIGKILL to one gunicorn worker; the master starts another."""
-        children = [int(p) for p in Path(f"/proc/{self.processes['web'].pid}/task/{self.processes['web'].pid}/children")
-                    .read_text().split()]
+        children = [
+            int(p)
+            for p in Path(f"/proc/{self.processes['web'].pid}/task/{self.processes['web'].pid}/children")
+            .read_text()
+            .split()
+        ]
         os.kill(children[0], signal.SIGKILL)
         self.restarts["web worker"] += 1
 
@@ -352,8 +384,16 @@ class Load:
     """`threads` posting new events at `events_per_second` in all to `companies` [(company id, write
     key)]; resent batches (duplicates, as an SDK's retries are) come on top."""
 
-    def __init__(self, base: str, companies: list[tuple[str, str]], events_per_second: int, *, threads: int = 4,
-                 resend_fraction: float = 0.03, late_fraction: float = 0.05) -> None:
+    def __init__(
+        self,
+        base: str,
+        companies: list[tuple[str, str]],
+        events_per_second: int,
+        *,
+        threads: int = 4,
+        resend_fraction: float = 0.03,
+        late_fraction: float = 0.05,
+    ) -> None:
         self.base = base
         self.companies = companies
         self.interval = BATCH * threads / events_per_second
@@ -394,7 +434,7 @@ class Load:
         """Request bodies made once, with the batch number left as a placeholder and cut where each
         message id's random part goes: the generator must not take the cores the system under test
         needs. Late events are 10 minutes to 30 hours old."""
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         templates = []
         for _ in range(count):
             events = []
@@ -426,7 +466,7 @@ class Load:
             choice = number % len(templates)
             pieces = templates[choice]
             random_parts = [b"%016x-" % rng.getrandbits(64) for _ in pieces[1:]]
-            body = b"".join(part for pair in zip(pieces, random_parts) for part in pair) + pieces[-1]
+            body = b"".join(part for pair in zip(pieces, random_parts, strict=False) for part in pair) + pieces[-1]
             body = body.replace(b"@BATCH@", str(number).encode())
             self._deliver(session, company, key, body, f"{thread}:{number}")
             with self._lock:
@@ -459,12 +499,16 @@ class Load:
 
     def summary(self) -> dict:
         seconds = self.stopped_at - self.started_at
-        return {"seconds": round(seconds, 1), "events_accepted": self.events_accepted,
-                "events_per_second": round(self.events_accepted / seconds),
-                "p50_ms": round(percentile(self.latencies, 0.5) * 1000, 1),
-                "p99_ms": round(percentile(self.latencies, 0.99) * 1000, 1),
-                "resent_batches": self.resends, "late_events": self.late_events,
-                "answers": {str(k): v for k, v in sorted(self.statuses.items(), key=str)}}
+        return {
+            "seconds": round(seconds, 1),
+            "events_accepted": self.events_accepted,
+            "events_per_second": round(self.events_accepted / seconds),
+            "p50_ms": round(percentile(self.latencies, 0.5) * 1000, 1),
+            "p99_ms": round(percentile(self.latencies, 0.99) * 1000, 1),
+            "resent_batches": self.resends,
+            "late_events": self.late_events,
+            "answers": {str(k): v for k, v in sorted(self.statuses.items(), key=str)},
+        }
 
 
 class LagSampler:
@@ -510,11 +554,15 @@ class LagSampler:
             return {"samples": len(points)}
         mean_t = sum(t for t, _ in points) / len(points)
         mean_lag = sum(lag for _, lag in points) / len(points)
-        slope = (sum((t - mean_t) * (lag - mean_lag) for t, lag in points)
-                 / sum((t - mean_t) ** 2 for t, _ in points))
-        return {"samples": len(points), "mean_entries": round(mean_lag, 1), "max_entries": max(lag for _, lag in points),
-                "last_entries": points[-1][1], "slope_entries_per_second": round(slope, 3),
-                "peak_by_group": dict(self.peak_by_group)}
+        slope = sum((t - mean_t) * (lag - mean_lag) for t, lag in points) / sum((t - mean_t) ** 2 for t, _ in points)
+        return {
+            "samples": len(points),
+            "mean_entries": round(mean_lag, 1),
+            "max_entries": max(lag for _, lag in points),
+            "last_entries": points[-1][1],
+            "slope_entries_per_second": round(slope, 3),
+            "peak_by_group": dict(self.peak_by_group),
+        }
 
 
 class Probes:
@@ -541,8 +589,11 @@ class Probes:
         self._thread.join(60)
 
     def _realtime_count(self, session: requests.Session) -> int:
-        answer = session.get(f"{self.base}/v1/companies/{self.company}/realtime",
-                             headers={"Authorization": f"Bearer {self.read_key}"}, timeout=5).json()
+        answer = session.get(
+            f"{self.base}/v1/companies/{self.company}/realtime",
+            headers={"Authorization": f"Bearer {self.read_key}"},
+            timeout=5,
+        ).json()
         return answer["last_hour"]["events"]
 
     def _run(self) -> None:
@@ -556,10 +607,12 @@ class Probes:
             # ClickHouse about 4 ms of CPU without it, and runs every 50 ms while a probe waits).
             not_before = int(time.time()) - 60
             try:
-                answer = session.post(f"{self.base}/v1/events", headers={"Authorization": f"Bearer {self.write_key}",
-                                                                         "User-Agent": CHROME},
-                                      json={"type": "track", "name": "Probe", "user_id": "prober",
-                                            "message_id": message_id}, timeout=5)
+                answer = session.post(
+                    f"{self.base}/v1/events",
+                    headers={"Authorization": f"Bearer {self.write_key}", "User-Agent": CHROME},
+                    json={"type": "track", "name": "Probe", "user_id": "prober", "message_id": message_id},
+                    timeout=5,
+                )
             except requests.RequestException:
                 continue
             if answer.status_code != 200:
@@ -568,10 +621,14 @@ class Probes:
             seen_clickhouse = seen_realtime = None
             while (seen_clickhouse is None or seen_realtime is None) and time.monotonic() < sent + 30:
                 try:
-                    if seen_clickhouse is None and self.clickhouse.query(
+                    if (
+                        seen_clickhouse is None
+                        and self.clickhouse.query(
                             "SELECT count() FROM events WHERE company_id = toUUID(%(c)s) "
                             "AND event_time >= toDateTime(%(t)s) AND message_id = %(m)s",
-                            parameters={"c": self.company, "t": not_before, "m": message_id}).result_rows[0][0]:
+                            parameters={"c": self.company, "t": not_before, "m": message_id},
+                        ).result_rows[0][0]
+                    ):
                         seen_clickhouse = time.monotonic() - sent
                     if seen_realtime is None and self._realtime_count(session) >= sent_count:
                         seen_realtime = time.monotonic() - sent
@@ -589,11 +646,18 @@ class Probes:
         def figures(values: list[float]) -> dict:
             if not values:
                 return {"probes": 0}
-            return {"probes": len(values), "p50_s": round(percentile(values, 0.5), 2),
-                    "p95_s": round(percentile(values, 0.95), 2), "max_s": round(max(values), 2)}
+            return {
+                "probes": len(values),
+                "p50_s": round(percentile(values, 0.5), 2),
+                "p95_s": round(percentile(values, 0.95), 2),
+                "max_s": round(max(values), 2),
+            }
 
-        return {"to_clickhouse": figures(self.to_clickhouse), "to_realtime": figures(self.to_realtime),
-                "not_seen_within_30_s": self.missed}
+        return {
+            "to_clickhouse": figures(self.to_clickhouse),
+            "to_realtime": figures(self.to_realtime),
+            "not_seen_within_30_s": self.missed,
+        }
 
 
 def drain(settings, client, *, seconds: float = 600) -> None:
@@ -623,14 +687,23 @@ def verify(settings, client, load: Load, *, realtime_settle_seconds: float = 60)
         params = {"c": company, "run": f"%-{load.run}:%"}
         total, distinct = clickhouse.query(
             "SELECT count(), uniqExact(message_id) FROM events WHERE company_id = toUUID(%(c)s) "
-            "AND message_id LIKE %(run)s", parameters=params).result_rows[0]
-        batches = {row[0] for row in clickhouse.query(
-            "SELECT DISTINCT arrayStringConcat(arraySlice(splitByChar(':', message_id), 2, 2), ':') FROM events "
-            "WHERE company_id = toUUID(%(c)s) AND message_id LIKE %(run)s", parameters=params).result_rows}
+            "AND message_id LIKE %(run)s",
+            parameters=params,
+        ).result_rows[0]
+        batches = {
+            row[0]
+            for row in clickhouse.query(
+                "SELECT DISTINCT arrayStringConcat(arraySlice(splitByChar(':', message_id), 2, 2), ':') FROM events "
+                "WHERE company_id = toUUID(%(c)s) AND message_id LIKE %(run)s",
+                parameters=params,
+            ).result_rows
+        }
         expected = load.accepted[company]
         if total != distinct or distinct != len(expected) * BATCH or batches != expected:
-            problems.append(f"company {company}: {total} rows, {distinct} distinct ids, "
-                            f"{len(expected) * BATCH} accepted, {len(batches ^ expected)} batches differ")
+            problems.append(
+                f"company {company}: {total} rows, {distinct} distinct ids, "
+                f"{len(expected) * BATCH} accepted, {len(batches ^ expected)} batches differ"
+            )
     checks["clickhouse_exactly_once"] = not problems
 
     open_database(settings.database_url)
@@ -638,15 +711,24 @@ def verify(settings, client, load: Load, *, realtime_settle_seconds: float = 60)
     rollup_mismatches = 0
     for company, _ in load.companies:
         rollup_company_now(window, client, clickhouse, company)
-        truth = dict(clickhouse.query(
-            "SELECT toDate(event_time), count() FROM events WHERE company_id = toUUID(%(c)s) AND is_bot = 0 "
-            "AND event_time >= toStartOfDay(now() - INTERVAL 1 DAY) GROUP BY toDate(event_time)",
-            parameters={"c": company}).result_rows)
+        truth = dict(
+            clickhouse.query(
+                "SELECT toDate(event_time), count() FROM events WHERE company_id = toUUID(%(c)s) AND is_bot = 0 "
+                "AND event_time >= toStartOfDay(now() - INTERVAL 1 DAY) GROUP BY toDate(event_time)",
+                parameters={"c": company},
+            ).result_rows
+        )
         with database.connection_context():
-            rolled = {row.bucket.date(): int(row.amount) for row in RollupCount.select().where(
-                RollupCount.company_id == company, RollupCount.grain == "day", RollupCount.metric == "events",
-                RollupCount.dimension == "", RollupCount.bucket >= dt.datetime.combine(min(truth, default=dt.date.today()),
-                                                                                        dt.time()))}
+            rolled = {
+                row.bucket.date(): int(row.amount)
+                for row in RollupCount.select().where(
+                    RollupCount.company_id == company,
+                    RollupCount.grain == "day",
+                    RollupCount.metric == "events",
+                    RollupCount.dimension == "",
+                    RollupCount.bucket >= dt.datetime.combine(min(truth, default=dt.date.today()), dt.time()),
+                )
+            }
         if {day: n for day, n in rolled.items() if n} != truth:
             rollup_mismatches += 1
             problems.append(f"company {company}: rollups {rolled} != ClickHouse {truth}")
@@ -659,9 +741,11 @@ def verify(settings, client, load: Load, *, realtime_settle_seconds: float = 60)
         for company, _ in load.companies:
             snapshot = client.get(redis_keys.realtime_snapshot(company))
             counted = json.loads(snapshot)["today"]["events"] if snapshot else 0
-            truth = clickhouse.query("SELECT count() FROM events WHERE company_id = toUUID(%(c)s) AND is_bot = 0 "
-                                     "AND event_time >= toDateTime(%(t)s)", parameters={"c": company, "t": today}
-                                     ).result_rows[0][0]
+            truth = clickhouse.query(
+                "SELECT count() FROM events WHERE company_id = toUUID(%(c)s) AND is_bot = 0 "
+                "AND event_time >= toDateTime(%(t)s)",
+                parameters={"c": company, "t": today},
+            ).result_rows[0][0]
             drift += counted - truth
         return drift
 
@@ -673,4 +757,3 @@ def verify(settings, client, load: Load, *, realtime_settle_seconds: float = 60)
     checks["realtime_drift_events"] = drift
     checks["problems"] = problems
     return checks
-

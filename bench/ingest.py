@@ -11,6 +11,7 @@ that a change in the machine's speed (its cores are shared) lands on both; the r
 median of the rounds' ratios. Prints events/s and p50/p99 latency per round, and records them in
 docs/benchmarks.md. Needs the services up (`make services`) and wrk (`apt-get install wrk`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,15 +25,14 @@ import subprocess
 import sys
 import tempfile
 
-from common import cpu_reference, ROOT, bench_company, bench_settings, prepare, record, start, stop
-
+from common import ROOT, bench_company, bench_settings, cpu_reference, prepare, record, start, stop
 from events import batch
 
 
 def sdk_body(rng: random.Random) -> dict:
     """A batch as web/static/adtivity.js sends it: each event with its own timestamp (the last minute's),
     the batch with the moment it was sent."""
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     events = [{**made, "timestamp": js_time(now - dt.timedelta(seconds=rng.uniform(0, 60)))} for made in batch(rng)]
     return {"batch": events, "sent_at": js_time(now)}
 
@@ -45,7 +45,10 @@ def js_time(moment: dt.datetime) -> str:
 def run_wrk(url: str, key: str, body_file: str, seconds: int, connections: int) -> dict:
     output = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(ROOT / "bench" / "post.lua"), url],
-        env={**os.environ, "BODY_FILE": body_file, "KEY": key}, capture_output=True, text=True, check=True,
+        env={**os.environ, "BODY_FILE": body_file, "KEY": key},
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     requests_per_second = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
     latency = {p: re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", output).groups() for p in ("50", "99")}
@@ -64,7 +67,9 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=15, help="each server's share of a round")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--warmup", type=int, default=5, help="seconds of load on each server before the rounds, not counted")
+    parser.add_argument(
+        "--warmup", type=int, default=5, help="seconds of load on each server before the rounds, not counted"
+    )
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
@@ -77,9 +82,25 @@ def main() -> int:
         handle.write(body)
     env = {"PORT": "18080", "WEB_WORKERS": str(args.workers), "PYTHONPATH": str(ROOT)}
     servers = {
-        "adtivity": ([sys.executable, "-m", "gunicorn", "--config", "web/gunicorn_conf.py", "web.app:get_app()"], 18080),
-        "naive": ([sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-b", "127.0.0.1:18081",
-                   "--chdir", str(ROOT / "bench"), "naive_app:app"], 18081),
+        "adtivity": (
+            [sys.executable, "-m", "gunicorn", "--config", "web/gunicorn_conf.py", "web.app:get_app()"],
+            18080,
+        ),
+        "naive": (
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-w",
+                str(args.workers),
+                "-b",
+                "127.0.0.1:18081",
+                "--chdir",
+                str(ROOT / "bench"),
+                "naive_app:app",
+            ],
+            18081,
+        ),
     }
     rounds: list[dict[str, dict]] = []
     processes = [start(command, env, port) for command, port in servers.values()]
@@ -88,8 +109,18 @@ def main() -> int:
             run_wrk(f"http://127.0.0.1:{port}/v1/events", key, handle.name, args.warmup, args.connections)
         for number in range(args.rounds):
             order = list(servers) if number % 2 == 0 else list(reversed(servers))
-            rounds.append({name: run_wrk(f"http://127.0.0.1:{servers[name][1]}/v1/events", key, handle.name,
-                                         args.seconds, args.connections) for name in order})
+            rounds.append(
+                {
+                    name: run_wrk(
+                        f"http://127.0.0.1:{servers[name][1]}/v1/events",
+                        key,
+                        handle.name,
+                        args.seconds,
+                        args.connections,
+                    )
+                    for name in order
+                }
+            )
     finally:
         stop(processes, 20)
     import redis
@@ -109,15 +140,20 @@ def main() -> int:
         "| round | adtivity events/s | naive events/s | ratio | adtivity p50 / p99 ms | naive p50 / p99 ms | non-2xx |",
         "|---|---|---|---|---|---|---|",
     ]
-    for number, (run, ratio) in enumerate(zip(rounds, ratios), 1):
+    for number, (run, ratio) in enumerate(zip(rounds, ratios, strict=False), 1):
         ours, naive = run["adtivity"], run["naive"]
-        lines.append(f"| {number} | {ours['events_per_second']:,.0f} | {naive['events_per_second']:,.0f} | {ratio:.2f}x | "
-                     f"{ours['p50_ms']:.1f} / {ours['p99_ms']:.1f} | {naive['p50_ms']:.1f} / {naive['p99_ms']:.1f} | "
-                     f"{ours['non_2xx'] + naive['non_2xx']} |")
+        lines.append(
+            f"| {number} | {ours['events_per_second']:,.0f} | {naive['events_per_second']:,.0f} | {ratio:.2f}x | "
+            f"{ours['p50_ms']:.1f} / {ours['p99_ms']:.1f} | {naive['p50_ms']:.1f} / {naive['p99_ms']:.1f} | "
+            f"{ours['non_2xx'] + naive['non_2xx']} |"
+        )
     ours_median = statistics.median(run["adtivity"]["events_per_second"] for run in rounds)
     naive_median = statistics.median(run["naive"]["events_per_second"] for run in rounds)
-    lines += ["", f"Medians: adtivity {ours_median:,.0f} events/s, naive {naive_median:,.0f} events/s; "
-                  f"Adtivity / naive: **{statistics.median(ratios):.2f}x** (median of the rounds' ratios)."]
+    lines += [
+        "",
+        f"Medians: adtivity {ours_median:,.0f} events/s, naive {naive_median:,.0f} events/s; "
+        f"Adtivity / naive: **{statistics.median(ratios):.2f}x** (median of the rounds' ratios).",
+    ]
     lines.append(cpu_reference())
     print("\n".join(lines))
     record("Ingest (a)", lines)

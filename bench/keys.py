@@ -9,6 +9,7 @@ for: a good key, an unknown public id, and a known public id with a wrong secret
 cache emptied before every request, so every request pays its Postgres lookup) and warm. Prints the
 median and p99 in microseconds and records them in docs/benchmarks.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,15 +17,15 @@ import statistics
 import time
 
 import falcon.testing
-
 from common import bench_company, bench_settings, percentile, prepare, record
 
-from web.app import Deps, create_app
 from accounts.security import new_key
+from web.app import Deps, create_app
 
 
-def timed(client: falcon.testing.TestClient, deps: Deps, path: str, key: str, requests: int, cold: bool,
-          expected: int) -> list[float]:
+def timed(
+    client: falcon.testing.TestClient, deps: Deps, path: str, key: str, requests: int, cold: bool, expected: int
+) -> list[float]:
     samples = []
     for _ in range(requests):
         if cold:
@@ -48,16 +49,25 @@ def main() -> int:
     deps = Deps.from_settings(settings)
     client = falcon.testing.TestClient(create_app(deps))
     path = f"/v1/companies/{company_id}"
-    cases = {"good key": (good, 200), "unknown public id": (new_key("read")[0], 401),
-             "known id, wrong secret": (good.rsplit("_", 1)[0] + "_" + "0" * 64, 401)}
-    lines = [f"Command: `.venv/bin/python bench/keys.py --companies {args.companies} --requests {args.requests}`, "
-             "in-process (Falcon test client, whole middleware stack), 2 cores.", "",
-             "| key | cache | median µs | p99 µs |", "|---|---|---|---|"]
+    cases = {
+        "good key": (good, 200),
+        "unknown public id": (new_key("read")[0], 401),
+        "known id, wrong secret": (good.rsplit("_", 1)[0] + "_" + "0" * 64, 401),
+    }
+    lines = [
+        f"Command: `.venv/bin/python bench/keys.py --companies {args.companies} --requests {args.requests}`, "
+        "in-process (Falcon test client, whole middleware stack), 2 cores.",
+        "",
+        "| key | cache | median µs | p99 µs |",
+        "|---|---|---|---|",
+    ]
     for name, (key, status) in cases.items():
         for cold in (True, False):
             samples = timed(client, deps, path, key, args.requests, cold, status)
-            lines.append(f"| {name} | {'cold' if cold else 'warm'} | {statistics.median(samples):.0f} | "
-                         f"{percentile(samples, 0.99):.0f} |")
+            lines.append(
+                f"| {name} | {'cold' if cold else 'warm'} | {statistics.median(samples):.0f} | "
+                f"{percentile(samples, 0.99):.0f} |"
+            )
     print("\n".join(lines))
     record("API key cost: a bad key against a good one", lines)
     return 0

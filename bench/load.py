@@ -12,6 +12,7 @@ whole machine's CPU time per accepted event, how long the backlog took to clear 
 stopped; then checks ClickHouse exactly once, rollups and real-time against it. Records the figures
 in docs/benchmarks.md (`--no-record` to skip). Needs the services up (`make services`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,10 +21,10 @@ import os
 import time
 
 from common import bench_company, cpu_reference, record
+from harness import Fleet, LagSampler, Load, Probes, Run, drain, machine_cpu, verify, wait_until
 
 from adtivity.settings import Settings
 from models import redis_keys
-from harness import Fleet, LagSampler, Load, Probes, Run, drain, machine_cpu, verify, wait_until
 
 
 def main() -> int:
@@ -31,12 +32,22 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=300)
     parser.add_argument("--events-per-second", type=int, default=10_000)
     parser.add_argument("--companies", type=int, default=6)
-    parser.add_argument("--threads", type=int, default=8, help="load generator threads (4 could not send 10,000 events/s here)")
+    parser.add_argument(
+        "--threads", type=int, default=8, help="load generator threads (4 could not send 10,000 events/s here)"
+    )
     parser.add_argument("--web-workers", type=int, default=2)
-    parser.add_argument("--stream-shards", type=int, default=Settings.stream_shards,
-                        help="STREAM_SHARDS: each shard is a persist and an entities pump, and an insert a second")
-    parser.add_argument("--fsync", choices=("always", "everysec", "no-aof"), default="everysec",
-                        help="the Redis append-only file's fsync policy (chaos uses always)")
+    parser.add_argument(
+        "--stream-shards",
+        type=int,
+        default=Settings.stream_shards,
+        help="STREAM_SHARDS: each shard is a persist and an entities pump, and an insert a second",
+    )
+    parser.add_argument(
+        "--fsync",
+        choices=("always", "everysec", "no-aof"),
+        default="everysec",
+        help="the Redis append-only file's fsync policy (chaos uses always)",
+    )
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
 
@@ -57,11 +68,18 @@ def main() -> int:
         cpu_before, machine_before, accepted_before = dict(fleet.cpu_seconds), machine_cpu(), load.events_accepted
         time.sleep(args.seconds)
         machine_after, accepted_in_window = machine_cpu(), load.events_accepted - accepted_before
-        cores_used = {name: round((fleet.cpu_seconds[name] - cpu_before.get(name, 0)) / args.seconds, 2)
-                      for name in fleet.NAMES}
-        cores_used.update({name: round((machine_after[name] - machine_before.get(name, 0)) / args.seconds, 2)
-                           for name in machine_after})
-        machine_us_per_event = round((machine_after["machine"] - machine_before["machine"]) / max(accepted_in_window, 1) * 1e6)
+        cores_used = {
+            name: round((fleet.cpu_seconds[name] - cpu_before.get(name, 0)) / args.seconds, 2) for name in fleet.NAMES
+        }
+        cores_used.update(
+            {
+                name: round((machine_after[name] - machine_before.get(name, 0)) / args.seconds, 2)
+                for name in machine_after
+            }
+        )
+        machine_us_per_event = round(
+            (machine_after["machine"] - machine_before["machine"]) / max(accepted_in_window, 1) * 1e6
+        )
         load.stop()
         probes.stop()
         stopped = time.monotonic()
@@ -73,19 +91,27 @@ def main() -> int:
         fleet.stop_all()
         run.close()
 
-    result = {"load": load.summary(), "backlog": lag.trend(skip_seconds=30),
-              "backlog_cleared_seconds_after_stop": round(clear_seconds, 1), "freshness": probes.summary(),
-              "peak_rss_mb": {name: round(mb) for name, mb in fleet.peak_rss.items()}, "cores_used": cores_used,
-              "machine_cpu_us_per_event": machine_us_per_event,
-              "processes_exited_on_their_own": dict(fleet.exited_on_their_own), "checks": checks}
+    result = {
+        "load": load.summary(),
+        "backlog": lag.trend(skip_seconds=30),
+        "backlog_cleared_seconds_after_stop": round(clear_seconds, 1),
+        "freshness": probes.summary(),
+        "peak_rss_mb": {name: round(mb) for name, mb in fleet.peak_rss.items()},
+        "cores_used": cores_used,
+        "machine_cpu_us_per_event": machine_us_per_event,
+        "processes_exited_on_their_own": dict(fleet.exited_on_their_own),
+        "checks": checks,
+    }
     print(json.dumps(result, indent=2))
     summary, backlog, fresh = result["load"], result["backlog"], result["freshness"]
     lines = [
         f"Command: `.venv/bin/python bench/load.py --seconds {args.seconds} --events-per-second "
         f"{args.events_per_second} --companies {args.companies} --threads {args.threads} --web-workers "
         f"{args.web_workers} --stream-shards {args.stream_shards} --fsync {args.fsync}` on {os.cpu_count()} cores: web, worker, scheduler, streams, Postgres, "
-        f"Redis (append-only, fsync {args.fsync}), ClickHouse, the broker and the load generator all on this machine.", "",
-        "| figure | value |", "|---|---|",
+        f"Redis (append-only, fsync {args.fsync}), ClickHouse, the broker and the load generator all on this machine.",
+        "",
+        "| figure | value |",
+        "|---|---|",
         f"| new events accepted a second (asked {args.events_per_second:,}; target 10,000) | **{summary['events_per_second']:,}** "
         f"({summary['events_accepted']:,} in {summary['seconds']} s; {summary['resent_batches']} batches resent, "
         f"{summary['late_events']:,} late events) |",
@@ -97,12 +123,15 @@ def main() -> int:
         f"| POST to ClickHouse p50 / p95 | {fresh['to_clickhouse'].get('p50_s')} s / **{fresh['to_clickhouse'].get('p95_s')} s** |",
         f"| POST to real-time p50 / p95 | {fresh['to_realtime'].get('p50_s')} s / **{fresh['to_realtime'].get('p95_s')} s** |",
         "| peak resident memory | " + ", ".join(f"{name} {mb} MB" for name, mb in result["peak_rss_mb"].items()) + " |",
-        f"| cores used during the load (of {os.cpu_count()}) | " + ", ".join(f"{name} {cores}" for name, cores in cores_used.items()) + " |",
+        f"| cores used during the load (of {os.cpu_count()}) | "
+        + ", ".join(f"{name} {cores}" for name, cores in cores_used.items())
+        + " |",
         f"| CPU time of the whole machine per accepted event | {machine_us_per_event} us |",
         f"| answers | {summary['answers']} |",
         f"| checks | ClickHouse exactly once: {checks['clickhouse_exactly_once']}; rollups equal ClickHouse: "
         f"{checks['rollups_equal_clickhouse']}; real-time drift: {checks['realtime_drift_events']} events |",
-        "", cpu_reference(),
+        "",
+        cpu_reference(),
     ]
     print("\n".join(lines))
     if not args.no_record:

@@ -1,5 +1,6 @@
 """The naive ingest baseline for bench/ingest.py: a minimal Falcon app that decodes JSON with the
 standard library and XADDs each event on its own, without pipelining, validation or enrichment."""
+
 import json
 import os
 

@@ -8,6 +8,7 @@ the persist pump (workers/persist.py) in this process until every entry is ackno
 entities pump (workers/entities.py) over what it handed on, and reports events/s for each. Records
 the figures in docs/benchmarks.md. Needs the services up.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,7 @@ import os
 import random
 import time
 
-from common import cpu_reference, bench_settings, prepare, record
-
+from common import bench_settings, cpu_reference, prepare, record
 from events import enriched_batches
 
 
@@ -83,8 +83,12 @@ def main() -> int:
 
     persist_seconds = drain(client, EventsPump(settings, client, lambda: clickhouse, 0))
     entities_seconds = drain(client, EntitiesPump(settings, client, 0))
-    stored = sum(clickhouse.query("SELECT count() FROM events WHERE company_id = toUUID(%(c)s)",
-                                  parameters={"c": company}).result_rows[0][0] for company in companies)
+    stored = sum(
+        clickhouse.query(
+            "SELECT count() FROM events WHERE company_id = toUUID(%(c)s)", parameters={"c": company}
+        ).result_rows[0][0]
+        for company in companies
+    )
     lines = [
         f"Command: `.venv/bin/python bench/persist.py --events {args.events} --companies {args.companies}` "
         f"on {os.cpu_count()} cores (Redis, Postgres and ClickHouse 18.16 on the same machine).",

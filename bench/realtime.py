@@ -12,6 +12,7 @@ id and compares the settled counts with the events written. Latency: runs web, w
 posts one probe event at a time to a company of its own and polls GET /realtime (read key) every
 20 ms until the probe is counted. Records the figures in docs/benchmarks.md. Needs the services up.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,9 +27,18 @@ import time
 import uuid
 
 import requests
-from common import (ROOT, bench_company, bench_settings, cpu_reference, percentile, prepare, procfile_command,
-                    record, start, stop)
-
+from common import (
+    ROOT,
+    bench_company,
+    bench_settings,
+    cpu_reference,
+    percentile,
+    prepare,
+    procfile_command,
+    record,
+    start,
+    stop,
+)
 from events import enriched_batches, steady_load
 from harness import group_usage
 
@@ -36,13 +46,23 @@ CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)
 
 
 def process_env(**overrides: str) -> dict:
-    return {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
-            "STREAMS_APP_ID": f"adtivity-bench-{uuid.uuid4().hex[:12]}", **overrides}
+    return {
+        **os.environ,
+        "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
+        "STREAMS_APP_ID": f"adtivity-bench-{uuid.uuid4().hex[:12]}",
+        **overrides,
+    }
 
 
 def spawn(name: str, env: dict) -> subprocess.Popen:
-    return subprocess.Popen(procfile_command(name), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(
+        procfile_command(name),
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def backlog(settings, companies: list[str], events: int, seed: int) -> tuple[list[tuple[str, dict]], int]:
@@ -151,19 +171,22 @@ def latency(settings, args) -> list[str]:
     stop_load = threading.Event()
 
     def counted(session: requests.Session) -> int:
-        answer = session.get(f"{base}/v1/companies/{probe_company}/realtime",
-                             headers={"Authorization": f"Bearer {read_key}"}, timeout=10).json()
+        answer = session.get(
+            f"{base}/v1/companies/{probe_company}/realtime", headers={"Authorization": f"Bearer {read_key}"}, timeout=10
+        ).json()
         return answer["last_hour"]["events"]
 
     latencies: list[float] = []
     missed = 0
-    loader = threading.Thread(target=steady_load,
-                              args=(f"{base}/v1/events", load_key, args.load_events_per_second, stop_load))
+    loader = threading.Thread(
+        target=steady_load, args=(f"{base}/v1/events", load_key, args.load_events_per_second, stop_load)
+    )
     try:
         session = requests.Session()
         deadline = time.monotonic() + 60
-        while session.get(f"{base}/v1/companies/{probe_company}/realtime",
-                          headers={"Authorization": f"Bearer {read_key}"}, timeout=10).json()["stale"]:
+        while session.get(
+            f"{base}/v1/companies/{probe_company}/realtime", headers={"Authorization": f"Bearer {read_key}"}, timeout=10
+        ).json()["stale"]:
             if time.monotonic() > deadline:
                 raise RuntimeError("no fresh snapshot within a minute")
             time.sleep(0.2)
@@ -173,8 +196,12 @@ def latency(settings, args) -> list[str]:
         while time.monotonic() < finish:
             target = len(latencies) + missed + 1
             sent = time.monotonic()
-            session.post(f"{base}/v1/events", json={"type": "track", "name": "Probe", "user_id": "prober"},
-                         headers={"Authorization": f"Bearer {probe_key}", "User-Agent": CHROME}, timeout=10)
+            session.post(
+                f"{base}/v1/events",
+                json={"type": "track", "name": "Probe", "user_id": "prober"},
+                headers={"Authorization": f"Bearer {probe_key}", "User-Agent": CHROME},
+                timeout=10,
+            )
             while counted(session) < target and time.monotonic() < sent + 10:
                 time.sleep(0.02)
             if counted(session) >= target:

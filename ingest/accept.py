@@ -2,6 +2,7 @@
 limits, cutting it into items, per-event checks (size, depth), enrichment, the rate limit and the one
 XADD that makes a request's events durable. Each rejected event is reported by index without failing
 the others; a request refused whole raises a domain error (adtivity/errors.py)."""
+
 from __future__ import annotations
 
 import zlib
@@ -25,9 +26,12 @@ from models import redis_keys
 from models.events import Event
 from models.redis_streams import encode_events, shard_for, stream_key
 
-INGEST_EVENTS = Counter("adtivity_ingest_events_total", "Events ingest accepted or rejected one by one (a request "
-                        "refused whole, 401/413/429/503, counts only in adtivity_http_requests_total)",
-                        ["format", "outcome"])
+INGEST_EVENTS = Counter(
+    "adtivity_ingest_events_total",
+    "Events ingest accepted or rejected one by one (a request "
+    "refused whole, 401/413/429/503, counts only in adtivity_http_requests_total)",
+    ["format", "outcome"],
+)
 
 
 @dataclass(frozen=True)
@@ -87,8 +91,10 @@ class IngestPipeline:
         self.settings = settings
         self.enricher = enricher
         self.writer = EventWriter(client, session_timeout_seconds=settings.session_timeout_seconds)
-        self.key_limit = Limit(capacity=settings.ingest_rate_per_key_per_second * settings.ingest_burst_seconds,
-                               per_second=settings.ingest_rate_per_key_per_second)
+        self.key_limit = Limit(
+            capacity=settings.ingest_rate_per_key_per_second * settings.ingest_burst_seconds,
+            per_second=settings.ingest_rate_per_key_per_second,
+        )
         self.counted = Series(INGEST_EVENTS)  # (format, outcome): events
 
     def accept(self, rate_subject: str, items: Items, build: Build, request: RequestInfo) -> Outcome:
@@ -113,11 +119,19 @@ class IngestPipeline:
             return self.write_accepted(rate_subject, events, rejected, request, items.wire_format)
         except OverflowError:  # nothing was written: refuse the events that cannot be encoded, write the rest
             keep = [encodable(event) for event in events]
-            rejected += [{"index": index, "reason": "a number is outside the 64-bit integer range"}
-                         for index, ok in zip(indexes, keep) if not ok]
+            rejected += [
+                {"index": index, "reason": "a number is outside the 64-bit integer range"}
+                for index, ok in zip(indexes, keep, strict=False)
+                if not ok
+            ]
             rejected.sort(key=lambda problem: problem["index"])
-            return self.write_accepted(rate_subject, [event for event, ok in zip(events, keep) if ok], rejected,
-                                       request, items.wire_format)
+            return self.write_accepted(
+                rate_subject,
+                [event for event, ok in zip(events, keep, strict=False) if ok],
+                rejected,
+                request,
+                items.wire_format,
+            )
 
     def check_size_and_depth(self, raw: bytes) -> None:
         max_bytes, max_depth = self.settings.ingest_max_event_bytes, self.settings.max_json_depth
@@ -126,8 +140,9 @@ class IngestPipeline:
         if nests_deeper_than(raw, max_depth):
             raise Rejected(f"the event nests objects and arrays more than {max_depth} levels deep")
 
-    def write_accepted(self, rate_subject: str, events: list[Event], rejected: list[dict], request: RequestInfo,
-                       wire_format: str) -> Outcome:
+    def write_accepted(
+        self, rate_subject: str, events: list[Event], rejected: list[dict], request: RequestInfo, wire_format: str
+    ) -> Outcome:
         """Writes the events (raising what `write` raises) and counts them, and the rejected, in the metrics."""
         if not events:
             self.counted[wire_format, "rejected"].inc(len(rejected))
@@ -141,8 +156,14 @@ class IngestPipeline:
     def write(self, events: list[Event], request: RequestInfo, *, rate_subject: str) -> None:
         """One atomic Redis call: the rate limit of `rate_subject` (RateLimited if over), session ids, the XADD."""
         shard = shard_for(request.company_id, self.settings.stream_shards)
-        decision = self.writer.write(stream_key(shard), request.company_id, events, request.request_id,
-                                     bucket=redis_keys.rate_limit_bucket("ingest", rate_subject), limit=self.key_limit)
+        decision = self.writer.write(
+            stream_key(shard),
+            request.company_id,
+            events,
+            request.request_id,
+            bucket=redis_keys.rate_limit_bucket("ingest", rate_subject),
+            limit=self.key_limit,
+        )
         if not decision.allowed:
             raise RateLimited(decision.retry_after, "this key is over its event rate; retry later")
 

@@ -2,6 +2,7 @@
 per type, normalisation, and enrichment (times with clock-skew correction, message ids, user agent,
 bot flag, page, campaign and click ids, IP anonymisation, country). Pure CPU work: no I/O except an
 optional GeoIP database read."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -18,9 +19,9 @@ import uuid_utils
 from crawlerdetect import CrawlerDetect
 
 from adtivity.settings import Settings
+from ingest.wire import TYPE_ALIASES, AsIncoming
 from models import events as ev
 from models.events import Event
-from ingest.wire import TYPE_ALIASES, AsIncoming
 
 EVM_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 EVM_HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
@@ -28,9 +29,13 @@ DECIMAL = re.compile(r"^-?\d+(\.\d+)?$")
 CLICK_IDS = ("gclid", "fbclid", "msclkid", "ttclid", "twclid", "li_fat_id", "dclid", "wbraid", "gbraid", "yclid")
 UTM_FIELDS = ("source", "medium", "campaign", "term", "content")
 REQUIRED = {
-    ev.TRACK: ("name",), ev.ALIAS: ("previous_id", "user_id"), ev.GROUP: ("group_id",),
-    ev.WALLET_CONNECT: ("wallet_address",), ev.CHAIN_CHANGED: ("chain_id",),
-    ev.TRANSACTION: ("tx_hash", "chain_id"), ev.PAYMENT: ("payment_id", "status"),
+    ev.TRACK: ("name",),
+    ev.ALIAS: ("previous_id", "user_id"),
+    ev.GROUP: ("group_id",),
+    ev.WALLET_CONNECT: ("wallet_address",),
+    ev.CHAIN_CHANGED: ("chain_id",),
+    ev.TRANSACTION: ("tx_hash", "chain_id"),
+    ev.PAYMENT: ("payment_id", "status"),
 }
 STATUS_RULES = {
     ev.SIGNATURE: (ev.SIGNATURE_STATUSES, "requested"),
@@ -125,8 +130,14 @@ def describe_agent(user_agent: str) -> Agent:
 def agent_fields(user_agent: str) -> dict[str, str | bool]:
     """What the user agent says, as the envelope's fields (cached per user agent by the Enricher)."""
     agent = describe_agent(user_agent)
-    return {"browser": agent.browser, "browser_version": agent.browser_version, "os": agent.os,
-            "os_version": agent.os_version, "device": agent.device, "is_bot": agent.is_bot}
+    return {
+        "browser": agent.browser,
+        "browser_version": agent.browser_version,
+        "os": agent.os,
+        "os_version": agent.os_version,
+        "device": agent.device,
+        "is_bot": agent.is_bot,
+    }
 
 
 @lru_cache(maxsize=8192)
@@ -150,7 +161,9 @@ def normalise_address(value: str) -> str:
     return _normalised(value) if value else ""
 
 
-def decimal_text(value: str, field: str, *, max_integer_digits: int | None = None, max_fraction_digits: int | None = None) -> str:
+def decimal_text(
+    value: str, field: str, *, max_integer_digits: int | None = None, max_fraction_digits: int | None = None
+) -> str:
     """A plain decimal string (no exponent), checked against the column it must fit."""
     if not value:
         return ""
@@ -176,7 +189,7 @@ def text_or_empty(value) -> str:
 
 def aware(moment: dt.datetime) -> dt.datetime:
     """A time without an offset is UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.timezone.utc)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
 def event_type(given: str) -> str:
@@ -207,12 +220,18 @@ def page_fields(kind: str, incoming: AsIncoming) -> dict[str, str]:
         utm = {f: text_or_empty(campaign.get("name" if f == "campaign" else f)) or utm[f] for f in UTM_FIELDS}
     referrer = text_or_empty(page.get("referrer"))
     return {
-        "page_url": page_url, "page_path": text_or_empty(page.get("path")) or described.path,
+        "page_url": page_url,
+        "page_path": text_or_empty(page.get("path")) or described.path,
         "page_title": text_or_empty(page.get("title")),
-        "referrer": referrer, "referrer_domain": domain_of(referrer) if referrer else "",
-        "utm_source": utm["source"], "utm_medium": utm["medium"], "utm_campaign": utm["campaign"],
-        "utm_term": utm["term"], "utm_content": utm["content"],
-        "click_id_type": described.click_id_type, "click_id": described.click_id,
+        "referrer": referrer,
+        "referrer_domain": domain_of(referrer) if referrer else "",
+        "utm_source": utm["source"],
+        "utm_medium": utm["medium"],
+        "utm_campaign": utm["campaign"],
+        "utm_term": utm["term"],
+        "utm_content": utm["content"],
+        "click_id_type": described.click_id_type,
+        "click_id": described.click_id,
     }
 
 
@@ -244,8 +263,9 @@ class Enricher:
         and campaign, user agent, address and place."""
         kind = event_type(incoming.type)
         self.check_required(kind, incoming)
-        onchain = self.onchain_and_payment(kind, incoming) if kind in STATUS_RULES or any(
-            _onchain_values(incoming)) else {}
+        onchain = (
+            self.onchain_and_payment(kind, incoming) if kind in STATUS_RULES or any(_onchain_values(incoming)) else {}
+        )
         event_time, clamped = self.event_time(incoming, request)
         user_agent = user_agent_of(incoming, request)
         ip = address_of(incoming, request)
@@ -270,7 +290,9 @@ class Enricher:
             user_agent=user_agent,
             locale=text_or_empty(incoming.context.get("locale")),
             ip=anonymise_ip(ip) if self.settings.anonymise_ip and ip else ip,
-            country=country, region=region, city=city,
+            country=country,
+            region=region,
+            city=city,
             request_id=request.request_id,
             **page_fields(kind, incoming),
             **self.agent_fields(user_agent),

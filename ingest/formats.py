@@ -1,6 +1,7 @@
 """The wire formats' bodies: how each cuts a request body into items (raw events with what the envelope
 around them said) and turns one item into what enrichment reads. The native format is also what the
 CLI's NDJSON import sends, a line an item."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -1,4 +1,5 @@
 """Country, region and city from a MaxMind-format database (GEOIP_DATABASE_PATH), when configured."""
+
 from __future__ import annotations
 
 import geoip2.database

@@ -14,6 +14,7 @@ restart) is found dead by the one call that uses it next, which answers 503 (the
 before; the pool's poll would have replaced it first. Idle connections are kept, as many as were
 ever lent at once.
 """
+
 from __future__ import annotations
 
 import hiredis

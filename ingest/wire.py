@@ -8,6 +8,7 @@ Each wire struct is lenient about unknown fields (SDKs add their own) and strict
 of the fields it knows. `Incoming` is what validation and enrichment work on; a decoded native event
 reads as one as it is (`AsIncoming`), the other formats map onto it.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -24,9 +25,15 @@ Number = Annotated[str, msgspec.Meta(max_length=100)] | int | float
 JsonObject = dict[str, Any]
 
 TYPE_ALIASES = {
-    "pageview": ev.PAGE, "page_view": ev.PAGE, "screen_view": ev.SCREEN, "event": ev.TRACK,
-    "wallet_connected": ev.WALLET_CONNECT, "connect_wallet": ev.WALLET_CONNECT,
-    "wallet_disconnected": ev.WALLET_DISCONNECT, "tx": ev.TRANSACTION, "chain_change": ev.CHAIN_CHANGED,
+    "pageview": ev.PAGE,
+    "page_view": ev.PAGE,
+    "screen_view": ev.SCREEN,
+    "event": ev.TRACK,
+    "wallet_connected": ev.WALLET_CONNECT,
+    "connect_wallet": ev.WALLET_CONNECT,
+    "wallet_disconnected": ev.WALLET_DISCONNECT,
+    "tx": ev.TRANSACTION,
+    "chain_change": ev.CHAIN_CHANGED,
 }
 
 
@@ -59,8 +66,11 @@ def stringified(value) -> str:
     return "" if value is None else str(value)
 
 
-class NativeEvent(msgspec.Struct, kw_only=True, rename={
-        "tx_from": "from", "tx_to": "to", "tx_value": "value", "payment_method": "method"}):
+class NativeEvent(
+    msgspec.Struct,
+    kw_only=True,
+    rename={"tx_from": "from", "tx_to": "to", "tx_value": "value", "payment_method": "method"},
+):
     """A native event. Decoded, it reads as an `Incoming` without a copy: null becomes "" (or {}) and
     numbers become text in `__post_init__`, and what the native format cannot say (ip, place, whether
     it came from a browser) are class attributes."""
@@ -100,15 +110,31 @@ class NativeEvent(msgspec.Struct, kw_only=True, rename={
     def __post_init__(self) -> None:
         # Spelled out, not looped (nor `None in (...)`, which compares): this runs for every event
         # ingested, and nearly always finds nothing.
-        if (self.name is None or self.message_id is None or self.wallet_address is None or self.tx_hash is None
-                or self.tx_from is None or self.tx_to is None or self.contract_address is None or self.token is None
-                or self.status is None or self.payment_id is None or self.currency is None
-                or self.payment_method is None or self.properties is None or self.traits is None
-                or self.context is None or self.user_id.__class__ is not str
-                or self.anonymous_id.__class__ is not str or self.session_id.__class__ is not str
-                or self.group_id.__class__ is not str or self.previous_id.__class__ is not str
-                or self.chain_id.__class__ is not str or self.tx_value.__class__ is not str
-                or self.amount.__class__ is not str):
+        if (
+            self.name is None
+            or self.message_id is None
+            or self.wallet_address is None
+            or self.tx_hash is None
+            or self.tx_from is None
+            or self.tx_to is None
+            or self.contract_address is None
+            or self.token is None
+            or self.status is None
+            or self.payment_id is None
+            or self.currency is None
+            or self.payment_method is None
+            or self.properties is None
+            or self.traits is None
+            or self.context is None
+            or self.user_id.__class__ is not str
+            or self.anonymous_id.__class__ is not str
+            or self.session_id.__class__ is not str
+            or self.group_id.__class__ is not str
+            or self.previous_id.__class__ is not str
+            or self.chain_id.__class__ is not str
+            or self.tx_value.__class__ is not str
+            or self.amount.__class__ is not str
+        ):
             self.to_incoming_types()
 
     def to_incoming_types(self) -> None:
@@ -147,11 +173,20 @@ class SegmentMessage(msgspec.Struct, kw_only=True, rename="camel"):
         context = self.context or {}
         kind = message_type or self.type or ""
         return Incoming(
-            type=kind, name=stringified(self.event if kind == ev.TRACK else self.name), message_id=stringified(self.message_id),
-            user_id=stringified(self.user_id), anonymous_id=stringified(self.anonymous_id), group_id=stringified(self.group_id),
-            previous_id=stringified(self.previous_id), timestamp=self.timestamp, sent_at=self.sent_at,
-            properties=self.properties or {}, traits=self.traits or context.get("traits") or {}, context=context,
-            ip=stringified(context.get("ip")), from_browser=False,
+            type=kind,
+            name=stringified(self.event if kind == ev.TRACK else self.name),
+            message_id=stringified(self.message_id),
+            user_id=stringified(self.user_id),
+            anonymous_id=stringified(self.anonymous_id),
+            group_id=stringified(self.group_id),
+            previous_id=stringified(self.previous_id),
+            timestamp=self.timestamp,
+            sent_at=self.sent_at,
+            properties=self.properties or {},
+            traits=self.traits or context.get("traits") or {},
+            context=context,
+            ip=stringified(context.get("ip")),
+            from_browser=False,
         )
 
 
@@ -182,12 +217,23 @@ class LegacyEvent(msgspec.Struct, kw_only=True):
     def incoming(self) -> Incoming:
         properties = self.properties or {}
         return Incoming(
-            type=self.type or ev.TRACK, name=stringified(self.eventName), user_id=stringified(self.user_id),
-            anonymous_id=stringified(self.anonymous_id), session_id=stringified(self.session_id), timestamp=self.timestamp,
-            properties=properties, wallet_address=stringified(self.wallet_address), chain_id=stringified(self.chain_id),
-            tx_hash=stringified(self.transaction_hash), contract_address=stringified(self.contract_address),
-            tx_value=stringified(properties.get("value", "")), status=stringified(properties.get("status", "")),
-            country=stringified(self.country), region=stringified(self.region), city=stringified(self.city), ip=stringified(self.ip_address),
+            type=self.type or ev.TRACK,
+            name=stringified(self.eventName),
+            user_id=stringified(self.user_id),
+            anonymous_id=stringified(self.anonymous_id),
+            session_id=stringified(self.session_id),
+            timestamp=self.timestamp,
+            properties=properties,
+            wallet_address=stringified(self.wallet_address),
+            chain_id=stringified(self.chain_id),
+            tx_hash=stringified(self.transaction_hash),
+            contract_address=stringified(self.contract_address),
+            tx_value=stringified(properties.get("value", "")),
+            status=stringified(properties.get("status", "")),
+            country=stringified(self.country),
+            region=stringified(self.region),
+            city=stringified(self.city),
+            ip=stringified(self.ip_address),
         )
 
 
@@ -195,4 +241,3 @@ class NativeBatch(msgspec.Struct, kw_only=True):
     batch: list[msgspec.Raw]
     sent_at: dt.datetime | None = None
     write_key: Short | None = None  # for navigator.sendBeacon, which cannot send an Authorization header
-

@@ -8,6 +8,7 @@ session costs its part of one MGET a request, and the timeout is exact to within
 Derived ids travel in the entry's "s" field (see models/redis_streams.py), in the order of the events that
 lack one; the entry's ClickHouse rows leave those session ids blank for the persist pump to fill in.
 """
+
 from __future__ import annotations
 
 import time
@@ -16,12 +17,12 @@ import msgspec
 import redis
 import uuid_utils
 
+from adtivity.ratelimit import TAKE_TOKENS_LUA, Decision, Limit, decision
+from ingest.script import ScriptRunner
 from models import redis_keys
 from models.events import Event
 from models.events_table import UnixSeconds
 from models.redis_streams import encode_stored
-from ingest.script import ScriptRunner
-from adtivity.ratelimit import TAKE_TOKENS_LUA, Decision, Limit, decision
 
 ACTIVITY_GRANULARITY_SECONDS = 60
 
@@ -33,7 +34,9 @@ ACTIVITY_GRANULARITY_SECONDS = 60
 # that array, in four hex digits: a UUIDv7 still, unique while a request has at most 65,536 events.
 # ARGV: capacity, rate, now, cost, timeout, granularity, company, request id, encoded events,
 #       session key prefix, the MessagePack array, message ids, ClickHouse rows, session id prefix.
-_WRITE = TAKE_TOKENS_LUA + """
+_WRITE = (
+    TAKE_TOKENS_LUA
+    + """
 local taken = take_tokens(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))
 if taken[1] == 0 then
   return {0, taken[2]}
@@ -80,6 +83,7 @@ local id = redis.call('XADD', KEYS[2], '*', 'c', ARGV[7], 'r', ARGV[8], 'e', ARG
                          'm', ARGV[12], 'j', ARGV[13])
 return {1, id}
 """
+)
 _pack = msgspec.msgpack.Encoder()
 
 
@@ -88,16 +92,29 @@ class EventWriter:
         self.session_timeout_seconds = session_timeout_seconds
         self._write = ScriptRunner(client, _WRITE)
 
-    def write(self, stream: str, company_id: str, events: list[Event], request_id: str, *,
-              bucket: str, limit: Limit) -> Decision:
+    def write(
+        self, stream: str, company_id: str, events: list[Event], request_id: str, *, bucket: str, limit: Limit
+    ) -> Decision:
         """Appends the events to `stream` unless the bucket is empty; events lacking a session id get one."""
         events.sort(key=lambda e: e.event_time)
         seconds = UnixSeconds()  # shared with the rows, which convert the same event times
         wanted = [(e.identity, seconds[e.event_time]) for e in events if not e.session_id]
         payload, message_ids, rows = encode_stored(events, seconds)
-        args = [limit.capacity, limit.per_second, time.time(), len(events), self.session_timeout_seconds,
-                ACTIVITY_GRANULARITY_SECONDS, company_id, request_id, payload,
-                redis_keys.session_state(company_id, ""), _pack.encode(wanted), message_ids, rows,
-                str(uuid_utils.uuid7())[:-4]]
+        args = [
+            limit.capacity,
+            limit.per_second,
+            time.time(),
+            len(events),
+            self.session_timeout_seconds,
+            ACTIVITY_GRANULARITY_SECONDS,
+            company_id,
+            request_id,
+            payload,
+            redis_keys.session_state(company_id, ""),
+            _pack.encode(wanted),
+            message_ids,
+            rows,
+            str(uuid_utils.uuid7())[:-4],
+        ]
         allowed, detail = self._write([bucket, stream], args)
         return decision(allowed, detail if not allowed else 0, limit, len(events))

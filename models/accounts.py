@@ -1,6 +1,7 @@
 """Postgres models of the platform: users, companies, memberships, API keys, sessions and tokens,
 login attempts, the mail outbox and the audit log. The tables themselves are made by the numbered
 migrations in models/migrations/postgres; these classes only describe them."""
+
 from __future__ import annotations
 
 import peewee
@@ -147,5 +148,15 @@ class AuditLog(BaseModel):
         table_name = "audit_log"
 
 
-ALL_MODELS = (User, Company, Membership, ApiKey, AuthSession, RefreshToken, OneTimeToken, LoginAttempt,
-              MailOutbox, AuditLog)
+ALL_MODELS = (
+    User,
+    Company,
+    Membership,
+    ApiKey,
+    AuthSession,
+    RefreshToken,
+    OneTimeToken,
+    LoginAttempt,
+    MailOutbox,
+    AuditLog,
+)

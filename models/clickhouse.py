@@ -4,6 +4,7 @@ clickhouse-connect is pinned to 1.6.0 and used with compress=False so the same c
 ClickHouse 18.16 found on these machines and on current releases. A client serves one query at a
 time: the workers hold one per thread (`PerThread`), the web's greenlets borrow one (`ClientPool`).
 """
+
 from __future__ import annotations
 
 import threading

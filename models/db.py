@@ -1,4 +1,5 @@
 """The Postgres connection: one DatabaseProxy every model is declared against, bound at start-up."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -7,8 +8,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import peewee
 import psycopg2
-from psycopg2 import sql
 from playhouse.db_url import connect
+from psycopg2 import sql
 
 database = peewee.DatabaseProxy()
 
@@ -25,8 +26,9 @@ def open_database(url: str, *, connect_timeout: int = 3, max_connections: int = 
         return database.obj
     scheme, _, rest = url.partition("://")
     pooled_url = f"{scheme.split('+')[0]}+pool://{rest}"
-    db = connect(pooled_url, connect_timeout=connect_timeout, max_connections=max_connections,
-                 stale_timeout=300, timeout=10)
+    db = connect(
+        pooled_url, connect_timeout=connect_timeout, max_connections=max_connections, stale_timeout=300, timeout=10
+    )
     database.initialize(db)
     _bound_url = url
     return db
@@ -34,7 +36,7 @@ def open_database(url: str, *, connect_timeout: int = 3, max_connections: int = 
 
 def utcnow() -> dt.datetime:
     """Naive UTC, as every timestamp column stores it."""
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def new_id() -> uuid.UUID:

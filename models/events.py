@@ -3,6 +3,7 @@
 Web builds it at ingest (validated and enriched), writes it to the Redis streams, and the workers
 and the streams app read it back. Field names follow the ClickHouse `events` columns.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -13,8 +14,20 @@ import msgspec
 TRACK, PAGE, SCREEN, IDENTIFY, GROUP, ALIAS = "track", "page", "screen", "identify", "group", "alias"
 WALLET_CONNECT, WALLET_DISCONNECT, CHAIN_CHANGED = "wallet_connect", "wallet_disconnect", "chain_changed"
 SIGNATURE, TRANSACTION, PAYMENT = "signature", "transaction", "payment"
-EVENT_TYPES = (TRACK, PAGE, SCREEN, IDENTIFY, GROUP, ALIAS, WALLET_CONNECT, WALLET_DISCONNECT, CHAIN_CHANGED,
-               SIGNATURE, TRANSACTION, PAYMENT)
+EVENT_TYPES = (
+    TRACK,
+    PAGE,
+    SCREEN,
+    IDENTIFY,
+    GROUP,
+    ALIAS,
+    WALLET_CONNECT,
+    WALLET_DISCONNECT,
+    CHAIN_CHANGED,
+    SIGNATURE,
+    TRANSACTION,
+    PAYMENT,
+)
 SIGNATURE_STATUSES = ("requested", "confirmed", "rejected")
 TRANSACTION_STATUSES = ("submitted", "confirmed", "failed")
 PAYMENT_STATUSES = ("started", "completed", "failed", "cancelled")

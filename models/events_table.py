@@ -9,6 +9,7 @@ releases accept: DateTime as Unix seconds, Decimal as an unquoted number, UInt8 
 columns take their type's default (no column has a DEFAULT expression), so a row carries only the
 event's fields that are set.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -76,6 +77,6 @@ def insert_rows(stream_entry: str, rows: bytes, sessions: bytes) -> list[bytes]:
         if row.startswith(NO_SESSION):
             session = next(derived, None)
             if session is not None:
-                row = b'{"session_id":"' + session + b'",' + row[len(NO_SESSION):]
+                row = b'{"session_id":"' + session + b'",' + row[len(NO_SESSION) :]
         complete.append(head + row[1:])
     return complete

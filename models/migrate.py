@@ -5,6 +5,7 @@ a `schema_migrations` table in each store, so running again applies nothing. Pos
 in one transaction each, under an advisory lock so concurrent runners wait for each other.
 ClickHouse has no transactions: its files use IF NOT EXISTS so a run cut short can simply be repeated.
 """
+
 from __future__ import annotations
 
 import logging

@@ -1,5 +1,6 @@
 """Privacy requests (migrations/postgres/0004_privacy.sql): deleting or exporting one end user's data,
 carried out by workers/privacy.py and followed through the API."""
+
 from __future__ import annotations
 
 import peewee

@@ -11,6 +11,7 @@ entry order, so an entry at or below that mark (a redelivery after a crash) is s
 Distinct users and wallets are HyperLogLog sketches (Apache DataSketches): exact in practice for
 small counts (the sketch keeps a list of coupons), about 1.6 % relative standard error at lg_k 12.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -254,7 +255,7 @@ def _split(key: str) -> tuple[str, str]:
 
 
 def iso_minute(minute: int) -> str:
-    return dt.datetime.fromtimestamp(minute * 60, dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return dt.datetime.fromtimestamp(minute * 60, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def snapshot(minutes: dict[int, Bucket], today: Bucket | None, *, now: float, lg_k: int) -> dict:
@@ -263,14 +264,25 @@ def snapshot(minutes: dict[int, Bucket], today: Bucket | None, *, now: float, lg
     current = int(now // 60)
     window = [minutes.get(minute) or Bucket() for minute in range(current - WINDOW_MINUTES + 1, current + 1)]
     today = today or Bucket()
-    transactions = [{"chain_id": chain, "status": status, "count": count}
-                    for (chain, status), count in sorted((_split(k), v) for k, v in _merge_counts(window, "transactions").items())]
-    value = [{"chain_id": chain, "token": token, "value": amount}
-             for (chain, token), amount in sorted((_split(k), v) for k, v in _merge_decimals(window, "transaction_value").items())]
+    transactions = [
+        {"chain_id": chain, "status": status, "count": count}
+        for (chain, status), count in sorted((_split(k), v) for k, v in _merge_counts(window, "transactions").items())
+    ]
+    value = [
+        {"chain_id": chain, "token": token, "value": amount}
+        for (chain, token), amount in sorted(
+            (_split(k), v) for k, v in _merge_decimals(window, "transaction_value").items()
+        )
+    ]
     return {
         "per_minute": [
-            {"minute": iso_minute(current - WINDOW_MINUTES + 1 + offset), "events": bucket.events,
-             "page_views": bucket.page_views, "by_type": bucket.by_type, "by_name": _top(bucket.by_name)}
+            {
+                "minute": iso_minute(current - WINDOW_MINUTES + 1 + offset),
+                "events": bucket.events,
+                "page_views": bucket.page_views,
+                "by_type": bucket.by_type,
+                "by_name": _top(bucket.by_name),
+            }
             for offset, bucket in enumerate(window)
         ],
         "last_hour": {
@@ -281,8 +293,10 @@ def snapshot(minutes: dict[int, Bucket], today: Bucket | None, *, now: float, lg
             "top_pages": _top(_merge_counts(window, "pages")),
         },
         "active_users": {
-            **{f"last_{n}_minutes": estimate_union((bucket.users for bucket in window[-n:]), lg_k)
-               for n in ACTIVE_USER_WINDOWS},
+            **{
+                f"last_{n}_minutes": estimate_union((bucket.users for bucket in window[-n:]), lg_k)
+                for n in ACTIVE_USER_WINDOWS
+            },
             "today": estimate_union([today.users], lg_k),
         },
         "today": {"events": today.events, "page_views": today.page_views},
@@ -294,8 +308,10 @@ def snapshot(minutes: dict[int, Bucket], today: Bucket | None, *, now: float, lg
         },
         "payments": {
             "completed": sum(bucket.payments_completed for bucket in window),
-            "revenue": [{"currency": currency, "amount": amount}
-                        for currency, amount in sorted(_merge_decimals(window, "revenue").items())],
+            "revenue": [
+                {"currency": currency, "amount": amount}
+                for currency, amount in sorted(_merge_decimals(window, "revenue").items())
+            ],
         },
-        "sketch": {"kind": "hyperloglog", "lg_k": lg_k, "relative_standard_error": round(1.04 / (2 ** lg_k) ** 0.5, 4)},
+        "sketch": {"kind": "hyperloglog", "lg_k": lg_k, "relative_standard_error": round(1.04 / (2**lg_k) ** 0.5, 4)},
     }

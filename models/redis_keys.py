@@ -1,4 +1,5 @@
 """The Redis key layout: every key and channel name the system uses, built here and nowhere else."""
+
 from __future__ import annotations
 
 PREFIX = "adt"
@@ -32,6 +33,7 @@ def pump_lease(kind: str, shard: int) -> str:
 def pump_queued(kind: str, shard: int) -> str:
     """Set (with a TTL) when the scheduler enqueued a pump for a shard, so it does not enqueue piles."""
     return f"{PREFIX}:queued:{kind}:{shard}"
+
 
 def pump_failures(stream: str, group: str) -> str:
     """Hash of entry id -> how many times storing it failed (not deliveries), for the quarantine rule."""

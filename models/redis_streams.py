@@ -13,6 +13,7 @@ XADD, which copies an entry's bytes several times, costs a large share of ingest
 compressed field starts with the byte 0xC1, which neither MessagePack nor JSON ever begins with, so
 entries written before compression (and quarantined payloads) still read (`unpack`).
 """
+
 from __future__ import annotations
 
 import time
@@ -73,8 +74,11 @@ def encode_stored(events: list[Event], seconds: UnixSeconds | None = None) -> tu
     """What an events-stream entry carries of its events: "e" (MessagePack), "m" (message ids) and
     "j" (ClickHouse rows; `seconds` as for stream_rows). Raises OverflowError for an integer beyond
     64 bits."""
-    return (encode_events(events), _encoder.encode([event.message_id for event in events]),
-            pack(stream_rows(events, seconds)))
+    return (
+        encode_events(events),
+        _encoder.encode([event.message_id for event in events]),
+        pack(stream_rows(events, seconds)),
+    )
 
 
 def pack(data: bytes) -> bytes:
@@ -197,7 +201,11 @@ def stranded_shards(client: redis.Redis, shards: int) -> list[int]:
     for key in client.scan_iter(match=f"{PREFIX}:*", count=1000, _type="stream"):  # one pass over the keys
         name = key.decode()
         suffix = name.rpartition(":")[2]
-        if suffix.isdigit() and int(suffix) >= shards and name in (stream_key(int(suffix)), entities_stream_key(int(suffix))):
+        if (
+            suffix.isdigit()
+            and int(suffix) >= shards
+            and name in (stream_key(int(suffix)), entities_stream_key(int(suffix)))
+        ):
             found.add(int(suffix))
     return sorted(shard for shard in found if unpumped(client, shard))
 

@@ -1,5 +1,6 @@
 """Rollup tables (see migrations/postgres/0003_rollups.sql): precomputed metrics per company, per UTC
 hour and UTC day, written by rollups/compute.py and read by the analytics API."""
+
 from __future__ import annotations
 
 import peewee

@@ -1,6 +1,7 @@
 """Postgres models of what events tell about a company's users: end users, identities, wallets,
 sessions and payment sessions; the quarantine of events that could not be persisted; and the record
 of persisted stream entries. Tables are made by models/migrations/postgres/0002_entities.sql."""
+
 from __future__ import annotations
 
 import peewee

@@ -15,6 +15,7 @@ Each dimension keeps its ROLLUP_MAX_VALUES largest values per bucket; the rest a
 `complete_until` is taken before reading ClickHouse: the time of the oldest events-stream entry not yet
 persisted, so every event accepted before it is in the rows.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -33,11 +34,11 @@ from adtivity.logs import log_event
 from adtivity.metrics import ROLLUP_SECONDS
 from adtivity.settings import Settings
 from models import redis_keys
-from models.db import database
 from models.accounts import Company
+from models.db import database
 from models.events_table import COMPANY_HUMANS, IDENTITY
-from models.rollups import DAY, HOUR, OTHER, USERS, WALLETS, RollupState
 from models.redis_streams import backlog_since, persisted_watch
+from models.rollups import DAY, HOUR, OTHER, USERS, WALLETS, RollupState
 
 log = logging.getLogger(__name__)
 # (metric, dimension, expression): counted per hour where the expression is not empty.
@@ -72,21 +73,25 @@ def day_of(moment: dt.datetime) -> dt.datetime:
 class Rollup:
     """One run for one company: reads ClickHouse from `start` (a UTC midnight) and holds the rows."""
 
-    def __init__(self, settings: Settings, clickhouse, company_id: str, start: dt.datetime,
-                 end: dt.datetime = FAR_FUTURE) -> None:
+    def __init__(
+        self, settings: Settings, clickhouse, company_id: str, start: dt.datetime, end: dt.datetime = FAR_FUTURE
+    ) -> None:
         self.settings = settings
         self.clickhouse = clickhouse
         self.company_id = company_id
         self.start, self.end = start, end
-        self.params = {"company": company_id, "start": int(start.replace(tzinfo=dt.timezone.utc).timestamp()),
-                       "end": int(end.replace(tzinfo=dt.timezone.utc).timestamp())}
+        self.params = {
+            "company": company_id,
+            "start": int(start.replace(tzinfo=dt.UTC).timestamp()),
+            "end": int(end.replace(tzinfo=dt.UTC).timestamp()),
+        }
         self.hourly: dict[Key, int | Decimal] = defaultdict(int)  # Decimal only for money
         self.sketches: dict[tuple[str, str, dt.datetime], datasketches.hll_sketch] = {}
 
     def rows(self, query: str) -> list:
-        return self.clickhouse.query(query, parameters=self.params,
-                                     settings={"max_execution_time": self.settings.rollup_query_timeout_seconds}
-                                     ).result_rows
+        return self.clickhouse.query(
+            query, parameters=self.params, settings={"max_execution_time": self.settings.rollup_query_timeout_seconds}
+        ).result_rows
 
     def in_range(self) -> str:
         return f"{COMPANY_HUMANS} AND event_time >= toDateTime(%(start)s) AND event_time < toDateTime(%(end)s)"
@@ -104,33 +109,39 @@ class Rollup:
         self.hourly[(metric, dimension, bucket, value)] += amount
 
     def add_totals(self) -> None:
-        for hour, events, pages in self.rows(f"SELECT toStartOfHour(event_time) AS h, count(), countIf(type = 'page') "
-                                             f"FROM events WHERE {self.in_range()} GROUP BY h"):
+        for hour, events, pages in self.rows(
+            f"SELECT toStartOfHour(event_time) AS h, count(), countIf(type = 'page') "
+            f"FROM events WHERE {self.in_range()} GROUP BY h"
+        ):
             self.add("events", "", hour, "", events)
             self.add("page_views", "", hour, "", pages)
 
     def add_counts(self) -> None:
         """One query per dimension: each reads only its columns (faster than one ARRAY JOIN of all)."""
         for metric, dimension, expression in COUNTED:
-            for hour, value, count in self.rows(f"SELECT toStartOfHour(event_time) AS h, {expression} AS v, count() "
-                                                f"FROM events WHERE {self.in_range()} AND v != '' GROUP BY h, v"):
+            for hour, value, count in self.rows(
+                f"SELECT toStartOfHour(event_time) AS h, {expression} AS v, count() "
+                f"FROM events WHERE {self.in_range()} AND v != '' GROUP BY h, v"
+            ):
                 self.add(metric, dimension, hour, value, count)
 
     def add_sums(self) -> None:
         for metric, dimension, expression, column, condition in SUMMED:
             for hour, value, total in self.rows(
-                    f"SELECT toStartOfHour(event_time) AS h, {expression} AS v, sum({column}) FROM events "
-                    f"WHERE {self.in_range()} AND {condition} GROUP BY h, v"):
+                f"SELECT toStartOfHour(event_time) AS h, {expression} AS v, sum({column}) FROM events "
+                f"WHERE {self.in_range()} AND {condition} GROUP BY h, v"
+            ):
                 self.add(metric, dimension, hour, value, Decimal(str(total)))
 
     def add_sessions(self) -> None:
         """By the hour each session began; sessions that began up to a day before `start` are read
         whole, so one crossing midnight is neither cut short nor counted twice."""
         for hour, sessions, bounces, seconds in self.rows(
-                "SELECT toStartOfHour(began) AS h, count(), countIf(events = 1), sum(toUInt64(ended - began)) FROM ("
-                "  SELECT session_id, min(event_time) AS began, max(event_time) AS ended, count() AS events"
-                f"  FROM events WHERE {COMPANY_HUMANS} AND session_id != '' AND event_time >= toDateTime(%(start)s) - 86400"
-                "  GROUP BY session_id) WHERE began >= toDateTime(%(start)s) AND began < toDateTime(%(end)s) GROUP BY h"):
+            "SELECT toStartOfHour(began) AS h, count(), countIf(events = 1), sum(toUInt64(ended - began)) FROM ("
+            "  SELECT session_id, min(event_time) AS began, max(event_time) AS ended, count() AS events"
+            f"  FROM events WHERE {COMPANY_HUMANS} AND session_id != '' AND event_time >= toDateTime(%(start)s) - 86400"
+            "  GROUP BY session_id) WHERE began >= toDateTime(%(start)s) AND began < toDateTime(%(end)s) GROUP BY h"
+        ):
             self.add("sessions", "", hour, "", sessions)
             self.add("bounces", "", hour, "", bounces)
             self.add("session_seconds", "", hour, "", seconds)
@@ -141,8 +152,10 @@ class Rollup:
         body = self.clickhouse.raw_query(
             f"SELECT toUInt32(toStartOfHour(event_time)) AS h, cityHash64({expression}) AS x FROM events "
             f"WHERE {self.in_range()} AND {expression} != '' GROUP BY h, x",
-            parameters=self.params, fmt="RowBinary",
-            settings={"max_execution_time": self.settings.rollup_query_timeout_seconds})
+            parameters=self.params,
+            fmt="RowBinary",
+            settings={"max_execution_time": self.settings.rollup_query_timeout_seconds},
+        )
         sketches: dict[int, datasketches.hll_sketch] = {}
         for hour, value in struct.iter_unpack("<IQ", body):
             sketch = sketches.get(hour)
@@ -150,21 +163,24 @@ class Rollup:
                 sketch = sketches[hour] = datasketches.hll_sketch(self.settings.rollup_hll_lg_k)
             sketch.update(value)
         for hour, sketch in sketches.items():
-            bucket = dt.datetime.fromtimestamp(hour, dt.timezone.utc).replace(tzinfo=None)
+            bucket = dt.datetime.fromtimestamp(hour, dt.UTC).replace(tzinfo=None)
             self.sketches[(HOUR, metric, bucket)] = sketch
             self.add(metric, "", bucket, "", round(sketch.get_estimate()))
 
     def add_new_and_returning(self) -> None:
         """New users: identities first seen in the hour (identity_first_seen); returning: the rest."""
         for hour, new in self.rows(
-                "SELECT toStartOfHour(first) AS h, count() FROM ("
-                "  SELECT identity, minMerge(first_seen) AS first FROM identity_first_seen"
-                "  WHERE company_id = toUUID(%(company)s) GROUP BY identity"
-                ") WHERE first >= toDateTime(%(start)s) AND first < toDateTime(%(end)s) GROUP BY h"):
+            "SELECT toStartOfHour(first) AS h, count() FROM ("
+            "  SELECT identity, minMerge(first_seen) AS first FROM identity_first_seen"
+            "  WHERE company_id = toUUID(%(company)s) GROUP BY identity"
+            ") WHERE first >= toDateTime(%(start)s) AND first < toDateTime(%(end)s) GROUP BY h"
+        ):
             self.add("new_users", "", hour, "", new)
-        for (metric, dimension, bucket, value), users in list(self.hourly.items()):
+        for (metric, _dimension, bucket, _value), users in list(self.hourly.items()):
             if metric == USERS:
-                self.add("returning_users", "", bucket, "", max(0, users - self.hourly.get(("new_users", "", bucket, ""), 0)))
+                self.add(
+                    "returning_users", "", bucket, "", max(0, users - self.hourly.get(("new_users", "", bucket, ""), 0))
+                )
 
     # From hours to days, and the bound on dimension values.
     def daily(self) -> dict[Key, int | Decimal]:
@@ -175,7 +191,7 @@ class Rollup:
                 day = day_of_hour.get(bucket) or day_of_hour.setdefault(bucket, day_of(bucket))
                 days[(metric, dimension, day, value)] += amount
         unions: dict[tuple[str, str, dt.datetime], datasketches.hll_union] = {}
-        for (grain, metric, bucket), sketch in self.sketches.items():
+        for (_grain, metric, bucket), sketch in self.sketches.items():
             key = (DAY, metric, day_of(bucket))
             union = unions.get(key) or unions.setdefault(key, datasketches.hll_union(self.settings.rollup_hll_lg_k))
             union.update(sketch)
@@ -183,8 +199,9 @@ class Rollup:
             self.sketches[(grain, metric, day)] = sketch = union.get_result()
             days[(metric, "", day, "")] = round(sketch.get_estimate())
             if metric == USERS:
-                days[("returning_users", "", day, "")] = max(0, days[(metric, "", day, "")] - days.get(
-                    ("new_users", "", day, ""), 0))
+                days[("returning_users", "", day, "")] = max(
+                    0, days[(metric, "", day, "")] - days.get(("new_users", "", day, ""), 0)
+                )
         return days
 
     def bounded(self, rows: dict[Key, int | Decimal]) -> dict[Key, int | Decimal]:
@@ -198,56 +215,90 @@ class Rollup:
                 kept[(metric, dimension, bucket, value)] = amount
         limit = self.settings.rollup_max_values
         for (metric, dimension, bucket), values in groups.items():
-            top = heapq.nsmallest(limit, values, key=lambda item: (-item[1], item[0])) if len(values) > limit else values
+            top = (
+                heapq.nsmallest(limit, values, key=lambda item: (-item[1], item[0])) if len(values) > limit else values
+            )
             for value, amount in top:
                 kept[(metric, dimension, bucket, value)] = amount
             if len(values) > limit:
                 kept[(metric, dimension, bucket, OTHER)] = sum(amount for _, amount in values) - sum(
-                    amount for _, amount in top)
+                    amount for _, amount in top
+                )
         return kept
 
     def store(self, complete_until: dt.datetime, client: redis.Redis) -> int:
         """Replaces the company's rows in [start, end), in one transaction, then announces the new
         version (so cached answers are recomputed); returns the rows written."""
-        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        counts = [(self.company_id, grain, metric, dimension, bucket, value, amount, now)
-                  for grain, rows in ((HOUR, self.bounded(self.hourly)), (DAY, self.bounded(self.daily())))
-                  for (metric, dimension, bucket, value), amount in rows.items()]
-        sketches = [(self.company_id, grain, metric, bucket, sketch.serialize_compact(), now)
-                    for (grain, metric, bucket), sketch in self.sketches.items()]
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        counts = [
+            (self.company_id, grain, metric, dimension, bucket, value, amount, now)
+            for grain, rows in ((HOUR, self.bounded(self.hourly)), (DAY, self.bounded(self.daily())))
+            for (metric, dimension, bucket, value), amount in rows.items()
+        ]
+        sketches = [
+            (self.company_id, grain, metric, bucket, sketch.serialize_compact(), now)
+            for (grain, metric, bucket), sketch in self.sketches.items()
+        ]
         with database.connection_context(), database.atomic():
             cursor = database.cursor()
             for table in ("rollup_counts", "rollup_sketches"):
-                cursor.execute(f"DELETE FROM {table} WHERE company_id = %s AND bucket >= %s AND bucket < %s",
-                               (self.company_id, self.start, self.end))
-            execute_values(cursor, "INSERT INTO rollup_counts (company_id, grain, metric, dimension, bucket, value, "
-                                   "amount, computed_at) VALUES %s", counts, page_size=5000)
-            execute_values(cursor, "INSERT INTO rollup_sketches (company_id, grain, metric, bucket, sketch, computed_at) "
-                                   "VALUES %s", sketches, page_size=1000)
+                cursor.execute(
+                    f"DELETE FROM {table} WHERE company_id = %s AND bucket >= %s AND bucket < %s",
+                    (self.company_id, self.start, self.end),
+                )
+            execute_values(
+                cursor,
+                "INSERT INTO rollup_counts (company_id, grain, metric, dimension, bucket, value, "
+                "amount, computed_at) VALUES %s",
+                counts,
+                page_size=5000,
+            )
+            execute_values(
+                cursor,
+                "INSERT INTO rollup_sketches (company_id, grain, metric, bucket, sketch, computed_at) VALUES %s",
+                sketches,
+                page_size=1000,
+            )
             if self.end == FAR_FUTURE:  # a rebuild of past days says nothing of how complete the present is
-                RollupState.insert(company_id=self.company_id, complete_until=complete_until, computed_at=now).on_conflict(
+                RollupState.insert(
+                    company_id=self.company_id, complete_until=complete_until, computed_at=now
+                ).on_conflict(
                     conflict_target=[RollupState.company_id],
-                    update={RollupState.complete_until: complete_until, RollupState.computed_at: now}).execute()
+                    update={RollupState.complete_until: complete_until, RollupState.computed_at: now},
+                ).execute()
         client.set(redis_keys.rollup_version(self.company_id), now.isoformat())
         return len(counts) + len(sketches)
 
 
-def rollup_company_now(settings: Settings, client: redis.Redis, clickhouse, company_id: str, *,
-                       now: dt.datetime | None = None, start: dt.datetime | None = None,
-                       end: dt.datetime = FAR_FUTURE) -> dict:
+def rollup_company_now(
+    settings: Settings,
+    client: redis.Redis,
+    clickhouse,
+    company_id: str,
+    *,
+    now: dt.datetime | None = None,
+    start: dt.datetime | None = None,
+    end: dt.datetime = FAR_FUTURE,
+) -> dict:
     """Recomputes the company's rollups in [start, end): UTC midnights; by default from the day the
     trailing window begins in, on."""
-    now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     complete_until = dt.datetime.fromtimestamp(
-        backlog_since(client, persisted_watch(settings.stream_shards), time.time()), dt.timezone.utc).replace(tzinfo=None)
+        backlog_since(client, persisted_watch(settings.stream_shards), time.time()), dt.UTC
+    ).replace(tzinfo=None)
     started = time.perf_counter()
-    rollup = Rollup(settings, clickhouse, company_id, start or day_of(now - dt.timedelta(hours=settings.rollup_window_hours)),
-                    end)
+    rollup = Rollup(
+        settings, clickhouse, company_id, start or day_of(now - dt.timedelta(hours=settings.rollup_window_hours)), end
+    )
     rollup.compute()
     written = rollup.store(min(complete_until, now), client)
     ROLLUP_SECONDS.observe(time.perf_counter() - started)
-    done = {"company": company_id, "from": rollup.start.isoformat(), "rows": written,
-            "seconds": round(time.perf_counter() - started, 3)}
+    done = {
+        "company": company_id,
+        "from": rollup.start.isoformat(),
+        "rows": written,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
     log_event(log, "rollup done", **done)
     return done
 
@@ -255,9 +306,13 @@ def rollup_company_now(settings: Settings, client: redis.Redis, clickhouse, comp
 def active_companies(settings: Settings, clickhouse, *, now: dt.datetime) -> list[str]:
     """Live companies with events since the window began (deleted ones are left out)."""
     since = day_of(now - dt.timedelta(hours=settings.rollup_window_hours))
-    with_events = {str(row[0]) for row in clickhouse.query(
-        "SELECT DISTINCT company_id FROM events WHERE event_time >= toDateTime(%(since)s)",
-        parameters={"since": int(since.replace(tzinfo=dt.timezone.utc).timestamp())}).result_rows}
+    with_events = {
+        str(row[0])
+        for row in clickhouse.query(
+            "SELECT DISTINCT company_id FROM events WHERE event_time >= toDateTime(%(since)s)",
+            parameters={"since": int(since.replace(tzinfo=dt.UTC).timestamp())},
+        ).result_rows
+    }
     with database.connection_context():
         live = {str(c.id) for c in Company.select(Company.id).where(Company.deleted_at.is_null())}
     return sorted(with_events & live)

@@ -1,5 +1,6 @@
 """Leadership among scheduler replicas: one holds a Redis lease and schedules; the others stand by
 and take over within SCHEDULER_LEASE_SECONDS + SCHEDULER_LEADER_CHECK_SECONDS of the leader's death."""
+
 from __future__ import annotations
 
 import logging
@@ -18,8 +19,12 @@ log = logging.getLogger("scheduler.leader")
 
 class Leadership:
     def __init__(self, client: redis.Redis, *, lease_seconds: float) -> None:
-        self.lease = Lease(client, redis_keys.SCHEDULER_LEADER, ttl_seconds=lease_seconds,
-                           holder=f"{socket.gethostname()}:{os.getpid()}")
+        self.lease = Lease(
+            client,
+            redis_keys.SCHEDULER_LEADER,
+            ttl_seconds=lease_seconds,
+            holder=f"{socket.gethostname()}:{os.getpid()}",
+        )
         self.leading = False
 
     def check(self) -> bool:
@@ -41,9 +46,11 @@ class Leadership:
 
     def only_when_leading(self, job):
         """Wraps a job so that standby replicas skip it."""
+
         def run_if_leading() -> None:
             if self.leading:
                 SCHEDULED.labels(job.__name__).inc()
                 job()
+
         run_if_leading.__name__ = job.__name__
         return run_if_leading

@@ -3,6 +3,7 @@
 Each job only enqueues a Dramatiq actor by name; the heavy work runs in the worker process. Every
 replica runs the same schedule, but only the leader (scheduler/leader.py) lets its jobs through.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -13,8 +14,17 @@ import time
 import redis
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from adtivity.jobs import (APPLY_RETENTION, CHECK_HEALTH, ENTITIES_SHARD, HOUSEKEEPING, PERSIST_SHARD, ROLLUP_ALL,
-                          TRIM_STREAMS, Jobs, redis_broker)
+from adtivity.jobs import (
+    APPLY_RETENTION,
+    CHECK_HEALTH,
+    ENTITIES_SHARD,
+    HOUSEKEEPING,
+    PERSIST_SHARD,
+    ROLLUP_ALL,
+    TRIM_STREAMS,
+    Jobs,
+    redis_broker,
+)
 from adtivity.logs import configure_logging, log_event
 from adtivity.metrics import serve
 from adtivity.settings import Settings
@@ -37,8 +47,13 @@ def build_scheduler(settings: Settings, jobs: Jobs, client: redis.Redis, leaders
 
     draining = stranded_shards(client, settings.stream_shards)
     if draining:
-        log_event(log, "draining shards beyond STREAM_SHARDS", level=logging.WARNING, shards=draining,
-                  stream_shards=settings.stream_shards)
+        log_event(
+            log,
+            "draining shards beyond STREAM_SHARDS",
+            level=logging.WARNING,
+            shards=draining,
+            stream_shards=settings.stream_shards,
+        )
 
     def ensure_persist_pumps() -> None:
         """Starts each pump (persist and entities, per shard) that has none running or queued (after a
@@ -65,18 +80,39 @@ def build_scheduler(settings: Settings, jobs: Jobs, client: redis.Redis, leaders
     def enqueue_retention() -> None:
         jobs.enqueue(APPLY_RETENTION)
 
-    now = dt.datetime.now(dt.timezone.utc)
-    scheduler.add_job(leadership.check, "interval", seconds=settings.scheduler_leader_check_seconds,
-                      id="leadership", next_run_time=now)
-    scheduler.add_job(leading(enqueue_health_check), "interval", seconds=settings.health_check_seconds,
-                      id="health-check", next_run_time=now + dt.timedelta(seconds=1))
-    scheduler.add_job(leading(ensure_persist_pumps), "interval", seconds=settings.persist_ensure_seconds,
-                      id="persist-pumps", next_run_time=now + dt.timedelta(seconds=1))
+    now = dt.datetime.now(dt.UTC)
+    scheduler.add_job(
+        leadership.check,
+        "interval",
+        seconds=settings.scheduler_leader_check_seconds,
+        id="leadership",
+        next_run_time=now,
+    )
+    scheduler.add_job(
+        leading(enqueue_health_check),
+        "interval",
+        seconds=settings.health_check_seconds,
+        id="health-check",
+        next_run_time=now + dt.timedelta(seconds=1),
+    )
+    scheduler.add_job(
+        leading(ensure_persist_pumps),
+        "interval",
+        seconds=settings.persist_ensure_seconds,
+        id="persist-pumps",
+        next_run_time=now + dt.timedelta(seconds=1),
+    )
     scheduler.add_job(leading(enqueue_trim), "interval", seconds=settings.stream_trim_seconds, id="trim-streams")
-    scheduler.add_job(leading(enqueue_housekeeping), "interval", seconds=settings.housekeeping_seconds,
-                      id="housekeeping")
-    scheduler.add_job(leading(enqueue_rollups), "interval", seconds=settings.rollup_every_seconds, id="rollups",
-                      next_run_time=now + dt.timedelta(seconds=5))
+    scheduler.add_job(
+        leading(enqueue_housekeeping), "interval", seconds=settings.housekeeping_seconds, id="housekeeping"
+    )
+    scheduler.add_job(
+        leading(enqueue_rollups),
+        "interval",
+        seconds=settings.rollup_every_seconds,
+        id="rollups",
+        next_run_time=now + dt.timedelta(seconds=5),
+    )
     scheduler.add_job(leading(enqueue_retention), "interval", seconds=settings.retention_every_seconds, id="retention")
     return scheduler
 

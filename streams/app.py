@@ -12,6 +12,7 @@ Broker settings (measured against Tansu, the broker dev and CI run): short sessi
 group join for half the session timeout), earliest offsets, replication factor 1, no web server (nothing
 listens), and the producer batch size as a setting (1 works around a Tansu bug; real Kafka needs none).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -61,8 +62,9 @@ settings = Settings.from_env()
 app = create_app(settings)
 redis_client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5)  # connects lazily
 sync_redis = redis.Redis.from_url(settings.redis_url, socket_timeout=5)  # for the watermark, run in a thread
-events_topic = app.topic(f"{settings.streams_app_id}-events", key_type=bytes, value_type=bytes,
-                         partitions=settings.realtime_partitions)
+events_topic = app.topic(
+    f"{settings.streams_app_id}-events", key_type=bytes, value_type=bytes, partitions=settings.realtime_partitions
+)
 buckets = app.Table("buckets", default=None, key_type=bytes, value_type=bytes, partitions=settings.realtime_partitions)
 
 
@@ -104,11 +106,22 @@ async def aggregate_events(stream) -> None:
     async for event in stream.events():
         try:
             message = realtime.decode_message(event.value)
-            changed = realtime.apply_message(message, buckets.get, now=time.time(), lg_k=settings.realtime_hll_lg_k,
-                                              max_keys=settings.realtime_max_keys)
+            changed = realtime.apply_message(
+                message,
+                buckets.get,
+                now=time.time(),
+                lg_k=settings.realtime_hll_lg_k,
+                max_keys=settings.realtime_max_keys,
+            )
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as error:
-            log_event(log, "undecodable real-time message skipped", level=logging.ERROR, error=str(error),
-                      partition=event.message.partition, offset=event.message.offset)
+            log_event(
+                log,
+                "undecodable real-time message skipped",
+                level=logging.ERROR,
+                error=str(error),
+                partition=event.message.partition,
+                offset=event.message.offset,
+            )
             continue
         keys = publishing.keys.setdefault(message.company_id, set())
         for key, bucket in changed.items():

@@ -7,6 +7,7 @@ acknowledges the entries in Redis. After any failure it starts over from its own
 nothing is lost and a company's entries always reach the topic in order; the agent skips the ones it
 applied before (see models/realtime.py). One streams process runs the bridge.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -17,8 +18,8 @@ from redis.exceptions import ResponseError
 
 from adtivity.logs import log_event
 from adtivity.settings import Settings
-from models.redis_streams import REALTIME_GROUP, entities_stream_key
 from models.realtime import BridgeMessage, encode_message
+from models.redis_streams import REALTIME_GROUP, entities_stream_key
 
 log = logging.getLogger("streams.bridge")
 MAX_BACKOFF_SECONDS = 10.0
@@ -58,9 +59,13 @@ class Bridge:
             try:
                 if backlog:
                     await self.ensure_group(stream)
-                answer = await self.redis.xreadgroup(REALTIME_GROUP, consumer, {stream: "0" if backlog else ">"},
-                                                     count=self.settings.realtime_read_entries,
-                                                     block=None if backlog else 1000)
+                answer = await self.redis.xreadgroup(
+                    REALTIME_GROUP,
+                    consumer,
+                    {stream: "0" if backlog else ">"},
+                    count=self.settings.realtime_read_entries,
+                    block=None if backlog else 1000,
+                )
                 entries = answer[0][1] if answer else []
                 if backlog and not entries:
                     backlog = False
@@ -73,8 +78,14 @@ class Bridge:
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # Redis or the broker: start over from the pending entries
-                log_event(log, "bridge interrupted; resuming from pending entries", level=logging.WARNING,
-                          shard=shard, error=f"{type(error).__name__}: {error}", retry_seconds=backoff)
+                log_event(
+                    log,
+                    "bridge interrupted; resuming from pending entries",
+                    level=logging.WARNING,
+                    shard=shard,
+                    error=f"{type(error).__name__}: {error}",
+                    retry_seconds=backoff,
+                )
                 backlog = True
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
@@ -92,4 +103,3 @@ class Bridge:
         for message in group_entries(entries, shard, self.settings.realtime_message_max_bytes):
             deliveries.append(await self.topic.send(key=message.company_id.encode(), value=encode_message(message)))
         await asyncio.gather(*deliveries)
-

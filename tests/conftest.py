@@ -8,6 +8,7 @@ realtime windows, housekeeping take one); never post a fixed date to a path that
 `make test-shifted` runs the whole suite with the clock of the tests and of the processes they start
 moved a year ahead (CLOCK_SHIFT, libfaketime; the services keep the real time): it passes only if
 nothing depends on the date it runs."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,9 +40,9 @@ import redis  # noqa: E402
 
 from adtivity.cli import run_migrations  # noqa: E402
 from adtivity.settings import Settings  # noqa: E402
+from models.accounts import ALL_MODELS  # noqa: E402
 from models.clickhouse import clickhouse_client, database_name  # noqa: E402
 from models.db import database  # noqa: E402
-from models.accounts import ALL_MODELS  # noqa: E402
 from models.privacy import PrivacyRequest  # noqa: E402
 from models.rollups import ROLLUP_MODELS  # noqa: E402
 from models.tracking import TRACKING_MODELS  # noqa: E402
@@ -85,7 +86,9 @@ def stores(settings: Settings):
 @pytest.fixture(autouse=True)
 def clean_state(settings: Settings):
     yield
-    tables = ", ".join(model._meta.table_name for model in ALL_MODELS + TRACKING_MODELS + ROLLUP_MODELS + (PrivacyRequest,))
+    tables = ", ".join(
+        model._meta.table_name for model in ALL_MODELS + TRACKING_MODELS + ROLLUP_MODELS + (PrivacyRequest,)
+    )
     with database.connection_context():
         database.execute_sql(f"TRUNCATE {tables} CASCADE")
     redis.Redis.from_url(settings.redis_url).flushdb()
@@ -134,8 +137,15 @@ def with_settings(settings: Settings):
 def system(settings):
     """web, worker and scheduler from the Procfile on a free port (test_realtime_e2e adds streams)."""
     port = free_port()
-    env = process_env(PORT=str(port), WEB_WORKERS="2", PERSIST_CLAIM_IDLE_SECONDS="4", PERSIST_PUMP_SECONDS="3",
-                      PERSIST_ENSURE_SECONDS="1", PERSIST_BATCH_SECONDS="0.2", HEALTH_CHECK_SECONDS="30")
+    env = process_env(
+        PORT=str(port),
+        WEB_WORKERS="2",
+        PERSIST_CLAIM_IDLE_SECONDS="4",
+        PERSIST_PUMP_SECONDS="3",
+        PERSIST_ENSURE_SECONDS="1",
+        PERSIST_BATCH_SECONDS="0.2",
+        HEALTH_CHECK_SECONDS="30",
+    )
     processes = {name: Process(name, env) for name in ("web", "worker", "scheduler")}
     for process in processes.values():
         process.wait_ready()

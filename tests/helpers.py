@@ -1,4 +1,5 @@
 """A thin driver of the API for tests: register, log in, make companies and keys, send requests."""
+
 from __future__ import annotations
 
 import itertools
@@ -26,8 +27,9 @@ class Api:
     def __init__(self, client: falcon.testing.TestClient) -> None:
         self.client = client
 
-    def request(self, method: str, path: str, *, auth: Session | str | None = None, json=None, headers=None,
-                **kwargs) -> falcon.testing.Result:
+    def request(
+        self, method: str, path: str, *, auth: Session | str | None = None, json=None, headers=None, **kwargs
+    ) -> falcon.testing.Result:
         all_headers = dict(headers or {})
         if isinstance(auth, Session):
             all_headers.update(auth.headers)

@@ -1,4 +1,5 @@
 """Running the Procfile's processes from tests: start, collect output, wait, signal, stop."""
+
 from __future__ import annotations
 
 import json
@@ -29,7 +30,9 @@ def procfile() -> dict[str, str]:
 def server_env() -> dict:
     """The environment for a server a test starts (a Redis of its own): the real clock, as the shared
     services keep, without `make test-shifted`'s libfaketime (redis-server cannot start under it)."""
-    return {name: value for name, value in os.environ.items() if name != "LD_PRELOAD" and not name.startswith("FAKETIME")}
+    return {
+        name: value for name, value in os.environ.items() if name != "LD_PRELOAD" and not name.startswith("FAKETIME")
+    }
 
 
 def process_env(**overrides: str) -> dict:
@@ -58,9 +61,15 @@ class Process:
 
     def start(self) -> None:
         self.lines.clear()
-        self.popen = subprocess.Popen(shlex.split(procfile()[self.name]), cwd=ROOT, env=self.env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                      start_new_session=True)
+        self.popen = subprocess.Popen(
+            shlex.split(procfile()[self.name]),
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         threading.Thread(target=self._read, args=(self.popen,), daemon=True).start()
 
     def _read(self, popen: subprocess.Popen) -> None:

@@ -1,6 +1,7 @@
 """The analytics API on rollups of a generated week, against ClickHouse ground truth: overview and
 its comparison, series in UTC and in another time zone, breakdowns, active users, sessions, web3,
 payments; the parameters' limits."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -10,12 +11,12 @@ import random
 import pytest
 
 from models.clickhouse import clickhouse_client
+from rollups.compute import rollup_company_now
 from tests.ingest_helpers import CHROME, tenant
 from tests.test_persist import drain
 from tests.test_rollups import send, week_of_events
-from rollups.compute import rollup_company_now
 
-TODAY = dt.datetime.now(dt.timezone.utc).date()
+TODAY = dt.datetime.now(dt.UTC).date()
 FROM, TO = (TODAY - dt.timedelta(days=7)).isoformat(), (TODAY + dt.timedelta(days=1)).isoformat()
 
 
@@ -34,8 +35,9 @@ def rolled_up(api, settings, redis_client):
 
 
 def ask(api, t, endpoint: str, **params):
-    answer = api.get(f"/v1/companies/{t.company_id}/analytics/{endpoint}", auth=t.read_key,
-                     params={"from": FROM, "to": TO, **params})
+    answer = api.get(
+        f"/v1/companies/{t.company_id}/analytics/{endpoint}", auth=t.read_key, params={"from": FROM, "to": TO, **params}
+    )
     assert answer.status_code == 200, answer.text
     return answer.json
 
@@ -44,8 +46,10 @@ class Truth:
     def __init__(self, settings, company_id: str) -> None:
         self.client = clickhouse_client(settings.clickhouse_url)
         self.params = {"c": company_id}
-        self.scope = (f"company_id = toUUID(%(c)s) AND is_bot = 0 AND event_time >= toDateTime('{FROM} 00:00:00') "
-                      f"AND event_time < toDateTime('{TO} 00:00:00')")
+        self.scope = (
+            f"company_id = toUUID(%(c)s) AND is_bot = 0 AND event_time >= toDateTime('{FROM} 00:00:00') "
+            f"AND event_time < toDateTime('{TO} 00:00:00')"
+        )
 
     def rows(self, query: str) -> list:
         return self.client.query(query.replace("{scope}", self.scope), parameters=self.params).result_rows
@@ -68,30 +72,48 @@ def test_overview_equals_clickhouse_and_compares_with_the_previous_period(rolled
     assert metrics["sessions"] == truth.one("SELECT uniqExact(session_id) FROM events WHERE {scope}")
     assert overview["metrics"]["events"]["previous"] == 0 and overview["metrics"]["events"]["change"] is None
     assert overview["as_of"] is not None and overview["complete_until"] <= overview["as_of"]
-    assert overview["previous"] == {"from": (TODAY - dt.timedelta(days=15)).isoformat() + "T00:00:00+00:00",
-                                    "to": FROM + "T00:00:00+00:00"}
+    assert overview["previous"] == {
+        "from": (TODAY - dt.timedelta(days=15)).isoformat() + "T00:00:00+00:00",
+        "to": FROM + "T00:00:00+00:00",
+    }
 
 
 def test_series_by_day_in_utc_and_in_another_time_zone_and_by_hour(rolled_up, api, settings):
     truth = Truth(settings, rolled_up.company_id)
     utc = ask(api, rolled_up, "timeseries", metric="events", interval="day")
-    by_day = dict(truth.rows("SELECT toDate(event_time), count() FROM events WHERE {scope} GROUP BY toDate(event_time)"))
+    by_day = dict(
+        truth.rows("SELECT toDate(event_time), count() FROM events WHERE {scope} GROUP BY toDate(event_time)")
+    )
     assert {dt.date.fromisoformat(p["start"][:10]): p["value"] for p in utc["points"] if p["value"]} == by_day
     assert len(utc["points"]) == 8
 
     zone = "America/New_York"
-    local = ask(api, rolled_up, "timeseries", metric="page_views", interval="day", tz=zone,
-                **{"from": f"{FROM}T00:00:00Z", "to": f"{TO}T00:00:00Z"})
-    by_local_day = dict(truth.rows(f"SELECT toDate(event_time, '{zone}') AS d, countIf(type = 'page') FROM events "
-                                   "WHERE {scope} GROUP BY d"))
-    assert {dt.date.fromisoformat(p["start"][:10]): p["value"] for p in local["points"] if p["value"]} == \
-        {day: n for day, n in by_local_day.items() if n}
+    local = ask(
+        api,
+        rolled_up,
+        "timeseries",
+        metric="page_views",
+        interval="day",
+        tz=zone,
+        **{"from": f"{FROM}T00:00:00Z", "to": f"{TO}T00:00:00Z"},
+    )
+    by_local_day = dict(
+        truth.rows(
+            f"SELECT toDate(event_time, '{zone}') AS d, countIf(type = 'page') FROM events WHERE {{scope}} GROUP BY d"
+        )
+    )
+    assert {dt.date.fromisoformat(p["start"][:10]): p["value"] for p in local["points"] if p["value"]} == {
+        day: n for day, n in by_local_day.items() if n
+    }
     assert local["points"][0]["start"].endswith("-05:00")
 
     users = ask(api, rolled_up, "timeseries", metric="users", interval="day")
     assert {p["start"][:10]: p["value"] for p in users["points"] if p["value"]} == {
-        day.isoformat(): n for day, n in truth.rows(
-            f"SELECT toDate(event_time) AS d, uniqExact({IDENTITY}) FROM events WHERE {{scope}} GROUP BY d")}
+        day.isoformat(): n
+        for day, n in truth.rows(
+            f"SELECT toDate(event_time) AS d, uniqExact({IDENTITY}) FROM events WHERE {{scope}} GROUP BY d"
+        )
+    }
 
     hours = ask(api, rolled_up, "timeseries", metric="events", interval="hour")
     assert len(hours["points"]) == 8 * 24
@@ -103,23 +125,30 @@ def test_series_by_day_in_utc_and_in_another_time_zone_and_by_hour(rolled_up, ap
 def test_breakdowns_and_regions(rolled_up, api, settings):
     truth = Truth(settings, rolled_up.company_id)
     pages = ask(api, rolled_up, "breakdown", dimension="page_path", limit=2)
-    expected = truth.rows("SELECT page_path, count() AS n FROM events WHERE {scope} AND type = 'page' "
-                          "GROUP BY page_path ORDER BY n DESC, page_path LIMIT 2")
+    expected = truth.rows(
+        "SELECT page_path, count() AS n FROM events WHERE {scope} AND type = 'page' "
+        "GROUP BY page_path ORDER BY n DESC, page_path LIMIT 2"
+    )
     assert [(i["value"], i["amount"]) for i in pages["items"]] == [tuple(row) for row in expected]
     names = ask(api, rolled_up, "breakdown", dimension="name")
-    assert {i["value"]: i["amount"] for i in names["items"]} == dict(truth.rows(
-        "SELECT name, count() FROM events WHERE {scope} AND type = 'track' GROUP BY name"))
+    assert {i["value"]: i["amount"] for i in names["items"]} == dict(
+        truth.rows("SELECT name, count() FROM events WHERE {scope} AND type = 'track' GROUP BY name")
+    )
     assert ask(api, rolled_up, "regions")["dimension"] == "country"
 
 
 def test_active_users(rolled_up, api, settings):
     truth = Truth(settings, rolled_up.company_id)
     points = ask(api, rolled_up, "active-users")["points"]
-    daily = dict(truth.rows(f"SELECT toDate(event_time) AS d, uniqExact({IDENTITY}) FROM events WHERE {{scope}} GROUP BY d"))
+    daily = dict(
+        truth.rows(f"SELECT toDate(event_time) AS d, uniqExact({IDENTITY}) FROM events WHERE {{scope}} GROUP BY d")
+    )
     assert {dt.date.fromisoformat(p["day"]): p["dau"] for p in points if p["dau"]} == daily
     last = points[-1]
-    assert last["wau"] == truth.one(f"SELECT uniqExact({IDENTITY}) FROM events WHERE {{scope}} "
-                                    f"AND event_time >= toDateTime('{TODAY - dt.timedelta(days=6)} 00:00:00')")
+    assert last["wau"] == truth.one(
+        f"SELECT uniqExact({IDENTITY}) FROM events WHERE {{scope}} "
+        f"AND event_time >= toDateTime('{TODAY - dt.timedelta(days=6)} 00:00:00')"
+    )
     assert last["mau"] == truth.one(f"SELECT uniqExact({IDENTITY}) FROM events WHERE {{scope}}")
 
 
@@ -128,22 +157,38 @@ def test_sessions_web3_and_payments(rolled_up, api, settings):
     sessions = ask(api, rolled_up, "sessions")
     assert sessions["sessions"] == truth.one("SELECT uniqExact(session_id) FROM events WHERE {scope}")
     web3 = ask(api, rolled_up, "web3", limit=2)
-    assert web3["wallets"] == truth.one("SELECT uniqExact(lower(wallet_address)) FROM events WHERE {scope} "
-                                        "AND wallet_address != ''")
+    assert web3["wallets"] == truth.one(
+        "SELECT uniqExact(lower(wallet_address)) FROM events WHERE {scope} AND wallet_address != ''"
+    )
     assert {(t["chain_id"], t["status"], t["count"]) for t in web3["transactions"]} == {
-        tuple(row) for row in truth.rows("SELECT chain_id, status, count() FROM events WHERE {scope} "
-                                         "AND type = 'transaction' GROUP BY chain_id, status")}
+        tuple(row)
+        for row in truth.rows(
+            "SELECT chain_id, status, count() FROM events WHERE {scope} "
+            "AND type = 'transaction' GROUP BY chain_id, status"
+        )
+    }
     assert {(v["chain_id"], v["token"], float(v["volume"])) for v in web3["volume"]} == {
-        tuple(row) for row in truth.rows("SELECT chain_id, token, sum(tx_value_num) FROM events WHERE {scope} "
-                                         "AND type = 'transaction' GROUP BY chain_id, token")}
+        tuple(row)
+        for row in truth.rows(
+            "SELECT chain_id, token, sum(tx_value_num) FROM events WHERE {scope} "
+            "AND type = 'transaction' GROUP BY chain_id, token"
+        )
+    }
     assert len(web3["top_contracts"]) == 2 and len(web3["top_wallets"]) == 2
     payments = ask(api, rolled_up, "payments")
-    assert payments["completed"] == truth.one("SELECT countIf(status = 'completed') FROM events WHERE {scope} AND type = 'payment'")
-    assert payments["failed"] == truth.one("SELECT countIf(status = 'failed') FROM events WHERE {scope} AND type = 'payment'")
+    assert payments["completed"] == truth.one(
+        "SELECT countIf(status = 'completed') FROM events WHERE {scope} AND type = 'payment'"
+    )
+    assert payments["failed"] == truth.one(
+        "SELECT countIf(status = 'failed') FROM events WHERE {scope} AND type = 'payment'"
+    )
     assert {r["currency"]: r["amount"] for r in payments["revenue"]} == {
-        currency: format(amount.normalize(), "f") for currency, amount in truth.rows(
+        currency: format(amount.normalize(), "f")
+        for currency, amount in truth.rows(
             "SELECT currency, sum(amount) FROM events WHERE {scope} AND type = 'payment' AND status = 'completed' "
-            "GROUP BY currency")}
+            "GROUP BY currency"
+        )
+    }
 
 
 def test_before_any_rollup_the_numbers_are_zero_and_say_so(api):
@@ -153,17 +198,20 @@ def test_before_any_rollup_the_numbers_are_zero_and_say_so(api):
     assert overview["metrics"]["events"]["value"] == 0 and overview["metrics"]["users"]["value"] == 0
 
 
-@pytest.mark.parametrize("endpoint, params", [
-    ("overview", {"tz": "Mars/Olympus"}),
-    ("overview", {"from": "yesterday"}),
-    ("overview", {"from": TO, "to": FROM}),
-    ("overview", {"from": "2020-01-01", "to": "2022-01-01"}),
-    ("timeseries", {"metric": "bogus"}),
-    ("timeseries", {"interval": "fortnight"}),
-    ("timeseries", {"interval": "hour", "from": "2026-01-01", "to": "2026-03-01"}),
-    ("breakdown", {"dimension": "shoe_size"}),
-    ("breakdown", {"dimension": "page_path", "limit": 101}),
-])
+@pytest.mark.parametrize(
+    "endpoint, params",
+    [
+        ("overview", {"tz": "Mars/Olympus"}),
+        ("overview", {"from": "yesterday"}),
+        ("overview", {"from": TO, "to": FROM}),
+        ("overview", {"from": "2020-01-01", "to": "2022-01-01"}),
+        ("timeseries", {"metric": "bogus"}),
+        ("timeseries", {"interval": "fortnight"}),
+        ("timeseries", {"interval": "hour", "from": "2026-01-01", "to": "2026-03-01"}),
+        ("breakdown", {"dimension": "shoe_size"}),
+        ("breakdown", {"dimension": "page_path", "limit": 101}),
+    ],
+)
 def test_bad_parameters_answer_400(api, endpoint, params):
     t = tenant(api)
     answer = api.get(f"/v1/companies/{t.company_id}/analytics/{endpoint}", auth=t.read_key, params=params)
@@ -173,8 +221,20 @@ def test_bad_parameters_answer_400(api, endpoint, params):
 
 def test_answers_are_cached_until_the_next_rollup_run_replaces_them(rolled_up, api, settings, redis_client):
     first = ask(api, rolled_up, "overview")["metrics"]["events"]["value"]
-    send(api, rolled_up.write_key, [{"type": "track", "name": "More", "anonymous_id": "m", "message_id": f"more-{i}",
-                                     "context": {"userAgent": CHROME}} for i in range(4)])
+    send(
+        api,
+        rolled_up.write_key,
+        [
+            {
+                "type": "track",
+                "name": "More",
+                "anonymous_id": "m",
+                "message_id": f"more-{i}",
+                "context": {"userAgent": CHROME},
+            }
+            for i in range(4)
+        ],
+    )
     drain(settings, redis_client)
     assert ask(api, rolled_up, "overview")["metrics"]["events"]["value"] == first  # the rollups are unchanged
     rollup_company_now(settings, redis_client, clickhouse_client(settings.clickhouse_url), rolled_up.company_id)

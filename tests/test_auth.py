@@ -1,4 +1,5 @@
 """Registration, login, lockout, refresh rotation and reuse, logout, password change and reset."""
+
 from __future__ import annotations
 
 import jwt
@@ -37,7 +38,9 @@ def test_register_twice_with_one_email_is_a_conflict(api):
 def test_register_validates_the_body(api):
     assert api.post("/v1/auth/register", json={"email": "not-an-email", "password": PASSWORD}).status_code == 422
     assert api.post("/v1/auth/register", json={"email": "a@b.co"}).status_code == 422
-    unknown_field = api.post("/v1/auth/register", json={"email": "a@b.co", "password": PASSWORD, "is_platform_admin": True})
+    unknown_field = api.post(
+        "/v1/auth/register", json={"email": "a@b.co", "password": PASSWORD, "is_platform_admin": True}
+    )
     assert unknown_field.status_code == 422
 
 
@@ -66,7 +69,10 @@ def test_wrong_password_and_unknown_email_answer_alike(api):
 def test_five_failures_lock_the_email_even_for_the_right_password(api):
     api.user("frank@example.com")
     for _ in range(5):
-        assert api.post("/v1/auth/login", json={"email": "frank@example.com", "password": "wrong password!"}).status_code == 401
+        assert (
+            api.post("/v1/auth/login", json={"email": "frank@example.com", "password": "wrong password!"}).status_code
+            == 401
+        )
     locked = api.post("/v1/auth/login", json={"email": "frank@example.com", "password": PASSWORD})
     assert locked.status_code == 429
     assert 1 <= int(locked.headers["Retry-After"]) <= 901
@@ -89,12 +95,15 @@ def test_lockout_ends_when_the_failures_leave_the_window(api):
 def test_per_ip_rate_limit_on_login(with_settings):
     api = with_settings(login_rate_per_ip_per_minute=3)
     for _ in range(3):
-        assert api.post("/v1/auth/login", json={"email": "x@example.com", "password": "whatever12345"}).status_code == 401
+        assert (
+            api.post("/v1/auth/login", json={"email": "x@example.com", "password": "whatever12345"}).status_code == 401
+        )
     limited = api.post("/v1/auth/login", json={"email": "y@example.com", "password": "whatever12345"})
     assert limited.status_code == 429
     assert int(limited.headers["Retry-After"]) >= 1
-    other_ip = api.post("/v1/auth/login", json={"email": "y@example.com", "password": "whatever12345"},
-                        remote_addr="10.9.8.7")
+    other_ip = api.post(
+        "/v1/auth/login", json={"email": "y@example.com", "password": "whatever12345"}, remote_addr="10.9.8.7"
+    )
     assert other_ip.status_code == 401
 
 
@@ -157,9 +166,15 @@ def test_logout_ends_the_session(api):
 def test_password_change_ends_every_other_session(api):
     here = api.user()
     elsewhere = api.login(here.email)
-    wrong = api.post("/v1/auth/password", auth=here, json={"current_password": "wrong password!", "new_password": "a brand new passphrase"})
+    wrong = api.post(
+        "/v1/auth/password",
+        auth=here,
+        json={"current_password": "wrong password!", "new_password": "a brand new passphrase"},
+    )
     assert wrong.status_code == 403
-    changed = api.post("/v1/auth/password", auth=here, json={"current_password": PASSWORD, "new_password": "a brand new passphrase"})
+    changed = api.post(
+        "/v1/auth/password", auth=here, json={"current_password": PASSWORD, "new_password": "a brand new passphrase"}
+    )
     assert changed.status_code == 204
     assert api.get("/v1/me", auth=here).status_code == 200
     assert api.get("/v1/me", auth=elsewhere).status_code == 401
@@ -178,7 +193,9 @@ def test_password_reset_token_goes_only_to_the_outbox(api):
     assert token not in known.text
     assert MailOutbox.select().where(MailOutbox.to_email == "ghost@example.com").count() == 0
 
-    confirmed = api.post("/v1/auth/password-reset/confirm", json={"token": token, "new_password": "reset to something new"})
+    confirmed = api.post(
+        "/v1/auth/password-reset/confirm", json={"token": token, "new_password": "reset to something new"}
+    )
     assert confirmed.status_code == 204
     assert token not in confirmed.text
     assert api.get("/v1/me", auth=session).status_code == 401  # every session ended
@@ -197,7 +214,9 @@ def test_expired_reset_token_is_refused(api):
     api.post("/v1/auth/password-reset", json={"email": session.email})
     token = token_in_mail(latest_mail(session.email).body)
     OneTimeToken.update(expires_at=OneTimeToken.expires_at - dt.timedelta(hours=2)).execute()
-    answer = api.post("/v1/auth/password-reset/confirm", json={"token": token, "new_password": "reset to something new"})
+    answer = api.post(
+        "/v1/auth/password-reset/confirm", json={"token": token, "new_password": "reset to something new"}
+    )
     assert answer.status_code == 400
 
 

@@ -1,4 +1,5 @@
 """models/clickhouse.ClientPool, the web's ClickHouse clients, against the real server."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,13 +1,14 @@
 """Companies: create, list with cursor pagination, read, rename, delete and the purge job."""
+
 from __future__ import annotations
 
 import uuid
 
 import dramatiq
 
+from models.accounts import ApiKey, AuditLog, Company, Membership
 from models.clickhouse import clickhouse_client
 from models.db import utcnow
-from models.accounts import ApiKey, AuditLog, Company, Membership
 from models.rollups import RollupState
 
 
@@ -60,9 +61,12 @@ def test_delete_stops_keys_at_once_and_purges_in_the_background(api, settings):
     key = api.key(owner, company_id, "read")["key"]
     assert api.get(f"/v1/companies/{company_id}", auth=key).status_code == 200
     clickhouse = clickhouse_client(settings.clickhouse_url)
-    clickhouse.insert("events", [[uuid.UUID(company_id), "m1", "track", "x", "anon"]],
-                      column_names=["company_id", "message_id", "type", "name", "anonymous_id"],
-                      column_type_names=["UUID", "String", "String", "String", "String"])
+    clickhouse.insert(
+        "events",
+        [[uuid.UUID(company_id), "m1", "track", "x", "anon"]],
+        column_names=["company_id", "message_id", "type", "name", "anonymous_id"],
+        column_type_names=["UUID", "String", "String", "String", "String"],
+    )
     RollupState.create(company_id=company_id, complete_until=utcnow(), computed_at=utcnow())
 
     assert api.delete(f"/v1/companies/{company_id}", auth=owner).status_code == 204
@@ -110,8 +114,9 @@ def wait_for_no_events(clickhouse, company_id: str, seconds: float = 10.0, table
 
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        count = clickhouse.query(f"SELECT count() FROM {table} WHERE company_id = %(c)s",
-                                 parameters={"c": company_id}).result_rows[0][0]
+        count = clickhouse.query(
+            f"SELECT count() FROM {table} WHERE company_id = %(c)s", parameters={"c": company_id}
+        ).result_rows[0][0]
         if count == 0:
             return True
         time.sleep(0.1)

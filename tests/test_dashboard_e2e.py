@@ -3,6 +3,7 @@ against the real web process: log in, pick a company, overview and chart equal t
 hostile event name shown as text, the live panel's stale state, and a write key created, copied once,
 used to send an event, then revoked. Screenshots land in test-artifacts/ (kept by CI as artefacts).
 The page's console must stay free of errors (a Content-Security-Policy violation would show there)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,16 +18,23 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from models.clickhouse import clickhouse_client
+from rollups.compute import rollup_company_now
 from tests.ingest_helpers import CHROME, tenant
 from tests.processes import ROOT, Process, free_port, process_env, wait_for
 from tests.test_persist import drain
 from tests.test_rollups import send, week_of_events
-from rollups.compute import rollup_company_now
 
 ARTIFACTS = ROOT / "test-artifacts"
 HOSTILE_NAME = '<img src=x onerror="window.__pwned = 1">'
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                  "--disable-background-networking", "--disable-component-update"]
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 
 
 @pytest.fixture
@@ -43,11 +51,19 @@ def page():
     assert chromium, "Debian's chromium is needed (make test installs it: apt-get install chromium)"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
-        context = browser.new_context(timezone_id="UTC", viewport={"width": 1280, "height": 900},
-                                      permissions=["clipboard-read", "clipboard-write"])
+        context = browser.new_context(
+            timezone_id="UTC",
+            viewport={"width": 1280, "height": 900},
+            permissions=["clipboard-read", "clipboard-write"],
+        )
         page = context.new_page()
         page.problems = []
-        page.on("console", lambda message: message.type == "error" and page.problems.append(f"{message.text} ({message.location['url']})"))
+        page.on(
+            "console",
+            lambda message: (
+                message.type == "error" and page.problems.append(f"{message.text} ({message.location['url']})")
+            ),
+        )
         page.on("pageerror", lambda error: page.problems.append(str(error)))
         page.on("dialog", lambda dialog: dialog.accept())
         yield page
@@ -60,30 +76,47 @@ def company_with_data(api, settings, redis_client):
     t = tenant(api)
     api.company(t.owner, "Empty company")
     events = week_of_events(random.Random(11), "dash", 300, days=3)
-    events.append({"type": "track", "name": HOSTILE_NAME, "user_id": "hostile", "message_id": "dash-hostile",
-                   "context": {"userAgent": CHROME}})
+    events.append(
+        {
+            "type": "track",
+            "name": HOSTILE_NAME,
+            "user_id": "hostile",
+            "message_id": "dash-hostile",
+            "context": {"userAgent": CHROME},
+        }
+    )
     send(api, t.write_key, events)
     drain(settings, redis_client)
-    rollup_company_now(dataclasses.replace(settings, rollup_window_hours=4 * 24), redis_client,
-                       clickhouse_client(settings.clickhouse_url), t.company_id)
+    rollup_company_now(
+        dataclasses.replace(settings, rollup_window_hours=4 * 24),
+        redis_client,
+        clickhouse_client(settings.clickhouse_url),
+        t.company_id,
+    )
     return t
 
 
 def clickhouse_count(settings, company_id: str, where: str) -> int:
-    today = dt.datetime.now(dt.timezone.utc).date()
-    return clickhouse_client(settings.clickhouse_url).query(
-        f"SELECT count() FROM events WHERE company_id = toUUID(%(c)s) AND is_bot = 0 AND {where} "
-        f"AND event_time >= toDateTime('{today - dt.timedelta(days=6)} 00:00:00') "
-        f"AND event_time < toDateTime('{today + dt.timedelta(days=1)} 00:00:00')",
-        parameters={"c": company_id}).result_rows[0][0]
+    today = dt.datetime.now(dt.UTC).date()
+    return (
+        clickhouse_client(settings.clickhouse_url)
+        .query(
+            f"SELECT count() FROM events WHERE company_id = toUUID(%(c)s) AND is_bot = 0 AND {where} "
+            f"AND event_time >= toDateTime('{today - dt.timedelta(days=6)} 00:00:00') "
+            f"AND event_time < toDateTime('{today + dt.timedelta(days=1)} 00:00:00')",
+            parameters={"c": company_id},
+        )
+        .result_rows[0][0]
+    )
 
 
 def post_event(web_url: str, key: str) -> int:
-    request = urllib.request.Request(f"{web_url}/v1/events", method="POST",
-                                     data=json.dumps({"type": "track", "name": "From the dashboard's key",
-                                                      "user_id": "u1"}).encode(),
-                                     headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json",
-                                              "User-Agent": CHROME})
+    request = urllib.request.Request(
+        f"{web_url}/v1/events",
+        method="POST",
+        data=json.dumps({"type": "track", "name": "From the dashboard's key", "user_id": "u1"}).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json", "User-Agent": CHROME},
+    )
     try:
         with urllib.request.urlopen(request, timeout=5) as answer:
             return answer.status
@@ -93,12 +126,15 @@ def post_event(web_url: str, key: str) -> int:
 
 def chart_has_ink(page: Page, selector: str) -> bool:
     """Whether uPlot drew anything: some pixel of the chart's canvas is not transparent."""
-    return page.evaluate("""(selector) => {
+    return page.evaluate(
+        """(selector) => {
         const canvas = document.querySelector(selector + ' canvas');
         const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
         for (let i = 3; i < pixels.length; i += 4) if (pixels[i] !== 0) return true;
         return false;
-    }""", selector)
+    }""",
+        selector,
+    )
 
 
 def test_page_and_assets_come_from_the_app_with_a_strict_content_security_policy(client):

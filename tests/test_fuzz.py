@@ -6,6 +6,7 @@ streams exactly the events it says it accepted (nothing rejected is stored, noth
 an event the parsers accept survives the stream encoding unchanged. `FUZZ_CASES` sets how many API
 cases run (1,000 in `make test`; `make fuzz` runs 10,000).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -15,46 +16,125 @@ from collections import Counter
 import msgspec
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
-from tests.ingest_helpers import CHROME, streamed, tenant
 from ingest import wire
 from ingest.enrich import Enricher, Rejected, RequestInfo
 from ingest.formats import Items, build_legacy, build_native, build_segment
 from models.redis_streams import decode_entry, encode_entry
+from tests.ingest_helpers import CHROME, streamed, tenant
 
 FUZZ_CASES = int(os.environ.get("FUZZ_CASES", "1000"))
-INGEST_PATHS = ("/v1/events", "/v1/track", "/v1/identify", "/v1/page", "/v1/screen", "/v1/group", "/v1/alias",
-                "/v1/batch", "/sdk/event")
-HOSTILE = st.sampled_from(["'; DROP TABLE events; --", "<script>alert(1)</script>", "\u0000", "\ud7ff\ue000",
-                           "{{7*7}}", "../../etc/passwd", "0x" + "f" * 40, "-1", "1e309", "NaN", " " * 300])
-ANY_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40)
-                        | HOSTILE, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,
-                                                                                                max_size=4), max_leaves=12)
-FIELDS = ["name", "event", "eventName", "user_id", "userId", "anonymous_id", "anonymousId", "message_id",
-          "messageId", "timestamp", "sent_at", "properties", "traits", "context", "wallet_address", "chain_id",
-          "transaction_hash", "tx_hash", "contract_address", "value", "token", "status", "payment_id", "amount",
-          "currency", "method", "session_id", "country", "ip_address", "previousId", "groupId", "category"]
-TYPES = st.sampled_from(["track", "page", "screen", "identify", "group", "alias", "wallet_connect", "transaction",
-                         "payment", "signature", "chain_changed", "TRACK", "nonsense"])
-ENDS_THE_RUN = {("DELETE", "/v1/companies/{company_id}"), ("POST", "/v1/auth/logout"), ("POST", "/v1/auth/password"),
-               ("POST", "/v1/companies/{company_id}/transfer")}
+INGEST_PATHS = (
+    "/v1/events",
+    "/v1/track",
+    "/v1/identify",
+    "/v1/page",
+    "/v1/screen",
+    "/v1/group",
+    "/v1/alias",
+    "/v1/batch",
+    "/sdk/event",
+)
+HOSTILE = st.sampled_from(
+    [
+        "'; DROP TABLE events; --",
+        "<script>alert(1)</script>",
+        "\u0000",
+        "\ud7ff\ue000",
+        "{{7*7}}",
+        "../../etc/passwd",
+        "0x" + "f" * 40,
+        "-1",
+        "1e309",
+        "NaN",
+        " " * 300,
+    ]
+)
+ANY_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40) | HOSTILE,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=12,
+)
+FIELDS = [
+    "name",
+    "event",
+    "eventName",
+    "user_id",
+    "userId",
+    "anonymous_id",
+    "anonymousId",
+    "message_id",
+    "messageId",
+    "timestamp",
+    "sent_at",
+    "properties",
+    "traits",
+    "context",
+    "wallet_address",
+    "chain_id",
+    "transaction_hash",
+    "tx_hash",
+    "contract_address",
+    "value",
+    "token",
+    "status",
+    "payment_id",
+    "amount",
+    "currency",
+    "method",
+    "session_id",
+    "country",
+    "ip_address",
+    "previousId",
+    "groupId",
+    "category",
+]
+TYPES = st.sampled_from(
+    [
+        "track",
+        "page",
+        "screen",
+        "identify",
+        "group",
+        "alias",
+        "wallet_connect",
+        "transaction",
+        "payment",
+        "signature",
+        "chain_changed",
+        "TRACK",
+        "nonsense",
+    ]
+)
+ENDS_THE_RUN = {
+    ("DELETE", "/v1/companies/{company_id}"),
+    ("POST", "/v1/auth/logout"),
+    ("POST", "/v1/auth/password"),
+    ("POST", "/v1/companies/{company_id}/transfer"),
+}
 EVENT_LIKE = st.fixed_dictionaries({"type": TYPES}, optional={field: ANY_JSON for field in FIELDS})
 
 
 @pytest.mark.parametrize("who", ["anonymous", "owner", "read key", "write key"])
-def test_generated_requests_never_fail_the_server_and_ingest_stores_exactly_what_it_accepts(client, api, settings,
-                                                                                             redis_client, who):
+def test_generated_requests_never_fail_the_server_and_ingest_stores_exactly_what_it_accepts(
+    client, api, settings, redis_client, who
+):
     t = tenant(api)
     schema = schemathesis.openapi.from_wsgi("/openapi.json", client.app)
     operations = [result.ok() for result in schema.get_all_operations()]
-    credential = {"anonymous": None, "owner": t.owner.access_token, "read key": t.read_key, "write key": t.write_key}[who]
+    credential = {"anonymous": None, "owner": t.owner.access_token, "read key": t.read_key, "write key": t.write_key}[
+        who
+    ]
     if credential:  # what would end the run's own login or company early
         operations = [op for op in operations if (op.method.upper(), op.path) not in ENDS_THE_RUN]
     seen: Counter = Counter()
 
-    @hypothesis_settings(max_examples=FUZZ_CASES // 4, deadline=None, database=None,
-                         suppress_health_check=list(HealthCheck))
+    @hypothesis_settings(
+        max_examples=FUZZ_CASES // 4, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
     @given(st.data())
     def one_case(data):
         operation = data.draw(st.sampled_from(operations), label="operation")
@@ -65,8 +145,13 @@ def test_generated_requests_never_fail_the_server_and_ingest_stores_exactly_what
         before = len(streamed(redis_client, settings)) if operation.path in INGEST_PATHS else None
         response = case.call(headers=headers)
         seen[response.status_code] += 1
-        assert response.status_code < 500, (operation.method, operation.path, who, response.status_code,
-                                             response.text[:500])
+        assert response.status_code < 500, (
+            operation.method,
+            operation.path,
+            who,
+            response.status_code,
+            response.text[:500],
+        )
         if response.status_code >= 400 and operation.path not in ("/docs", "/app"):
             assert set(response.json()["error"]) == {"code", "message", "details"}, response.text[:500]
         if before is not None:
@@ -78,10 +163,20 @@ def test_generated_requests_never_fail_the_server_and_ingest_stores_exactly_what
     assert sum(seen.values()) >= FUZZ_CASES // 4
 
 
-REQUEST = RequestInfo(company_id="00000000-0000-0000-0000-000000000001",
-                      received_at=dt.datetime(2026, 11, 30, 12, tzinfo=dt.timezone.utc),
-                      sent_at=None, user_agent=CHROME, ip="203.0.113.9", country="", request_id="fuzz")
-BUILDERS = {"native": build_native, "legacy": build_legacy, "segment": lambda items, raw: build_segment(None, items, raw)}
+REQUEST = RequestInfo(
+    company_id="00000000-0000-0000-0000-000000000001",
+    received_at=dt.datetime(2026, 11, 30, 12, tzinfo=dt.UTC),
+    sent_at=None,
+    user_agent=CHROME,
+    ip="203.0.113.9",
+    country="",
+    request_id="fuzz",
+)
+BUILDERS = {
+    "native": build_native,
+    "legacy": build_legacy,
+    "segment": lambda items, raw: build_segment(None, items, raw),
+}
 
 
 @pytest.mark.parametrize("wire_format", sorted(BUILDERS))

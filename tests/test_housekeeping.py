@@ -1,14 +1,15 @@
 """Housekeeping: old de-duplication weeks and spent rows go; what is still needed stays."""
+
 from __future__ import annotations
 
 import datetime as dt
 import uuid
 
+from models.accounts import LoginAttempt, OneTimeToken, RefreshToken
 from models.clickhouse import clickhouse_client
 from models.db import database, utcnow
-from models.accounts import LoginAttempt, OneTimeToken, RefreshToken
-from models.tracking import PersistedEntry
 from models.privacy import PrivacyRequest
+from models.tracking import PersistedEntry
 from workers.housekeeping import drop_old_dedup_weeks, prune_postgres
 
 
@@ -17,9 +18,12 @@ def test_old_dedup_weeks_are_dropped_and_recent_ones_kept(settings):
     company = uuid.uuid4()
     today = dt.date(2026, 6, 30)
     old, recent = dt.datetime(2026, 4, 1, 12), dt.datetime(2026, 6, 10, 12)
-    client.insert("event_ids", [[company, "old", old, "1-0"], [company, "recent", recent, "2-0"]],
-                  column_names=["company_id", "message_id", "received_at", "stream_entry"],
-                  column_type_names=["UUID", "String", "DateTime", "String"])
+    client.insert(
+        "event_ids",
+        [[company, "old", old, "1-0"], [company, "recent", recent, "2-0"]],
+        column_names=["company_id", "message_id", "received_at", "stream_entry"],
+        column_type_names=["UUID", "String", "DateTime", "String"],
+    )
     dropped = drop_old_dedup_weeks(client, retention_days=35, today=today)
     assert "2026-03-30" in dropped and "2026-06-08" not in dropped
     # Other tests may have left older weeks (1970's, from rows without a receive time): only old ones go.
@@ -34,9 +38,15 @@ def test_spent_postgres_rows_are_pruned(api):
     session = api.user()
     now = utcnow()
     with database.connection_context():
-        expired = OneTimeToken.create(purpose="reset", token_digest="a", email=session.email, expires_at=now - dt.timedelta(hours=1))
-        live = OneTimeToken.create(purpose="reset", token_digest="b", email=session.email, expires_at=now + dt.timedelta(hours=1))
-        LoginAttempt.create(email="x@example.com", ip="1.2.3.4", succeeded=False, created_at=now - dt.timedelta(days=40))
+        expired = OneTimeToken.create(
+            purpose="reset", token_digest="a", email=session.email, expires_at=now - dt.timedelta(hours=1)
+        )
+        live = OneTimeToken.create(
+            purpose="reset", token_digest="b", email=session.email, expires_at=now + dt.timedelta(hours=1)
+        )
+        LoginAttempt.create(
+            email="x@example.com", ip="1.2.3.4", succeeded=False, created_at=now - dt.timedelta(days=40)
+        )
         LoginAttempt.create(email="x@example.com", ip="1.2.3.4", succeeded=False, created_at=now)
         PersistedEntry.create(stream="s", entry_id="old", persisted_at=now - dt.timedelta(days=40))
         PersistedEntry.create(stream="s", entry_id="new", persisted_at=now)

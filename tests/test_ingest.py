@@ -1,5 +1,6 @@
 """Ingest over HTTP: the three wire formats, authentication, limits, per-event rejections and the
 enrichment each accepted event gets before it reaches the stream."""
+
 from __future__ import annotations
 
 import base64
@@ -13,11 +14,11 @@ import msgspec
 import pytest
 from prometheus_client import REGISTRY
 
+from ingest import wire
 from tests.conftest import make_client
 from tests.helpers import Api
 from tests.ingest_helpers import CHROME, GOOGLEBOT, streamed, tenant
 from tests.processes import free_port
-from ingest import wire
 
 
 def iso(moment: dt.datetime) -> str:
@@ -27,11 +28,19 @@ def iso(moment: dt.datetime) -> str:
 def test_native_accepts_one_event_an_array_and_a_batch(api, redis_client, settings):
     t = tenant(api)
     one = api.post("/v1/events", auth=t.write_key, json={"type": "track", "name": "A", "user_id": "u1"})
-    many = api.post("/v1/events", auth=t.write_key, json=[{"type": "track", "name": "B", "user_id": "u1"},
-                                                           {"type": "page", "anonymous_id": "a1"}])
-    batch = api.post("/v1/events", auth=t.write_key, json={"batch": [{"type": "identify", "user_id": "u1",
-                                                                       "traits": {"plan": "pro"}}],
-                                                            "sent_at": iso(dt.datetime.now(dt.timezone.utc))})
+    many = api.post(
+        "/v1/events",
+        auth=t.write_key,
+        json=[{"type": "track", "name": "B", "user_id": "u1"}, {"type": "page", "anonymous_id": "a1"}],
+    )
+    batch = api.post(
+        "/v1/events",
+        auth=t.write_key,
+        json={
+            "batch": [{"type": "identify", "user_id": "u1", "traits": {"plan": "pro"}}],
+            "sent_at": iso(dt.datetime.now(dt.UTC)),
+        },
+    )
     assert [r.json["accepted"] for r in (one, many, batch)] == [1, 2, 1]
     events = streamed(redis_client, settings)
     assert [(e.type, e.name) for e in events] == [("track", "A"), ("track", "B"), ("page", ""), ("identify", "")]
@@ -40,9 +49,14 @@ def test_native_accepts_one_event_an_array_and_a_batch(api, redis_client, settin
 
 
 def ingest_counts() -> dict[tuple[str, str], float]:
-    return {(wire_format, outcome): REGISTRY.get_sample_value(
-                "adtivity_ingest_events_total", {"format": wire_format, "outcome": outcome}) or 0.0
-            for wire_format in ("native", "segment", "legacy") for outcome in ("accepted", "rejected")}
+    return {
+        (wire_format, outcome): REGISTRY.get_sample_value(
+            "adtivity_ingest_events_total", {"format": wire_format, "outcome": outcome}
+        )
+        or 0.0
+        for wire_format in ("native", "segment", "legacy")
+        for outcome in ("accepted", "rejected")
+    }
 
 
 def test_events_accepted_and_rejected_are_counted_by_format(api):
@@ -51,29 +65,46 @@ def test_events_accepted_and_rejected_are_counted_by_format(api):
     good, bad = {"type": "track", "name": "A", "user_id": "u"}, {"type": "track", "user_id": "u"}
     assert api.post("/v1/events", auth=t.write_key, json=[good, bad, good]).json["accepted"] == 2
     assert api.post("/v1/events", auth=t.write_key, json=[bad]).status_code == 400
-    assert api.post("/v1/batch", auth=t.write_key, json={"batch": [{"type": "track", "event": "E", "userId": "u"}]}
-                    ).json["accepted"] == 1
-    assert api.post("/sdk/event", auth=t.write_key, json=[{"type": "nope"}, {"type": "track", "eventName": "x",
-                                                                           "user_id": "u"}]).json["accepted"] == 1
+    assert (
+        api.post("/v1/batch", auth=t.write_key, json={"batch": [{"type": "track", "event": "E", "userId": "u"}]}).json[
+            "accepted"
+        ]
+        == 1
+    )
+    assert (
+        api.post(
+            "/sdk/event", auth=t.write_key, json=[{"type": "nope"}, {"type": "track", "eventName": "x", "user_id": "u"}]
+        ).json["accepted"]
+        == 1
+    )
     after = ingest_counts()
     assert {k: after[k] - before[k] for k in after} == {
-        ("native", "accepted"): 2, ("native", "rejected"): 2, ("segment", "accepted"): 1, ("segment", "rejected"): 0,
-        ("legacy", "accepted"): 1, ("legacy", "rejected"): 1}
+        ("native", "accepted"): 2,
+        ("native", "rejected"): 2,
+        ("segment", "accepted"): 1,
+        ("segment", "rejected"): 0,
+        ("legacy", "accepted"): 1,
+        ("legacy", "rejected"): 1,
+    }
 
 
 def test_one_bad_event_never_fails_its_neighbours(api, redis_client, settings):
     t = tenant(api)
-    answer = api.post("/v1/events", auth=t.write_key, json=[
-        {"type": "track", "name": "ok", "user_id": "u"},
-        {"type": "track", "user_id": "u"},
-        {"type": "nonsense", "user_id": "u"},
-        {"type": "track", "name": "no identity"},
-        {"type": "transaction", "user_id": "u", "tx_hash": "0x1", "chain_id": 1, "status": "pending"},
-        {"type": "payment", "user_id": "u", "payment_id": "p", "status": "completed", "amount": "1e40"},
-        {"type": "track", "name": 42, "user_id": "u"},
-        "not an object",
-        {"type": "page", "anonymous_id": "a"},
-    ])
+    answer = api.post(
+        "/v1/events",
+        auth=t.write_key,
+        json=[
+            {"type": "track", "name": "ok", "user_id": "u"},
+            {"type": "track", "user_id": "u"},
+            {"type": "nonsense", "user_id": "u"},
+            {"type": "track", "name": "no identity"},
+            {"type": "transaction", "user_id": "u", "tx_hash": "0x1", "chain_id": 1, "status": "pending"},
+            {"type": "payment", "user_id": "u", "payment_id": "p", "status": "completed", "amount": "1e40"},
+            {"type": "track", "name": 42, "user_id": "u"},
+            "not an object",
+            {"type": "page", "anonymous_id": "a"},
+        ],
+    )
     assert answer.status_code == 200
     assert answer.json["accepted"] == 2
     reasons = {r["index"]: r["reason"] for r in answer.json["rejected"]}
@@ -95,13 +126,16 @@ def test_all_events_bad_is_a_400_with_the_reasons(api):
     assert answer.json["error"]["details"]["rejected"][0]["index"] == 0
 
 
-@pytest.mark.parametrize("body, status, code", [
-    (b"{not json", 400, "invalid_json"),
-    (b"", 400, "invalid_json"),
-    (b"42", 400, "invalid_json"),
-    (b'{"batch": "nope"}', 422, "invalid_body"),
-    (b"[]", 400, "empty_batch"),
-])
+@pytest.mark.parametrize(
+    "body, status, code",
+    [
+        (b"{not json", 400, "invalid_json"),
+        (b"", 400, "invalid_json"),
+        (b"42", 400, "invalid_json"),
+        (b'{"batch": "nope"}', 422, "invalid_body"),
+        (b"[]", 400, "empty_batch"),
+    ],
+)
 def test_malformed_bodies(api, body, status, code):
     t = tenant(api)
     answer = api.post("/v1/events", auth=t.write_key, body=body, headers={"Content-Type": "application/json"})
@@ -136,8 +170,12 @@ def test_limits_batch_size_event_size_and_body_size(with_settings, settings):
 
 
 def test_default_limits_are_the_documented_ones(settings):
-    assert (settings.ingest_max_batch, settings.ingest_max_event_bytes, settings.max_body_bytes,
-            settings.max_json_depth) == (500, 32_768, 1_048_576, 32)
+    assert (
+        settings.ingest_max_batch,
+        settings.ingest_max_event_bytes,
+        settings.max_body_bytes,
+        settings.max_json_depth,
+    ) == (500, 32_768, 1_048_576, 32)
 
 
 def nested(levels: int) -> dict:
@@ -153,15 +191,22 @@ def test_an_event_nested_deeper_than_the_limit_is_rejected_alone(with_settings, 
     api = with_settings(max_json_depth=3)
     t = tenant(api)
     event = {"type": "track", "name": "x", "user_id": "u"}
-    answer = api.post("/v1/events", auth=t.write_key, json=[
-        {**event, "properties": nested(2)}, {**event, "properties": nested(3)},
-        {**event, "properties": {"many": [{"brackets": "[{"}] * 20}},  # more brackets than levels, and in strings
-        {**event, "properties": {"text": "{[" * 50}}])
+    answer = api.post(
+        "/v1/events",
+        auth=t.write_key,
+        json=[
+            {**event, "properties": nested(2)},
+            {**event, "properties": nested(3)},
+            {**event, "properties": {"many": [{"brackets": "[{"}] * 20}},  # more brackets than levels, and in strings
+            {**event, "properties": {"text": "{[" * 50}},
+        ],
+    )
     assert answer.status_code == 200, answer.text
     assert answer.json["accepted"] == 2
     assert [(r["index"], r["reason"]) for r in answer.json["rejected"]] == [
         (1, "the event nests objects and arrays more than 3 levels deep"),
-        (2, "the event nests objects and arrays more than 3 levels deep")]
+        (2, "the event nests objects and arrays more than 3 levels deep"),
+    ]
     assert [e.properties for e in streamed(redis_client, settings)] == [nested(2), {"text": "{[" * 50}]
 
 
@@ -169,7 +214,7 @@ def test_an_event_nested_deeper_than_the_limit_is_rejected_alone(with_settings, 
 def test_a_body_too_deep_to_decode_is_a_400_not_a_crash(api, path):
     """Far past MAX_JSON_DEPTH (and past what the decoder's recursion can follow): one answer, 400."""
     t = tenant(api)
-    body = '{"type":"track","batch":[' * 3000 + ']}' * 3000
+    body = '{"type":"track","batch":[' * 3000 + "]}" * 3000
     answer = api.post(path, auth=t.write_key, body=body.encode(), headers={"Content-Type": "application/json"})
     assert answer.status_code == 400, answer.text
     assert answer.json["error"]["code"] == "invalid_json"
@@ -179,8 +224,12 @@ def test_gzip_bodies_are_accepted_and_gzip_bombs_refused(with_settings):
     api = with_settings(max_body_bytes=10_000)
     t = tenant(api)
     body = gzip.compress(json.dumps([{"type": "track", "name": "z", "user_id": "u"}] * 5).encode())
-    answer = api.post("/v1/events", auth=t.write_key, body=body,
-                      headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+    answer = api.post(
+        "/v1/events",
+        auth=t.write_key,
+        body=body,
+        headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+    )
     assert answer.status_code == 200 and answer.json["accepted"] == 5
     bomb = gzip.compress(b"[" + b" " * 1_000_000 + b"]")
     assert len(bomb) < 10_000
@@ -215,22 +264,50 @@ def test_redis_down_is_a_fast_503_with_retry_after(settings, api):
 def test_segment_endpoints_with_basic_auth_and_write_key_in_body(api, redis_client, settings):
     t = tenant(api)
     basic = "Basic " + base64.b64encode(f"{t.write_key}:".encode()).decode()
-    track = api.post("/v1/track", headers={"Authorization": basic},
-                     json={"event": "Order Completed", "userId": "u9", "messageId": "m-1",
-                           "properties": {"revenue": 10}, "integrations": {"All": False}})
-    page = api.post("/v1/page", json={"writeKey": t.write_key, "name": "Home", "anonymousId": "a9",
-                                      "context": {"page": {"url": "https://shop.example/?utm_source=news", "path": "/"}}})
-    batch = api.post("/v1/batch", headers={"Authorization": basic}, json={
-        "batch": [{"type": "identify", "userId": "u9", "traits": {"email": "x@example.com"}},
-                  {"type": "alias", "previousId": "a9", "userId": "u9"},
-                  {"type": "group", "groupId": "g1", "userId": "u9"},
-                  {"type": "screen", "name": "Settings", "userId": "u9"}],
-        "sentAt": iso(dt.datetime.now(dt.timezone.utc))})
+    track = api.post(
+        "/v1/track",
+        headers={"Authorization": basic},
+        json={
+            "event": "Order Completed",
+            "userId": "u9",
+            "messageId": "m-1",
+            "properties": {"revenue": 10},
+            "integrations": {"All": False},
+        },
+    )
+    page = api.post(
+        "/v1/page",
+        json={
+            "writeKey": t.write_key,
+            "name": "Home",
+            "anonymousId": "a9",
+            "context": {"page": {"url": "https://shop.example/?utm_source=news", "path": "/"}},
+        },
+    )
+    batch = api.post(
+        "/v1/batch",
+        headers={"Authorization": basic},
+        json={
+            "batch": [
+                {"type": "identify", "userId": "u9", "traits": {"email": "x@example.com"}},
+                {"type": "alias", "previousId": "a9", "userId": "u9"},
+                {"type": "group", "groupId": "g1", "userId": "u9"},
+                {"type": "screen", "name": "Settings", "userId": "u9"},
+            ],
+            "sentAt": iso(dt.datetime.now(dt.UTC)),
+        },
+    )
     assert [r.status_code for r in (track, page, batch)] == [200, 200, 200]
     assert track.json["success"] is True
     events = streamed(redis_client, settings)
-    assert [(e.type, e.name) for e in events] == [("track", "Order Completed"), ("page", "Home"), ("identify", ""),
-                                                  ("alias", ""), ("group", ""), ("screen", "Settings")]
+    assert [(e.type, e.name) for e in events] == [
+        ("track", "Order Completed"),
+        ("page", "Home"),
+        ("identify", ""),
+        ("alias", ""),
+        ("group", ""),
+        ("screen", "Settings"),
+    ]
     assert events[0].message_id == "m-1" and events[0].properties == {"revenue": 10}
     assert events[1].utm_source == "news"
     assert events[3].previous_id == "a9" and events[4].group_id == "g1"
@@ -239,12 +316,26 @@ def test_segment_endpoints_with_basic_auth_and_write_key_in_body(api, redis_clie
 
 def test_original_sdk_contract(api, redis_client, settings):
     t = tenant(api)
-    answer = api.post("/sdk/event", headers={"X-API-Key": t.write_key}, json=[
-        {"type": "track", "eventName": "Mint", "user_id": "u1", "wallet_address": "0xAbCdEf0123456789abcdef0123456789ABCDEF01",
-         "chain_id": "137", "transaction_hash": "0x" + "AB" * 32, "contract_address": "0x" + "Cd" * 20,
-         "country": "de", "region": "BE", "city": "Berlin", "ip_address": "203.0.113.77",
-         "timestamp": iso(dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5))},
-    ])
+    answer = api.post(
+        "/sdk/event",
+        headers={"X-API-Key": t.write_key},
+        json=[
+            {
+                "type": "track",
+                "eventName": "Mint",
+                "user_id": "u1",
+                "wallet_address": "0xAbCdEf0123456789abcdef0123456789ABCDEF01",
+                "chain_id": "137",
+                "transaction_hash": "0x" + "AB" * 32,
+                "contract_address": "0x" + "Cd" * 20,
+                "country": "de",
+                "region": "BE",
+                "city": "Berlin",
+                "ip_address": "203.0.113.77",
+                "timestamp": iso(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)),
+            },
+        ],
+    )
     assert answer.status_code == 200, answer.text
     event = streamed(redis_client, settings)[0]
     assert event.name == "Mint" and event.wallet_address == "0xabcdef0123456789abcdef0123456789abcdef01"
@@ -256,7 +347,11 @@ def test_original_sdk_contract(api, redis_client, settings):
 def test_solana_addresses_are_kept_as_given(api, redis_client, settings):
     t = tenant(api)
     solana = "7EcDhSYGxXyscszYEp35KHN8vvw3svAuLKTzXwCFLtV"
-    api.post("/v1/events", auth=t.write_key, json={"type": "wallet_connect", "wallet_address": solana, "chain_id": "solana", "user_id": "u"})
+    api.post(
+        "/v1/events",
+        auth=t.write_key,
+        json={"type": "wallet_connect", "wallet_address": solana, "chain_id": "solana", "user_id": "u"},
+    )
     assert streamed(redis_client, settings)[0].wallet_address == solana
 
 
@@ -264,22 +359,48 @@ def test_campaign_fields_of_the_context_win_over_the_page_url(api, redis_client,
     """As in Segment: context.campaign (name, source, ...) is what the SDK says; the URL fills in the rest."""
     t = tenant(api)
     url = "https://shop.example/p?utm_source=google&utm_medium=cpc&utm_term=shoes"
-    api.post("/v1/events", auth=t.write_key, json=[
-        {"type": "page", "anonymous_id": "a1", "context": {"page": {"url": url},
-                                                          "campaign": {"name": "winter", "source": "newsletter"}}},
-        {"type": "page", "anonymous_id": "a1", "context": {"page": {"url": url}, "campaign": {}}}])
+    api.post(
+        "/v1/events",
+        auth=t.write_key,
+        json=[
+            {
+                "type": "page",
+                "anonymous_id": "a1",
+                "context": {"page": {"url": url}, "campaign": {"name": "winter", "source": "newsletter"}},
+            },
+            {"type": "page", "anonymous_id": "a1", "context": {"page": {"url": url}, "campaign": {}}},
+        ],
+    )
     stated, plain = streamed(redis_client, settings)
     assert (stated.utm_campaign, stated.utm_source, stated.utm_medium, stated.utm_term, stated.utm_content) == (
-        "winter", "newsletter", "cpc", "shoes", "")
+        "winter",
+        "newsletter",
+        "cpc",
+        "shoes",
+        "",
+    )
     assert (plain.utm_campaign, plain.utm_source, plain.utm_medium, plain.utm_term) == ("", "google", "cpc", "shoes")
 
 
 def test_enrichment_of_a_browser_event(api, redis_client, settings):
     t = tenant(api)
-    api.post("/v1/events", auth=t.write_key, headers={"User-Agent": CHROME, "CF-IPCountry": "fr"}, json={
-        "type": "page", "anonymous_id": "a1",
-        "context": {"page": {"url": "https://shop.example/p?utm_source=google&utm_medium=cpc&utm_campaign=bf&gclid=abc",
-                             "referrer": "https://www.google.com/search?q=x", "title": "P"}, "locale": "fr-FR"}})
+    api.post(
+        "/v1/events",
+        auth=t.write_key,
+        headers={"User-Agent": CHROME, "CF-IPCountry": "fr"},
+        json={
+            "type": "page",
+            "anonymous_id": "a1",
+            "context": {
+                "page": {
+                    "url": "https://shop.example/p?utm_source=google&utm_medium=cpc&utm_campaign=bf&gclid=abc",
+                    "referrer": "https://www.google.com/search?q=x",
+                    "title": "P",
+                },
+                "locale": "fr-FR",
+            },
+        },
+    )
     event = streamed(redis_client, settings)[0]
     assert (event.browser, event.os, event.device, event.is_bot) == ("Chrome", "Mac OS X", "Mac", False)
     assert (event.utm_source, event.utm_medium, event.utm_campaign) == ("google", "cpc", "bf")
@@ -293,24 +414,41 @@ def test_enrichment_of_a_browser_event(api, redis_client, settings):
 
 def test_bots_are_flagged_not_dropped(api, redis_client, settings):
     t = tenant(api)
-    api.post("/v1/events", auth=t.write_key, headers={"User-Agent": GOOGLEBOT}, json={"type": "page", "anonymous_id": "b"})
+    api.post(
+        "/v1/events", auth=t.write_key, headers={"User-Agent": GOOGLEBOT}, json={"type": "page", "anonymous_id": "b"}
+    )
     assert streamed(redis_client, settings)[0].is_bot is True
 
 
 def test_ip_is_kept_whole_when_anonymising_is_off(with_settings, redis_client, settings):
     api = with_settings(anonymise_ip=False)
     t = tenant(api)
-    api.post("/v1/events", auth=t.write_key, json={"type": "track", "name": "x", "user_id": "u",
-                                                   "context": {"ip": "2001:db8:1234:5678::1"}})
+    api.post(
+        "/v1/events",
+        auth=t.write_key,
+        json={"type": "track", "name": "x", "user_id": "u", "context": {"ip": "2001:db8:1234:5678::1"}},
+    )
     assert streamed(redis_client, settings)[0].ip == "2001:db8:1234:5678::1"
 
 
 def test_clock_skew_is_corrected_from_sent_at(api, redis_client, settings):
     t = tenant(api)
-    client_clock = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=3)  # the device's clock runs 3 h ahead
-    api.post("/v1/events", auth=t.write_key, json={"batch": [
-        {"type": "track", "name": "x", "user_id": "u", "timestamp": iso(client_clock - dt.timedelta(seconds=30))}],
-        "sent_at": iso(client_clock)})
+    client_clock = dt.datetime.now(dt.UTC) + dt.timedelta(hours=3)  # the device's clock runs 3 h ahead
+    api.post(
+        "/v1/events",
+        auth=t.write_key,
+        json={
+            "batch": [
+                {
+                    "type": "track",
+                    "name": "x",
+                    "user_id": "u",
+                    "timestamp": iso(client_clock - dt.timedelta(seconds=30)),
+                }
+            ],
+            "sent_at": iso(client_clock),
+        },
+    )
     event = streamed(redis_client, settings)[0]
     assert abs((event.received_at - event.event_time).total_seconds() - 30) < 0.01
     assert event.time_clamped is False
@@ -318,13 +456,23 @@ def test_clock_skew_is_corrected_from_sent_at(api, redis_client, settings):
 
 def test_timestamps_with_an_offset_or_none_are_read_as_the_moment_they_name(api, redis_client, settings):
     t = tenant(api)
-    moment = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)).replace(microsecond=0)
+    moment = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).replace(microsecond=0)
     in_paris = moment.astimezone(dt.timezone(dt.timedelta(hours=2))).isoformat()
-    answer = api.post("/v1/events", auth=t.write_key, json=[
-        {"type": "track", "name": "paris", "user_id": "u", "timestamp": in_paris},
-        {"type": "track", "name": "naive", "user_id": "u", "timestamp": moment.replace(tzinfo=None).isoformat()},
-        {"type": "track", "name": "skewed", "user_id": "u", "timestamp": in_paris,
-         "sent_at": iso(moment + dt.timedelta(seconds=10))}])
+    answer = api.post(
+        "/v1/events",
+        auth=t.write_key,
+        json=[
+            {"type": "track", "name": "paris", "user_id": "u", "timestamp": in_paris},
+            {"type": "track", "name": "naive", "user_id": "u", "timestamp": moment.replace(tzinfo=None).isoformat()},
+            {
+                "type": "track",
+                "name": "skewed",
+                "user_id": "u",
+                "timestamp": in_paris,
+                "sent_at": iso(moment + dt.timedelta(seconds=10)),
+            },
+        ],
+    )
     assert answer.json["accepted"] == 3, answer.text
     events = {event.name: event for event in streamed(redis_client, settings)}
     assert events["paris"].event_time == events["naive"].event_time == moment
@@ -334,10 +482,15 @@ def test_timestamps_with_an_offset_or_none_are_read_as_the_moment_they_name(api,
 
 def test_future_events_are_clamped_and_flagged_and_old_ones_refused(api, redis_client, settings):
     t = tenant(api)
-    now = dt.datetime.now(dt.timezone.utc)
-    answer = api.post("/v1/events", auth=t.write_key, json=[
-        {"type": "track", "name": "future", "user_id": "u", "timestamp": iso(now + dt.timedelta(days=2))},
-        {"type": "track", "name": "ancient", "user_id": "u", "timestamp": iso(now - dt.timedelta(days=400))}])
+    now = dt.datetime.now(dt.UTC)
+    answer = api.post(
+        "/v1/events",
+        auth=t.write_key,
+        json=[
+            {"type": "track", "name": "future", "user_id": "u", "timestamp": iso(now + dt.timedelta(days=2))},
+            {"type": "track", "name": "ancient", "user_id": "u", "timestamp": iso(now - dt.timedelta(days=400))},
+        ],
+    )
     assert answer.json["accepted"] == 1 and "older than 30 days" in answer.json["rejected"][0]["reason"]
     event = streamed(redis_client, settings)[0]
     assert event.time_clamped is True and event.event_time == event.received_at
@@ -345,30 +498,55 @@ def test_future_events_are_clamped_and_flagged_and_old_ones_refused(api, redis_c
 
 def test_sessions_are_derived_per_identity_with_a_30_minute_timeout(api, redis_client, settings):
     t = tenant(api)
-    start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=3)
-    times = [start, start + dt.timedelta(minutes=20), start + dt.timedelta(minutes=55), start + dt.timedelta(minutes=60)]
-    api.post("/v1/events", auth=t.write_key, json=[
-        {"type": "track", "name": f"e{i}", "user_id": "u", "timestamp": iso(moment)} for i, moment in enumerate(times)]
-        + [{"type": "track", "name": "other", "user_id": "v", "timestamp": iso(start)},
-           {"type": "track", "name": "own", "user_id": "u", "session_id": "mine", "timestamp": iso(start)}])
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)
+    times = [
+        start,
+        start + dt.timedelta(minutes=20),
+        start + dt.timedelta(minutes=55),
+        start + dt.timedelta(minutes=60),
+    ]
+    api.post(
+        "/v1/events",
+        auth=t.write_key,
+        json=[
+            {"type": "track", "name": f"e{i}", "user_id": "u", "timestamp": iso(moment)}
+            for i, moment in enumerate(times)
+        ]
+        + [
+            {"type": "track", "name": "other", "user_id": "v", "timestamp": iso(start)},
+            {"type": "track", "name": "own", "user_id": "u", "session_id": "mine", "timestamp": iso(start)},
+        ],
+    )
     sessions = {e.name: e.session_id for e in streamed(redis_client, settings)}
     assert sessions["e0"] == sessions["e1"] != sessions["e2"] == sessions["e3"]
     assert sessions["other"] not in (sessions["e0"], sessions["e2"])
     assert sessions["own"] == "mine"
     # A later request continues the open session.
-    api.post("/v1/events", auth=t.write_key, json={"type": "track", "name": "later", "user_id": "u",
-                                                   "timestamp": iso(times[-1] + dt.timedelta(minutes=10))})
+    api.post(
+        "/v1/events",
+        auth=t.write_key,
+        json={"type": "track", "name": "later", "user_id": "u", "timestamp": iso(times[-1] + dt.timedelta(minutes=10))},
+    )
     assert streamed(redis_client, settings)[-1].session_id == sessions["e3"]
 
 
-def test_a_batch_larger_than_one_session_lookup_keeps_each_identity_in_its_session(with_settings, redis_client, settings):
+def test_a_batch_larger_than_one_session_lookup_keeps_each_identity_in_its_session(
+    with_settings, redis_client, settings
+):
     """Session states are read 1,000 keys at a time: events on both sides of a chunk's edge, and of
     one identity across it, come out right."""
     api = with_settings(ingest_max_batch=2_500)
     t = tenant(api)
-    start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
-    batch = [{"type": "track", "name": f"n{i}", "user_id": f"u{i % 1_100}", "timestamp": iso(start + dt.timedelta(seconds=i))}
-             for i in range(2_200)]
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    batch = [
+        {
+            "type": "track",
+            "name": f"n{i}",
+            "user_id": f"u{i % 1_100}",
+            "timestamp": iso(start + dt.timedelta(seconds=i)),
+        }
+        for i in range(2_200)
+    ]
     assert api.post("/v1/events", auth=t.write_key, json=batch).json["accepted"] == 2_200
     sessions = {e.name: e.session_id for e in streamed(redis_client, settings)}
     assert all(sessions[f"n{i}"] == sessions[f"n{i + 1_100}"] for i in range(1_100))
@@ -381,17 +559,26 @@ def test_country_from_a_maxmind_database(with_settings, redis_client, settings, 
     from netaddr import IPSet
 
     writer = MMDBWriter(ip_version=4, database_type="GeoIP2-City")
-    writer.insert_network(IPSet(["198.51.100.0/24"]), {
-        "country": {"iso_code": "JP", "names": {"en": "Japan"}},
-        "subdivisions": [{"iso_code": "13", "names": {"en": "Tokyo"}}],
-        "city": {"names": {"en": "Tokyo"}}})
+    writer.insert_network(
+        IPSet(["198.51.100.0/24"]),
+        {
+            "country": {"iso_code": "JP", "names": {"en": "Japan"}},
+            "subdivisions": [{"iso_code": "13", "names": {"en": "Tokyo"}}],
+            "city": {"names": {"en": "Tokyo"}},
+        },
+    )
     path = tmp_path / "city.mmdb"
     writer.to_db_file(str(path))
     api = with_settings(geoip_database_path=str(path))
     t = tenant(api)
-    api.post("/v1/events", auth=t.write_key, json=[
-        {"type": "track", "name": "a", "user_id": "u", "context": {"ip": "198.51.100.7"}},
-        {"type": "track", "name": "b", "user_id": "u", "context": {"ip": "192.0.2.1"}}])
+    api.post(
+        "/v1/events",
+        auth=t.write_key,
+        json=[
+            {"type": "track", "name": "a", "user_id": "u", "context": {"ip": "198.51.100.7"}},
+            {"type": "track", "name": "b", "user_id": "u", "context": {"ip": "192.0.2.1"}},
+        ],
+    )
     located, unknown = streamed(redis_client, settings)
     assert (located.country, located.region, located.city) == ("JP", "13", "Tokyo")
     assert (unknown.country, unknown.city) == ("", "")
@@ -399,13 +586,34 @@ def test_country_from_a_maxmind_database(with_settings, redis_client, settings, 
 
 def test_web3_and_payment_fields(api, redis_client, settings):
     t = tenant(api)
-    answer = api.post("/v1/events", auth=t.write_key, json=[
-        {"type": "transaction", "user_id": "u", "chain_id": 1, "tx_hash": "0x" + "F" * 64, "from": "0x" + "A" * 40,
-         "to": "0x" + "B" * 40, "value": 1_000_000_000_000_000_000_000, "token": "ETH", "status": "confirmed"},
-        {"type": "signature", "user_id": "u"},
-        {"type": "payment", "user_id": "u", "payment_id": "pay_1", "status": "started", "amount": 19.99,
-         "currency": "eur", "method": "card"},
-        {"type": "chain_changed", "user_id": "u", "chain_id": "10"}])
+    answer = api.post(
+        "/v1/events",
+        auth=t.write_key,
+        json=[
+            {
+                "type": "transaction",
+                "user_id": "u",
+                "chain_id": 1,
+                "tx_hash": "0x" + "F" * 64,
+                "from": "0x" + "A" * 40,
+                "to": "0x" + "B" * 40,
+                "value": 1_000_000_000_000_000_000_000,
+                "token": "ETH",
+                "status": "confirmed",
+            },
+            {"type": "signature", "user_id": "u"},
+            {
+                "type": "payment",
+                "user_id": "u",
+                "payment_id": "pay_1",
+                "status": "started",
+                "amount": 19.99,
+                "currency": "eur",
+                "method": "card",
+            },
+            {"type": "chain_changed", "user_id": "u", "chain_id": "10"},
+        ],
+    )
     assert answer.json["accepted"] == 4, answer.text
     tx, signature, payment, chain = streamed(redis_client, settings)
     assert tx.tx_value == "1000000000000000000000" and tx.tx_from == "0x" + "a" * 40 and tx.status == "confirmed"
@@ -416,22 +624,56 @@ def test_web3_and_payment_fields(api, redis_client, settings):
 
 def test_native_fields_sent_as_null_count_as_absent(api, redis_client, settings):
     t = tenant(api)
-    optional = ["name", "message_id", "session_id", "group_id", "previous_id", "timestamp", "sent_at", "properties",
-                "traits", "context", "wallet_address", "tx_hash", "from", "to", "contract_address", "value", "token",
-                "status", "payment_id", "amount", "currency", "method"]
-    answer = api.post("/v1/events", auth=t.write_key,
-                      json={"type": "identify", "user_id": "u", "anonymous_id": None, "chain_id": None,
-                            **dict.fromkeys(optional)})
+    optional = [
+        "name",
+        "message_id",
+        "session_id",
+        "group_id",
+        "previous_id",
+        "timestamp",
+        "sent_at",
+        "properties",
+        "traits",
+        "context",
+        "wallet_address",
+        "tx_hash",
+        "from",
+        "to",
+        "contract_address",
+        "value",
+        "token",
+        "status",
+        "payment_id",
+        "amount",
+        "currency",
+        "method",
+    ]
+    answer = api.post(
+        "/v1/events",
+        auth=t.write_key,
+        json={"type": "identify", "user_id": "u", "anonymous_id": None, "chain_id": None, **dict.fromkeys(optional)},
+    )
     assert answer.json["accepted"] == 1, answer.text
     (event,) = streamed(redis_client, settings)
-    assert (event.name, event.anonymous_id, event.chain_id, event.tx_hash, event.currency, event.payment_method,
-            event.properties) == ("", "", "", "", "", "", {})
+    assert (
+        event.name,
+        event.anonymous_id,
+        event.chain_id,
+        event.tx_hash,
+        event.currency,
+        event.payment_method,
+        event.properties,
+    ) == ("", "", "", "", "", "", {})
     assert event.message_id  # made at ingest
 
 
-NATIVE_OPTIONAL = [(field, wire_name) for field, wire_name in zip(wire.NativeEvent.__struct_fields__,
-                                                                  wire.NativeEvent.__struct_encode_fields__)
-                   if field not in ("type", "timestamp", "sent_at")]
+NATIVE_OPTIONAL = [
+    (field, wire_name)
+    for field, wire_name in zip(
+        wire.NativeEvent.__struct_fields__, wire.NativeEvent.__struct_encode_fields__, strict=False
+    )
+    if field not in ("type", "timestamp", "sent_at")
+]
 
 
 @pytest.mark.parametrize(("field", "wire_name"), NATIVE_OPTIONAL)
@@ -451,21 +693,34 @@ def test_every_native_field_reads_as_incoming_would_have_it(field, wire_name):
 
 def test_native_ids_and_amounts_sent_as_numbers_become_text(api, redis_client, settings):
     t = tenant(api)
-    answer = api.post("/v1/events", auth=t.write_key, json=[
-        {"type": "alias", "user_id": 42, "previous_id": 7, "anonymous_id": 9, "session_id": 1001, "group_id": 3},
-        {"type": "payment", "user_id": "u", "payment_id": "p", "status": "completed", "amount": 5, "value": 2.5}])
+    answer = api.post(
+        "/v1/events",
+        auth=t.write_key,
+        json=[
+            {"type": "alias", "user_id": 42, "previous_id": 7, "anonymous_id": 9, "session_id": 1001, "group_id": 3},
+            {"type": "payment", "user_id": "u", "payment_id": "p", "status": "completed", "amount": 5, "value": 2.5},
+        ],
+    )
     assert answer.json["accepted"] == 2, answer.text
     alias, payment = streamed(redis_client, settings)
     assert (alias.user_id, alias.previous_id, alias.anonymous_id, alias.session_id, alias.group_id) == (
-        "42", "7", "9", "1001", "3")
+        "42",
+        "7",
+        "9",
+        "1001",
+        "3",
+    )
     assert (payment.amount, payment.tx_value) == ("5", "2.5")
 
 
 def test_native_top_level_fields_it_does_not_define_are_ignored(api, redis_client, settings):
     t = tenant(api)
-    answer = api.post("/v1/events", auth=t.write_key, headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64)"},
-                      json={"type": "track", "name": "a", "user_id": "u", "country": "FR", "city": "Paris",
-                            "from_browser": False})
+    answer = api.post(
+        "/v1/events",
+        auth=t.write_key,
+        headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64)"},
+        json={"type": "track", "name": "a", "user_id": "u", "country": "FR", "city": "Paris", "from_browser": False},
+    )
     assert answer.json["accepted"] == 1, answer.text
     (event,) = streamed(redis_client, settings)
     assert (event.country, event.city) == ("", "")
@@ -504,13 +759,20 @@ def test_a_number_beyond_64_bits_rejects_its_event_not_the_batch(api, redis_clie
     """Found by the fuzz suite: such a number decoded fine but could not be written to the stream,
     so the whole request answered 500."""
     t = tenant(api)
-    answer = api.post("/v1/events", auth=t.write_key, json=[
-        {"type": "track", "name": "fine", "user_id": "u"},
-        {"type": "track", "name": "huge", "user_id": "u", "properties": {"n": 2 ** 70}},
-        {"type": "track", "name": "also fine", "user_id": "u"}])
+    answer = api.post(
+        "/v1/events",
+        auth=t.write_key,
+        json=[
+            {"type": "track", "name": "fine", "user_id": "u"},
+            {"type": "track", "name": "huge", "user_id": "u", "properties": {"n": 2**70}},
+            {"type": "track", "name": "also fine", "user_id": "u"},
+        ],
+    )
     assert answer.status_code == 200, answer.text
     assert answer.json["accepted"] == 2
     assert [(r["index"], "64-bit" in r["reason"]) for r in answer.json["rejected"]] == [(1, True)]
     assert sorted(e.name for e in streamed(redis_client, settings)) == ["also fine", "fine"]
-    alone = api.post("/v1/events", auth=t.write_key, json={"type": "track", "name": "huge", "properties": {"n": -2 ** 70}})
+    alone = api.post(
+        "/v1/events", auth=t.write_key, json={"type": "track", "name": "huge", "properties": {"n": -(2**70)}}
+    )
     assert alone.status_code == 400 and alone.json["error"]["code"] == "no_valid_events"

@@ -1,15 +1,16 @@
 """API keys: shown once, stored as digests, rotation with a grace period, revocation everywhere."""
+
 from __future__ import annotations
 
 import hashlib
 import time
 
-from models.db import database
+from accounts.security import new_key
 from models.accounts import ApiKey
+from models.db import database
 from tests.conftest import make_client
 from tests.helpers import Api
 from web.keycache import KeyCache
-from accounts.security import new_key
 
 
 def test_key_string_is_shown_once_and_only_its_digest_is_stored(api):
@@ -62,7 +63,9 @@ def test_rotate_keeps_the_old_key_for_the_grace_period(api):
     owner = api.user()
     company_id = api.company(owner)
     old = api.key(owner, company_id, "read")
-    rotated = api.post(f"/v1/companies/{company_id}/keys/{old['details']['id']}/rotate", auth=owner, json={"grace_seconds": 2})
+    rotated = api.post(
+        f"/v1/companies/{company_id}/keys/{old['details']['id']}/rotate", auth=owner, json={"grace_seconds": 2}
+    )
     assert rotated.status_code == 201
     new_key = rotated.json["key"]
     assert new_key != old["key"] and rotated.json["details"]["kind"] == "read"

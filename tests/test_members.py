@@ -1,4 +1,5 @@
 """Members: invites through the outbox, accepting, roles, removal, leaving and ownership transfer."""
+
 from __future__ import annotations
 
 from tests.helpers import invite_token_from_outbox
@@ -8,7 +9,9 @@ def test_invite_token_reaches_only_the_outbox_and_binds_to_the_email(api):
     owner = api.user()
     company_id = api.company(owner)
     invited, intruder = api.user(), api.user()
-    answer = api.post(f"/v1/companies/{company_id}/invites", auth=owner, json={"email": invited.email.upper(), "role": "viewer"})
+    answer = api.post(
+        f"/v1/companies/{company_id}/invites", auth=owner, json={"email": invited.email.upper(), "role": "viewer"}
+    )
     assert answer.status_code == 201
     token = invite_token_from_outbox(invited.email)
     assert token not in answer.text
@@ -38,8 +41,18 @@ def test_owner_role_cannot_be_invited_or_assigned(api):
     owner = api.user()
     company_id = api.company(owner)
     member = api.member(owner, company_id, "member")
-    assert api.post(f"/v1/companies/{company_id}/invites", auth=owner, json={"email": "x@example.com", "role": "owner"}).status_code == 422
-    assert api.patch(f"/v1/companies/{company_id}/members/{member.user_id}", auth=owner, json={"role": "owner"}).status_code == 422
+    assert (
+        api.post(
+            f"/v1/companies/{company_id}/invites", auth=owner, json={"email": "x@example.com", "role": "owner"}
+        ).status_code
+        == 422
+    )
+    assert (
+        api.patch(
+            f"/v1/companies/{company_id}/members/{member.user_id}", auth=owner, json={"role": "owner"}
+        ).status_code
+        == 422
+    )
 
 
 def test_admin_changes_roles_but_not_the_owners(api):
@@ -49,7 +62,12 @@ def test_admin_changes_roles_but_not_the_owners(api):
     member = api.member(owner, company_id, "member")
     changed = api.patch(f"/v1/companies/{company_id}/members/{member.user_id}", auth=admin, json={"role": "viewer"})
     assert changed.status_code == 200 and changed.json["role"] == "viewer"
-    assert api.patch(f"/v1/companies/{company_id}/members/{owner.user_id}", auth=admin, json={"role": "viewer"}).status_code == 403
+    assert (
+        api.patch(
+            f"/v1/companies/{company_id}/members/{owner.user_id}", auth=admin, json={"role": "viewer"}
+        ).status_code
+        == 403
+    )
     # The demoted member lost their rights at once.
     assert api.get(f"/v1/companies/{company_id}/keys", auth=member).status_code == 403
 
@@ -74,8 +92,13 @@ def test_transfer_ownership(api):
     company_id = api.company(owner, "Shop")
     admin = api.member(owner, company_id, "admin")
     stranger = api.user()
-    assert api.post(f"/v1/companies/{company_id}/transfer", auth=admin, json={"user_id": admin.user_id}).status_code == 403
-    assert api.post(f"/v1/companies/{company_id}/transfer", auth=owner, json={"user_id": stranger.user_id}).status_code == 404
+    assert (
+        api.post(f"/v1/companies/{company_id}/transfer", auth=admin, json={"user_id": admin.user_id}).status_code == 403
+    )
+    assert (
+        api.post(f"/v1/companies/{company_id}/transfer", auth=owner, json={"user_id": stranger.user_id}).status_code
+        == 404
+    )
     moved = api.post(f"/v1/companies/{company_id}/transfer", auth=owner, json={"user_id": admin.user_id})
     assert moved.status_code == 200 and moved.json["role"] == "owner"
     roles = {m["email"]: m["role"] for m in api.get(f"/v1/companies/{company_id}/members", auth=owner).json["items"]}

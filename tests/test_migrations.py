@@ -1,10 +1,11 @@
 """Migration runners: applied once, in order, recorded; the schema is what the models expect."""
+
 from __future__ import annotations
 
 from adtivity.cli import run_migrations
+from models.accounts import ALL_MODELS
 from models.clickhouse import clickhouse_client
 from models.db import database
-from models.accounts import ALL_MODELS
 from models.migrate import migration_files, sql_statements
 
 
@@ -13,7 +14,9 @@ def test_running_migrations_again_applies_nothing(settings):
     with database.connection_context():
         recorded = [row[0] for row in database.execute_sql("SELECT version FROM schema_migrations ORDER BY version")]
     assert recorded == [version for version, _ in migration_files("postgres")]
-    ch_recorded = clickhouse_client(settings.clickhouse_url).query("SELECT version FROM schema_migrations ORDER BY version")
+    ch_recorded = clickhouse_client(settings.clickhouse_url).query(
+        "SELECT version FROM schema_migrations ORDER BY version"
+    )
     assert [row[0] for row in ch_recorded.result_rows] == [version for version, _ in migration_files("clickhouse")]
 
 
@@ -45,6 +48,10 @@ def test_every_event_field_has_its_events_column(settings):
     from models.events import Event
 
     client = clickhouse_client(settings.clickhouse_url)
-    columns = {row[0] for row in client.query(
-        "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'events'").result_rows}
+    columns = {
+        row[0]
+        for row in client.query(
+            "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'events'"
+        ).result_rows
+    }
     assert columns == set(Event.__struct_fields__) | {"tx_value_num", "stream_entry"}

@@ -1,5 +1,6 @@
 """The OpenAPI document describes every route the app serves, from the structs it validates with, and
 its examples validate against them; /docs renders it."""
+
 from __future__ import annotations
 
 import falcon.inspect
@@ -9,8 +10,12 @@ from web import openapi
 
 
 def served(app) -> set[tuple[str, str]]:
-    return {(route.path, method.method.lower()) for route in falcon.inspect.inspect_routes(app)
-            for method in route.methods if not method.internal and method.method.lower() in openapi.METHODS}
+    return {
+        (route.path, method.method.lower())
+        for route in falcon.inspect.inspect_routes(app)
+        for method in route.methods
+        if not method.internal and method.method.lower() in openapi.METHODS
+    }
 
 
 def test_every_route_and_method_is_described(client):

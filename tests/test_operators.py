@@ -1,4 +1,5 @@
 """Platform admins: set only by the operator command, and the only ones on operator endpoints."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -12,10 +13,10 @@ from pathlib import Path
 
 from adtivity.pipeline_status import group_backlog, stream_groups
 from models import redis_keys
-from models.db import utcnow
 from models.accounts import User
-from models.rollups import RollupState
+from models.db import utcnow
 from models.redis_streams import PERSIST_GROUP, stream_key
+from models.rollups import RollupState
 from models.tracking import Quarantine
 from tests.ingest_helpers import CHROME
 from tests.test_persist import drain, stored
@@ -29,8 +30,9 @@ def create_admin(email: str, password: str | None = None) -> subprocess.Complete
     args = [sys.executable, "-m", "adtivity", "create-admin", "--email", email]
     if password is not None:
         args.append("--password-stdin")
-    return subprocess.run(args, cwd=ROOT, env=os.environ, input=(password or "") + "\n", capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        args, cwd=ROOT, env=os.environ, input=(password or "") + "\n", capture_output=True, text=True, timeout=60
+    )
 
 
 def test_operator_command_flags_an_existing_user(api):
@@ -50,7 +52,10 @@ def test_operator_command_creates_a_new_admin_with_a_password_from_stdin(api):
 
 
 def test_no_api_call_makes_a_platform_admin(api):
-    answer = api.post("/v1/auth/register", json={"email": "sneaky@example.com", "password": "a long passphrase", "is_platform_admin": True})
+    answer = api.post(
+        "/v1/auth/register",
+        json={"email": "sneaky@example.com", "password": "a long passphrase", "is_platform_admin": True},
+    )
     assert answer.status_code == 422
     assert not User.select().where(User.is_platform_admin == True).exists()  # noqa: E712
 
@@ -74,8 +79,11 @@ def test_status_shows_the_latest_health_check_and_heartbeats(api, settings, redi
     assert status["health_check"]["quarantine"] == {"entries": 0, "events": 0}
     rollups = status["health_check"]["rollups"]
     assert rollups["companies"] == 2 and rollups["stale"] == 1
-    assert rollups["stalest"][0] == {"company_id": str(stale.company_id), "computed_at": an_hour_ago.isoformat(),
-                                     "complete_until": an_hour_ago.isoformat()}
+    assert rollups["stalest"][0] == {
+        "company_id": str(stale.company_id),
+        "computed_at": an_hour_ago.isoformat(),
+        "complete_until": an_hour_ago.isoformat(),
+    }
     assert status["processes"]["worker"]["seconds_ago"] < 5
     assert status["processes"]["streams"]["seconds_ago"] < 5
     assert status["processes"]["scheduler"] is None
@@ -83,8 +91,9 @@ def test_status_shows_the_latest_health_check_and_heartbeats(api, settings, redi
 
 
 def operator(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "adtivity", *args], cwd=ROOT, env=os.environ, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "adtivity", *args], cwd=ROOT, env=os.environ, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_operator_commands_create_a_company_show_the_pipeline_and_rebuild_rollups(api, settings, redis_client):
@@ -92,9 +101,19 @@ def test_operator_commands_create_a_company_show_the_pipeline_and_rebuild_rollup
     made = operator("create-company", "--owner-email", "Owner@example.com", "--name", "From the CLI")
     assert made.returncode == 0, made.stderr
     company = json.loads(made.stdout)
-    answer = api.post("/v1/events", auth=company["write_key"], json=[
-        {"type": "page", "anonymous_id": f"a{i}", "timestamp": f"{dt.date.today() - dt.timedelta(days=3)}T10:00:00Z",
-         "context": {"userAgent": CHROME}} for i in range(6)])
+    answer = api.post(
+        "/v1/events",
+        auth=company["write_key"],
+        json=[
+            {
+                "type": "page",
+                "anonymous_id": f"a{i}",
+                "timestamp": f"{dt.date.today() - dt.timedelta(days=3)}T10:00:00Z",
+                "context": {"userAgent": CHROME},
+            }
+            for i in range(6)
+        ],
+    )
     assert answer.status_code == 200
     drain(settings, redis_client)
 
@@ -104,23 +123,48 @@ def test_operator_commands_create_a_company_show_the_pipeline_and_rebuild_rollup
     assert pipeline["dependencies"]["postgres"]["up"] and "queues" in pipeline and "rollups" in pipeline
 
     day = dt.date.today() - dt.timedelta(days=3)
-    rebuilt = operator("rebuild-rollups", "--company", company["company_id"], "--from", str(day - dt.timedelta(days=1)),
-                       "--to", str(day))
+    rebuilt = operator(
+        "rebuild-rollups",
+        "--company",
+        company["company_id"],
+        "--from",
+        str(day - dt.timedelta(days=1)),
+        "--to",
+        str(day),
+    )
     assert rebuilt.returncode == 0, rebuilt.stderr
-    overview = api.get(f"/v1/companies/{company['company_id']}/analytics/overview", auth=company["read_key"],
-                       params={"from": str(day), "to": str(day + dt.timedelta(days=1))}).json
+    overview = api.get(
+        f"/v1/companies/{company['company_id']}/analytics/overview",
+        auth=company["read_key"],
+        params={"from": str(day), "to": str(day + dt.timedelta(days=1))},
+    ).json
     assert overview["metrics"]["page_views"]["value"] == 6
     assert operator("create-company", "--owner-email", "nobody@example.com", "--name", "x").returncode != 0
-    assert operator("rebuild-rollups", "--company", company["company_id"], "--from", "2026-02-02", "--to", "2026-02-01"
-                    ).returncode != 0
+    assert (
+        operator(
+            "rebuild-rollups", "--company", company["company_id"], "--from", "2026-02-02", "--to", "2026-02-01"
+        ).returncode
+        != 0
+    )
 
 
-def test_operator_imports_an_ndjson_file_through_the_pipeline_and_replays_the_quarantine(api, settings, redis_client,
-                                                                                          tmp_path):
+def test_operator_imports_an_ndjson_file_through_the_pipeline_and_replays_the_quarantine(
+    api, settings, redis_client, tmp_path
+):
     api.user("importer@example.com")
     company = json.loads(operator("create-company", "--owner-email", "importer@example.com", "--name", "Import").stdout)
-    lines = [json.dumps({"type": "track", "name": "Imported", "user_id": f"u{i}", "message_id": f"imp-{i}",
-                         "context": {"userAgent": CHROME}}) for i in range(25)]
+    lines = [
+        json.dumps(
+            {
+                "type": "track",
+                "name": "Imported",
+                "user_id": f"u{i}",
+                "message_id": f"imp-{i}",
+                "context": {"userAgent": CHROME},
+            }
+        )
+        for i in range(25)
+    ]
     lines.insert(7, '{"type": "track"')  # broken JSON
     lines.insert(12, json.dumps({"type": "no-such-type"}))
     source = tmp_path / "events.ndjson"
@@ -131,11 +175,14 @@ def test_operator_imports_an_ndjson_file_through_the_pipeline_and_replays_the_qu
     assert outcome["accepted"] == 25 and [r["line"] for r in outcome["rejected"]] == [8, 13]
     drain(settings, redis_client)
     assert stored(settings, company["company_id"]) == 25
-    assert operator("import-events", "--company", company["company_id"], "--file", str(source), "--batch", "0"
-                    ).returncode != 0
+    assert (
+        operator("import-events", "--company", company["company_id"], "--file", str(source), "--batch", "0").returncode
+        != 0
+    )
 
-    Quarantine.create(company_id=company["company_id"], stream=stream_key(0), entry_id="1-1", events=3,
-                      payload=b"x", reason="test")
+    Quarantine.create(
+        company_id=company["company_id"], stream=stream_key(0), entry_id="1-1", events=3, payload=b"x", reason="test"
+    )
     replayed = operator("replay-quarantine", "--company", company["company_id"])
     assert replayed.returncode == 0 and json.loads(replayed.stdout) == {"entries": 1, "events": 3}
     assert redis_client.xlen(stream_key(0)) >= 1
@@ -144,22 +191,26 @@ def test_operator_imports_an_ndjson_file_through_the_pipeline_and_replays_the_qu
 
 def hostile_lines(settings) -> list[str]:
     """Events each accept-path check refuses alone, around ones it takes."""
+
     def track(n: int, **fields) -> dict:
         return {"type": "track", "name": "Hostile", "user_id": "u", "message_id": f"h{n}", **fields}
 
     nested: dict = {}
     for _ in range(settings.max_json_depth + 3):
         nested = {"a": nested}
-    return [json.dumps(event, separators=(",", ":")) for event in (
-        track(0),
-        track(1, properties=nested),  # deeper than MAX_JSON_DEPTH
-        track(2, properties={"big": 2 ** 70}),  # beyond 64 bits
-        track(3, properties={"nul": "a\u0000b"}),
-        track(4, properties={"pad": "x" * settings.ingest_max_event_bytes}),  # over INGEST_MAX_EVENT_BYTES
-        {"type": "track", "name": "no identity"},
-        track(6, timestamp="not a time"),
-        track(7),
-    )]
+    return [
+        json.dumps(event, separators=(",", ":"))
+        for event in (
+            track(0),
+            track(1, properties=nested),  # deeper than MAX_JSON_DEPTH
+            track(2, properties={"big": 2**70}),  # beyond 64 bits
+            track(3, properties={"nul": "a\u0000b"}),
+            track(4, properties={"pad": "x" * settings.ingest_max_event_bytes}),  # over INGEST_MAX_EVENT_BYTES
+            {"type": "track", "name": "no identity"},
+            track(6, timestamp="not a time"),
+            track(7),
+        )
+    ]
 
 
 def test_import_and_http_ingest_give_each_hostile_line_the_same_outcome(api, settings, tmp_path):
@@ -169,8 +220,12 @@ def test_import_and_http_ingest_give_each_hostile_line_the_same_outcome(api, set
     source = tmp_path / "hostile.ndjson"
     source.write_text("\n".join(lines) + "\n")
     imported = json.loads(operator("import-events", "--company", company["company_id"], "--file", str(source)).stdout)
-    answer = api.post("/v1/events", auth=company["write_key"], body="[" + ",".join(lines) + "]",
-                      headers={"Content-Type": "application/json"})
+    answer = api.post(
+        "/v1/events",
+        auth=company["write_key"],
+        body="[" + ",".join(lines) + "]",
+        headers={"Content-Type": "application/json"},
+    )
     assert answer.status_code == 200, answer.text
     over_http = answer.json
     assert imported["accepted"] == over_http["accepted"]

@@ -1,5 +1,6 @@
 """Persistence into ClickHouse and Postgres with a real pump on the real stores: exactly once across
 resends and crashes, entities, quarantine and replay, stream trimming, and reading events back."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -11,23 +12,33 @@ from concurrent.futures import ThreadPoolExecutor
 
 import clickhouse_connect.driver.exceptions as ch_errors
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from adtivity.jobs import ENTITIES_SHARD, PERSIST_SHARD
+from adtivity.lease import Lease
 from adtivity.metrics import REPEATED_HAND_OVERS
+from models import redis_keys
 from models.clickhouse import PerThread, clickhouse_client
 from models.db import database
-from models import redis_keys
 from models.events_table import NO_SESSION, insert_rows
-from models.redis_streams import (PERSIST_GROUP, decode_entry, entities_stream_key, entry_fields, pack, shard_for,
-                            stranded_shards, stream_key, unpack)
+from models.redis_streams import (
+    PERSIST_GROUP,
+    decode_entry,
+    entities_stream_key,
+    entry_fields,
+    pack,
+    shard_for,
+    stranded_shards,
+    stream_key,
+    unpack,
+)
 from models.tracking import EndUser, Identity, PaymentSession, Quarantine, Session, Wallet
 from scheduler.leader import Leadership
 from scheduler.main import build_scheduler
 from tests.ingest_helpers import tenant
 from tests.processes import free_port
 from workers.entities import EntitiesPump
-from adtivity.lease import Lease
 from workers.persist import EventsPump
 from workers.pump import STOPPING, run_pump
 from workers.trim import trim_all
@@ -45,14 +56,18 @@ def drain(settings, redis_client, clickhouse=None, *, seconds: float = 0.1, even
     """Runs one short persist pump, then one entities pump, per shard in this thread, as the worker would."""
     clickhouse = clickhouse or clickhouse_client(settings.clickhouse_url)
     shards = range(settings.stream_shards)
-    run_pumps([events_pump(settings, redis_client, lambda: clickhouse, shard) for shard in shards], redis_client, seconds)
+    run_pumps(
+        [events_pump(settings, redis_client, lambda: clickhouse, shard) for shard in shards], redis_client, seconds
+    )
     run_pumps([EntitiesPump(settings, redis_client, shard) for shard in shards], redis_client, seconds)
 
 
 def stored(settings, company_id: str, where: str = "1") -> int:
-    return clickhouse_client(settings.clickhouse_url).query(
-        f"SELECT count() FROM events WHERE company_id = toUUID(%(c)s) AND {where}", parameters={"c": company_id}
-    ).result_rows[0][0]
+    return (
+        clickhouse_client(settings.clickhouse_url)
+        .query(f"SELECT count() FROM events WHERE company_id = toUUID(%(c)s) AND {where}", parameters={"c": company_id})
+        .result_rows[0][0]
+    )
 
 
 def mixed_events(n: int, start: dt.datetime) -> list[dict]:
@@ -61,29 +76,64 @@ def mixed_events(n: int, start: dt.datetime) -> list[dict]:
         moment = (start + dt.timedelta(seconds=i)).isoformat()
         kind = i % 4
         if kind == 0:
-            events.append({"type": "page", "anonymous_id": f"anon{i % 7}", "message_id": f"m{i}", "timestamp": moment,
-                           "context": {"page": {"url": f"https://ex.com/p{i % 3}", "path": f"/p{i % 3}"}}})
+            events.append(
+                {
+                    "type": "page",
+                    "anonymous_id": f"anon{i % 7}",
+                    "message_id": f"m{i}",
+                    "timestamp": moment,
+                    "context": {"page": {"url": f"https://ex.com/p{i % 3}", "path": f"/p{i % 3}"}},
+                }
+            )
         elif kind == 1:
-            events.append({"type": "identify", "user_id": f"user{i % 5}", "anonymous_id": f"anon{i % 7}",
-                           "message_id": f"m{i}", "timestamp": moment, "traits": {"n": i}})
+            events.append(
+                {
+                    "type": "identify",
+                    "user_id": f"user{i % 5}",
+                    "anonymous_id": f"anon{i % 7}",
+                    "message_id": f"m{i}",
+                    "timestamp": moment,
+                    "traits": {"n": i},
+                }
+            )
         elif kind == 2:
-            events.append({"type": "wallet_connect", "user_id": f"user{i % 5}", "message_id": f"m{i}",
-                           "wallet_address": f"0x{i % 3:040x}", "chain_id": str(1 + (i // 4) % 2), "timestamp": moment})
+            events.append(
+                {
+                    "type": "wallet_connect",
+                    "user_id": f"user{i % 5}",
+                    "message_id": f"m{i}",
+                    "wallet_address": f"0x{i % 3:040x}",
+                    "chain_id": str(1 + (i // 4) % 2),
+                    "timestamp": moment,
+                }
+            )
         else:
-            events.append({"type": "payment", "user_id": f"user{i % 5}", "message_id": f"m{i}", "timestamp": moment,
-                           "payment_id": f"pay{i % 3}", "status": "completed", "amount": "5.25", "currency": "USD"})
+            events.append(
+                {
+                    "type": "payment",
+                    "user_id": f"user{i % 5}",
+                    "message_id": f"m{i}",
+                    "timestamp": moment,
+                    "payment_id": f"pay{i % 3}",
+                    "status": "completed",
+                    "amount": "5.25",
+                    "currency": "USD",
+                }
+            )
     return events
 
 
 def entity_snapshot(company_id: str) -> dict:
     with database.connection_context():
-        return {model.__name__: sorted(map(str, model.select().where(model.company_id == company_id).dicts()))
-                for model in (EndUser, Identity, Wallet, Session, PaymentSession)}
+        return {
+            model.__name__: sorted(map(str, model.select().where(model.company_id == company_id).dicts()))
+            for model in (EndUser, Identity, Wallet, Session, PaymentSession)
+        }
 
 
 def test_events_land_once_with_their_entities_and_a_resend_changes_nothing(api, settings, redis_client):
     t = tenant(api)
-    events = mixed_events(40, dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
+    events = mixed_events(40, dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
     assert api.post("/v1/events", auth=t.write_key, json=events).json["accepted"] == 40
     drain(settings, redis_client)
     assert stored(settings, t.company_id) == 40
@@ -143,7 +193,7 @@ def session_events(company_id: str) -> int:
 def test_a_crash_before_the_insert_loses_nothing(api, settings, redis_client):
     fast = dataclasses.replace(settings, persist_claim_idle_seconds=0)
     t = tenant(api)
-    api.post("/v1/events", auth=t.write_key, json=mixed_events(12, dt.datetime.now(dt.timezone.utc)))
+    api.post("/v1/events", auth=t.write_key, json=mixed_events(12, dt.datetime.now(dt.UTC)))
     drain(fast, redis_client, CrashOnInsert(clickhouse_client(settings.clickhouse_url)))
     assert stored(settings, t.company_id) == 0 and session_events(t.company_id) == 0
     assert pending(redis_client, settings) == 1
@@ -155,7 +205,7 @@ def test_a_crash_before_the_insert_loses_nothing(api, settings, redis_client):
 def test_a_crash_after_the_insert_before_the_hand_over_loses_no_entity(api, settings, redis_client):
     fast = dataclasses.replace(settings, persist_claim_idle_seconds=0)
     t = tenant(api)
-    api.post("/v1/events", auth=t.write_key, json=mixed_events(10, dt.datetime.now(dt.timezone.utc)))
+    api.post("/v1/events", auth=t.write_key, json=mixed_events(10, dt.datetime.now(dt.UTC)))
 
     class DiesBeforeHandOver(EventsPump):
         def hand_over(self, entries, to_forward):
@@ -171,7 +221,7 @@ def test_a_crash_after_the_insert_before_the_hand_over_loses_no_entity(api, sett
 def test_a_crash_after_the_hand_over_before_the_ack_stores_nothing_twice(api, settings, redis_client):
     fast = dataclasses.replace(settings, persist_claim_idle_seconds=0)
     t = tenant(api)
-    api.post("/v1/events", auth=t.write_key, json=mixed_events(8, dt.datetime.now(dt.timezone.utc)))
+    api.post("/v1/events", auth=t.write_key, json=mixed_events(8, dt.datetime.now(dt.UTC)))
 
     class NoAck(EventsPump):
         def ack(self, entries):
@@ -183,15 +233,19 @@ def test_a_crash_after_the_hand_over_before_the_ack_stores_nothing_twice(api, se
     assert stored(settings, t.company_id) == 8
     assert pending(redis_client, settings) == 0
     assert session_events(t.company_id) == 8
-    handed = [fields for shard in range(settings.stream_shards)
-              for _, fields in redis_client.xrange(entities_stream_key(shard))]
+    handed = [
+        fields
+        for shard in range(settings.stream_shards)
+        for _, fields in redis_client.xrange(entities_stream_key(shard))
+    ]
     assert len(handed) == 1 and len(decode_entry(handed[0])) == 8
     assert not any(redis_client.exists(redis_keys.handed_over(shard)) for shard in range(settings.stream_shards))
 
 
 def send_track(api, t, message_id: str) -> None:
-    answer = api.post("/v1/events", auth=t.write_key, json={"type": "track", "name": "n", "user_id": "u",
-                                                            "message_id": message_id})
+    answer = api.post(
+        "/v1/events", auth=t.write_key, json={"type": "track", "name": "n", "user_id": "u", "message_id": message_id}
+    )
     assert answer.json["accepted"] == 1
 
 
@@ -246,9 +300,14 @@ def test_a_poison_entry_is_quarantined_then_replayed(api, settings, redis_client
     once the table is back."""
     fast = dataclasses.replace(settings, persist_claim_idle_seconds=0, persist_max_failures=2)
     t = tenant(api)
-    api.post("/v1/events", auth=t.write_key, json=[
-        {"type": "wallet_connect", "user_id": "u", "wallet_address": "0x" + "1" * 40, "chain_id": "1"},
-        {"type": "track", "name": "with it", "user_id": "u"}])
+    api.post(
+        "/v1/events",
+        auth=t.write_key,
+        json=[
+            {"type": "wallet_connect", "user_id": "u", "wallet_address": "0x" + "1" * 40, "chain_id": "1"},
+            {"type": "track", "name": "with it", "user_id": "u"},
+        ],
+    )
     with database.connection_context():
         database.execute_sql("ALTER TABLE wallets RENAME TO wallets_away")
     try:
@@ -276,12 +335,15 @@ def test_a_poison_entry_is_quarantined_then_replayed(api, settings, redis_client
 
 
 def test_rows_name_their_entry_and_take_the_derived_session_ids_in_order():
-    rows = b"\n".join([NO_SESSION + b'"message_id":"a"}', b'{"session_id":"own","message_id":"b"}',
-                        NO_SESSION + b'"message_id":"c"}'])
+    rows = b"\n".join(
+        [NO_SESSION + b'"message_id":"a"}', b'{"session_id":"own","message_id":"b"}', NO_SESSION + b'"message_id":"c"}']
+    )
     completed = [json.loads(row) for row in insert_rows("17-3", rows, b"s-1 s-2")]
-    assert completed == [{"stream_entry": "17-3", "session_id": "s-1", "message_id": "a"},
-                         {"stream_entry": "17-3", "session_id": "own", "message_id": "b"},
-                         {"stream_entry": "17-3", "session_id": "s-2", "message_id": "c"}]
+    assert completed == [
+        {"stream_entry": "17-3", "session_id": "s-1", "message_id": "a"},
+        {"stream_entry": "17-3", "session_id": "own", "message_id": "b"},
+        {"stream_entry": "17-3", "session_id": "s-2", "message_id": "c"},
+    ]
     assert insert_rows("17-3", b"", b"") == []
 
 
@@ -295,8 +357,9 @@ def test_a_packed_field_unpacks_to_its_bytes_and_an_unpacked_one_reads_as_it_is(
 def stored_columns(settings, company_id: str) -> list[dict]:
     """A company's stored events, without the columns that differ between two sends of the same events."""
     result = clickhouse_client(settings.clickhouse_url).query(
-        "SELECT * FROM events WHERE company_id = toUUID(%(c)s) ORDER BY message_id", parameters={"c": company_id})
-    rows = [dict(zip(result.column_names, row)) for row in result.result_rows]
+        "SELECT * FROM events WHERE company_id = toUUID(%(c)s) ORDER BY message_id", parameters={"c": company_id}
+    )
+    rows = [dict(zip(result.column_names, row, strict=False)) for row in result.result_rows]
     for row in rows:
         assert row.pop("stream_entry") and row.pop("company_id") and row.pop("received_at")
         assert row.pop("session_id")
@@ -312,14 +375,17 @@ def sent_twice_taking_out_the_second(api, settings, redis_client, events, first,
     for t in (first, second):
         assert api.post("/v1/events", auth=t.write_key, json=events).json["accepted"] == len(events)
     stream = stream_key(shard_for(second.company_id, settings.stream_shards))
-    (entry_id, fields), = [(entry_id, fields) for entry_id, fields in redis_client.xrange(stream)
-                           if fields[b"c"].decode() == second.company_id]
+    ((entry_id, fields),) = [
+        (entry_id, fields)
+        for entry_id, fields in redis_client.xrange(stream)
+        if fields[b"c"].decode() == second.company_id
+    ]
     redis_client.xdel(stream, entry_id)
     return stream, fields
 
 
 def test_an_entry_written_before_compression_is_stored_as_a_compressed_one(api, settings, redis_client):
-    events = mixed_events(10, dt.datetime.now(dt.timezone.utc))
+    events = mixed_events(10, dt.datetime.now(dt.UTC))
     compressed, plain = tenant(api), tenant(api)
     stream, fields = sent_twice_taking_out_the_second(api, settings, redis_client, events, compressed, plain)
     assert unpack(fields[b"e"]) != fields[b"e"] and unpack(fields[b"j"]) != fields[b"j"]
@@ -327,8 +393,10 @@ def test_an_entry_written_before_compression_is_stored_as_a_compressed_one(api, 
     drain(settings, redis_client)
     rows = stored_columns(settings, compressed.company_id)
     assert len(rows) == len(events) and rows == stored_columns(settings, plain.company_id)
-    counts = {company: {kind: len(rows) for kind, rows in entity_snapshot(company).items()}
-              for company in (compressed.company_id, plain.company_id)}
+    counts = {
+        company: {kind: len(rows) for kind, rows in entity_snapshot(company).items()}
+        for company in (compressed.company_id, plain.company_id)
+    }
     assert counts[plain.company_id] == counts[compressed.company_id] and all(counts[plain.company_id].values())
 
 
@@ -338,11 +406,22 @@ def test_an_entry_without_its_rows_is_stored_as_one_with_them(api, settings, red
     ids for the pump to fill in)."""
     # A day before the clock ingest reads: inside INGEST_MAX_AGE_DAYS whenever the test runs; whole
     # seconds, as ClickHouse's DateTime stores them.
-    start = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)).replace(microsecond=0)
+    start = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).replace(microsecond=0)
     events = mixed_events(12, start) + [
-        {"type": "transaction", "user_id": "u", "tx_hash": "0x" + "a" * 64, "chain_id": "1", "status": "confirmed",
-         "value": "1500000000000000000", "token": "ETH", "message_id": "tx", "timestamp": start.isoformat(),
-         "sent_at": (start + dt.timedelta(seconds=10)).isoformat(), "properties": {"nested": {"quote": "it's \"x\"", "list": [1, 2.5, None]}}}]
+        {
+            "type": "transaction",
+            "user_id": "u",
+            "tx_hash": "0x" + "a" * 64,
+            "chain_id": "1",
+            "status": "confirmed",
+            "value": "1500000000000000000",
+            "token": "ETH",
+            "message_id": "tx",
+            "timestamp": start.isoformat(),
+            "sent_at": (start + dt.timedelta(seconds=10)).isoformat(),
+            "properties": {"nested": {"quote": 'it\'s "x"', "list": [1, 2.5, None]}},
+        }
+    ]
     with_rows, without_rows = tenant(api), tenant(api)
     stream, fields = sent_twice_taking_out_the_second(api, settings, redis_client, events, with_rows, without_rows)
     assert fields[b"j"] and fields[b"s"]  # some events came without a session id
@@ -357,19 +436,28 @@ def test_an_entry_without_its_rows_is_stored_as_one_with_them(api, settings, red
     assert transaction["sent_at"] == start.replace(tzinfo=None) + dt.timedelta(seconds=10)
     payment = next(row for row in rows if row["type"] == "payment")
     assert (str(payment["amount"]), payment["traits"], payment["context"], payment["is_bot"]) == (
-        "5.250000000", "{}", "{}", 0)
-    stored_sessions = clickhouse_client(settings.clickhouse_url).query(
-        "SELECT message_id, session_id FROM events WHERE company_id = toUUID(%(c)s)",
-        parameters={"c": without_rows.company_id}).result_rows
+        "5.250000000",
+        "{}",
+        "{}",
+        0,
+    )
+    stored_sessions = (
+        clickhouse_client(settings.clickhouse_url)
+        .query(
+            "SELECT message_id, session_id FROM events WHERE company_id = toUUID(%(c)s)",
+            parameters={"c": without_rows.company_id},
+        )
+        .result_rows
+    )
     assert dict(stored_sessions) == {event.message_id: event.session_id for event in decode_entry(fields)}
 
 
 def test_an_entry_whose_rows_do_not_match_its_message_ids_is_quarantined(api, settings, redis_client):
     fast = dataclasses.replace(settings, persist_claim_idle_seconds=0, persist_max_failures=2)
     t = tenant(api)
-    api.post("/v1/events", auth=t.write_key, json=mixed_events(4, dt.datetime.now(dt.timezone.utc)))
+    api.post("/v1/events", auth=t.write_key, json=mixed_events(4, dt.datetime.now(dt.UTC)))
     stream = stream_key(shard_for(t.company_id, settings.stream_shards))
-    (entry_id, fields), = redis_client.xrange(stream)
+    ((entry_id, fields),) = redis_client.xrange(stream)
     redis_client.xdel(stream, entry_id)
     redis_client.xadd(stream, {**fields, b"j": pack(unpack(fields[b"j"]).rsplit(b"\n", 1)[0])})
     for _ in range(3):
@@ -397,8 +485,11 @@ def test_message_ids_with_quotes_are_looked_up_safely(api, settings, redis_clien
     drain(settings, redis_client)
     api.post("/v1/events", auth=t.write_key, json=event)
     drain(settings, redis_client)
-    rows = clickhouse_client(settings.clickhouse_url).query(
-        "SELECT message_id FROM events WHERE company_id = toUUID(%(c)s)", parameters={"c": t.company_id}).result_rows
+    rows = (
+        clickhouse_client(settings.clickhouse_url)
+        .query("SELECT message_id FROM events WHERE company_id = toUUID(%(c)s)", parameters={"c": t.company_id})
+        .result_rows
+    )
     assert rows == [(tricky,)]
 
 
@@ -424,7 +515,7 @@ def test_trimming_keeps_what_any_group_still_needs(api, settings, redis_client):
 
 def test_reading_events_back_newest_first_with_filters_and_cursor(api, settings, redis_client):
     t = tenant(api)
-    start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(hours=2)
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=2)
     api.post("/v1/events", auth=t.write_key, json=mixed_events(30, start))
     other = tenant(api)
     api.post("/v1/events", auth=other.write_key, json=mixed_events(5, start))
@@ -432,8 +523,11 @@ def test_reading_events_back_newest_first_with_filters_and_cursor(api, settings,
 
     seen, cursor = [], None
     while True:
-        page = api.get(f"/v1/companies/{t.company_id}/events", auth=t.read_key,
-                       params={"limit": 7, **({"cursor": cursor} if cursor else {})}).json
+        page = api.get(
+            f"/v1/companies/{t.company_id}/events",
+            auth=t.read_key,
+            params={"limit": 7, **({"cursor": cursor} if cursor else {})},
+        ).json
         seen += page["items"]
         cursor = page["next_cursor"]
         if not cursor:
@@ -441,16 +535,25 @@ def test_reading_events_back_newest_first_with_filters_and_cursor(api, settings,
     assert [e["message_id"] for e in seen] == [f"m{i}" for i in reversed(range(30))]
     payments = api.get(f"/v1/companies/{t.company_id}/events", auth=t.owner, params={"type": "payment"}).json["items"]
     assert len(payments) == 7 and payments[0]["amount"] == "5.25"
-    wallet = api.get(f"/v1/companies/{t.company_id}/events", auth=t.owner,
-                     params={"wallet": "0x" + "0" * 39 + "1"}).json["items"]
+    wallet = api.get(
+        f"/v1/companies/{t.company_id}/events", auth=t.owner, params={"wallet": "0x" + "0" * 39 + "1"}
+    ).json["items"]
     assert {e["type"] for e in wallet} == {"wallet_connect"} and [e["message_id"] for e in wallet] == ["m22", "m10"]
-    window = api.get(f"/v1/companies/{t.company_id}/events", auth=t.owner, params={
-        "since": (start + dt.timedelta(seconds=10)).isoformat(), "until": (start + dt.timedelta(seconds=20)).isoformat()})
+    window = api.get(
+        f"/v1/companies/{t.company_id}/events",
+        auth=t.owner,
+        params={
+            "since": (start + dt.timedelta(seconds=10)).isoformat(),
+            "until": (start + dt.timedelta(seconds=20)).isoformat(),
+        },
+    )
     assert len(window.json["items"]) == 10
     user = api.get(f"/v1/companies/{t.company_id}/events", auth=t.owner, params={"user": "anon3"}).json["items"]
     assert user and all("anon3" in (e["anonymous_id"], e["user_id"]) for e in user)
     assert api.get(f"/v1/companies/{t.company_id}/events", auth=t.owner, params={"limit": 1001}).status_code == 400
-    assert api.get(f"/v1/companies/{t.company_id}/events", auth=t.owner, params={"since": "yesterday"}).status_code == 400
+    assert (
+        api.get(f"/v1/companies/{t.company_id}/events", auth=t.owner, params={"since": "yesterday"}).status_code == 400
+    )
     assert api.get(f"/v1/companies/{t.company_id}/events", auth=other.read_key).status_code == 404
 
 
@@ -469,14 +572,20 @@ def test_a_long_outage_redelivers_entries_without_quarantining_them(api, setting
     fast = dataclasses.replace(settings, persist_claim_idle_seconds=0, persist_max_failures=2)
     t = tenant(api)
     for batch in range(3):
-        answer = api.post("/v1/events", auth=t.write_key, json=[
-            {"type": "track", "name": f"during the outage {batch}", "user_id": "u", "message_id": f"o{batch}-{i}"}
-            for i in range(10)])
+        answer = api.post(
+            "/v1/events",
+            auth=t.write_key,
+            json=[
+                {"type": "track", "name": f"during the outage {batch}", "user_id": "u", "message_id": f"o{batch}-{i}"}
+                for i in range(10)
+            ],
+        )
         assert answer.status_code == 200
     for _ in range(6):
         drain(fast, redis_client, ClickHouseDown())
-    pending = sum(redis_client.xpending(stream_key(shard), PERSIST_GROUP)["pending"]
-                  for shard in range(settings.stream_shards))
+    pending = sum(
+        redis_client.xpending(stream_key(shard), PERSIST_GROUP)["pending"] for shard in range(settings.stream_shards)
+    )
     assert pending >= 1  # held, not dropped, not quarantined
     drain(fast, redis_client)
     assert stored(settings, t.company_id) == 30
@@ -488,8 +597,11 @@ def test_an_insert_cut_short_before_its_event_ids_is_not_repeated_on_redelivery(
     """ClickHouse killed mid-insert can leave rows in `events` that `event_ids` (filled by a
     materialised view, not atomically) never got; the redelivered entry must find them in `events`."""
     t = tenant(api)
-    answer = api.post("/v1/events", auth=t.write_key, json=[
-        {"type": "track", "name": "cut short", "user_id": "u", "message_id": f"cut-{i}"} for i in range(20)])
+    answer = api.post(
+        "/v1/events",
+        auth=t.write_key,
+        json=[{"type": "track", "name": "cut short", "user_id": "u", "message_id": f"cut-{i}"} for i in range(20)],
+    )
     assert answer.status_code == 200
     clickhouse = clickhouse_client(settings.clickhouse_url)
     shard = next(s for s in range(settings.stream_shards) if redis_client.xlen(stream_key(s)))
@@ -502,22 +614,26 @@ def test_an_insert_cut_short_before_its_event_ids_is_not_repeated_on_redelivery(
     assert stored(settings, t.company_id) == 20
     assert redis_client.xpending(stream_key(shard), PERSIST_GROUP)["pending"] == 0
     # the redelivery recorded the ids, so a later resend in a new entry is recognised too
-    api.post("/v1/events", auth=t.write_key, json=[
-        {"type": "track", "name": "cut short", "user_id": "u", "message_id": f"cut-{i}"} for i in range(20)])
+    api.post(
+        "/v1/events",
+        auth=t.write_key,
+        json=[{"type": "track", "name": "cut short", "user_id": "u", "message_id": f"cut-{i}"} for i in range(20)],
+    )
     drain(settings, redis_client, clickhouse)
     assert stored(settings, t.company_id) == 20
     assert [len(decode_entry(fields)) for _, fields in redis_client.xrange(entities_stream_key(shard))] == [20]
 
 
-def test_an_entry_finished_by_one_pump_is_not_handed_over_again_by_another_that_claimed_it(
-        api, settings, redis_client):
+def test_an_entry_finished_by_one_pump_is_not_handed_over_again_by_another_that_claimed_it(api, settings, redis_client):
     t = tenant(api)
-    api.post("/v1/events", auth=t.write_key, json=mixed_events(8, dt.datetime.now(dt.timezone.utc)))
+    api.post("/v1/events", auth=t.write_key, json=mixed_events(8, dt.datetime.now(dt.UTC)))
     shard = shard_for(t.company_id, settings.stream_shards)
     clickhouse = clickhouse_client(settings.clickhouse_url)
     fast = dataclasses.replace(settings, persist_claim_idle_seconds=0)
-    first, second = (EventsPump(fast, redis_client, lambda: clickhouse, shard),
-                     EventsPump(fast, redis_client, lambda: clickhouse, shard))
+    first, second = (
+        EventsPump(fast, redis_client, lambda: clickhouse, shard),
+        EventsPump(fast, redis_client, lambda: clickhouse, shard),
+    )
     first.ensure_group()
     held = first.read_batch(0.1)
     claimed = second.claim_stale()  # the first looked dead: the second holds the same entries
@@ -530,11 +646,11 @@ def test_an_entry_finished_by_one_pump_is_not_handed_over_again_by_another_that_
 
 def test_an_entry_handed_over_twice_changes_no_entity_and_is_reported(api, settings, redis_client):
     t = tenant(api)
-    api.post("/v1/events", auth=t.write_key, json=mixed_events(8, dt.datetime.now(dt.timezone.utc)))
+    api.post("/v1/events", auth=t.write_key, json=mixed_events(8, dt.datetime.now(dt.UTC)))
     drain(settings, redis_client)
     before, reported = entity_snapshot(t.company_id), REPEATED_HAND_OVERS._value.get()
     stream = entities_stream_key(shard_for(t.company_id, settings.stream_shards))
-    (_, fields), = redis_client.xrange(stream)
+    ((_, fields),) = redis_client.xrange(stream)
     redis_client.xadd(stream, fields)
     drain(settings, redis_client)
     assert entity_snapshot(t.company_id) == before
@@ -545,7 +661,7 @@ def test_a_pump_started_while_clickhouse_is_down_waits_for_it_and_its_run_goes_o
     """The pump's actor only connects to ClickHouse when it stores, inside the store's retries: it
     ends its run normally (and its actor queues the next run) instead of failing on the way in."""
     t = tenant(api)
-    assert api.post("/v1/events", auth=t.write_key, json=mixed_events(6, dt.datetime.now(dt.timezone.utc))).status_code == 200
+    assert api.post("/v1/events", auth=t.write_key, json=mixed_events(6, dt.datetime.now(dt.UTC))).status_code == 200
     shard = shard_for(t.company_id, settings.stream_shards)
     short = dataclasses.replace(settings, persist_pump_seconds=1)
     unreachable = PerThread(f"http://default:@127.0.0.1:{free_port()}/adtivity", timeout=1)
@@ -603,7 +719,7 @@ def test_a_shard_left_beyond_stream_shards_is_pumped_until_empty(api, settings, 
     scheduler starts; it keeps that shard's pumps running until both have acknowledged everything,
     and then a pump of that shard queues no successor."""
     t = tenant(api)
-    assert api.post("/v1/events", auth=t.write_key, json=mixed_events(8, dt.datetime.now(dt.timezone.utc))).status_code == 200
+    assert api.post("/v1/events", auth=t.write_key, json=mixed_events(8, dt.datetime.now(dt.UTC))).status_code == 200
     home = shard_for(t.company_id, settings.stream_shards)
     [(entry_id, fields)] = redis_client.xrange(stream_key(home))
     beyond = settings.stream_shards + 1
@@ -617,15 +733,23 @@ def test_a_shard_left_beyond_stream_shards_is_pumped_until_empty(api, settings, 
     ensure_pumps = build_scheduler(settings, jobs, redis_client, leadership).get_job("persist-pumps").func
     leadership.check()
     ensure_pumps()
-    assert {(actor, args) for actor, args in jobs.sent if args == (beyond,)} == {(PERSIST_SHARD, (beyond,)),
-                                                                               (ENTITIES_SHARD, (beyond,))}
+    assert {(actor, args) for actor, args in jobs.sent if args == (beyond,)} == {
+        (PERSIST_SHARD, (beyond,)),
+        (ENTITIES_SHARD, (beyond,)),
+    }
 
     short = dataclasses.replace(settings, persist_pump_seconds=0.1)
     clickhouse = clickhouse_client(settings.clickhouse_url)
-    persist = (EventsPump(short, redis_client, lambda: clickhouse, beyond),
-               redis_keys.pump_lease("persist", beyond), redis_keys.pump_queued("persist", beyond))
-    entities = (EntitiesPump(short, redis_client, beyond),
-                redis_keys.pump_lease("entities", beyond), redis_keys.pump_queued("entities", beyond))
+    persist = (
+        EventsPump(short, redis_client, lambda: clickhouse, beyond),
+        redis_keys.pump_lease("persist", beyond),
+        redis_keys.pump_queued("persist", beyond),
+    )
+    entities = (
+        EntitiesPump(short, redis_client, beyond),
+        redis_keys.pump_lease("entities", beyond),
+        redis_keys.pump_queued("entities", beyond),
+    )
     assert run_pump(short, redis_client, *persist)  # the entities stream still waits: go on
     assert stored(settings, t.company_id) == 8
     assert not run_pump(short, redis_client, *entities)  # drained
@@ -633,7 +757,9 @@ def test_a_shard_left_beyond_stream_shards_is_pumped_until_empty(api, settings, 
     assert EndUser.select().where(EndUser.company_id == t.company_id).exists()
     assert stranded_shards(redis_client, settings.stream_shards) == []
 
-    redis_client.delete(*(redis_keys.pump_queued(kind, shard) for kind in ("persist", "entities") for shard in range(beyond + 1)))
+    redis_client.delete(
+        *(redis_keys.pump_queued(kind, shard) for kind in ("persist", "entities") for shard in range(beyond + 1))
+    )
     jobs.sent.clear()
     ensure_pumps()
     assert sorted(args[0] for _, args in jobs.sent) == sorted([*range(settings.stream_shards)] * 2)

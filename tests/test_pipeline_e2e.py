@@ -2,6 +2,7 @@
 stores. Events in all three formats, sent by our own requests and by the Segment and RudderStack
 SDKs from PyPI, land exactly once; resends change nothing; a worker killed with SIGKILL mid-stream
 loses nothing and stores nothing twice."""
+
 from __future__ import annotations
 
 import threading
@@ -22,17 +23,23 @@ pytestmark = pytest.mark.processes
 def setup_company(base: str) -> tuple[str, str, dict]:
     email = f"e2e{time.time_ns()}@example.com"
     requests.post(f"{base}/v1/auth/register", json={"email": email, "password": "an end to end passphrase"}, timeout=10)
-    token = requests.post(f"{base}/v1/auth/login", json={"email": email, "password": "an end to end passphrase"},
-                          timeout=10).json()["access_token"]
+    token = requests.post(
+        f"{base}/v1/auth/login", json={"email": email, "password": "an end to end passphrase"}, timeout=10
+    ).json()["access_token"]
     auth = {"Authorization": f"Bearer {token}"}
     company = requests.post(f"{base}/v1/companies", json={"name": "E2E"}, headers=auth, timeout=10).json()["id"]
-    key = requests.post(f"{base}/v1/companies/{company}/keys", json={"kind": "write"}, headers=auth, timeout=10).json()["key"]
+    key = requests.post(f"{base}/v1/companies/{company}/keys", json={"kind": "write"}, headers=auth, timeout=10).json()[
+        "key"
+    ]
     return company, key, auth
 
 
 def stored(settings, company_id: str) -> int:
-    return clickhouse_client(settings.clickhouse_url).query(
-        "SELECT count() FROM events WHERE company_id = toUUID(%(c)s)", parameters={"c": company_id}).result_rows[0][0]
+    return (
+        clickhouse_client(settings.clickhouse_url)
+        .query("SELECT count() FROM events WHERE company_id = toUUID(%(c)s)", parameters={"c": company_id})
+        .result_rows[0][0]
+    )
 
 
 def end_users(company_id: str) -> int:
@@ -55,8 +62,16 @@ def caught_up(redis_client, settings) -> bool:
 
 
 def native_batch(prefix: str, n: int) -> list[dict]:
-    return [{"type": "track", "name": "Clicked", "user_id": f"{prefix}-user{i % 9}", "message_id": f"{prefix}-{i}",
-             "properties": {"i": i}} for i in range(n)]
+    return [
+        {
+            "type": "track",
+            "name": "Clicked",
+            "user_id": f"{prefix}-user{i % 9}",
+            "message_id": f"{prefix}-{i}",
+            "properties": {"i": i},
+        }
+        for i in range(n)
+    ]
 
 
 def test_three_formats_and_real_sdks_land_exactly_once(system, settings, redis_client):
@@ -66,11 +81,19 @@ def test_three_formats_and_real_sdks_land_exactly_once(system, settings, redis_c
     base, _ = system
     company, key, auth = setup_company(base)
     headers = {"Authorization": f"Bearer {key}"}
-    assert requests.post(f"{base}/v1/events", json={"batch": native_batch("n", 120)}, headers=headers,
-                         timeout=10).json()["accepted"] == 120
-    legacy = [{"type": "track", "eventName": "Legacy", "user_id": f"l{i}", "wallet_address": f"0x{i:040x}",
-               "chain_id": 1} for i in range(30)]
-    assert requests.post(f"{base}/sdk/event", json=legacy, headers={"X-API-Key": key}, timeout=10).json()["accepted"] == 30
+    assert (
+        requests.post(f"{base}/v1/events", json={"batch": native_batch("n", 120)}, headers=headers, timeout=10).json()[
+            "accepted"
+        ]
+        == 120
+    )
+    legacy = [
+        {"type": "track", "eventName": "Legacy", "user_id": f"l{i}", "wallet_address": f"0x{i:040x}", "chain_id": 1}
+        for i in range(30)
+    ]
+    assert (
+        requests.post(f"{base}/sdk/event", json=legacy, headers={"X-API-Key": key}, timeout=10).json()["accepted"] == 30
+    )
 
     errors = []
     segment = SegmentClient(key, host=base, sync_mode=True, gzip=True, on_error=lambda e, b: errors.append(e))
@@ -87,8 +110,9 @@ def test_three_formats_and_real_sdks_land_exactly_once(system, settings, redis_c
     wait_for(lambda: stored(settings, company) == total, 30, f"{total} events in ClickHouse")
     # End users are written by the entities stage, which follows persistence.
     wait_for(lambda: end_users(company) == 9 + 30 + 20 + 10, 30, "every end user in Postgres")
-    segment_identify = requests.get(f"{base}/v1/companies/{company}/events", params={"type": "identify"},
-                                    headers=auth, timeout=10).json()["items"]
+    segment_identify = requests.get(
+        f"{base}/v1/companies/{company}/events", params={"type": "identify"}, headers=auth, timeout=10
+    ).json()["items"]
     assert segment_identify[0]["traits"] == {"plan": "pro"}
 
     # Everything sent again (the SDKs keep their message ids): still the same count.
@@ -108,7 +132,9 @@ def test_sigkill_of_the_worker_mid_stream_loses_nothing_and_stores_nothing_twice
     def send() -> None:
         for batch in range(60):
             events = native_batch(f"k{batch}", 50)
-            accepted.append(requests.post(f"{base}/v1/events", json=events, headers=headers, timeout=10).json()["accepted"])
+            accepted.append(
+                requests.post(f"{base}/v1/events", json=events, headers=headers, timeout=10).json()["accepted"]
+            )
             time.sleep(0.02)
 
     sender = threading.Thread(target=send)

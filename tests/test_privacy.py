@@ -1,6 +1,7 @@
 """Privacy requests end to end with a real Dramatiq worker: an export holds every event and entity row
 of the user (and of the anonymous ids linked to them); a deletion leaves no trace in raw events,
 first sightings, entities or rollups, and the rollups still equal ClickHouse."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -11,26 +12,45 @@ from models.clickhouse import clickhouse_client
 from models.db import database
 from models.rollups import DAY, RollupCount
 from models.tracking import EndUser, Identity, Session
+from rollups.compute import rollup_company_now
 from tests.ingest_helpers import CHROME, tenant
 from tests.test_companies import run_queued_jobs
 from tests.test_persist import drain
-from rollups.compute import rollup_company_now
 
-NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 def events_of(prefix: str, n: int, **identity) -> list[dict]:
-    return [{"type": "page" if i % 2 else "track", "name": "Clicked", "message_id": f"{prefix}-{i}",
-             "timestamp": (NOW - dt.timedelta(hours=i)).isoformat(), "context": {"userAgent": CHROME}, **identity}
-            for i in range(n)]
+    return [
+        {
+            "type": "page" if i % 2 else "track",
+            "name": "Clicked",
+            "message_id": f"{prefix}-{i}",
+            "timestamp": (NOW - dt.timedelta(hours=i)).isoformat(),
+            "context": {"userAgent": CHROME},
+            **identity,
+        }
+        for i in range(n)
+    ]
 
 
 def setup(api, settings, redis_client):
     t = tenant(api)
-    batch = (events_of("anon", 3, anonymous_id="anon-alice")
-             + [{"type": "identify", "user_id": "alice", "anonymous_id": "anon-alice", "message_id": "link",
-                 "timestamp": NOW.isoformat(), "context": {"userAgent": CHROME}}]
-             + events_of("alice", 5, user_id="alice") + events_of("bob", 4, user_id="bob"))
+    batch = (
+        events_of("anon", 3, anonymous_id="anon-alice")
+        + [
+            {
+                "type": "identify",
+                "user_id": "alice",
+                "anonymous_id": "anon-alice",
+                "message_id": "link",
+                "timestamp": NOW.isoformat(),
+                "context": {"userAgent": CHROME},
+            }
+        ]
+        + events_of("alice", 5, user_id="alice")
+        + events_of("bob", 4, user_id="bob")
+    )
     assert api.post("/v1/events", auth=t.write_key, json=batch).status_code == 200
     drain(settings, redis_client)
     rollup_company_now(settings, redis_client, clickhouse_client(settings.clickhouse_url), t.company_id)
@@ -38,9 +58,13 @@ def setup(api, settings, redis_client):
 
 
 def count(settings, company_id: str, where: str) -> int:
-    return clickhouse_client(settings.clickhouse_url).query(
-        f"SELECT count() FROM events WHERE company_id = toUUID(%(c)s) AND ({where})", parameters={"c": company_id}
-    ).result_rows[0][0]
+    return (
+        clickhouse_client(settings.clickhouse_url)
+        .query(
+            f"SELECT count() FROM events WHERE company_id = toUUID(%(c)s) AND ({where})", parameters={"c": company_id}
+        )
+        .result_rows[0][0]
+    )
 
 
 def test_an_export_holds_the_users_events_and_entities(api, settings, redis_client):
@@ -57,7 +81,10 @@ def test_an_export_holds_the_users_events_and_entities(api, settings, redis_clie
     records = [line["record"] for line in lines]
     assert records.count("event") == 9 and "end_user" in records and "identity" in records
     assert {line["message_id"] for line in lines if line["record"] == "event"} == {
-        *(f"anon-{i}" for i in range(3)), "link", *(f"alice-{i}" for i in range(5))}
+        *(f"anon-{i}" for i in range(3)),
+        "link",
+        *(f"alice-{i}" for i in range(5)),
+    }
 
 
 def test_a_deleted_user_leaves_no_trace(api, settings, redis_client):
@@ -69,16 +96,31 @@ def test_a_deleted_user_leaves_no_trace(api, settings, redis_client):
     assert api.get(started.json["status_url"], auth=t.owner).json["status"] == "done"
     assert count(settings, t.company_id, "user_id = 'alice' OR anonymous_id = 'anon-alice'") == 0  # the job waited
     assert count(settings, t.company_id, "1") == 4
-    assert clickhouse.query("SELECT count() FROM identity_first_seen WHERE company_id = toUUID(%(c)s) "
-                            "AND identity IN ('alice', 'anon-alice')", parameters={"c": t.company_id}).result_rows[0][0] == 0
+    assert (
+        clickhouse.query(
+            "SELECT count() FROM identity_first_seen WHERE company_id = toUUID(%(c)s) "
+            "AND identity IN ('alice', 'anon-alice')",
+            parameters={"c": t.company_id},
+        ).result_rows[0][0]
+        == 0
+    )
     with database.connection_context():
         assert not EndUser.select().where(EndUser.company_id == t.company_id, EndUser.user_id == "alice").exists()
         assert not Identity.select().where(Identity.company_id == t.company_id, Identity.user_id == "alice").exists()
-        assert not Session.select().where(Session.company_id == t.company_id,
-                                          Session.identity.in_(["alice", "anon-alice"])).exists()
-        daily_events = sum(r.amount for r in RollupCount.select().where(
-            RollupCount.company_id == t.company_id, RollupCount.grain == DAY, RollupCount.metric == "events",
-            RollupCount.dimension == ""))
+        assert (
+            not Session.select()
+            .where(Session.company_id == t.company_id, Session.identity.in_(["alice", "anon-alice"]))
+            .exists()
+        )
+        daily_events = sum(
+            r.amount
+            for r in RollupCount.select().where(
+                RollupCount.company_id == t.company_id,
+                RollupCount.grain == DAY,
+                RollupCount.metric == "events",
+                RollupCount.dimension == "",
+            )
+        )
     assert daily_events == 4  # the rollups were rebuilt from what remains: bob's events
     overview = api.get(f"/v1/companies/{t.company_id}/analytics/overview", auth=t.owner).json["metrics"]
     assert overview["events"]["value"] == 4 and overview["users"]["value"] == 1
@@ -91,6 +133,9 @@ def test_only_admins_of_the_company_make_or_read_privacy_requests(api):
     assert api.post(f"/v1/companies/{t.company_id}/users/alice/export", auth=t.read_key).status_code == 403
     started = api.post(f"/v1/companies/{t.company_id}/users/alice/export", auth=t.owner)
     other = tenant(api)
-    assert api.get(f"/v1/companies/{other.company_id}/privacy-requests/{started.json['id']}", auth=other.owner).status_code == 404
+    assert (
+        api.get(f"/v1/companies/{other.company_id}/privacy-requests/{started.json['id']}", auth=other.owner).status_code
+        == 404
+    )
     assert api.get(f"/v1/companies/{t.company_id}/privacy-requests/not-an-id", auth=t.owner).status_code == 404
     assert api.post(f"/v1/companies/{t.company_id}/users/{'x' * 513}/export", auth=t.owner).status_code == 400

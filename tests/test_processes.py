@@ -1,5 +1,6 @@
 """The four Procfile processes start on the real services, log a structured "ready" line, do
 their first work, and stop cleanly on SIGTERM."""
+
 from __future__ import annotations
 
 import http.client
@@ -24,8 +25,12 @@ def test_all_four_processes_start_work_and_stop_cleanly(settings):
     assert set(procfile()) == {"web", "worker", "streams", "scheduler"}
     port = free_port()
     metrics = {name: free_port() for name in ("worker", "streams", "scheduler")}
-    env = process_env(PORT=str(port), WEB_WORKERS="2", HEALTH_CHECK_SECONDS="1",
-                      **{f"{name.upper()}_METRICS_PORT": str(number) for name, number in metrics.items()})
+    env = process_env(
+        PORT=str(port),
+        WEB_WORKERS="2",
+        HEALTH_CHECK_SECONDS="1",
+        **{f"{name.upper()}_METRICS_PORT": str(number) for name, number in metrics.items()},
+    )
     processes = {name: Process(name, env) for name in procfile()}
     try:
         for process in processes.values():
@@ -49,11 +54,18 @@ def test_all_four_processes_start_work_and_stop_cleanly(settings):
             with urllib.request.urlopen(f"http://127.0.0.1:{metrics[name]}/metrics", timeout=5) as answer:
                 return answer.read().decode()
 
-        wait_for(lambda: "adtivity_stream_backlog_entries{" in scraped("worker"), 20, "stream backlogs in the worker's metrics")
+        wait_for(
+            lambda: "adtivity_stream_backlog_entries{" in scraped("worker"),
+            20,
+            "stream backlogs in the worker's metrics",
+        )
         assert "adtivity_pump_batch_seconds" in scraped("worker")
         assert "adtivity_realtime_messages_total" in scraped("streams")
-        wait_for(lambda: 'adtivity_scheduler_jobs_total{job="enqueue_health_check"}' in scraped("scheduler"), 20,
-                 "scheduled jobs in the scheduler's metrics")
+        wait_for(
+            lambda: 'adtivity_scheduler_jobs_total{job="enqueue_health_check"}' in scraped("scheduler"),
+            20,
+            "scheduled jobs in the scheduler's metrics",
+        )
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
             assert b"adtivity_http_requests_total" in answer.read()
     finally:
@@ -63,7 +75,9 @@ def test_all_four_processes_start_work_and_stop_cleanly(settings):
     }
     # Every line each process wrote is one JSON object naming it, the libraries' own lines too
     # (gunicorn's arbiter, Dramatiq's main process, Faust's banner is off).
-    records = {name: [json.loads(line) for line in process.lines if line.strip()] for name, process in processes.items()}
+    records = {
+        name: [json.loads(line) for line in process.lines if line.strip()] for name, process in processes.items()
+    }
     assert all(record["process"] == name for name, lines in records.items() for record in lines)
     loggers = {name: {record["logger"].split(".")[0] for record in lines} for name, lines in records.items()}
     assert "gunicorn" in loggers["web"] and "dramatiq" in loggers["worker"] and "faust" in loggers["streams"]
@@ -151,8 +165,9 @@ def request_in_background(port: int, method: str, path: str, body: dict | None =
 
     def send() -> None:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        connection.request(method, path, body=json.dumps(body) if body else None,
-                           headers={"Content-Type": "application/json"})
+        connection.request(
+            method, path, body=json.dumps(body) if body else None, headers={"Content-Type": "application/json"}
+        )
         outcome["status"] = connection.getresponse().status
         connection.close()
 

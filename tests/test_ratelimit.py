@@ -1,4 +1,5 @@
 """The Redis token bucket shared by every web worker."""
+
 from __future__ import annotations
 
 import time

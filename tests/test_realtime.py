@@ -1,6 +1,7 @@
 """The real-time aggregation logic (models/realtime.py) and the bridge's grouping, without a broker:
 buckets, exactly-once application across redeliveries and partial crashes, late events, bots,
 bounds, and the snapshot's windows."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -9,8 +10,16 @@ import time
 
 from models import realtime, redis_keys
 from models.events import Event
-from models.redis_streams import (PERSIST_GROUP, REALTIME_GROUP, backlog_since, encode_events, entities_stream_key,
-                            persisted_watch, realtime_watch, stream_key)
+from models.redis_streams import (
+    PERSIST_GROUP,
+    REALTIME_GROUP,
+    backlog_since,
+    encode_events,
+    entities_stream_key,
+    persisted_watch,
+    realtime_watch,
+    stream_key,
+)
 from streams.bridge import group_entries
 from tests.ingest_helpers import tenant
 
@@ -19,7 +28,7 @@ COMPANY = "0b6e5c1e-8f43-4e6e-9d44-4b2f7d3c0a11"
 
 
 def event(i: int, *, seconds_ago: float = 0, **fields) -> Event:
-    moment = dt.datetime.fromtimestamp(NOW - seconds_ago, dt.timezone.utc)
+    moment = dt.datetime.fromtimestamp(NOW - seconds_ago, dt.UTC)
     values = {"type": "track", "name": "Clicked", "anonymous_id": f"anon{i}"} | fields
     return Event(company_id=COMPANY, message_id=f"m{i}", event_time=moment, received_at=moment, **values)
 
@@ -32,8 +41,9 @@ class Table(dict):
     """Bucket bytes by key, as the Faust table holds them."""
 
     def apply(self, bridge_message: realtime.BridgeMessage, now: float = NOW) -> dict:
-        changed = realtime.apply_message(realtime.decode_message(realtime.encode_message(bridge_message)), self.get,
-                                         now=now, lg_k=12, max_keys=3)
+        changed = realtime.apply_message(
+            realtime.decode_message(realtime.encode_message(bridge_message)), self.get, now=now, lg_k=12, max_keys=3
+        )
         self.update({key: realtime.encode_bucket(bucket) for key, bucket in changed.items()})
         return changed
 
@@ -52,11 +62,22 @@ class Table(dict):
 
 def test_counts_windows_and_distinct_users():
     table = Table()
-    table.apply(message([("1-0", [event(i, seconds_ago=i * 60, user_id=f"u{i % 4}") for i in range(5)]),
-                         ("2-0", [event(20, type="page", page_path="/pricing", seconds_ago=30),
-                                  event(21, seconds_ago=20 * 60, user_id="twenty minutes ago"),
-                                  event(22, seconds_ago=45 * 60, user_id="forty-five minutes ago"),
-                                  event(23, seconds_ago=3 * 3600, user_id="three hours ago")])]))
+    table.apply(
+        message(
+            [
+                ("1-0", [event(i, seconds_ago=i * 60, user_id=f"u{i % 4}") for i in range(5)]),
+                (
+                    "2-0",
+                    [
+                        event(20, type="page", page_path="/pricing", seconds_ago=30),
+                        event(21, seconds_ago=20 * 60, user_id="twenty minutes ago"),
+                        event(22, seconds_ago=45 * 60, user_id="forty-five minutes ago"),
+                        event(23, seconds_ago=3 * 3600, user_id="three hours ago"),
+                    ],
+                ),
+            ]
+        )
+    )
     view = table.view()
     assert view["last_hour"]["events"] == 8
     assert view["last_hour"]["by_type"] == {"track": 7, "page": 1}
@@ -129,23 +150,48 @@ def test_windows_move_with_time_and_old_buckets_expire():
 
 def test_web3_and_payments():
     table = Table()
-    table.apply(message([("1-0", [
-        event(1, type="wallet_connect", wallet_address="0xAbC", chain_id="1"),
-        event(2, type="transaction", wallet_address="0xabc", chain_id="1", status="confirmed",
-              tx_value="1000000000000000000000000000001", token="ETH"),
-        event(3, type="transaction", wallet_address="0xdef", chain_id="1", status="confirmed",
-              tx_value="1", token="ETH"),
-        event(4, type="transaction", chain_id="137", status="failed"),
-        event(5, type="payment", status="completed", amount="9.99", currency="USD"),
-        event(6, type="payment", status="completed", amount="0.01", currency="USD"),
-        event(7, type="payment", status="failed", amount="5", currency="USD"),
-    ])]))
+    table.apply(
+        message(
+            [
+                (
+                    "1-0",
+                    [
+                        event(1, type="wallet_connect", wallet_address="0xAbC", chain_id="1"),
+                        event(
+                            2,
+                            type="transaction",
+                            wallet_address="0xabc",
+                            chain_id="1",
+                            status="confirmed",
+                            tx_value="1000000000000000000000000000001",
+                            token="ETH",
+                        ),
+                        event(
+                            3,
+                            type="transaction",
+                            wallet_address="0xdef",
+                            chain_id="1",
+                            status="confirmed",
+                            tx_value="1",
+                            token="ETH",
+                        ),
+                        event(4, type="transaction", chain_id="137", status="failed"),
+                        event(5, type="payment", status="completed", amount="9.99", currency="USD"),
+                        event(6, type="payment", status="completed", amount="0.01", currency="USD"),
+                        event(7, type="payment", status="failed", amount="5", currency="USD"),
+                    ],
+                )
+            ]
+        )
+    )
     view = table.view()
     assert view["web3"] == {
         "wallet_connects": 1,
         "distinct_wallets": 2,
-        "transactions": [{"chain_id": "1", "status": "confirmed", "count": 2},
-                         {"chain_id": "137", "status": "failed", "count": 1}],
+        "transactions": [
+            {"chain_id": "1", "status": "confirmed", "count": 2},
+            {"chain_id": "137", "status": "failed", "count": 1},
+        ],
         "transaction_value": [{"chain_id": "1", "token": "ETH", "value": "1000000000000000000000000000002"}],
     }
     assert view["payments"] == {"completed": 2, "revenue": [{"currency": "USD", "amount": "10.00"}]}
@@ -168,7 +214,11 @@ def test_the_bridge_groups_by_company_in_order_and_splits_by_size():
     entries = [(f"{i}-0".encode(), {b"c": (b"a" if i % 2 else b"b"), b"e": b"x" * 40}) for i in range(6)]
     messages = group_entries(entries, shard=2, max_bytes=100)
     assert [(m.company_id, [entry_id for entry_id, _ in m.entries]) for m in messages] == [
-        ("b", ["0-0", "2-0"]), ("a", ["1-0", "3-0"]), ("b", ["4-0"]), ("a", ["5-0"])]
+        ("b", ["0-0", "2-0"]),
+        ("a", ["1-0", "3-0"]),
+        ("b", ["4-0"]),
+        ("a", ["5-0"]),
+    ]
     assert all(m.shard == 2 for m in messages)
 
 
@@ -189,8 +239,9 @@ def test_the_api_serves_the_snapshot_with_as_of_and_says_when_it_is_stale(api, s
     redis_client.set(redis_keys.REALTIME_AS_OF, time.time() - settings.realtime_stale_seconds - 1)
     old = api.get(path, auth=t.read_key).json
     assert old["stale"] is True and old["last_hour"]["events"] == 42
-    assert dt.datetime.fromisoformat(old["as_of"]) < dt.datetime.now(dt.timezone.utc) - dt.timedelta(
-        seconds=settings.realtime_stale_seconds)
+    assert dt.datetime.fromisoformat(old["as_of"]) < dt.datetime.now(dt.UTC) - dt.timedelta(
+        seconds=settings.realtime_stale_seconds
+    )
 
 
 def test_the_snapshots_are_current_up_to_the_oldest_entry_either_group_has_not_acknowledged(redis_client):

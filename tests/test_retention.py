@@ -1,14 +1,15 @@
 """Retention: months older than every company's retention are dropped whole, a shorter retention
 removes that company's older rows only, and Postgres rows follow each company's cutoff."""
+
 from __future__ import annotations
 
 import datetime as dt
 import time
 import uuid
 
+from models.accounts import Company
 from models.clickhouse import clickhouse_client
 from models.db import database, utcnow
-from models.accounts import Company
 from models.rollups import DAY, RollupCount
 from models.tracking import EndUser
 from workers.retention import apply_retention_now, months_before
@@ -17,15 +18,22 @@ NOW = dt.datetime(2026, 11, 15, 12, 0)
 
 
 def insert_events(client, company_id: str, moments: list[dt.datetime]) -> None:
-    client.insert("events", [[uuid.UUID(company_id), f"m{i}", "track", moment] for i, moment in enumerate(moments)],
-                  column_names=["company_id", "message_id", "type", "event_time"],
-                  column_type_names=["UUID", "String", "String", "DateTime"])
+    client.insert(
+        "events",
+        [[uuid.UUID(company_id), f"m{i}", "track", moment] for i, moment in enumerate(moments)],
+        column_names=["company_id", "message_id", "type", "event_time"],
+        column_type_names=["UUID", "String", "String", "DateTime"],
+    )
 
 
 def months_stored(client, company_id: str) -> list[int]:
-    return [row[0] for row in client.query(
-        "SELECT DISTINCT toYYYYMM(event_time) AS m FROM events WHERE company_id = toUUID(%(c)s) ORDER BY m",
-        parameters={"c": company_id}).result_rows]
+    return [
+        row[0]
+        for row in client.query(
+            "SELECT DISTINCT toYYYYMM(event_time) AS m FROM events WHERE company_id = toUUID(%(c)s) ORDER BY m",
+            parameters={"c": company_id},
+        ).result_rows
+    ]
 
 
 def test_months_before():
@@ -43,8 +51,9 @@ def test_retention_drops_old_months_and_trims_shorter_retentions(api, settings):
         insert_events(client, company, moments)
         with database.connection_context():
             for moment in moments:
-                RollupCount.create(company_id=company, grain=DAY, metric="events", bucket=moment, amount=1,
-                                   computed_at=utcnow())
+                RollupCount.create(
+                    company_id=company, grain=DAY, metric="events", bucket=moment, amount=1, computed_at=utcnow()
+                )
             EndUser.create(company_id=company, user_id="gone", first_seen=moments[0], last_seen=moments[1])
             EndUser.create(company_id=company, user_id="here", first_seen=moments[0], last_seen=moments[3])
 
@@ -56,8 +65,12 @@ def test_retention_drops_old_months_and_trims_shorter_retentions(api, settings):
     assert months_stored(client, short) == [202610, 202611]
     assert months_stored(client, default) == [202606, 202610, 202611]
     with database.connection_context():
-        kept = {c: sorted(r.bucket.month for r in RollupCount.select().where(RollupCount.company_id == c))
-                for c in (short, default)}
-        users = {c: sorted(u.user_id for u in EndUser.select().where(EndUser.company_id == c)) for c in (short, default)}
+        kept = {
+            c: sorted(r.bucket.month for r in RollupCount.select().where(RollupCount.company_id == c))
+            for c in (short, default)
+        }
+        users = {
+            c: sorted(u.user_id for u in EndUser.select().where(EndUser.company_id == c)) for c in (short, default)
+        }
     assert kept == {short: [10, 11], default: [6, 10, 11]}
     assert users == {short: ["here"], default: ["gone", "here"]}

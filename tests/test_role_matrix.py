@@ -4,6 +4,7 @@ Allowed callers get a 2xx; a member whose role is too low gets 403; a key of the
 anyone from another tenant 404 (never 403: the company's existence is not revealed); no credentials,
 the owner's own token once expired or logged out, and a revoked key of the company: 401.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -14,8 +15,8 @@ from dataclasses import dataclass
 import jwt
 import pytest
 
-from tests.helpers import Api
 from accounts.security import issue_access_token
+from tests.helpers import Api
 
 RANKS = {"viewer": 0, "member": 1, "admin": 2, "owner": 3}
 _names = itertools.count()
@@ -38,7 +39,9 @@ ENDPOINTS = [
     Endpoint("PATCH", "/v1/companies/{company}/members/{target}", "admin", body={"role": "viewer"}),
     Endpoint("DELETE", "/v1/companies/{company}/members/{target}", "admin"),
     Endpoint("GET", "/v1/companies/{company}/invites", "admin"),
-    Endpoint("POST", "/v1/companies/{company}/invites", "admin", body={"email": "new{n}@example.com", "role": "member"}),
+    Endpoint(
+        "POST", "/v1/companies/{company}/invites", "admin", body={"email": "new{n}@example.com", "role": "member"}
+    ),
     Endpoint("POST", "/v1/companies/{company}/transfer", "owner", body={"user_id": "{target}"}),
     Endpoint("GET", "/v1/companies/{company}/keys", "member"),
     Endpoint("POST", "/v1/companies/{company}/keys", "admin", body={"kind": "read", "label": "x"}),
@@ -47,26 +50,54 @@ ENDPOINTS = [
     Endpoint("POST", "/v1/companies/{company}/test-events", "member"),
     Endpoint("GET", "/v1/companies/{company}/events", "viewer", read_key=True),
     Endpoint("GET", "/v1/companies/{company}/realtime", "viewer", read_key=True),
-    *(Endpoint("GET", f"/v1/companies/{{company}}/analytics/{name}", "viewer", read_key=True)
-      for name in ("overview", "timeseries", "breakdown?dimension=type", "regions", "active-users", "sessions", "web3",
-                   "payments")),
-    *(Endpoint("GET", f"/v1/companies/{{company}}/drilldowns/{name}", "viewer", read_key=True)
-      for name in ("funnel?steps=a,b", "retention", "wallets/0xabc", "contracts/0xabc", "users/someone/timeline")),
+    *(
+        Endpoint("GET", f"/v1/companies/{{company}}/analytics/{name}", "viewer", read_key=True)
+        for name in (
+            "overview",
+            "timeseries",
+            "breakdown?dimension=type",
+            "regions",
+            "active-users",
+            "sessions",
+            "web3",
+            "payments",
+        )
+    ),
+    *(
+        Endpoint("GET", f"/v1/companies/{{company}}/drilldowns/{name}", "viewer", read_key=True)
+        for name in ("funnel?steps=a,b", "retention", "wallets/0xabc", "contracts/0xabc", "users/someone/timeline")
+    ),
     Endpoint("POST", "/v1/companies/{company}/users/someone/export", "admin"),
     Endpoint("DELETE", "/v1/companies/{company}/users/someone", "admin"),
     Endpoint("GET", "/v1/companies/{company}/quarantine", "admin"),
     Endpoint("POST", "/v1/companies/{company}/quarantine/replay", "admin"),
 ]
-PRINCIPALS = ["viewer", "member", "admin", "owner", "outsider", "read_key", "write_key", "foreign_key", "anonymous",
-              "expired_token", "ended_session", "revoked_key"]
+PRINCIPALS = [
+    "viewer",
+    "member",
+    "admin",
+    "owner",
+    "outsider",
+    "read_key",
+    "write_key",
+    "foreign_key",
+    "anonymous",
+    "expired_token",
+    "ended_session",
+    "revoked_key",
+]
 REFUSED = ("anonymous", "expired_token", "ended_session", "revoked_key")
 
 
 def expired_token_of(session, settings) -> str:
     """The session's own token, signed with the real secret, but issued a day ago."""
     claims = jwt.decode(session.access_token, options={"verify_signature": False})
-    return issue_access_token(settings, user_id=uuid.UUID(claims["sub"]), session_id=uuid.UUID(claims["sid"]),
-                              now=dt.datetime.utcnow() - dt.timedelta(days=1))
+    return issue_access_token(
+        settings,
+        user_id=uuid.UUID(claims["sub"]),
+        session_id=uuid.UUID(claims["sid"]),
+        now=dt.datetime.utcnow() - dt.timedelta(days=1),
+    )
 
 
 def revoked_key(api: Api, owner, company: str) -> str:
@@ -130,8 +161,9 @@ def fill(value, tenant: dict):
 @pytest.mark.parametrize("principal", PRINCIPALS)
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: f"{e.method} {e.path}")
 def test_role_matrix(api, tenant, endpoint, principal):
-    answer = api.request(endpoint.method, fill(endpoint.path, tenant), auth=tenant[principal],
-                         json=fill(endpoint.body, tenant))
+    answer = api.request(
+        endpoint.method, fill(endpoint.path, tenant), auth=tenant[principal], json=fill(endpoint.body, tenant)
+    )
     expected = expected_status(endpoint, principal)
     if expected is None:
         assert 200 <= answer.status_code < 300, answer.text

@@ -1,5 +1,6 @@
 """Rollups against ClickHouse ground truth on a generated dataset: several companies, a week of events,
 duplicates, late events, bots; the trailing window, dimension bounds and complete-until."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -13,11 +14,11 @@ import pytest
 from models.clickhouse import clickhouse_client
 from models.db import database
 from models.rollups import DAY, HOUR, OTHER, RollupCount, RollupState
+from rollups.compute import rollup_company_now
 from tests.ingest_helpers import CHROME, GOOGLEBOT, tenant
 from tests.test_persist import drain
-from rollups.compute import rollup_company_now
 
-NOW = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+NOW = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
 PAGES = ["/", "/pricing", "/docs", "/blog"]
 
 
@@ -25,36 +26,63 @@ def week_of_events(rng: random.Random, prefix: str, n: int, *, days: int = 7) ->
     events = []
     for i in range(n):
         moment = NOW - dt.timedelta(seconds=rng.randrange(days * 86400))
-        identity = {"user_id": f"u{rng.randrange(40)}"} if rng.random() < 0.5 else {"anonymous_id": f"a{rng.randrange(60)}"}
-        base = {"message_id": f"{prefix}-{i}", "timestamp": moment.isoformat() + "Z", **identity,
-                "context": {"userAgent": GOOGLEBOT if rng.random() < 0.05 else CHROME,
-                            "page": {"path": rng.choice(PAGES), "referrer": rng.choice(["", "https://news.ycombinator.com/x"])}}}
+        identity = (
+            {"user_id": f"u{rng.randrange(40)}"} if rng.random() < 0.5 else {"anonymous_id": f"a{rng.randrange(60)}"}
+        )
+        base = {
+            "message_id": f"{prefix}-{i}",
+            "timestamp": moment.isoformat() + "Z",
+            **identity,
+            "context": {
+                "userAgent": GOOGLEBOT if rng.random() < 0.05 else CHROME,
+                "page": {"path": rng.choice(PAGES), "referrer": rng.choice(["", "https://news.ycombinator.com/x"])},
+            },
+        }
         kind = rng.random()
         if kind < 0.4:
             events.append({**base, "type": "page"})
         elif kind < 0.7:
             events.append({**base, "type": "track", "name": rng.choice(["Signup", "Search", "Add To Cart"])})
         elif kind < 0.8:
-            events.append({**base, "type": "transaction", "chain_id": rng.choice(["1", "137"]), "status": "confirmed",
-                           "wallet_address": f"0x{rng.randrange(9):040x}", "tx_hash": f"0x{i:064x}",
-                           "value": str(rng.randrange(1, 10**6)), "token": "ETH",
-                           "contract_address": f"0x{rng.randrange(3):040x}"})
+            events.append(
+                {
+                    **base,
+                    "type": "transaction",
+                    "chain_id": rng.choice(["1", "137"]),
+                    "status": "confirmed",
+                    "wallet_address": f"0x{rng.randrange(9):040x}",
+                    "tx_hash": f"0x{i:064x}",
+                    "value": str(rng.randrange(1, 10**6)),
+                    "token": "ETH",
+                    "contract_address": f"0x{rng.randrange(3):040x}",
+                }
+            )
         else:
-            events.append({**base, "type": "payment", "payment_id": f"p{i}", "status": rng.choice(["completed", "failed"]),
-                           "amount": f"{rng.randrange(1, 100)}.{rng.randrange(100):02d}", "currency": rng.choice(["USD", "EUR"])})
+            events.append(
+                {
+                    **base,
+                    "type": "payment",
+                    "payment_id": f"p{i}",
+                    "status": rng.choice(["completed", "failed"]),
+                    "amount": f"{rng.randrange(1, 100)}.{rng.randrange(100):02d}",
+                    "currency": rng.choice(["USD", "EUR"]),
+                }
+            )
     return events
 
 
 def send(api, key: str, events: list[dict]) -> None:
     for start in range(0, len(events), 200):
-        answer = api.post("/v1/events", auth=key, json=events[start:start + 200])
+        answer = api.post("/v1/events", auth=key, json=events[start : start + 200])
         assert answer.status_code == 200, answer.text
 
 
 def rolled(company_id: str, grain: str) -> dict:
     with database.connection_context():
-        return {(r.metric, r.dimension, r.bucket, r.value): r.amount
-                for r in RollupCount.select().where(RollupCount.company_id == company_id, RollupCount.grain == grain)}
+        return {
+            (r.metric, r.dimension, r.bucket, r.value): r.amount
+            for r in RollupCount.select().where(RollupCount.company_id == company_id, RollupCount.grain == grain)
+        }
 
 
 def truth(settings, company_id: str, grain: str, since: dt.datetime) -> dict:
@@ -62,7 +90,7 @@ def truth(settings, company_id: str, grain: str, since: dt.datetime) -> dict:
     client = clickhouse_client(settings.clickhouse_url)
     bucket = "toStartOfHour(event_time)" if grain == HOUR else "toStartOfDay(event_time)"
     scope = "company_id = toUUID(%(c)s) AND is_bot = 0 AND event_time >= toDateTime(%(since)s)"
-    params = {"c": company_id, "since": int(since.replace(tzinfo=dt.timezone.utc).timestamp())}
+    params = {"c": company_id, "since": int(since.replace(tzinfo=dt.UTC).timestamp())}
     out = {}
 
     def collect(metric: str, dimension: str, query: str) -> None:
@@ -73,12 +101,36 @@ def truth(settings, company_id: str, grain: str, since: dt.datetime) -> dict:
 
     collect("events", "", f"SELECT {bucket} b, count() FROM events WHERE {scope} GROUP BY b")
     collect("events", "type", f"SELECT {bucket} b, type, count() FROM events WHERE {scope} GROUP BY b, type")
-    collect("page_views", "page_path", f"SELECT {bucket} b, page_path, count() FROM events WHERE {scope} AND type = 'page' GROUP BY b, page_path")
-    collect("users", "", f"SELECT {bucket} b, uniqExact(if(user_id != '', user_id, anonymous_id)) FROM events WHERE {scope} GROUP BY b")
-    collect("transactions", "chain_status", f"SELECT {bucket} b, concat(chain_id, '|', status), count() FROM events WHERE {scope} AND type = 'transaction' GROUP BY b, chain_id, status")
-    collect("volume", "chain_token", f"SELECT {bucket} b, concat(chain_id, '|', token), sum(tx_value_num) FROM events WHERE {scope} AND type = 'transaction' GROUP BY b, chain_id, token")
-    collect("revenue", "currency", f"SELECT {bucket} b, currency, sum(amount) FROM events WHERE {scope} AND type = 'payment' AND status = 'completed' GROUP BY b, currency")
-    collect("payments", "status", f"SELECT {bucket} b, status, count() FROM events WHERE {scope} AND type = 'payment' GROUP BY b, status")
+    collect(
+        "page_views",
+        "page_path",
+        f"SELECT {bucket} b, page_path, count() FROM events WHERE {scope} AND type = 'page' GROUP BY b, page_path",
+    )
+    collect(
+        "users",
+        "",
+        f"SELECT {bucket} b, uniqExact(if(user_id != '', user_id, anonymous_id)) FROM events WHERE {scope} GROUP BY b",
+    )
+    collect(
+        "transactions",
+        "chain_status",
+        f"SELECT {bucket} b, concat(chain_id, '|', status), count() FROM events WHERE {scope} AND type = 'transaction' GROUP BY b, chain_id, status",
+    )
+    collect(
+        "volume",
+        "chain_token",
+        f"SELECT {bucket} b, concat(chain_id, '|', token), sum(tx_value_num) FROM events WHERE {scope} AND type = 'transaction' GROUP BY b, chain_id, token",
+    )
+    collect(
+        "revenue",
+        "currency",
+        f"SELECT {bucket} b, currency, sum(amount) FROM events WHERE {scope} AND type = 'payment' AND status = 'completed' GROUP BY b, currency",
+    )
+    collect(
+        "payments",
+        "status",
+        f"SELECT {bucket} b, status, count() FROM events WHERE {scope} AND type = 'payment' GROUP BY b, status",
+    )
     return out
 
 
@@ -121,8 +173,20 @@ def test_late_events_land_on_the_next_run_and_rows_before_the_window_stay(datase
     rollup_company_now(week, redis_client, clickhouse, t.company_id)
     before = rolled(t.company_id, DAY)
     late_time = NOW - dt.timedelta(hours=30)
-    send(api, t.write_key, [{"type": "track", "name": "Late", "user_id": "late-user", "message_id": f"late-{i}",
-                             "timestamp": late_time.isoformat() + "Z"} for i in range(5)])
+    send(
+        api,
+        t.write_key,
+        [
+            {
+                "type": "track",
+                "name": "Late",
+                "user_id": "late-user",
+                "message_id": f"late-{i}",
+                "timestamp": late_time.isoformat() + "Z",
+            }
+            for i in range(5)
+        ],
+    )
     drain(settings, redis_client)
     done = rollup_company_now(two_days, redis_client, clickhouse, t.company_id)
     since = dt.datetime.fromisoformat(done["from"])
@@ -136,10 +200,22 @@ def test_late_events_land_on_the_next_run_and_rows_before_the_window_stay(datase
 
 def test_each_dimension_keeps_its_largest_values_and_sums_the_rest(api, settings, redis_client):
     t = tenant(api)
-    events = [{"type": "page", "anonymous_id": "a", "message_id": f"p{i}", "context": {"page": {"path": f"/p{i % 5}"},
-                                                                                      "userAgent": CHROME}}
-              for i in range(15)] + [{"type": "page", "anonymous_id": "a", "message_id": "top",
-                                      "context": {"page": {"path": "/p0"}, "userAgent": CHROME}}]
+    events = [
+        {
+            "type": "page",
+            "anonymous_id": "a",
+            "message_id": f"p{i}",
+            "context": {"page": {"path": f"/p{i % 5}"}, "userAgent": CHROME},
+        }
+        for i in range(15)
+    ] + [
+        {
+            "type": "page",
+            "anonymous_id": "a",
+            "message_id": "top",
+            "context": {"page": {"path": "/p0"}, "userAgent": CHROME},
+        }
+    ]
     send(api, t.write_key, events)
     drain(settings, redis_client)
     bounded = dataclasses.replace(settings, rollup_max_values=2)
@@ -158,13 +234,41 @@ def test_sessions_new_and_returning_users(api, settings, redis_client):
     def at(minutes: int) -> str:
         return (start + dt.timedelta(minutes=minutes)).isoformat() + "Z"
 
-    send(api, t.write_key, [
-        {"type": "page", "user_id": "old", "message_id": "o1", "timestamp": (NOW - dt.timedelta(days=20)).isoformat() + "Z",
-         "context": {"userAgent": CHROME}},
-        {"type": "page", "user_id": "old", "message_id": "o2", "timestamp": at(0), "context": {"userAgent": CHROME}},
-        {"type": "track", "name": "Read", "user_id": "old", "message_id": "o3", "timestamp": at(10), "context": {"userAgent": CHROME}},
-        {"type": "page", "user_id": "new", "message_id": "n1", "timestamp": at(1), "context": {"userAgent": CHROME}},
-    ])
+    send(
+        api,
+        t.write_key,
+        [
+            {
+                "type": "page",
+                "user_id": "old",
+                "message_id": "o1",
+                "timestamp": (NOW - dt.timedelta(days=20)).isoformat() + "Z",
+                "context": {"userAgent": CHROME},
+            },
+            {
+                "type": "page",
+                "user_id": "old",
+                "message_id": "o2",
+                "timestamp": at(0),
+                "context": {"userAgent": CHROME},
+            },
+            {
+                "type": "track",
+                "name": "Read",
+                "user_id": "old",
+                "message_id": "o3",
+                "timestamp": at(10),
+                "context": {"userAgent": CHROME},
+            },
+            {
+                "type": "page",
+                "user_id": "new",
+                "message_id": "n1",
+                "timestamp": at(1),
+                "context": {"userAgent": CHROME},
+            },
+        ],
+    )
     drain(settings, redis_client)
     rollup_company_now(settings, redis_client, clickhouse_client(settings.clickhouse_url), t.company_id)
     hour = start.replace(minute=0, second=0)

@@ -1,4 +1,5 @@
 """The scheduler: one leading replica lets jobs through; a standby takes over when it dies."""
+
 from __future__ import annotations
 
 import os

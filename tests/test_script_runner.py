@@ -1,12 +1,13 @@
 """Ingest's Redis call over connections of its own (ingest/script.py), on the real Redis: the
 script reloaded when Redis forgot it, a failed connection dropped, nothing retried."""
+
 from __future__ import annotations
 
 import pytest
 import redis
 
-from tests.ingest_helpers import streamed, tenant
 from ingest.script import ScriptRunner
+from tests.ingest_helpers import streamed, tenant
 
 ECHO = "return {KEYS[1], ARGV[1]}"
 
@@ -40,7 +41,11 @@ def test_a_failed_connection_is_closed_and_the_call_not_retried(redis_client):
 
 def test_ingest_writes_after_redis_forgot_its_script(api, redis_client, settings):
     t = tenant(api)
-    assert api.post("/v1/events", auth=t.write_key, json={"type": "track", "name": "a", "user_id": "u"}).status_code == 200
+    assert (
+        api.post("/v1/events", auth=t.write_key, json={"type": "track", "name": "a", "user_id": "u"}).status_code == 200
+    )
     redis_client.script_flush()
-    assert api.post("/v1/events", auth=t.write_key, json={"type": "track", "name": "b", "user_id": "u"}).status_code == 200
+    assert (
+        api.post("/v1/events", auth=t.write_key, json={"type": "track", "name": "b", "user_id": "u"}).status_code == 200
+    )
     assert sorted(event.name for event in streamed(redis_client, settings)) == ["a", "b"]

@@ -1,6 +1,7 @@
 """The browser snippet (web/static/adtivity.js), run by Node against the real processes: it batches
 events with message ids and sent_at, follows an EIP-1193 provider's connects and transactions, and
 sends what is left with sendBeacon (write key in the body) when the page is hidden."""
+
 from __future__ import annotations
 
 import shutil
@@ -66,9 +67,11 @@ def test_the_browser_snippet_sends_batches_wallet_events_and_a_beacon(system, se
     client = clickhouse_client(settings.clickhouse_url)
 
     def rows() -> list:
-        return client.query("SELECT type, name, wallet_address, chain_id, tx_value, user_id, page_path, sent_at IS NOT NULL "
-                            "FROM events WHERE company_id = toUUID(%(c)s) ORDER BY event_time, type",
-                            parameters={"c": company}).result_rows
+        return client.query(
+            "SELECT type, name, wallet_address, chain_id, tx_value, user_id, page_path, sent_at IS NOT NULL "
+            "FROM events WHERE company_id = toUUID(%(c)s) ORDER BY event_time, type",
+            parameters={"c": company},
+        ).result_rows
 
     wait_for(lambda: len(rows()) == 5, 30, "the snippet's five events in ClickHouse")
     stored = rows()

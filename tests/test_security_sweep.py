@@ -6,6 +6,7 @@ tokens and revoked keys included), tests/test_auth.py (login lockout and per-add
 tokens only in the outbox) and tests/test_system.py (no internals in a 500), this covers the holes
 found in the original Adtivity backend; docs/security.md maps each hole to its test.
 """
+
 from __future__ import annotations
 
 import re
@@ -15,6 +16,7 @@ from unittest import mock
 import bcrypt
 import pytest
 
+from accounts.security import new_key, parse_key
 from models.clickhouse import clickhouse_client
 from models.db import database
 from models.tracking import EndUser, Quarantine, Wallet
@@ -22,13 +24,20 @@ from tests.ingest_helpers import CHROME, tenant
 from tests.test_openapi import served
 from tests.test_persist import drain
 from web.keycache import KeyCache
-from accounts.security import new_key, parse_key
 
 PUBLIC_ROUTES = {
-    ("/health", "get"), ("/ready", "get"), ("/metrics", "get"), ("/openapi.json", "get"), ("/docs", "get"),
-    ("/app", "get"), ("/sdk/adtivity.js", "get"),
-    ("/v1/auth/register", "post"), ("/v1/auth/login", "post"), ("/v1/auth/refresh", "post"),
-    ("/v1/auth/password-reset", "post"), ("/v1/auth/password-reset/confirm", "post"),
+    ("/health", "get"),
+    ("/ready", "get"),
+    ("/metrics", "get"),
+    ("/openapi.json", "get"),
+    ("/docs", "get"),
+    ("/app", "get"),
+    ("/sdk/adtivity.js", "get"),
+    ("/v1/auth/register", "post"),
+    ("/v1/auth/login", "post"),
+    ("/v1/auth/refresh", "post"),
+    ("/v1/auth/password-reset", "post"),
+    ("/v1/auth/password-reset/confirm", "post"),
 }
 WALLET = "0x" + "ab" * 20
 
@@ -78,10 +87,13 @@ def test_a_bad_key_costs_no_more_than_a_good_one(with_settings, redis_client):
     cache = KeyCache(redis_client, ttl=30)
     loads = []
     original_load = KeyCache._load
-    with mock.patch.object(KeyCache, "_load", side_effect=lambda public_id: loads.append(public_id) or
-                           original_load(public_id)), \
-         mock.patch.object(bcrypt, "checkpw", side_effect=AssertionError("bcrypt on a key")), \
-         mock.patch.object(bcrypt, "hashpw", side_effect=AssertionError("bcrypt on a key")):
+    with (
+        mock.patch.object(
+            KeyCache, "_load", side_effect=lambda public_id: loads.append(public_id) or original_load(public_id)
+        ),
+        mock.patch.object(bcrypt, "checkpw", side_effect=AssertionError("bcrypt on a key")),
+        mock.patch.object(bcrypt, "hashpw", side_effect=AssertionError("bcrypt on a key")),
+    ):
         with database.connection_context():
             costs = {}
             for name, key in (("good", good), ("unknown", unknown), ("wrong secret", wrong_secret)):
@@ -109,11 +121,21 @@ def test_the_key_cache_is_bounded_so_made_up_ids_cannot_grow_it(redis_client):
 def test_tenants_sharing_user_ids_wallets_and_message_ids_stay_apart(api, settings, redis_client):
     first, second = tenant(api), tenant(api)
     for t, plan in ((first, "gold"), (second, "free")):
-        answer = api.post("/v1/events", auth=t.write_key, headers={"User-Agent": CHROME}, json=[
-            {"type": "identify", "user_id": "alice", "traits": {"plan": plan}, "message_id": "same-id-1"},
-            {"type": "wallet_connect", "user_id": "alice", "wallet_address": WALLET.upper().replace("0X", "0x"),
-             "chain_id": "1" if plan == "gold" else "137", "message_id": "same-id-2"},
-        ])
+        answer = api.post(
+            "/v1/events",
+            auth=t.write_key,
+            headers={"User-Agent": CHROME},
+            json=[
+                {"type": "identify", "user_id": "alice", "traits": {"plan": plan}, "message_id": "same-id-1"},
+                {
+                    "type": "wallet_connect",
+                    "user_id": "alice",
+                    "wallet_address": WALLET.upper().replace("0X", "0x"),
+                    "chain_id": "1" if plan == "gold" else "137",
+                    "message_id": "same-id-2",
+                },
+            ],
+        )
         assert answer.status_code == 200 and answer.json["accepted"] == 2, answer.text
     drain(settings, redis_client)
     with database.connection_context():
@@ -121,14 +143,21 @@ def test_tenants_sharing_user_ids_wallets_and_message_ids_stay_apart(api, settin
         wallets = {(str(w.company_id), tuple(w.chains)) for w in Wallet.select().where(Wallet.address == WALLET)}
     assert users == {(first.company_id, "gold"), (second.company_id, "free")}
     assert wallets == {(first.company_id, ("1",)), (second.company_id, ("137",))}
-    stored = clickhouse_client(settings.clickhouse_url).query(
-        "SELECT toString(company_id), count() FROM events FINAL WHERE message_id IN ('same-id-1', 'same-id-2') "
-        "GROUP BY company_id").result_rows
+    stored = (
+        clickhouse_client(settings.clickhouse_url)
+        .query(
+            "SELECT toString(company_id), count() FROM events FINAL WHERE message_id IN ('same-id-1', 'same-id-2') "
+            "GROUP BY company_id"
+        )
+        .result_rows
+    )
     assert dict(stored) == {first.company_id: 2, second.company_id: 2}  # a message id deduplicates per tenant
     for t in (first, second):
         seen = api.get(f"/v1/companies/{t.company_id}/drilldowns/wallets/{WALLET}", auth=t.read_key)
         assert seen.status_code == 200, seen.text
-        assert seen.json["events"] == 1 and [e["chain_id"] for e in seen.json["recent"]] == ["1" if t is first else "137"]
+        assert seen.json["events"] == 1 and [e["chain_id"] for e in seen.json["recent"]] == [
+            "1" if t is first else "137"
+        ]
         foreign = api.get(f"/v1/companies/{(second if t is first else first).company_id}/events", auth=t.read_key)
         assert foreign.status_code == 404
 
@@ -163,8 +192,10 @@ def test_a_nul_in_identity_or_traits_is_kept_in_clickhouse_and_made_safe_for_pos
     """Postgres cannot store NUL; the event stays verbatim in ClickHouse, its entities get U+FFFD, and
     neither its batch nor its neighbours' entities are held back or quarantined."""
     t = tenant(api)
-    events = [{"type": "identify", "user_id": "a\u0000b", "traits": {"k\u0000": "v\u0000"}, "message_id": "nul"},
-              {"type": "identify", "user_id": "neighbour", "traits": {"plan": "pro"}, "message_id": "next"}]
+    events = [
+        {"type": "identify", "user_id": "a\u0000b", "traits": {"k\u0000": "v\u0000"}, "message_id": "nul"},
+        {"type": "identify", "user_id": "neighbour", "traits": {"plan": "pro"}, "message_id": "next"},
+    ]
     answer = api.post("/v1/events", auth=t.write_key, headers={"User-Agent": CHROME}, json=events)
     assert answer.status_code == 200 and answer.json["accepted"] == 2, answer.text
     drain(settings, redis_client)
@@ -172,9 +203,14 @@ def test_a_nul_in_identity_or_traits_is_kept_in_clickhouse_and_made_safe_for_pos
         users = {u.user_id: u.traits for u in EndUser.select().where(EndUser.company_id == t.company_id)}
         assert Quarantine.select().count() == 0
     assert users == {"a\ufffdb": {"k\ufffd": "v\ufffd"}, "neighbour": {"plan": "pro"}}
-    stored = clickhouse_client(settings.clickhouse_url).query(
-        "SELECT user_id FROM events WHERE company_id = toUUID(%(c)s) AND message_id = 'nul'",
-        parameters={"c": t.company_id}).result_rows
+    stored = (
+        clickhouse_client(settings.clickhouse_url)
+        .query(
+            "SELECT user_id FROM events WHERE company_id = toUUID(%(c)s) AND message_id = 'nul'",
+            parameters={"c": t.company_id},
+        )
+        .result_rows
+    )
     assert stored == [("a\u0000b",)]
 
 
@@ -183,8 +219,12 @@ def test_text_that_spells_a_nul_escape_reaches_postgres_as_written(api, settings
     the escape \\u0000): a backslash and "u0000" typed as text are kept, also after other backslashes."""
     t = tenant(api)
     traits = {"spelled": "\\u0000", "after a backslash": "\\\u0000", "two backslashes": "\\\\u0000"}
-    answer = api.post("/v1/events", auth=t.write_key, headers={"User-Agent": CHROME},
-                      json={"type": "identify", "user_id": "writer", "traits": traits, "message_id": "spelled"})
+    answer = api.post(
+        "/v1/events",
+        auth=t.write_key,
+        headers={"User-Agent": CHROME},
+        json={"type": "identify", "user_id": "writer", "traits": traits, "message_id": "spelled"},
+    )
     assert answer.status_code == 200 and answer.json["accepted"] == 1, answer.text
     drain(settings, redis_client)
     with database.connection_context():

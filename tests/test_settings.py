@@ -1,4 +1,5 @@
 """Settings: read from the environment in one place, documented in .env.example, safe by default."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -71,7 +72,13 @@ def test_bad_settings_stop_start_up_with_the_variable_named(environ, message):
 
 
 def test_lists_and_numbers_are_parsed():
-    settings = Settings.from_env({"ADTIVITY_ENV": "development", "CORS_ALLOWED_ORIGINS": "https://a.example, https://b.example",
-                                  "PROBE_TIMEOUT_SECONDS": "0.5", "WEB_WORKERS": "4"})
+    settings = Settings.from_env(
+        {
+            "ADTIVITY_ENV": "development",
+            "CORS_ALLOWED_ORIGINS": "https://a.example, https://b.example",
+            "PROBE_TIMEOUT_SECONDS": "0.5",
+            "WEB_WORKERS": "4",
+        }
+    )
     assert settings.cors_allowed_origins == ("https://a.example", "https://b.example")
     assert settings.probe_timeout_seconds == 0.5 and settings.web_workers == 4

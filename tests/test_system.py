@@ -1,4 +1,5 @@
 """System behaviour: /health, /ready, /metrics, the one error shape, CORS, request ids."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -46,8 +47,23 @@ def test_ready_sums_up_the_latest_health_check(client, settings, redis_client):
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 def test_ready_turns_503_when_redis_stops(settings, tmp_path):
     port = free_port()
-    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                               "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, env=server_env())
+    server = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        env=server_env(),
+    )
     try:
         client = make_client(dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{port}/0"))
         deadline = time.monotonic() + 5
@@ -78,7 +94,11 @@ def test_a_down_broker_does_not_make_the_api_unready(settings):
     client = make_client(dataclasses.replace(settings, kafka_broker_url=f"kafka://127.0.0.1:{free_port()}"))
     answer = client.simulate_get("/ready")
     assert answer.status_code == 200
-    assert answer.json["dependencies"]["broker"] == {**answer.json["dependencies"]["broker"], "up": False, "required": False}
+    assert answer.json["dependencies"]["broker"] == {
+        **answer.json["dependencies"]["broker"],
+        "up": False,
+        "required": False,
+    }
 
 
 def test_redis_down_answers_503_fast_not_a_hang(settings):
@@ -161,7 +181,6 @@ def test_cors_is_open_for_ingest_and_allow_listed_for_the_dashboard(settings):
     assert "Authorization" in allowed.headers["Access-Control-Allow-Headers"]
     simple = client.simulate_get("/health", headers={"Origin": "https://dash.example.com"})
     assert simple.headers["Access-Control-Allow-Origin"] == "https://dash.example.com"
-
 
 
 def test_logs_name_routes_not_paths_so_tokens_in_paths_stay_out(api, caplog):

@@ -1,5 +1,6 @@
 """The Falcon app: `create_app(deps)` wires resources to what they need; `get_app()` builds the
 dependencies from the environment (gunicorn serves "web.app:get_app()")."""
+
 from __future__ import annotations
 
 import logging
@@ -9,31 +10,53 @@ import falcon
 import peewee
 import redis
 
+from accounts.sessions import Accounts
 from adtivity.errors import DomainError
 from adtivity.jobs import Jobs, redis_broker
 from adtivity.logs import configure_logging, log_event
+from adtivity.ratelimit import RateLimiter
 from adtivity.settings import Settings
+from ingest.accept import IngestPipeline
+from ingest.enrich import Enricher
+from ingest.geo import GeoIp
 from models.clickhouse import ClientPool, PoolExhausted
 from models.db import database, open_database
 from web import openapi
-from accounts.sessions import Accounts
 from web.bodies import MsgspecJson, ValidateBody
 from web.errors import handle_domain_error, handle_unavailable, handle_unexpected, serialize_error
-from ingest.enrich import Enricher
-from ingest.geo import GeoIp
-from ingest.accept import IngestPipeline
-from web.resources.ingest import TestEvents, ingest_routes
 from web.keycache import KeyCache
 from web.metrics import MetricsEndpoint, RecordMetrics
 from web.middleware import Cors, RequestId
 from web.principals import Authenticate, KeyAuthenticator, KeyFailures
-from adtivity.ratelimit import RateLimiter
-from web.resources import (analytics, auth, companies, drilldowns, events, health, keys, members, privacy, quarantine,
-                           realtime, sdk, system)
+from web.resources import (
+    analytics,
+    auth,
+    companies,
+    drilldowns,
+    events,
+    health,
+    keys,
+    members,
+    privacy,
+    quarantine,
+    realtime,
+    sdk,
+    system,
+)
 from web.resources.dashboard import add_dashboard_routes
+from web.resources.ingest import TestEvents, ingest_routes
 
-INGEST_PREFIXES = ("/v1/events", "/v1/track", "/v1/identify", "/v1/page", "/v1/screen", "/v1/group",
-                   "/v1/alias", "/v1/batch", "/sdk/")
+INGEST_PREFIXES = (
+    "/v1/events",
+    "/v1/track",
+    "/v1/identify",
+    "/v1/page",
+    "/v1/screen",
+    "/v1/group",
+    "/v1/alias",
+    "/v1/batch",
+    "/sdk/",
+)
 log = logging.getLogger(__name__)
 
 
@@ -48,22 +71,31 @@ class Deps:
     clickhouse: ClientPool
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "Deps":
+    def from_settings(cls, settings: Settings) -> Deps:
         open_database(settings.database_url)
         # Short timeouts: with Redis gone, ingest must answer 503 within a second, not hang.
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5,
-                                      health_check_interval=30)
+        client = redis.Redis.from_url(
+            settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5, health_check_interval=30
+        )
         geoip = GeoIp(settings.geoip_database_path) if settings.geoip_database_path else None
         return cls(
             settings=settings,
             redis=client,
-            keys=KeyCache(client, ttl=settings.key_cache_seconds, usage_interval=settings.key_usage_interval_seconds,
-                          max_entries=settings.key_cache_max_entries),
+            keys=KeyCache(
+                client,
+                ttl=settings.key_cache_seconds,
+                usage_interval=settings.key_usage_interval_seconds,
+                max_entries=settings.key_cache_max_entries,
+            ),
             jobs=Jobs(redis_broker(settings.redis_url, settings.dramatiq_namespace)),
             limiter=RateLimiter(client),
             ingest=IngestPipeline(settings, client, Enricher(settings, geoip)),
-            clickhouse=ClientPool(settings.clickhouse_url, size=settings.web_clickhouse_clients,
-                                  wait=settings.web_clickhouse_wait_seconds, timeout=settings.query_timeout_seconds + 5),
+            clickhouse=ClientPool(
+                settings.clickhouse_url,
+                size=settings.web_clickhouse_clients,
+                wait=settings.web_clickhouse_wait_seconds,
+                timeout=settings.query_timeout_seconds + 5,
+            ),
         )
 
 
@@ -142,11 +174,17 @@ def create_app(deps: Deps) -> falcon.App:
     route("/v1/companies/{company_id}/users/{user_id}/export", privacy.UserExport(deps.jobs))
     route("/v1/companies/{company_id}/privacy-requests/{request_id}", privacy.PrivacyRequestItem())
     route("/v1/companies/{company_id}/privacy-requests/{request_id}/download", privacy.PrivacyExportDownload())
-    for path, drilldown in (("funnel", drilldowns.Funnel), ("retention", drilldowns.Retention),
-                            ("wallets/{address}", drilldowns.Activity), ("contracts/{address}", drilldowns.ContractActivity)):
+    for path, drilldown in (
+        ("funnel", drilldowns.Funnel),
+        ("retention", drilldowns.Retention),
+        ("wallets/{address}", drilldowns.Activity),
+        ("contracts/{address}", drilldowns.ContractActivity),
+    ):
         route(f"/v1/companies/{{company_id}}/drilldowns/{path}", drilldown(settings, deps.clickhouse))
-    route("/v1/companies/{company_id}/drilldowns/users/{user_id}/timeline",
-                  drilldowns.UserTimeline(settings, deps.clickhouse))
+    route(
+        "/v1/companies/{company_id}/drilldowns/users/{user_id}/timeline",
+        drilldowns.UserTimeline(settings, deps.clickhouse),
+    )
     for name, resource in analytics.ROUTES.items():
         route(f"/v1/companies/{{company_id}}/analytics/{name}", resource(settings, deps.redis))
     route("/v1/companies/{company_id}/quarantine", quarantine.QuarantineList(settings))

@@ -5,6 +5,7 @@ A resource declares the body it accepts per method (`POST_SCHEMA = CreateCompany
 `req.context.body`, or answers 400 (not JSON, or nested deeper than MAX_JSON_DEPTH) / 422 (wrong
 shape) / 413 (too large) itself.
 """
+
 from __future__ import annotations
 
 import falcon

@@ -5,6 +5,7 @@ or the domain packages raise a domain error (adtivity/errors.py), translated her
 (`STATUS_OF`); anything else becomes a bare 500 whose body says nothing about the cause, while the log
 keeps the trace and the request id.
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,8 +40,9 @@ def unauthorized(message: str = "authentication required") -> ApiError:
 
 
 def too_many_requests(retry_after: int, message: str = "too many requests") -> ApiError:
-    return ApiError(429, "rate_limited", message, details={"retry_after": retry_after},
-                    headers={"Retry-After": str(retry_after)})
+    return ApiError(
+        429, "rate_limited", message, details={"retry_after": retry_after}, headers={"Retry-After": str(retry_after)}
+    )
 
 
 STATUS_OF: dict[type[errors.DomainError], int] = {
@@ -87,14 +89,28 @@ def serialize_error(req: falcon.Request, resp: falcon.Response, error: falcon.HT
 def handle_unexpected(req: falcon.Request, resp: falcon.Response, error: Exception, params: dict) -> None:
     if isinstance(error, falcon.HTTPError):
         raise error
-    log_event(log, "unhandled error", level=logging.ERROR, method=req.method, route=req.uri_template or "unmatched",
-              request_id=getattr(req.context, "request_id", None), error_type=type(error).__name__,
-              exc_info=error)
+    log_event(
+        log,
+        "unhandled error",
+        level=logging.ERROR,
+        method=req.method,
+        route=req.uri_template or "unmatched",
+        request_id=getattr(req.context, "request_id", None),
+        error_type=type(error).__name__,
+        exc_info=error,
+    )
     raise ApiError(500, "internal_error", "an internal error occurred; it has been logged")
 
 
 def handle_unavailable(req: falcon.Request, resp: falcon.Response, error: Exception, params: dict) -> None:
     """A store we depend on did not answer: 503 with Retry-After, never a hang or a trace."""
-    log_event(log, "dependency unavailable", level=logging.WARNING, route=req.uri_template or "unmatched", error_type=type(error).__name__)
-    raise ApiError(503, "unavailable", "a service this request needs is unavailable; retry shortly",
-                   headers={"Retry-After": "1"})
+    log_event(
+        log,
+        "dependency unavailable",
+        level=logging.WARNING,
+        route=req.uri_template or "unmatched",
+        error_type=type(error).__name__,
+    )
+    raise ApiError(
+        503, "unavailable", "a service this request needs is unavailable; retry shortly", headers={"Retry-After": "1"}
+    )

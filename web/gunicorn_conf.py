@@ -4,6 +4,7 @@ Reads PORT, WEB_WORKERS, WEB_WORKER_CONNECTIONS, WEB_KEEPALIVE_REQUESTS and WEB_
 Settings. Sets up prometheus-client's multiprocess directory so /metrics adds up every worker, and
 removes a dead worker's files when it exits. gunicorn's own log lines take the app's format.
 """
+
 import os
 import shutil
 import tempfile

@@ -7,6 +7,7 @@ took the whole graceful timeout. Here a connection waiting for its next request 
 as the stop begins, as its keep-alive timeout would have closed it; requests under way still finish
 (and their connections close after the answer, as gunicorn does once stopping).
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager

@@ -7,6 +7,7 @@ seconds. Revocation must not wait for the TTL: `announce_revoked` publishes on a
 channel, and each cache's listener thread evicts at once (every worker within milliseconds). If the
 listener loses Redis it clears the whole cache when it reconnects, since it may have missed messages.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -19,11 +20,11 @@ from dataclasses import dataclass
 import peewee
 import redis
 
+from accounts.security import KeyString, digests_match
 from adtivity.logs import log_event
 from models import redis_keys
-from models.db import database, utcnow
 from models.accounts import ApiKey, Company
-from accounts.security import KeyString, digests_match
+from models.db import database, utcnow
 
 log = logging.getLogger(__name__)
 SUBSCRIBE_WAIT_SECONDS = 0.25
@@ -50,8 +51,9 @@ def announce_revoked(client: redis.Redis, *, public_ids: list[str] = (), company
 
 
 class KeyCache:
-    def __init__(self, client: redis.Redis, *, ttl: float, usage_interval: float = 60.0,
-                 max_entries: int = 100_000) -> None:
+    def __init__(
+        self, client: redis.Redis, *, ttl: float, usage_interval: float = 60.0, max_entries: int = 100_000
+    ) -> None:
         self._client = client
         self._ttl = ttl
         self._max_entries = max_entries
@@ -90,7 +92,9 @@ class KeyCache:
                     for key_id, moment in used.items():
                         ApiKey.update(last_used_at=moment).where(ApiKey.id == key_id).execute()
             except peewee.PeeweeException as error:
-                log_event(log, "could not record key use; will retry", level=logging.WARNING, error=type(error).__name__)
+                log_event(
+                    log, "could not record key use; will retry", level=logging.WARNING, error=type(error).__name__
+                )
                 self._used = {**used, **self._used}
 
     def _lookup(self, public_id: str) -> KeyRecord | None:
@@ -114,7 +118,9 @@ class KeyCache:
     @staticmethod
     def _load(public_id: str) -> KeyRecord | None:
         row = (
-            ApiKey.select(ApiKey.id, ApiKey.public_id, ApiKey.company, ApiKey.kind, ApiKey.secret_digest, ApiKey.expires_at)
+            ApiKey.select(
+                ApiKey.id, ApiKey.public_id, ApiKey.company, ApiKey.kind, ApiKey.secret_digest, ApiKey.expires_at
+            )
             .join(Company)
             .where(ApiKey.public_id == public_id, ApiKey.revoked_at.is_null(), Company.deleted_at.is_null())
             .first()

@@ -4,20 +4,30 @@ ingest accepted and rejected are counted in ingest/accept.py).
 With several gunicorn workers, prometheus-client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR,
 set up by web/gunicorn_conf.py) makes /metrics add up every worker.
 """
+
 from __future__ import annotations
 
 import os
 import time
 
 import falcon
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client import REGISTRY, multiprocess
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 from adtivity.metric_series import Series
 
 REQUESTS = Counter("adtivity_http_requests_total", "HTTP requests answered", ["method", "route", "status"])
 LATENCY = Histogram(
-    "adtivity_http_request_seconds", "Time to answer an HTTP request", ["method", "route"],
+    "adtivity_http_request_seconds",
+    "Time to answer an HTTP request",
+    ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 
@@ -38,6 +48,7 @@ class RecordMetrics:
 
 class MetricsEndpoint:
     PUBLIC = True
+
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()

@@ -1,4 +1,5 @@
 """Cross-cutting middleware: request ids, CORS, and a structured log line per request."""
+
 from __future__ import annotations
 
 import logging
@@ -27,9 +28,15 @@ class RequestId:
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource, req_succeeded: bool) -> None:
         if req.path in QUIET_PATHS:
             return
-        log_event(log, "request", method=req.method, route=req.uri_template or "unmatched",
-                  status=resp.status_code, ms=round((time.perf_counter() - req.context.started_at) * 1000, 2),
-                  request_id=req.context.request_id)
+        log_event(
+            log,
+            "request",
+            method=req.method,
+            route=req.uri_template or "unmatched",
+            status=resp.status_code,
+            ms=round((time.perf_counter() - req.context.started_at) * 1000, 2),
+            request_id=req.context.request_id,
+        )
 
 
 class Cors:

@@ -2,6 +2,7 @@
 structs it really validates with (a resource's `POST_SCHEMA`/`PATCH_SCHEMA`, and the ingest formats),
 so it cannot drift from the code. Served at `/openapi.json`; `/docs` renders it in the browser with
 nothing fetched from elsewhere."""
+
 from __future__ import annotations
 
 import inspect
@@ -11,8 +12,8 @@ from typing import Any
 import falcon
 import msgspec
 
-from web import schemas
 from ingest import wire
+from web import schemas
 
 METHODS = ("get", "post", "put", "patch", "delete")
 COMPONENTS = "#/components/schemas/{name}"
@@ -53,12 +54,21 @@ INGEST_BODIES = {
     "/sdk/event": list[wire.LegacyEvent] | wire.LegacyEvent,
     **{f"/v1/{kind}": wire.SegmentMessage for kind in ("track", "identify", "page", "screen", "group", "alias")},
 }
-SEGMENT_TRACK = {"type": "track", "event": "Signed Up", "userId": "u-42", "messageId": "m-2",
-                 "properties": {"plan": "pro"}, "timestamp": "2026-11-30T10:00:00Z"}
+SEGMENT_TRACK = {
+    "type": "track",
+    "event": "Signed Up",
+    "userId": "u-42",
+    "messageId": "m-2",
+    "properties": {"plan": "pro"},
+    "timestamp": "2026-11-30T10:00:00Z",
+}
 EXAMPLES = {
     schemas.Credentials: {"email": "ada@example.com", "password": "correct horse battery staple"},
     schemas.RefreshRequest: {"refresh_token": "JoZrNU3fpUT0ebshX2DPl9yIIEWq682OS9FXo2ocuGI"},
-    schemas.PasswordChange: {"current_password": "correct horse battery staple", "new_password": "a longer new passphrase"},
+    schemas.PasswordChange: {
+        "current_password": "correct horse battery staple",
+        "new_password": "a longer new passphrase",
+    },
     schemas.PasswordResetRequest: {"email": "ada@example.com"},
     schemas.PasswordResetConfirm: {"token": "s3cr3t-reset-token", "new_password": "a longer new passphrase"},
     schemas.CompanyCreate: {"name": "Acme"},
@@ -68,12 +78,21 @@ EXAMPLES = {
     schemas.OwnershipTransfer: {"user_id": "5f264c4c-d3b1-4bb5-9a37-44a7f1c0c2aa"},
     schemas.KeyCreate: {"kind": "write", "label": "website"},
     schemas.KeyRotate: {"grace_seconds": 3600},
-    INGEST_BODIES["/v1/events"]: [{"type": "track", "name": "Signup", "user_id": "u-42", "message_id": "m-1",
-                                   "properties": {"plan": "pro"}, "timestamp": "2026-11-30T10:00:00Z"}],
+    INGEST_BODIES["/v1/events"]: [
+        {
+            "type": "track",
+            "name": "Signup",
+            "user_id": "u-42",
+            "message_id": "m-1",
+            "properties": {"plan": "pro"},
+            "timestamp": "2026-11-30T10:00:00Z",
+        }
+    ],
     SegmentBatch: {"batch": [SEGMENT_TRACK], "sentAt": "2026-11-30T10:00:01Z", "writeKey": "adt_w_..."},
     wire.SegmentMessage: SEGMENT_TRACK,
-    INGEST_BODIES["/sdk/event"]: [{"type": "track", "eventName": "Legacy", "user_id": "l-1",
-                                   "wallet_address": "0x" + "ab" * 20, "chain_id": "1"}],
+    INGEST_BODIES["/sdk/event"]: [
+        {"type": "track", "eventName": "Legacy", "user_id": "l-1", "wallet_address": "0x" + "ab" * 20, "chain_id": "1"}
+    ],
 }
 
 
@@ -105,14 +124,20 @@ def build(routes: list[tuple[str, object]]) -> dict:
                 "operationId": f"{method}_{re.sub(r'[^a-zA-Z0-9]+', '_', path).strip('_')}",
                 "summary": summary_of(resource, responder),
                 "tags": [tag_of(path)],
-                "parameters": [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                               for name in re.findall(r"{(\w+)}", path)],
+                "parameters": [
+                    {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                    for name in re.findall(r"{(\w+)}", path)
+                ],
                 "responses": {
                     "2XX": {"description": "success"},
-                    "4XX": {"description": "the request cannot be served as sent",
-                            "content": {"application/json": {"schema": {"$ref": COMPONENTS.format(name="ErrorBody")}}}},
-                    "5XX": {"description": "a service the request needs is unavailable (with Retry-After), or a bug",
-                            "content": {"application/json": {"schema": {"$ref": COMPONENTS.format(name="ErrorBody")}}}},
+                    "4XX": {
+                        "description": "the request cannot be served as sent",
+                        "content": {"application/json": {"schema": {"$ref": COMPONENTS.format(name="ErrorBody")}}},
+                    },
+                    "5XX": {
+                        "description": "a service the request needs is unavailable (with Retry-After), or a bug",
+                        "content": {"application/json": {"schema": {"$ref": COMPONENTS.format(name="ErrorBody")}}},
+                    },
                 },
             }
             if body is not None:
@@ -127,16 +152,25 @@ def build(routes: list[tuple[str, object]]) -> dict:
     _, components = msgspec.json.schema_components(bodies, ref_template=COMPONENTS)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Adtivity API", "version": "1",
-                 "description": "Product and web3 analytics: ingest with a write key, read with a login or a read key."},
+        "info": {
+            "title": "Adtivity API",
+            "version": "1",
+            "description": "Product and web3 analytics: ingest with a write key, read with a login or a read key.",
+        },
         "paths": paths,
         "components": {
             "schemas": components,
             "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer",
-                           "description": "an access token from /v1/auth/login, or an API key (write: ingest; read: reading)"},
-                "writeKeyBasic": {"type": "http", "scheme": "basic",
-                                  "description": "Segment-style: the write key as the user name"},
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "an access token from /v1/auth/login, or an API key (write: ingest; read: reading)",
+                },
+                "writeKeyBasic": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "Segment-style: the write key as the user name",
+                },
             },
         },
         "security": [{"bearer": []}, {"writeKeyBasic": []}],
@@ -145,6 +179,7 @@ def build(routes: list[tuple[str, object]]) -> dict:
 
 class Document:
     PUBLIC = True
+
     def __init__(self, routes: list[tuple[str, object]]) -> None:
         self._body = msgspec.json.encode(build(routes))
 
@@ -194,6 +229,7 @@ fetch('/openapi.json').then(r => r.json()).then(doc => {
 
 class DocsPage:
     PUBLIC = True
+
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """A readable page of the API, rendered in the browser from /openapi.json."""
         resp.text = DOCS_PAGE

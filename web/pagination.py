@@ -3,6 +3,7 @@
 Rows are ordered by (created_at, id); the cursor is the last row's pair, opaque to clients
 (URL-safe base64 of JSON). Stable under inserts, unlike offsets.
 """
+
 from __future__ import annotations
 
 import base64
@@ -36,8 +37,14 @@ def decode_cursor(cursor: str, tie_breaker_type=uuid.UUID) -> tuple[dt.datetime,
         raise ApiError(400, "invalid_cursor", "the cursor is not one this API gave out") from None
 
 
-def paginate(req: falcon.Request, settings: Settings, query: peewee.ModelSelect,
-             created_at: peewee.Field, row_id: peewee.Field, key: Callable) -> tuple[list, str | None]:
+def paginate(
+    req: falcon.Request,
+    settings: Settings,
+    query: peewee.ModelSelect,
+    created_at: peewee.Field,
+    row_id: peewee.Field,
+    key: Callable,
+) -> tuple[list, str | None]:
     """One page of `query` in (created_at, id) order, and the cursor of the next page (or None).
     `key(row)` gives a row's (created_at, id), since rows of a join carry them on a joined model."""
     limit = page_limit(req, settings)

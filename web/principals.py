@@ -6,6 +6,7 @@ key (`Authorization: Bearer adt_...` or `X-API-Key`). Tenancy comes only from th
 company id in a path is checked against the caller's membership, and a company the caller cannot
 see answers 404, exactly like one that does not exist.
 """
+
 from __future__ import annotations
 
 import base64
@@ -16,13 +17,12 @@ from dataclasses import dataclass
 
 import falcon
 
+from accounts.security import parse_key, read_access_token
+from adtivity.ratelimit import Limit, RateLimiter
 from adtivity.settings import Settings
-
 from models.accounts import AuthSession, Company, Membership, User, role_rank
 from web.errors import forbidden, not_found, too_many_requests, unauthorized
 from web.keycache import KeyCache, KeyRecord
-from adtivity.ratelimit import Limit, RateLimiter
-from accounts.security import parse_key, read_access_token
 
 
 @dataclass(frozen=True)
@@ -118,8 +118,12 @@ class Authenticate:
             req.context.principal = self._user_principal(credential)
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource, params) -> None:
-        if (req.context.principal is None and resource is not None and not getattr(resource, "PUBLIC", False)
-                and hasattr(resource, f"on_{req.method.lower()}")):  # else Falcon answers 405
+        if (
+            req.context.principal is None
+            and resource is not None
+            and not getattr(resource, "PUBLIC", False)
+            and hasattr(resource, f"on_{req.method.lower()}")
+        ):  # else Falcon answers 405
             raise unauthorized("credentials are required")
 
     def _user_principal(self, credential: str) -> UserPrincipal:
@@ -205,7 +209,6 @@ def company_access(req: falcon.Request, company_id: str, *, min_role: str, read_
 def client_ip(req: falcon.Request) -> str:
     """The peer address. X-Forwarded-For is not trusted: a client could forge it to dodge per-IP limits."""
     return req.remote_addr or ""
-
 
 
 def company_id_access(req: falcon.Request, company_id: str, *, min_role: str, read_key: bool = False) -> uuid.UUID:

@@ -5,6 +5,7 @@ A range is [start, end) in UTC. It reads the daily rows when it is whole UTC day
 UTC, else the hourly rows; local buckets come from Postgres' time zone arithmetic on the UTC hours (so
 a zone with a half-hour offset sees each hour in the local day it begins in).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -31,13 +32,13 @@ class Range:
         whole_days = self.start.time() == dt.time() and self.end.time() == dt.time()
         return DAY if whole_days and self.tz.key == "UTC" else HOUR
 
-    def previous(self) -> "Range":
+    def previous(self) -> Range:
         return Range(self.start - (self.end - self.start), self.start, self.tz)
 
     def local_buckets(self, interval: str) -> list[dt.datetime]:
         """Every local bucket start the range touches, in order (for series without gaps)."""
-        first = truncate(self.start.replace(tzinfo=dt.timezone.utc).astimezone(self.tz).replace(tzinfo=None), interval)
-        last = (self.end - dt.timedelta(microseconds=1)).replace(tzinfo=dt.timezone.utc).astimezone(self.tz).replace(tzinfo=None)
+        first = truncate(self.start.replace(tzinfo=dt.UTC).astimezone(self.tz).replace(tzinfo=None), interval)
+        last = (self.end - dt.timedelta(microseconds=1)).replace(tzinfo=dt.UTC).astimezone(self.tz).replace(tzinfo=None)
         buckets = []
         current = first
         while current <= last:
@@ -78,14 +79,17 @@ class RollupReader:
 
     def state(self) -> tuple[dt.datetime | None, dt.datetime | None]:
         """(as_of: when the rollups were computed, complete_until: every event accepted before it is in them)."""
-        rows = self._rows("SELECT computed_at, complete_until FROM rollup_state WHERE company_id = %s", (self.company_id,))
+        rows = self._rows(
+            "SELECT computed_at, complete_until FROM rollup_state WHERE company_id = %s", (self.company_id,)
+        )
         return rows[0] if rows else (None, None)
 
     def totals(self, span: Range, metrics: tuple[str, ...]) -> dict[str, Decimal]:
         rows = self._rows(
             "SELECT metric, sum(amount) FROM rollup_counts WHERE company_id = %s AND grain = %s AND metric = ANY(%s) "
             "AND dimension = '' AND bucket >= %s AND bucket < %s GROUP BY metric",
-            (self.company_id, span.grain, list(metrics), span.start, span.end))
+            (self.company_id, span.grain, list(metrics), span.start, span.end),
+        )
         found = dict(rows)
         return {metric: found.get(metric, Decimal(0)) for metric in metrics}
 
@@ -95,7 +99,8 @@ class RollupReader:
             "SELECT metric, date_trunc(%s, (bucket AT TIME ZONE 'UTC') AT TIME ZONE %s) AS local, sum(amount) "
             "FROM rollup_counts WHERE company_id = %s AND grain = %s AND metric = ANY(%s) AND dimension = '' "
             "AND bucket >= %s AND bucket < %s GROUP BY metric, local",
-            (interval, span.tz.key, self.company_id, grain, list(metrics), span.start, span.end))
+            (interval, span.tz.key, self.company_id, grain, list(metrics), span.start, span.end),
+        )
         out: dict[str, dict[dt.datetime, Decimal]] = {metric: {} for metric in metrics}
         for metric, local, amount in rows:
             out[metric][local] = amount
@@ -105,16 +110,18 @@ class RollupReader:
         return self._rows(
             "SELECT value, sum(amount) AS total FROM rollup_counts WHERE company_id = %s AND grain = %s AND metric = %s "
             "AND dimension = %s AND bucket >= %s AND bucket < %s GROUP BY value ORDER BY total DESC, value LIMIT %s",
-            (self.company_id, span.grain, metric, dimension, span.start, span.end, limit))
+            (self.company_id, span.grain, metric, dimension, span.start, span.end, limit),
+        )
 
     def _sketches(self, span: Range, metric: str, interval: str | None) -> list[tuple[dt.datetime | None, bytes]]:
         grain = HOUR if interval == "hour" else span.grain
-        local = ("date_trunc(%s, (bucket AT TIME ZONE 'UTC') AT TIME ZONE %s)" if interval else "NULL")
+        local = "date_trunc(%s, (bucket AT TIME ZONE 'UTC') AT TIME ZONE %s)" if interval else "NULL"
         params = (interval, span.tz.key) if interval else ()
         return self._rows(
             f"SELECT {local}, sketch FROM rollup_sketches WHERE company_id = %s AND grain = %s AND metric = %s "
             "AND bucket >= %s AND bucket < %s",
-            (*params, self.company_id, grain, metric, span.start, span.end))
+            (*params, self.company_id, grain, metric, span.start, span.end),
+        )
 
     def estimate(self, sketches) -> int:
         return estimate_union((bytes(sketch) for sketch in sketches), self.lg_k)
@@ -129,5 +136,7 @@ class RollupReader:
         return grouped
 
     def distinct_series(self, span: Range, metric: str, interval: str) -> dict[dt.datetime, int]:
-        return {local: self.estimate(sketches)
-                for local, sketches in self.sketches_by_bucket(span, metric, interval).items()}
+        return {
+            local: self.estimate(sketches)
+            for local, sketches in self.sketches_by_bucket(span, metric, interval).items()
+        }

@@ -3,6 +3,7 @@
 Validation happens by decoding into these (see web/bodies.py); the OpenAPI document is generated
 from the same structs, so the description cannot drift from what the code enforces.
 """
+
 from __future__ import annotations
 
 import datetime as dt

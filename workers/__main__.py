@@ -2,6 +2,7 @@
 `workers.main:set_up` as its broker, so each worker process it forks sets itself up explicitly. The
 lines its main process writes (booting, signals, a worker process that died) are in the format of
 every other log line: Dramatiq's logging set-up leaves an already configured root logger alone."""
+
 import sys
 
 from dramatiq.cli import main, make_argument_parser

@@ -5,18 +5,18 @@ The web API marks the company deleted (its keys stop at once) and enqueues this.
 it again, or for a company already gone, does nothing more. A company not marked deleted is refused,
 so a stray message cannot erase a live tenant. The audit log keeps its rows (no foreign key).
 """
+
 from __future__ import annotations
 
 import logging
 import uuid
 
-
 from adtivity.jobs import PURGE_COMPANY
 from adtivity.logs import log_event
 from adtivity.settings import Settings
+from models.accounts import Company
 from models.clickhouse import clickhouse_client
 from models.db import database
-from models.accounts import Company
 from models.privacy import PrivacyRequest
 from models.rollups import ROLLUP_MODELS
 from workers.actor import actor
@@ -35,8 +35,9 @@ def purge_company_data(settings: Settings, company_id: uuid.UUID) -> bool:
             return False
         clickhouse = clickhouse_client(settings.clickhouse_url)
         for table in COMPANY_TABLES:
-            clickhouse.command(f"ALTER TABLE {table} DELETE WHERE company_id = %(company)s",
-                               parameters={"company": str(company_id)})
+            clickhouse.command(
+                f"ALTER TABLE {table} DELETE WHERE company_id = %(company)s", parameters={"company": str(company_id)}
+            )
         for model in (*ROLLUP_MODELS, PrivacyRequest):
             model.delete().where(model.company_id == company_id).execute()
         if company is not None:

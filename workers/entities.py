@@ -11,6 +11,7 @@ json value is text, which every `->>` parses again, and that made an upsert cost
 a row where jsonb's is 18 (docs/performance-notes.md). Reading, retries and quarantine: see
 workers/pump.py.
 """
+
 from __future__ import annotations
 
 import logging
@@ -25,14 +26,14 @@ from adtivity.logs import log_event
 from adtivity.metrics import REPEATED_HAND_OVERS
 from adtivity.settings import Settings
 from models import events as ev
-from models.events import SlimEvent
 from models import redis_keys
 from models.db import database
+from models.events import SlimEvent
 from models.redis_streams import ENTITIES_GROUP, entities_stream_key
 from models.tracking import PersistedEntry
 from workers.actor import actor
-from workers.runtime import current
 from workers.pump import Entry, StreamPump, run_pump
+from workers.runtime import current
 
 log = logging.getLogger(__name__)
 UPSERT_END_USERS = """
@@ -171,7 +172,14 @@ def wallet_rows(events: list[SlimEvent]) -> list[list]:
         moment = event.event_time
         row = wallets.get((event.company_id, event.wallet_address))
         if row is None:
-            row = wallets[(event.company_id, event.wallet_address)] = [event.company_id, event.wallet_address, set(), "", moment, moment]
+            row = wallets[(event.company_id, event.wallet_address)] = [
+                event.company_id,
+                event.wallet_address,
+                set(),
+                "",
+                moment,
+                moment,
+            ]
         row[5] = moment
         row[3] = event.user_id or row[3]
         if event.chain_id:
@@ -188,7 +196,16 @@ def session_rows(events: list[SlimEvent]) -> list[list]:
         row = sessions.get((event.company_id, event.session_id))
         if row is None:
             row = sessions[(event.company_id, event.session_id)] = [
-                event.company_id, event.session_id, event.identity, moment, moment, 0, 0, "", ""]
+                event.company_id,
+                event.session_id,
+                event.identity,
+                moment,
+                moment,
+                0,
+                0,
+                "",
+                "",
+            ]
         row[4] = moment
         row[5] += 1
         if event.type == ev.PAGE:
@@ -207,7 +224,17 @@ def payment_rows(events: list[SlimEvent]) -> list[list]:
         row = payments.get((event.company_id, event.payment_id))
         if row is None:
             row = payments[(event.company_id, event.payment_id)] = [
-                event.company_id, event.payment_id, "", None, "", "", "", [], moment, moment]
+                event.company_id,
+                event.payment_id,
+                "",
+                None,
+                "",
+                "",
+                "",
+                [],
+                moment,
+                moment,
+            ]
         row[2], row[9] = event.status, moment
         row[3] = Decimal(event.amount) if event.amount else row[3]
         row[4] = event.currency or row[4]
@@ -230,20 +257,35 @@ class EntitiesPump(StreamPump):
             by_source.setdefault(entry.source, entry)  # a hand-over repeated within the batch counts once
         with database.atomic():
             rows = [{"stream": self.stream, "entry_id": source} for source in by_source]
-            fresh = {row.entry_id for row in PersistedEntry.insert_many(rows).on_conflict_ignore()
-                     .returning(PersistedEntry.entry_id).execute()}
+            fresh = {
+                row.entry_id
+                for row in PersistedEntry.insert_many(rows)
+                .on_conflict_ignore()
+                .returning(PersistedEntry.entry_id)
+                .execute()
+            }
             apply_entities([event for source, entry in by_source.items() if source in fresh for event in entry.events])
         repeated = [source for source, entry in by_source.items() if source not in fresh and not entry.redelivered]
         if repeated:  # not a redelivery of ours: the persist pump handed the entry over twice
             REPEATED_HAND_OVERS.inc(len(repeated))
-            log_event(log, "events-stream entry handed over more than once; real-time counts may be too high",
-                      level=logging.ERROR, shard=self.shard, entries=repeated[:10])
+            log_event(
+                log,
+                "events-stream entry handed over more than once; real-time counts may be too high",
+                level=logging.ERROR,
+                shard=self.shard,
+                entries=repeated[:10],
+            )
 
 
 @actor(ENTITIES_SHARD, max_retries=0, time_limit=10 * 60_000)
 def entities_shard(shard: int) -> None:
     runtime = current()
     client = runtime.redis(30)
-    if run_pump(runtime.settings, client, EntitiesPump(runtime.settings, client, shard),
-                redis_keys.pump_lease("entities", shard), redis_keys.pump_queued("entities", shard)):
+    if run_pump(
+        runtime.settings,
+        client,
+        EntitiesPump(runtime.settings, client, shard),
+        redis_keys.pump_lease("entities", shard),
+        redis_keys.pump_queued("entities", shard),
+    ):
         runtime.enqueue(ENTITIES_SHARD, shard)

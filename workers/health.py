@@ -1,6 +1,7 @@
 """Actor `check_health`: probes every dependency, measures the pipeline (adtivity/pipeline_status.py: stream
 backlogs, real-time as-of, queue depths, quarantine, rollup freshness), and stores the result in Redis
 for /ready, the status endpoint and operators. The scheduler enqueues it every HEALTH_CHECK_SECONDS."""
+
 from __future__ import annotations
 
 import dataclasses

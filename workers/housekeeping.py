@@ -5,18 +5,18 @@
 - Postgres: expired or used one-time tokens, expired refresh tokens, login attempts, recorded stream
   entries, sent mails and finished privacy requests (with their exports) older than HOUSEKEEPING_KEEP_DAYS.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import logging
 
-
 from adtivity.jobs import HOUSEKEEPING
 from adtivity.logs import log_event
 from adtivity.settings import Settings
+from models.accounts import LoginAttempt, MailOutbox, OneTimeToken, RefreshToken
 from models.clickhouse import clickhouse_client
 from models.db import database, utcnow
-from models.accounts import LoginAttempt, MailOutbox, OneTimeToken, RefreshToken
 from models.privacy import PrivacyRequest
 from models.tracking import PersistedEntry
 from workers.actor import actor
@@ -27,9 +27,13 @@ log = logging.getLogger(__name__)
 
 def drop_old_dedup_weeks(client, *, retention_days: int, today: dt.date) -> list[str]:
     """Drops the `event_ids` partitions whose whole week ended more than `retention_days` ago."""
-    partition_ids = [row[0] for row in client.query(
-        "SELECT DISTINCT partition_id FROM system.parts WHERE database = currentDatabase() "
-        "AND table = 'event_ids' AND active").result_rows]
+    partition_ids = [
+        row[0]
+        for row in client.query(
+            "SELECT DISTINCT partition_id FROM system.parts WHERE database = currentDatabase() "
+            "AND table = 'event_ids' AND active"
+        ).result_rows
+    ]
     cutoff = today - dt.timedelta(days=retention_days)
     dropped = []
     for partition_id in sorted(partition_ids):
@@ -45,8 +49,9 @@ def prune_postgres(*, keep_days: int, now: dt.datetime) -> dict[str, int]:
     old = now - dt.timedelta(days=keep_days)
     with database.connection_context():
         return {
-            "one_time_tokens": OneTimeToken.delete().where(
-                (OneTimeToken.expires_at < now) | (OneTimeToken.used_at < old)).execute(),
+            "one_time_tokens": OneTimeToken.delete()
+            .where((OneTimeToken.expires_at < now) | (OneTimeToken.used_at < old))
+            .execute(),
             "refresh_tokens": RefreshToken.delete().where(RefreshToken.expires_at < now).execute(),
             "login_attempts": LoginAttempt.delete().where(LoginAttempt.created_at < old).execute(),
             "persisted_entries": PersistedEntry.delete().where(PersistedEntry.persisted_at < old).execute(),
@@ -57,9 +62,11 @@ def prune_postgres(*, keep_days: int, now: dt.datetime) -> dict[str, int]:
 
 def keep_house(settings: Settings) -> dict:
     done = {
-        "event_ids_weeks_dropped": drop_old_dedup_weeks(clickhouse_client(settings.clickhouse_url),
-                                                        retention_days=settings.dedup_retention_days,
-                                                        today=utcnow().date()),
+        "event_ids_weeks_dropped": drop_old_dedup_weeks(
+            clickhouse_client(settings.clickhouse_url),
+            retention_days=settings.dedup_retention_days,
+            today=utcnow().date(),
+        ),
         "rows_deleted": prune_postgres(keep_days=settings.housekeeping_keep_days, now=utcnow()),
     }
     log_event(log, "housekeeping done", **done)

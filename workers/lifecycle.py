@@ -1,6 +1,7 @@
 """Dramatiq middleware for the worker process's life: opens Postgres when a worker process boots,
 serves its Prometheus metrics, logs one structured "ready" line, keeps a heartbeat in Redis that the
 health check reads, and tells the stream pumps when the process begins to shut down."""
+
 from __future__ import annotations
 
 import logging

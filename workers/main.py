@@ -1,6 +1,7 @@
 """The worker process's set-up, done explicitly at start (Dramatiq's command line calls `set_up` in each
 worker process: `python -m workers`): logging, the Redis broker with the Lifecycle middleware, the
 runtime the actors share, and every actor of workers/ declared on that broker."""
+
 from __future__ import annotations
 
 import dramatiq

@@ -16,6 +16,7 @@ events: ingest wrote their message ids and ClickHouse rows into the entry (model
 A crash between any two steps leaves the entries pending; the retry repeats what is missing and
 nothing else. Postgres being down does not stop this path (nor ClickHouse being down the entities one).
 """
+
 from __future__ import annotations
 
 import time
@@ -32,8 +33,8 @@ from models import redis_keys
 from models.events_table import INSERT_SETTINGS, insert_rows, stream_rows
 from models.redis_streams import PERSIST_GROUP, encode_events, entities_stream_key, entry_fields, stream_key, unpack
 from workers.actor import actor
-from workers.runtime import current
 from workers.pump import Entry, StreamPump, run_pump
+from workers.runtime import current
 
 # KEYS: the events stream, the shard's hand-over set. ARGV: the group, then entry ids. Returns those
 # still pending in the group and not handed over yet.
@@ -75,8 +76,9 @@ class EventsPump(StreamPump):
     def store(self, entries: list[Entry]) -> None:
         to_insert, to_forward = self.sort_out(entries)
         if to_insert:
-            self.connect().raw_insert("events", insert_block=b"\n".join(to_insert) + b"\n", fmt="JSONEachRow",
-                                       settings=INSERT_SETTINGS)
+            self.connect().raw_insert(
+                "events", insert_block=b"\n".join(to_insert) + b"\n", fmt="JSONEachRow", settings=INSERT_SETTINGS
+            )
         self.hand_over(entries, to_forward)
 
     def hand_over(self, entries: list[Entry], to_forward: dict[str, list[int]]) -> None:
@@ -91,8 +93,9 @@ class EventsPump(StreamPump):
         stream = entities_stream_key(self.shard)
 
         def transaction(pipe) -> None:
-            waiting = self._to_hand_over(keys=[self.stream, self.handed_key], args=[self.group, *forwarding],
-                                         client=pipe)
+            waiting = self._to_hand_over(
+                keys=[self.stream, self.handed_key], args=[self.group, *forwarding], client=pipe
+            )
             pipe.multi()
             for entry_id in waiting:
                 entry = forwarding[entry_id.decode()]
@@ -142,8 +145,12 @@ class EventsPump(StreamPump):
         result = self.connect().query(
             "SELECT toString(company_id), message_id, any(stream_entry) FROM event_ids "
             f"WHERE company_id IN ({companies_of(entries)}) AND message_id IN batch_ids GROUP BY company_id, message_id",
-            external_data=ExternalData(file_name="batch_ids", data=tab_separated(message_ids), fmt="TabSeparated",
-                                       structure=["message_id String"]),
+            external_data=ExternalData(
+                file_name="batch_ids",
+                data=tab_separated(message_ids),
+                fmt="TabSeparated",
+                structure=["message_id String"],
+            ),
         )
         stored = owners(result)
         redelivered = [entry for entry in entries if entry.redelivered]
@@ -158,8 +165,12 @@ class EventsPump(StreamPump):
         resends of those events (in other entries) are recognised too."""
         if missing:
             now = int(time.time())
-            rows = b"\n".join(_json.encode({"company_id": company, "message_id": message_id, "received_at": now,
-                                             "stream_entry": entry}) for (company, message_id), entry in missing.items())
+            rows = b"\n".join(
+                _json.encode(
+                    {"company_id": company, "message_id": message_id, "received_at": now, "stream_entry": entry}
+                )
+                for (company, message_id), entry in missing.items()
+            )
             self.connect().raw_insert("event_ids", insert_block=rows + b"\n", fmt="JSONEachRow")
 
     def inserted_by(self, entries: list[Entry]) -> dict[tuple[str, str], str]:
@@ -170,10 +181,16 @@ class EventsPump(StreamPump):
             "SELECT toString(company_id), message_id, stream_entry FROM events "
             f"WHERE company_id IN ({companies_of(entries)}) AND event_time >= toDateTime(%(first)s) "
             "AND event_time <= toDateTime(%(last)s) AND stream_entry IN batch_entries",
-            parameters={"first": int(min(event.event_time for event in events).timestamp()),
-                        "last": int(max(event.event_time for event in events).timestamp()) + 1},
-            external_data=ExternalData(file_name="batch_entries", data=tab_separated(entry.id for entry in entries),
-                                       fmt="TabSeparated", structure=["stream_entry String"]),
+            parameters={
+                "first": int(min(event.event_time for event in events).timestamp()),
+                "last": int(max(event.event_time for event in events).timestamp()) + 1,
+            },
+            external_data=ExternalData(
+                file_name="batch_entries",
+                data=tab_separated(entry.id for entry in entries),
+                fmt="TabSeparated",
+                structure=["stream_entry String"],
+            ),
         )
         return owners(result)
 
@@ -206,6 +223,11 @@ def persist_shard(shard: int) -> None:
     runtime = current()
     client = runtime.redis(30)
     pump = EventsPump(runtime.settings, client, runtime.clickhouse(30).get, shard)
-    if run_pump(runtime.settings, client, pump, redis_keys.pump_lease("persist", shard),
-                redis_keys.pump_queued("persist", shard)):
+    if run_pump(
+        runtime.settings,
+        client,
+        pump,
+        redis_keys.pump_lease("persist", shard),
+        redis_keys.pump_queued("persist", shard),
+    ):
         runtime.enqueue(PERSIST_SHARD, shard)

@@ -8,6 +8,7 @@ when their minute and day buckets expire (within a day).
 Export writes every event of the user and their entity rows as gzip NDJSON, one object a line, each
 with "record" (end_user, identity, wallet, session, payment, event); at most PRIVACY_EXPORT_MAX_BYTES.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -25,9 +26,9 @@ from models.clickhouse import clickhouse_client
 from models.db import database, utcnow
 from models.privacy import DONE, FAILED, RUNNING, PrivacyRequest
 from models.tracking import EndUser, Identity, PaymentSession, Session, Wallet
+from rollups.compute import day_of, rollup_company_now
 from workers.actor import actor
 from workers.runtime import current
-from rollups.compute import day_of, rollup_company_now
 
 log = logging.getLogger(__name__)
 USER_EVENTS = "company_id = toUUID(%(c)s) AND (user_id = %(u)s OR anonymous_id IN %(ids)s)"
@@ -39,8 +40,12 @@ class ExportTooLarge(Exception):
 
 def identities_of(company_id: uuid.UUID, user_id: str) -> list[str]:
     with database.connection_context():
-        linked = [row.value for row in Identity.select(Identity.value).where(
-            Identity.company_id == company_id, Identity.kind == "anonymous", Identity.user_id == user_id)]
+        linked = [
+            row.value
+            for row in Identity.select(Identity.value).where(
+                Identity.company_id == company_id, Identity.kind == "anonymous", Identity.user_id == user_id
+            )
+        ]
     return [user_id, *linked]
 
 
@@ -51,15 +56,18 @@ def entity_rows(company_id: uuid.UUID, user_id: str, identities: list[str]) -> l
         ("identity", Identity.select().where(Identity.company_id == company_id, Identity.user_id == user_id)),
         ("wallet", Wallet.select().where(Wallet.company_id == company_id, Wallet.user_id == user_id)),
         ("session", Session.select().where(Session.company_id == company_id, Session.identity.in_(identities))),
-        ("payment", PaymentSession.select().where(PaymentSession.company_id == company_id,
-                                                  PaymentSession.user_id == user_id)),
+        (
+            "payment",
+            PaymentSession.select().where(PaymentSession.company_id == company_id, PaymentSession.user_id == user_id),
+        ),
     ]
 
 
 def wait_for_mutations(clickhouse, seconds: float) -> None:
     deadline = time.monotonic() + seconds
-    while clickhouse.query("SELECT count() FROM system.mutations WHERE database = currentDatabase() "
-                           "AND NOT is_done").result_rows[0][0]:
+    while clickhouse.query(
+        "SELECT count() FROM system.mutations WHERE database = currentDatabase() AND NOT is_done"
+    ).result_rows[0][0]:
         if time.monotonic() > deadline:
             raise TimeoutError("ClickHouse mutations still running")
         time.sleep(0.2)
@@ -69,11 +77,14 @@ def delete_user_data(settings: Settings, client: redis.Redis, request: PrivacyRe
     clickhouse = clickhouse_client(settings.clickhouse_url)
     identities = identities_of(request.company_id, request.user_id)
     params = {"c": str(request.company_id), "u": request.user_id, "ids": tuple(identities)}
-    first, count = clickhouse.query(f"SELECT min(event_time), count() FROM events WHERE {USER_EVENTS}",
-                                    parameters=params).result_rows[0]
+    first, count = clickhouse.query(
+        f"SELECT min(event_time), count() FROM events WHERE {USER_EVENTS}", parameters=params
+    ).result_rows[0]
     clickhouse.command(f"ALTER TABLE events DELETE WHERE {USER_EVENTS}", parameters=params)
-    clickhouse.command("ALTER TABLE identity_first_seen DELETE WHERE company_id = toUUID(%(c)s) AND identity IN %(ids)s",
-                       parameters=params)
+    clickhouse.command(
+        "ALTER TABLE identity_first_seen DELETE WHERE company_id = toUUID(%(c)s) AND identity IN %(ids)s",
+        parameters=params,
+    )
     wait_for_mutations(clickhouse, settings.privacy_mutation_timeout_seconds)
     with database.connection_context(), database.atomic():
         for _, query in entity_rows(request.company_id, request.user_id, identities):
@@ -95,7 +106,9 @@ def export_user_data(settings: Settings, request: PrivacyRequest) -> tuple[bytes
     events = clickhouse.raw_query(
         f"SELECT 'event' AS record, * FROM events WHERE {USER_EVENTS} ORDER BY event_time, message_id",
         parameters={"c": str(request.company_id), "u": request.user_id, "ids": tuple(identities)},
-        fmt="JSONEachRow", settings={"max_execution_time": settings.query_timeout_seconds * 6})
+        fmt="JSONEachRow",
+        settings={"max_execution_time": settings.query_timeout_seconds * 6},
+    )
     body = b"\n".join(lines) + (b"\n" if lines else b"") + events
     if len(body) > settings.privacy_export_max_bytes:
         raise ExportTooLarge(f"the export would be {len(body)} bytes, over PRIVACY_EXPORT_MAX_BYTES")
@@ -112,13 +125,23 @@ def carry_out(request_id: str, work) -> None:
         outcome = work(request)
     except Exception as error:  # recorded for the caller, then logged with its trace
         with database.connection_context():
-            PrivacyRequest.update(status=FAILED, error=f"{type(error).__name__}: {error}"[:2000],
-                                  finished_at=utcnow()).where(PrivacyRequest.id == request.id).execute()
-        log_event(log, "privacy request failed", level=logging.ERROR, request=request_id, kind=request.kind,
-                  error=type(error).__name__, exc_info=True)
+            PrivacyRequest.update(
+                status=FAILED, error=f"{type(error).__name__}: {error}"[:2000], finished_at=utcnow()
+            ).where(PrivacyRequest.id == request.id).execute()
+        log_event(
+            log,
+            "privacy request failed",
+            level=logging.ERROR,
+            request=request_id,
+            kind=request.kind,
+            error=type(error).__name__,
+            exc_info=True,
+        )
         return
     with database.connection_context():
-        PrivacyRequest.update(status=DONE, finished_at=utcnow(), **outcome).where(PrivacyRequest.id == request.id).execute()
+        PrivacyRequest.update(status=DONE, finished_at=utcnow(), **outcome).where(
+            PrivacyRequest.id == request.id
+        ).execute()
     log_event(log, "privacy request done", request=request_id, kind=request.kind, events=outcome.get("events"))
 
 
@@ -135,4 +158,3 @@ def export_user(request_id: str) -> None:
         return {"result": result, "events": events}
 
     carry_out(request_id, work)
-

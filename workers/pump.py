@@ -14,6 +14,7 @@ enqueues a successor; the scheduler restarts any pump whose lease lapsed. When i
 begins to shut down (`STOPPING`), a pump stores and acknowledges what it has read and ends there,
 so a restart waits for one batch, not for the rest of every pump's run.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,19 +30,26 @@ import msgspec
 import peewee
 import redis
 
+from adtivity.lease import Lease
 from adtivity.logs import log_event
 from adtivity.metrics import PUMP_BATCH_EVENTS, PUMP_BATCH_SECONDS, PUMP_EVENTS, QUARANTINED
 from adtivity.settings import Settings
+from models import redis_keys
 from models.db import database
 from models.events import Event
 from models.redis_streams import DEAD_LETTER_STREAM, decode_entry, decode_message_ids, encode_events, unpumped
 from models.tracking import Quarantine
-from adtivity.lease import Lease
-from models import redis_keys
 
 log = logging.getLogger(__name__)
-TRANSIENT = (peewee.OperationalError, peewee.InterfaceError, ch_errors.OperationalError, redis.ConnectionError,
-             redis.TimeoutError, ConnectionError, TimeoutError)
+TRANSIENT = (
+    peewee.OperationalError,
+    peewee.InterfaceError,
+    ch_errors.OperationalError,
+    redis.ConnectionError,
+    redis.TimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
 MAX_BACKOFF_SECONDS = 10.0
 # Set when this worker process begins to shut down (workers/lifecycle.py): pumps end after their batch.
 STOPPING = threading.Event()
@@ -137,8 +145,9 @@ class StreamPump:
     def claim_stale(self) -> list[Entry]:
         """Entries left pending longer than the idle timeout (a crashed pump's, or ones that failed)."""
         idle_ms = self.settings.persist_claim_idle_seconds * 1000
-        _, claimed, *_ = self.redis.xautoclaim(self.stream, self.group, self.consumer, min_idle_time=idle_ms,
-                                               start_id="0-0", count=500)
+        _, claimed, *_ = self.redis.xautoclaim(
+            self.stream, self.group, self.consumer, min_idle_time=idle_ms, start_id="0-0", count=500
+        )
         entries = []
         for entry_id, fields in claimed:
             if fields is None:  # deleted from the stream meanwhile
@@ -178,11 +187,25 @@ class StreamPump:
                 for entry in entries:
                     entry.redelivered = True
                 if time.monotonic() + backoff > deadline:
-                    log_event(log, "store unavailable; batch left pending", level=logging.WARNING, pump=self.kind,
-                              shard=self.shard, entries=len(entries), error=type(error).__name__)
+                    log_event(
+                        log,
+                        "store unavailable; batch left pending",
+                        level=logging.WARNING,
+                        pump=self.kind,
+                        shard=self.shard,
+                        entries=len(entries),
+                        error=type(error).__name__,
+                    )
                     return False
-                log_event(log, "store unavailable; retrying", level=logging.WARNING, pump=self.kind,
-                          shard=self.shard, seconds=backoff, error=type(error).__name__)
+                log_event(
+                    log,
+                    "store unavailable; retrying",
+                    level=logging.WARNING,
+                    pump=self.kind,
+                    shard=self.shard,
+                    seconds=backoff,
+                    error=type(error).__name__,
+                )
                 time.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
             except Exception as error:  # a data problem: find the entries that have it
@@ -196,8 +219,16 @@ class StreamPump:
         if failures >= self.settings.persist_max_failures:
             self.quarantine(entry.id, entry.fields, f"failed {failures} times; last: {problem}")
         else:
-            log_event(log, "entry failed; left pending for retry", level=logging.WARNING, pump=self.kind,
-                      shard=self.shard, entry=entry.id, failures=failures, error=problem)
+            log_event(
+                log,
+                "entry failed; left pending for retry",
+                level=logging.WARNING,
+                pump=self.kind,
+                shard=self.shard,
+                entry=entry.id,
+                failures=failures,
+                error=problem,
+            )
 
     def ack(self, entries: list[Entry]) -> None:
         ids = [entry.id for entry in entries]
@@ -223,13 +254,27 @@ class StreamPump:
         except ValueError:
             company_id = None
         with database.connection_context():
-            Quarantine.create(company_id=company_id, stream=self.stream, entry_id=entry_id, events=events,
-                              payload=payload, reason=reason[:2000])
+            Quarantine.create(
+                company_id=company_id,
+                stream=self.stream,
+                entry_id=entry_id,
+                events=events,
+                payload=payload,
+                reason=reason[:2000],
+            )
         self.redis.xadd(DEAD_LETTER_STREAM, {**fields, b"reason": reason.encode(), b"source": entry_id.encode()})
         self.ack([Entry(entry_id, fields, [])])
         QUARANTINED.labels(self.kind).inc()
-        log_event(log, "entry quarantined", level=logging.WARNING, pump=self.kind, shard=self.shard,
-                  entry=entry_id, request_id=fields.get(b"r", b"").decode(errors="replace"), reason=reason)
+        log_event(
+            log,
+            "entry quarantined",
+            level=logging.WARNING,
+            pump=self.kind,
+            shard=self.shard,
+            entry=entry_id,
+            request_id=fields.get(b"r", b"").decode(errors="replace"),
+            reason=reason,
+        )
 
     # The pump.
     def run(self, lease: Lease, seconds: float) -> None:

@@ -7,18 +7,18 @@
   wallets, sessions and payment sessions last seen before it.
 The scheduler enqueues it every RETENTION_EVERY_SECONDS.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import logging
 
-
 from adtivity.jobs import APPLY_RETENTION
 from adtivity.logs import log_event
 from adtivity.settings import Settings
+from models.accounts import Company
 from models.clickhouse import clickhouse_client
 from models.db import database, utcnow
-from models.accounts import Company
 from models.rollups import RollupCount, RollupSketch
 from models.tracking import EndUser, Identity, PaymentSession, Session, Wallet
 from workers.actor import actor
@@ -36,9 +36,13 @@ def months_before(moment: dt.datetime, months: int) -> dt.datetime:
 def drop_old_months(client, *, keep_months: int, now: dt.datetime) -> list[str]:
     """Drops the `events` partitions (YYYYMM) of months before the kept ones."""
     first_kept = months_before(now, keep_months - 1)
-    partitions = [row[0] for row in client.query(
-        "SELECT DISTINCT partition_id FROM system.parts WHERE database = currentDatabase() AND table = 'events' "
-        "AND active").result_rows]
+    partitions = [
+        row[0]
+        for row in client.query(
+            "SELECT DISTINCT partition_id FROM system.parts WHERE database = currentDatabase() AND table = 'events' "
+            "AND active"
+        ).result_rows
+    ]
     dropped = []
     for partition_id in sorted(partitions):
         if int(partition_id) < first_kept.year * 100 + first_kept.month:
@@ -56,12 +60,16 @@ def apply_retention_now(settings: Settings, *, now: dt.datetime | None = None) -
     done = {"months_dropped": drop_old_months(client, keep_months=longest, now=now), "companies_trimmed": 0}
     for company in companies:
         cutoff = months_before(now, company.retention_months - 1)
-        params = {"c": str(company.id), "cutoff": int(cutoff.replace(tzinfo=dt.timezone.utc).timestamp())}
-        old = client.query("SELECT count() FROM events WHERE company_id = toUUID(%(c)s) AND event_time < toDateTime(%(cutoff)s)",
-                           parameters=params).result_rows[0][0]
+        params = {"c": str(company.id), "cutoff": int(cutoff.replace(tzinfo=dt.UTC).timestamp())}
+        old = client.query(
+            "SELECT count() FROM events WHERE company_id = toUUID(%(c)s) AND event_time < toDateTime(%(cutoff)s)",
+            parameters=params,
+        ).result_rows[0][0]
         if old:
-            client.command("ALTER TABLE events DELETE WHERE company_id = toUUID(%(c)s) AND event_time < toDateTime(%(cutoff)s)",
-                           parameters=params)
+            client.command(
+                "ALTER TABLE events DELETE WHERE company_id = toUUID(%(c)s) AND event_time < toDateTime(%(cutoff)s)",
+                parameters=params,
+            )
             done["companies_trimmed"] += 1
         with database.connection_context(), database.atomic():
             for model in (RollupCount, RollupSketch):

@@ -1,6 +1,7 @@
 """Actors `rollup_all` and `rollup_company`: keep every live company's rollups current (the work is
 rollups/compute.py). The scheduler enqueues `rollup_all` every ROLLUP_EVERY_SECONDS; it enqueues
 `rollup_company` for each live company with events since the trailing window began."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -20,7 +21,7 @@ def clickhouse_clients():
 @actor(ROLLUP_ALL, max_retries=3, time_limit=5 * 60_000)
 def rollup_all() -> None:
     runtime = current()
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     for company_id in active_companies(runtime.settings, clickhouse_clients().get(), now=now):
         runtime.enqueue(ROLLUP_COMPANY, company_id)
 

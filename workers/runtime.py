@@ -1,5 +1,6 @@
 """What the actors of a worker process share: its settings, its broker, and clients of the stores,
 made on first use. workers/main.py builds it and installs it; nothing is built on import."""
+
 from __future__ import annotations
 
 import threading
@@ -22,8 +23,10 @@ class Runtime:
 
     def redis(self, timeout: float) -> redis.Redis:
         """A Redis client (thread-safe, pooled) whose calls time out after `timeout` seconds."""
-        return self._client(("redis", timeout), lambda: redis.Redis.from_url(
-            self.settings.redis_url, socket_timeout=timeout, socket_connect_timeout=2))
+        return self._client(
+            ("redis", timeout),
+            lambda: redis.Redis.from_url(self.settings.redis_url, socket_timeout=timeout, socket_connect_timeout=2),
+        )
 
     def clickhouse(self, timeout: float) -> PerThread:
         """ClickHouse clients, one per thread, whose queries time out after `timeout` seconds."""

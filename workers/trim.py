@@ -1,5 +1,6 @@
 """Actor `trim_streams`: trims each event stream (and entities stream) below the lowest entry that some consumer group has
 not acknowledged yet, so no group ever loses an entry it still needs."""
+
 from __future__ import annotations
 
 import redis

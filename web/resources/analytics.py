@@ -5,6 +5,7 @@ Every endpoint takes `from` and `to` (a date, read as local midnight, or an ISO 
 were computed) and `complete_until` (every event accepted before it is counted). A member of any role
 or a read key may read.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -18,16 +19,28 @@ import redis
 
 from adtivity.settings import Settings
 from models import redis_keys
-from web.rollup_reader import INTERVALS, Range, RollupReader, advance
 from web.errors import ApiError
 from web.principals import company_id_access
+from web.rollup_reader import INTERVALS, UTC, Range, RollupReader, advance
 
 # Dimension -> the metric it breaks down.
 DIMENSIONS = {
-    "type": "events", "name": "events", "referrer_domain": "events", "utm_source": "events",
-    "utm_campaign": "events", "country": "events", "browser": "events", "os": "events", "device": "events",
-    "page_path": "page_views", "chain_status": "transactions", "contract_address": "transactions",
-    "wallet_address": "transactions", "payment_status": "payments", "currency": "revenue", "chain_token": "volume",
+    "type": "events",
+    "name": "events",
+    "referrer_domain": "events",
+    "utm_source": "events",
+    "utm_campaign": "events",
+    "country": "events",
+    "browser": "events",
+    "os": "events",
+    "device": "events",
+    "page_path": "page_views",
+    "chain_status": "transactions",
+    "contract_address": "transactions",
+    "wallet_address": "transactions",
+    "payment_status": "payments",
+    "currency": "revenue",
+    "chain_token": "volume",
 }
 STORED_DIMENSION = {"payment_status": "status"}  # API name -> rollup dimension, where they differ
 ADDITIVE = ("events", "page_views", "sessions", "new_users", "returning_users")
@@ -46,13 +59,16 @@ def parse_moment(req: falcon.Request, name: str, tz: ZoneInfo) -> dt.datetime | 
     if not value:
         return None
     try:
-        moment = (dt.datetime.combine(dt.date.fromisoformat(value), dt.time()) if len(value) == 10
-                  else dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
+        moment = (
+            dt.datetime.combine(dt.date.fromisoformat(value), dt.time())
+            if len(value) == 10
+            else dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        )
     except ValueError:
         raise bad(name, "must be a date (YYYY-MM-DD) or an ISO 8601 time") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=tz)
-    return moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return moment.astimezone(dt.UTC).replace(tzinfo=None)
 
 
 def parse_range(req: falcon.Request, settings: Settings) -> Range:
@@ -61,7 +77,7 @@ def parse_range(req: falcon.Request, settings: Settings) -> Range:
     except (ZoneInfoNotFoundError, ValueError):
         raise bad("tz", "must be an IANA time zone such as Europe/Paris") from None
     today = dt.datetime.now(tz).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
-    default_end = (today + dt.timedelta(days=1)).replace(tzinfo=tz).astimezone(dt.timezone.utc).replace(tzinfo=None)
+    default_end = (today + dt.timedelta(days=1)).replace(tzinfo=tz).astimezone(dt.UTC).replace(tzinfo=None)
     end = parse_moment(req, "to", tz) or default_end
     start = parse_moment(req, "from", tz) or end - dt.timedelta(days=7)
     start, end = (moment.replace(minute=0, second=0, microsecond=0) for moment in (start, end))
@@ -91,7 +107,7 @@ def change(value, previous) -> float | None:
     return round((float(value) - float(previous)) / float(previous), 4)
 
 
-def iso(moment: dt.datetime | None, tz: ZoneInfo = ZoneInfo("UTC")) -> str | None:
+def iso(moment: dt.datetime | None, tz: ZoneInfo = UTC) -> str | None:
     return moment.replace(tzinfo=tz).isoformat() if moment else None
 
 
@@ -111,17 +127,34 @@ class AnalyticsResource:
         company = company_id_access(req, company_id, min_role="viewer", read_key=True)
         reader = RollupReader(str(company), self.settings.rollup_hll_lg_k)
         span = parse_range(req, self.settings)
-        request = "|".join([type(self).__name__, span.start.isoformat(), span.end.isoformat(), span.tz.key,
-                            *sorted(f"{k}={v}" for k, v in req.params.items() if k not in ("from", "to", "tz"))])
-        key = redis_keys.analytics_answer(reader.company_id, hashlib.blake2b(request.encode(), digest_size=16).hexdigest())
+        request = "|".join(
+            [
+                type(self).__name__,
+                span.start.isoformat(),
+                span.end.isoformat(),
+                span.tz.key,
+                *sorted(f"{k}={v}" for k, v in req.params.items() if k not in ("from", "to", "tz")),
+            ]
+        )
+        key = redis_keys.analytics_answer(
+            reader.company_id, hashlib.blake2b(request.encode(), digest_size=16).hexdigest()
+        )
         version, cached = self.redis.mget(redis_keys.rollup_version(reader.company_id), key)
         version = version or b"none"
         stamp, _, answer = (cached or b"").partition(b"\n")
         if cached is None or stamp != version:
             as_of, complete_until = reader.state()
-            answer = _json.encode({"company_id": reader.company_id, "from": iso(span.start), "to": iso(span.end),
-                                   "timezone": span.tz.key, "as_of": iso(as_of), "complete_until": iso(complete_until),
-                                   **self.compute(req, reader, span)})
+            answer = _json.encode(
+                {
+                    "company_id": reader.company_id,
+                    "from": iso(span.start),
+                    "to": iso(span.end),
+                    "timezone": span.tz.key,
+                    "as_of": iso(as_of),
+                    "complete_until": iso(complete_until),
+                    **self.compute(req, reader, span),
+                }
+            )
             self.redis.set(key, version + b"\n" + answer, ex=self.settings.analytics_cache_seconds)
         resp.data = answer
         resp.content_type = falcon.MEDIA_JSON
@@ -148,8 +181,10 @@ class Overview(AnalyticsResource):
         current, previous = summary(reader, span), summary(reader, span.previous())
         return {
             "previous": {"from": iso(span.previous().start), "to": iso(span.previous().end)},
-            "metrics": {name: {"value": value, "previous": previous[name], "change": change(value, previous[name])}
-                        for name, value in current.items()},
+            "metrics": {
+                name: {"value": value, "previous": previous[name], "change": change(value, previous[name])}
+                for name, value in current.items()
+            },
         }
 
 
@@ -170,14 +205,19 @@ class TimeSeries(AnalyticsResource):
         elif metric in RATIOS:
             numerator = "bounces" if metric == "bounce_rate" else "session_seconds"
             series = reader.series(span, (numerator, "sessions"), interval)
-            points = [ratio(series[numerator].get(b, Decimal(0)), series["sessions"].get(b, Decimal(0))) for b in buckets]
+            points = [
+                ratio(series[numerator].get(b, Decimal(0)), series["sessions"].get(b, Decimal(0))) for b in buckets
+            ]
         else:
             series = reader.series(span, (metric,), interval)[metric]
             points = [count(series.get(bucket, Decimal(0))) for bucket in buckets]
         return {
-            "metric": metric, "interval": interval,
-            "points": [{"start": iso(bucket, span.tz), "end": iso(advance(bucket, interval), span.tz), "value": value}
-                       for bucket, value in zip(buckets, points)],
+            "metric": metric,
+            "interval": interval,
+            "points": [
+                {"start": iso(bucket, span.tz), "end": iso(advance(bucket, interval), span.tz), "value": value}
+                for bucket, value in zip(buckets, points, strict=False)
+            ],
         }
 
 
@@ -191,8 +231,11 @@ class Breakdown(AnalyticsResource):
         metric = DIMENSIONS[dimension]
         rows = reader.breakdown(span, metric, STORED_DIMENSION.get(dimension, dimension), self.limit(req))
         shape = money if metric in MONEY else count
-        return {"dimension": dimension, "metric": metric,
-                                         "items": [{"value": value, "amount": shape(amount)} for value, amount in rows]}
+        return {
+            "dimension": dimension,
+            "metric": metric,
+            "items": [{"value": value, "amount": shape(amount)} for value, amount in rows],
+        }
 
 
 class Regions(Breakdown):
@@ -211,28 +254,34 @@ class ActiveUsers(AnalyticsResource):
         by_day = reader.sketches_by_bucket(wider, "users", "day")
 
         def users(last_day: dt.datetime, length: int) -> int:
-            return reader.estimate(sketch for offset in range(length)
-                                   for sketch in by_day.get(last_day - dt.timedelta(days=offset), ()))
+            return reader.estimate(
+                sketch for offset in range(length) for sketch in by_day.get(last_day - dt.timedelta(days=offset), ())
+            )
 
-        return {"points": [
-            {"day": day.date().isoformat(), "dau": users(day, 1), "wau": users(day, 7), "mau": users(day, 30)}
-            for day in days]}
+        return {
+            "points": [
+                {"day": day.date().isoformat(), "dau": users(day, 1), "wau": users(day, 7), "mau": users(day, 30)}
+                for day in days
+            ]
+        }
 
 
 class SessionsSummary(AnalyticsResource):
     def compute(self, req: falcon.Request, reader: RollupReader, span: Range) -> dict:
         facts = summary(reader, span)
         return {
-            "sessions": facts["sessions"], "bounce_rate": facts["bounce_rate"],
+            "sessions": facts["sessions"],
+            "bounce_rate": facts["bounce_rate"],
             "avg_session_seconds": facts["avg_session_seconds"],
             "sessions_per_user": round(facts["sessions"] / facts["users"], 4) if facts["users"] else None,
-            "new_users": facts["new_users"], "returning_users": max(0, facts["users"] - facts["new_users"]),
+            "new_users": facts["new_users"],
+            "returning_users": max(0, facts["users"] - facts["new_users"]),
         }
 
 
 def pairs(rows, names: tuple[str, str, str], shape) -> list[dict]:
     """Breakdown rows whose value joins two fields with "|" (chain and status, chain and token)."""
-    return [dict(zip(names, (*value.partition("|")[::2], shape(amount)))) for value, amount in rows]
+    return [dict(zip(names, (*value.partition("|")[::2], shape(amount)), strict=False)) for value, amount in rows]
 
 
 class Web3(AnalyticsResource):
@@ -240,18 +289,31 @@ class Web3(AnalyticsResource):
         limit = self.limit(req)
         types = dict(reader.breakdown(span, "events", "type", 100))
         wallets, previous = reader.distinct(span, "wallets"), reader.distinct(span.previous(), "wallets")
-        transactions = pairs(reader.breakdown(span, "transactions", "chain_status", self.settings.analytics_breakdown_max),
-                             ("chain_id", "status", "count"), count)
-        volume = pairs(reader.breakdown(span, "volume", "chain_token", self.settings.analytics_breakdown_max),
-                       ("chain_id", "token", "volume"), money)
+        transactions = pairs(
+            reader.breakdown(span, "transactions", "chain_status", self.settings.analytics_breakdown_max),
+            ("chain_id", "status", "count"),
+            count,
+        )
+        volume = pairs(
+            reader.breakdown(span, "volume", "chain_token", self.settings.analytics_breakdown_max),
+            ("chain_id", "token", "volume"),
+            money,
+        )
         return {
-            "wallets": wallets, "wallets_previous": previous, "wallets_change": change(wallets, previous),
+            "wallets": wallets,
+            "wallets_previous": previous,
+            "wallets_change": change(wallets, previous),
             "wallet_connects": count(types.get("wallet_connect", Decimal(0))),
-            "transactions": transactions, "volume": volume,
-            "top_contracts": [{"address": v, "transactions": count(a)}
-                              for v, a in reader.breakdown(span, "transactions", "contract_address", limit)],
-            "top_wallets": [{"address": v, "transactions": count(a)}
-                            for v, a in reader.breakdown(span, "transactions", "wallet_address", limit)],
+            "transactions": transactions,
+            "volume": volume,
+            "top_contracts": [
+                {"address": v, "transactions": count(a)}
+                for v, a in reader.breakdown(span, "transactions", "contract_address", limit)
+            ],
+            "top_wallets": [
+                {"address": v, "transactions": count(a)}
+                for v, a in reader.breakdown(span, "transactions", "wallet_address", limit)
+            ],
         }
 
 
@@ -260,16 +322,31 @@ class Payments(AnalyticsResource):
         statuses = {value: count(amount) for value, amount in reader.breakdown(span, "payments", "status", 100)}
         started, completed = statuses.get("started", 0), statuses.get("completed", 0)
         return {
-            "started": started, "completed": completed, "failed": statuses.get("failed", 0),
+            "started": started,
+            "completed": completed,
+            "failed": statuses.get("failed", 0),
             "cancelled": statuses.get("cancelled", 0),
-            "revenue": [{"currency": v, "amount": money(a)} for v, a in reader.breakdown(span, "revenue", "currency", 100)],
-            "funnel": [{"step": "started", "count": started},
-                       {"step": "completed", "count": completed,
-                        "conversion": round(completed / started, 4) if started else None}],
+            "revenue": [
+                {"currency": v, "amount": money(a)} for v, a in reader.breakdown(span, "revenue", "currency", 100)
+            ],
+            "funnel": [
+                {"step": "started", "count": started},
+                {
+                    "step": "completed",
+                    "count": completed,
+                    "conversion": round(completed / started, 4) if started else None,
+                },
+            ],
         }
 
 
 ROUTES = {
-    "overview": Overview, "timeseries": TimeSeries, "breakdown": Breakdown, "regions": Regions,
-    "active-users": ActiveUsers, "sessions": SessionsSummary, "web3": Web3, "payments": Payments,
+    "overview": Overview,
+    "timeseries": TimeSeries,
+    "breakdown": Breakdown,
+    "regions": Regions,
+    "active-users": ActiveUsers,
+    "sessions": SessionsSummary,
+    "web3": Web3,
+    "payments": Payments,
 }

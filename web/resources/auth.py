@@ -1,15 +1,16 @@
 """/v1/auth/* and /v1/me: registration, login, token refresh, logout, password change and reset."""
+
 from __future__ import annotations
 
 import falcon
 
+from accounts.sessions import Accounts, TokenPair
+from adtivity.ratelimit import Limit, RateLimiter
 from adtivity.settings import Settings
 from models.accounts import Company, Membership
 from web import schemas
-from accounts.sessions import Accounts, TokenPair
 from web.errors import too_many_requests
 from web.principals import client_ip, require_user
-from adtivity.ratelimit import Limit, RateLimiter
 from web.resources.companies import company_out
 from web.schemas import Accepted, MeOut, TokenPairOut, UserOut
 
@@ -95,8 +96,9 @@ class PasswordChange:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         principal = require_user(req)
         body: schemas.PasswordChange = req.context.body
-        self.accounts.change_password(principal.user, principal.session_id, body.current_password,
-                                      body.new_password, ip=client_ip(req))
+        self.accounts.change_password(
+            principal.user, principal.session_id, body.current_password, body.new_password, ip=client_ip(req)
+        )
         resp.status = falcon.HTTP_204
 
 

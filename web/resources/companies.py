@@ -4,6 +4,7 @@ The rules are in accounts/companies.py. Deleting marks the company deleted at on
 every web worker (its keys stop working) and enqueues `purge_company`, which removes its data in the
 background.
 """
+
 from __future__ import annotations
 
 import falcon
@@ -22,8 +23,13 @@ from web.schemas import CompanyOut, Page
 
 
 def company_out(company: Company, role: str | None) -> CompanyOut:
-    return CompanyOut(id=company.id, name=company.name, created_at=company.created_at,
-                      retention_months=company.retention_months, role=role)
+    return CompanyOut(
+        id=company.id,
+        name=company.name,
+        created_at=company.created_at,
+        retention_months=company.retention_months,
+        role=role,
+    )
 
 
 class Companies:
@@ -39,8 +45,14 @@ class Companies:
             .join(Company)
             .where(Membership.user == user.id, Company.deleted_at.is_null())
         )
-        rows, cursor = paginate(req, self.settings, query, Company.created_at, Company.id,
-                                key=lambda m: (m.company.created_at, m.company.id))
+        rows, cursor = paginate(
+            req,
+            self.settings,
+            query,
+            Company.created_at,
+            Company.id,
+            key=lambda m: (m.company.created_at, m.company.id),
+        )
         resp.media = Page(items=[company_out(m.company, m.role) for m in rows], next_cursor=cursor)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -65,8 +77,7 @@ class CompanyItem:
         company, body = access.company, req.context.body
         if body.name is None and body.retention_months is None:
             raise ApiError(422, "invalid_body", "give name, retention_months or both")
-        update_company(company, access.user, name=body.name, retention_months=body.retention_months,
-                       ip=client_ip(req))
+        update_company(company, access.user, name=body.name, retention_months=body.retention_months, ip=client_ip(req))
         resp.media = company_out(company, access.role)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, company_id: str) -> None:

@@ -5,6 +5,7 @@ The page holds no data of its own: it logs in through /v1/auth and reads the sam
 A strict Content-Security-Policy allows scripts, styles and requests from this origin only, so a
 hostile string in an event (a name, a page path) can never run as script.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,8 +13,10 @@ from pathlib import Path
 import falcon
 
 PUBLIC = Path(__file__).resolve().parent.parent / "dashboard" / "public"
-CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                           "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
 
 
 def secure(resp: falcon.Response) -> None:
@@ -24,6 +27,7 @@ def secure(resp: falcon.Response) -> None:
 
 class DashboardPage:
     PUBLIC = True
+
     def __init__(self) -> None:
         self._body = (PUBLIC / "index.html").read_bytes()
 

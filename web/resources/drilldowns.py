@@ -8,6 +8,7 @@ each. Members of any role or a read key may ask. Bots are left out, as in every 
 - `wallets/{address}` and `contracts/{address}`: a wallet's or a contract's activity;
 - `users/{user_id}/timeline`: a user's events, newest first (the events API filtered to the user).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -44,15 +45,24 @@ class Drilldown:
 
     def rows(self, query: str, params: dict) -> list:
         with self.clickhouse.client() as client:
-            return client.query(query, parameters=params, settings={
-                "max_execution_time": self.settings.query_timeout_seconds,
-                "max_result_rows": self.settings.drilldown_max_rows, "result_overflow_mode": "break"}).result_rows
+            return client.query(
+                query,
+                parameters=params,
+                settings={
+                    "max_execution_time": self.settings.query_timeout_seconds,
+                    "max_result_rows": self.settings.drilldown_max_rows,
+                    "result_overflow_mode": "break",
+                },
+            ).result_rows
 
     def scope(self, req: falcon.Request, company_id: str) -> tuple[str, dict]:
         company = company_id_access(req, company_id, min_role="viewer", read_key=True)
         span = parse_range(req, self.settings)
-        params = {"company": str(company), "start": int(span.start.replace(tzinfo=dt.timezone.utc).timestamp()),
-                  "end": int(span.end.replace(tzinfo=dt.timezone.utc).timestamp())}
+        params = {
+            "company": str(company),
+            "start": int(span.start.replace(tzinfo=dt.UTC).timestamp()),
+            "end": int(span.end.replace(tzinfo=dt.UTC).timestamp()),
+        }
         where = f"{COMPANY_HUMANS} AND event_time >= toDateTime(%(start)s) AND event_time < toDateTime(%(end)s)"
         return where, {**params, "from": iso(span.start), "to": iso(span.end)}
 
@@ -65,15 +75,28 @@ class Funnel(Drilldown):
             raise bad("steps", f"give 2 to {self.settings.drilldown_max_steps} comma-separated steps")
         window = req.get_param_as_int("window", min_value=1, max_value=90 * 86400) or 86400
         conditions = ", ".join(step_condition(step, i, params) for i, step in enumerate(steps))
-        reached = dict(self.rows(
-            f"SELECT level, count() FROM (SELECT {IDENTITY} AS who, windowFunnel({window})(event_time, {conditions}) AS level "
-            f"FROM events WHERE {where} GROUP BY who) WHERE level > 0 GROUP BY level", params))
+        reached = dict(
+            self.rows(
+                f"SELECT level, count() FROM (SELECT {IDENTITY} AS who, windowFunnel({window})(event_time, {conditions}) AS level "
+                f"FROM events WHERE {where} GROUP BY who) WHERE level > 0 GROUP BY level",
+                params,
+            )
+        )
         counts = [sum(n for level, n in reached.items() if level >= k) for k in range(1, len(steps) + 1)]
-        resp.media = {"from": params["from"], "to": params["to"], "window_seconds": window, "steps": [
-            {"step": step, "people": n,
-             "conversion_from_first": round(n / counts[0], 4) if counts[0] else None,
-             "conversion_from_previous": round(n / counts[i - 1], 4) if i and counts[i - 1] else None}
-            for i, (step, n) in enumerate(zip(steps, counts))]}
+        resp.media = {
+            "from": params["from"],
+            "to": params["to"],
+            "window_seconds": window,
+            "steps": [
+                {
+                    "step": step,
+                    "people": n,
+                    "conversion_from_first": round(n / counts[0], 4) if counts[0] else None,
+                    "conversion_from_previous": round(n / counts[i - 1], 4) if i and counts[i - 1] else None,
+                }
+                for i, (step, n) in enumerate(zip(steps, counts, strict=False))
+            ],
+        }
 
 
 class Retention(Drilldown):
@@ -88,15 +111,28 @@ class Retention(Drilldown):
             ") ALL INNER JOIN ("
             f"  SELECT DISTINCT {IDENTITY} AS who, toMonday(event_time) AS week FROM events WHERE {COMPANY_HUMANS}"
             "   AND event_time >= toDateTime(%(start)s)"
-            f") USING who WHERE offset <= {RETENTION_WEEKS} GROUP BY cohort, offset ORDER BY cohort, offset", params)
+            f") USING who WHERE offset <= {RETENTION_WEEKS} GROUP BY cohort, offset ORDER BY cohort, offset",
+            params,
+        )
         cohorts: dict[dt.date, list[int]] = {}
         for cohort, offset, people in rows:
             cohorts.setdefault(cohort, [0] * (RETENTION_WEEKS + 1))[offset] = people
-        resp.media = {"from": params["from"], "to": params["to"], "cohorts": [
-            {"week": week.isoformat(), "people": counts[0],
-             "returning": [{"week": k, "people": n, "rate": round(n / counts[0], 4) if counts[0] else None}
-                           for k, n in enumerate(counts) if k and k <= (dt.date.today() - week).days // 7]}
-            for week, counts in sorted(cohorts.items())]}
+        resp.media = {
+            "from": params["from"],
+            "to": params["to"],
+            "cohorts": [
+                {
+                    "week": week.isoformat(),
+                    "people": counts[0],
+                    "returning": [
+                        {"week": k, "people": n, "rate": round(n / counts[0], 4) if counts[0] else None}
+                        for k, n in enumerate(counts)
+                        if k and k <= (dt.date.today() - week).days // 7
+                    ],
+                }
+                for week, counts in sorted(cohorts.items())
+            ],
+        }
 
 
 class Activity(Drilldown):
@@ -110,23 +146,58 @@ class Activity(Drilldown):
             raise ApiError(400, "invalid_parameter", "address must be 1 to 256 characters")
         params["address"] = address.lower()
         mine = f"{where} AND lower({self.column}) = %(address)s"
-        summary = self.rows(f"SELECT count(), min(event_time), max(event_time), uniqExact({IDENTITY}), "
-                            f"uniqExact(lower(wallet_address)), sum(tx_value_num) FROM events WHERE {mine}", params)[0]
-        by_kind = self.rows(f"SELECT type, chain_id, status, count() FROM events WHERE {mine} "
-                            "GROUP BY type, chain_id, status ORDER BY count() DESC", params)
+        summary = self.rows(
+            f"SELECT count(), min(event_time), max(event_time), uniqExact({IDENTITY}), "
+            f"uniqExact(lower(wallet_address)), sum(tx_value_num) FROM events WHERE {mine}",
+            params,
+        )[0]
+        by_kind = self.rows(
+            f"SELECT type, chain_id, status, count() FROM events WHERE {mine} "
+            "GROUP BY type, chain_id, status ORDER BY count() DESC",
+            params,
+        )
         limit = req.get_param_as_int("limit", min_value=1, max_value=self.settings.drilldown_max_rows) or 50
-        recent = self.rows(f"SELECT event_time, type, name, chain_id, tx_hash, contract_address, lower(wallet_address), "
-                           f"status, tx_value, token, {IDENTITY} FROM events WHERE {mine} "
-                           f"ORDER BY event_time DESC, message_id DESC LIMIT {limit}", params)
+        recent = self.rows(
+            f"SELECT event_time, type, name, chain_id, tx_hash, contract_address, lower(wallet_address), "
+            f"status, tx_value, token, {IDENTITY} FROM events WHERE {mine} "
+            f"ORDER BY event_time DESC, message_id DESC LIMIT {limit}",
+            params,
+        )
         events, first, last, people, wallets, volume = summary
         resp.media = {
-            "address": params["address"], "from": params["from"], "to": params["to"], "events": events,
-            "first_seen": iso(first) if events else None, "last_seen": iso(last) if events else None,
-            "people": people, "wallets": wallets, "volume": volume,
+            "address": params["address"],
+            "from": params["from"],
+            "to": params["to"],
+            "events": events,
+            "first_seen": iso(first) if events else None,
+            "last_seen": iso(last) if events else None,
+            "people": people,
+            "wallets": wallets,
+            "volume": volume,
             "by_kind": [{"type": t, "chain_id": c, "status": s, "count": n} for t, c, s, n in by_kind],
-            "recent": [dict(zip(("event_time", "type", "name", "chain_id", "tx_hash", "contract_address",
-                                 "wallet_address", "status", "tx_value", "token", "user"), row)) | {"event_time": iso(row[0])}
-                       for row in recent],
+            "recent": [
+                dict(
+                    zip(
+                        (
+                            "event_time",
+                            "type",
+                            "name",
+                            "chain_id",
+                            "tx_hash",
+                            "contract_address",
+                            "wallet_address",
+                            "status",
+                            "tx_value",
+                            "token",
+                            "user",
+                        ),
+                        row,
+                        strict=False,
+                    )
+                )
+                | {"event_time": iso(row[0])}
+                for row in recent
+            ],
         }
 
 

@@ -1,5 +1,6 @@
 """`GET /v1/companies/{id}/events`: raw events from ClickHouse, newest first, with cursor pagination
 and filters. Always scoped to the caller's company, capped at EVENTS_PAGE_MAX rows, with a query timeout."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -13,10 +14,39 @@ from web.errors import ApiError
 from web.pagination import decode_cursor, encode_cursor
 from web.principals import company_access
 
-COLUMNS = ("message_id", "type", "name", "event_time", "received_at", "user_id", "anonymous_id", "session_id",
-           "properties", "traits", "page_url", "page_path", "referrer", "utm_source", "utm_medium", "utm_campaign",
-           "browser", "os", "device", "country", "is_bot", "wallet_address", "chain_id", "tx_hash",
-           "contract_address", "tx_value", "token", "status", "payment_id", "amount", "currency")
+COLUMNS = (
+    "message_id",
+    "type",
+    "name",
+    "event_time",
+    "received_at",
+    "user_id",
+    "anonymous_id",
+    "session_id",
+    "properties",
+    "traits",
+    "page_url",
+    "page_path",
+    "referrer",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "browser",
+    "os",
+    "device",
+    "country",
+    "is_bot",
+    "wallet_address",
+    "chain_id",
+    "tx_hash",
+    "contract_address",
+    "tx_value",
+    "token",
+    "status",
+    "payment_id",
+    "amount",
+    "currency",
+)
 JSON_COLUMNS = ("properties", "traits")
 
 
@@ -28,7 +58,7 @@ def parse_time(req: falcon.Request, name: str) -> dt.datetime | None:
         moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise ApiError(400, "invalid_parameter", f"{name} must be an ISO 8601 time") from None
-    return moment.astimezone(dt.timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
+    return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 class Events:
@@ -41,7 +71,12 @@ class Events:
         limit = req.get_param_as_int("limit", min_value=1, max_value=self.settings.events_page_max) or 100
         where = ["company_id = toUUID(%(company)s)"]
         params: dict = {"company": str(access.company.id), "limit": limit + 1}
-        for param, column in (("type", "type"), ("name", "name"), ("wallet", "wallet_address"), ("session", "session_id")):
+        for param, column in (
+            ("type", "type"),
+            ("name", "name"),
+            ("wallet", "wallet_address"),
+            ("session", "session_id"),
+        ):
             value = req.get_param(param)
             if value:
                 where.append(f"{column} = %({param})s")
@@ -60,13 +95,19 @@ class Events:
         cursor = req.get_param("cursor")
         if cursor:
             params["after_time"], params["after_id"] = decode_cursor(cursor, str)
-            where.append("(event_time < toDateTime(%(after_time)s) OR "
-                         "(event_time = toDateTime(%(after_time)s) AND message_id < %(after_id)s))")
-        query = (f"SELECT {', '.join(COLUMNS)} FROM events WHERE {' AND '.join(where)} "
-                 "ORDER BY event_time DESC, message_id DESC LIMIT %(limit)s")
+            where.append(
+                "(event_time < toDateTime(%(after_time)s) OR "
+                "(event_time = toDateTime(%(after_time)s) AND message_id < %(after_id)s))"
+            )
+        query = (
+            f"SELECT {', '.join(COLUMNS)} FROM events WHERE {' AND '.join(where)} "
+            "ORDER BY event_time DESC, message_id DESC LIMIT %(limit)s"
+        )
         with self.clickhouse.client() as client:
-            result = client.query(query, parameters=params, settings={"max_execution_time": self.settings.query_timeout_seconds})
-        rows = [dict(zip(COLUMNS, row)) for row in result.result_rows]
+            result = client.query(
+                query, parameters=params, settings={"max_execution_time": self.settings.query_timeout_seconds}
+            )
+        rows = [dict(zip(COLUMNS, row, strict=False)) for row in result.result_rows]
         next_cursor = None
         if len(rows) > limit:
             rows = rows[:limit]
@@ -75,7 +116,7 @@ class Events:
             for column in JSON_COLUMNS:
                 row[column] = msgspec.json.decode(row[column]) if row[column] else {}
             row["is_bot"] = bool(row["is_bot"])
-            row["event_time"] = row["event_time"].replace(tzinfo=dt.timezone.utc)
-            row["received_at"] = row["received_at"].replace(tzinfo=dt.timezone.utc)
+            row["event_time"] = row["event_time"].replace(tzinfo=dt.UTC)
+            row["received_at"] = row["received_at"].replace(tzinfo=dt.UTC)
             row["amount"] = str(row["amount"].normalize()) if row["payment_id"] else None
         resp.media = {"items": rows, "next_cursor": next_cursor}

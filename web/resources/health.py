@@ -1,5 +1,6 @@
 """/health (liveness: touches nothing) and /ready (every dependency, with its latency, and a summary
 of the scheduler's latest health check: backlogs, quarantine, stale rollups; no tenant details)."""
+
 from __future__ import annotations
 
 import falcon
@@ -25,8 +26,9 @@ def pipeline_summary(client: redis.Redis) -> dict | None:
     return {
         "checked_at": check["checked_at"],
         "stream_backlog": sum(group_backlog(group) for group in groups),
-        "queued_jobs": sum(queue.get("waiting", 0) for queue in check.get("queues", {}).values()
-                           if isinstance(queue, dict)),
+        "queued_jobs": sum(
+            queue.get("waiting", 0) for queue in check.get("queues", {}).values() if isinstance(queue, dict)
+        ),
         "quarantined_entries": check.get("quarantine", {}).get("entries"),
         "stale_rollups": check.get("rollups", {}).get("stale"),
         "realtime_seconds_behind": check.get("realtime", {}).get("seconds_behind"),
@@ -35,12 +37,14 @@ def pipeline_summary(client: redis.Redis) -> dict | None:
 
 class Health:
     PUBLIC = True
+
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.media = {"status": "ok"}
 
 
 class Ready:
     PUBLIC = True
+
     def __init__(self, settings: Settings, client: redis.Redis) -> None:
         self.settings = settings
         self.redis = client

@@ -5,6 +5,7 @@ All authenticate with a write key (Bearer, X-API-Key, HTTP Basic username, or Se
 in the body) and answer at once. They only read the request and answer: the accept path is
 ingest/accept.py, and its domain errors become HTTP answers in web/errors.py.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -32,10 +33,12 @@ def answer(resp: falcon.Response, outcome: Outcome) -> None:
 class Ingest:
     """One ingest endpoint; `split` cuts the body into items, `build` turns one item into an Incoming
     (or what reads as one)."""
+
     PUBLIC = True
 
-    def __init__(self, settings: Settings, pipeline: IngestPipeline, key_authenticator: KeyAuthenticator, *,
-                 split, build) -> None:
+    def __init__(
+        self, settings: Settings, pipeline: IngestPipeline, key_authenticator: KeyAuthenticator, *, split, build
+    ) -> None:
         self.settings = settings
         self.pipeline = pipeline
         self.key_authenticator = key_authenticator
@@ -55,8 +58,11 @@ class Ingest:
             raise
         key = self.write_key(req, items.write_key)
         request = RequestInfo(
-            company_id=str(key.company_id), received_at=dt.datetime.now(dt.timezone.utc), sent_at=items.sent_at,
-            user_agent=req.get_header("User-Agent") or "", ip=client_ip(req),
+            company_id=str(key.company_id),
+            received_at=dt.datetime.now(dt.UTC),
+            sent_at=items.sent_at,
+            user_agent=req.get_header("User-Agent") or "",
+            ip=client_ip(req),
             country=next(filter(None, map(req.env.get, self.country_keys)), ""),
             request_id=req.context.request_id,
         )
@@ -73,8 +79,9 @@ class Ingest:
         return principal.key
 
 
-def ingest_routes(settings: Settings, pipeline: IngestPipeline,
-                  key_authenticator: KeyAuthenticator) -> dict[str, Ingest]:
+def ingest_routes(
+    settings: Settings, pipeline: IngestPipeline, key_authenticator: KeyAuthenticator
+) -> dict[str, Ingest]:
     make = partial(Ingest, settings, pipeline, key_authenticator)
     routes = {
         "/v1/events": make(split=split_native, build=build_native),
@@ -82,8 +89,9 @@ def ingest_routes(settings: Settings, pipeline: IngestPipeline,
         "/sdk/event": make(split=split_legacy, build=build_legacy),
     }
     for message_type in ("track", "identify", "page", "screen", "group", "alias"):
-        routes[f"/v1/{message_type}"] = make(split=partial(split_segment, batched=False),
-                                             build=partial(build_segment, message_type))
+        routes[f"/v1/{message_type}"] = make(
+            split=partial(split_segment, batched=False), build=partial(build_segment, message_type)
+        )
     return routes
 
 
@@ -95,12 +103,22 @@ class TestEvents:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, company_id: str) -> None:
         access = company_access(req, company_id, min_role="member")
-        now = dt.datetime.now(dt.timezone.utc)
-        request = RequestInfo(company_id=str(access.company.id), received_at=now, sent_at=None,
-                              user_agent=req.get_header("User-Agent") or "", ip=client_ip(req), country="",
-                              request_id=req.context.request_id)
-        incoming = wire.Incoming(type="track", name="Test Event", user_id=str(access.user.id),
-                                 properties={"sent_by": access.user.email, "at": utcnow().isoformat()})
+        now = dt.datetime.now(dt.UTC)
+        request = RequestInfo(
+            company_id=str(access.company.id),
+            received_at=now,
+            sent_at=None,
+            user_agent=req.get_header("User-Agent") or "",
+            ip=client_ip(req),
+            country="",
+            request_id=req.context.request_id,
+        )
+        incoming = wire.Incoming(
+            type="track",
+            name="Test Event",
+            user_id=str(access.user.id),
+            properties={"sent_by": access.user.email, "at": utcnow().isoformat()},
+        )
         event = self.pipeline.enricher.build(incoming, request)
         self.pipeline.write([event], request, rate_subject=f"test-events:{access.company.id}")
         resp.status = falcon.HTTP_202

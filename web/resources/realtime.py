@@ -1,6 +1,7 @@
 """`GET /v1/companies/{id}/realtime`: the company's latest real-time snapshot, published by the
 streams app to Redis, with `as_of` and `stale` (true when the snapshots are older than
 REALTIME_STALE_SECONDS, e.g. while the streams process is down) instead of silently old numbers."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -25,11 +26,14 @@ class Realtime:
         as_of, stored = self.redis.mget(redis_keys.REALTIME_AS_OF, redis_keys.realtime_snapshot(company))
         now = time.time()
         moment = float(as_of) if as_of else None
-        view = (msgspec.json.decode(stored) if stored
-                else realtime.snapshot({}, None, now=moment or now, lg_k=self.settings.realtime_hll_lg_k))
+        view = (
+            msgspec.json.decode(stored)
+            if stored
+            else realtime.snapshot({}, None, now=moment or now, lg_k=self.settings.realtime_hll_lg_k)
+        )
         resp.media = {
             "company_id": company,
-            "as_of": dt.datetime.fromtimestamp(moment, dt.timezone.utc).isoformat() if moment else None,
+            "as_of": dt.datetime.fromtimestamp(moment, dt.UTC).isoformat() if moment else None,
             "stale": moment is None or now - moment > self.settings.realtime_stale_seconds,
             **view,
         }

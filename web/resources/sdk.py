@@ -1,5 +1,6 @@
 """`GET /sdk/adtivity.js`: the browser snippet (web/static/adtivity.js), served by the app itself so a
 site needs nothing from elsewhere; cacheable for an hour."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,6 +12,7 @@ SNIPPET = Path(__file__).resolve().parent.parent / "static" / "adtivity.js"
 
 class BrowserSnippet:
     PUBLIC = True
+
     def __init__(self) -> None:
         self._body = SNIPPET.read_bytes()
 

@@ -1,5 +1,6 @@
 """/v1/system/status: the operators' view (platform admins only): the scheduler's latest health
 check and the last sign of life of each background process."""
+
 from __future__ import annotations
 
 import time
@@ -29,6 +30,6 @@ class SystemStatus:
             "health_check": msgspec.json.decode(health) if health else None,
             "processes": {
                 name: {"last_seen": float(beat), "seconds_ago": round(now - float(beat), 3)} if beat else None
-                for name, beat in zip(BACKGROUND_PROCESSES, beats)
+                for name, beat in zip(BACKGROUND_PROCESSES, beats, strict=False)
             },
         }
