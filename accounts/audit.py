@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
+
 from models.accounts import AuditLog, MailOutbox
 
 
-def audit(action: str, *, actor_id=None, company_id=None, target: str = "", ip: str = "") -> None:
+def audit(
+    action: str,
+    *,
+    actor_id: uuid.UUID | None = None,
+    company_id: uuid.UUID | None = None,
+    target: str = "",
+    ip: str = "",
+) -> None:
     AuditLog.create(action=action, actor_id=actor_id, company_id=company_id, target=target, ip=ip)
 
 

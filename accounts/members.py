@@ -27,7 +27,7 @@ def find_member(company: Company, user_id: str) -> Membership:
         wanted = uuid.UUID(user_id)
     except ValueError:
         raise NotFound("not_found", "member not found") from None
-    membership = (
+    membership: Membership | None = (
         Membership.select(Membership, User)
         .join(User)
         .where(Membership.company == company.id, Membership.user == wanted)
@@ -106,8 +106,9 @@ def accept_invite(user: User, token: str, *, ip: str) -> tuple[Company, str]:
             Membership.create(company=company, user=user, role=row.role)
     except peewee.IntegrityError:
         raise Conflict("already_member", "you are already a member of this company") from None
-    audit("member.joined", actor_id=user.id, company_id=company.id, target=row.role, ip=ip)
-    return company, row.role
+    role = str(row.role)  # an invite always has one
+    audit("member.joined", actor_id=user.id, company_id=company.id, target=role, ip=ip)
+    return company, role
 
 
 def transfer_ownership(company: Company, owner: User, user_id: str, *, ip: str) -> Membership:

@@ -12,8 +12,10 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeVar, cast
 
 import bcrypt
 import jwt
@@ -21,6 +23,7 @@ from gevent import get_hub, monkey
 
 from adtivity.settings import Settings
 
+T = TypeVar("T")
 KEY_PREFIX = "adt"
 KEY_KIND_LETTERS = {"write": "w", "read": "r"}
 KEY_KINDS_BY_LETTER = {letter: kind for kind, letter in KEY_KIND_LETTERS.items()}
@@ -49,22 +52,23 @@ def password_problem(password: str, *, min_length: int) -> str | None:
     return None
 
 
-def off_the_hub(function, *args):
+def off_the_hub(function: Callable[..., T], *args: object) -> T:
     """`function(*args)` in gevent's thread pool when this process is gevent-patched, else here."""
     if monkey.is_module_patched("threading"):
-        return get_hub().threadpool.apply(function, args)
+        return cast(T, get_hub().threadpool.apply(function, args))
     return function(*args)
 
 
 def hash_password(password: str, *, rounds: int) -> str:
-    return off_the_hub(bcrypt.hashpw, password.encode(), bcrypt.gensalt(rounds)).decode()
+    hashed: bytes = off_the_hub(bcrypt.hashpw, password.encode(), bcrypt.gensalt(rounds))
+    return hashed.decode()
 
 
 def verify_password(password: str, password_hash: str) -> bool:
     encoded = password.encode()
     if len(encoded) > BCRYPT_MAX_BYTES:
         return False
-    return off_the_hub(bcrypt.checkpw, encoded, password_hash.encode())
+    return bool(off_the_hub(bcrypt.checkpw, encoded, password_hash.encode()))
 
 
 @lru_cache(maxsize=4)

@@ -198,7 +198,7 @@ class Accounts:
 def consume_token(purpose: str, token: str, *, now: dt.datetime) -> OneTimeToken:
     """Marks a one-time token used and returns it; call inside a transaction. Unknown, used and
     expired tokens all answer the same 400, so a caller learns nothing from guessing."""
-    row = (
+    row: OneTimeToken | None = (
         OneTimeToken.select()
         .where(OneTimeToken.purpose == purpose, OneTimeToken.token_digest == digest(token))
         .for_update()

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import re
 
+import msgspec
+
 from adtivity.errors import InvalidInput
 
 _STRING_OR_BRACKET = re.compile(rb'"(?:[^"\\]|\\.)*"|[][{}]')
 
 
-def nests_deeper_than(raw, limit: int) -> bool:
+def nests_deeper_than(raw: bytes | bytearray | memoryview | msgspec.Raw, limit: int) -> bool:
     """Whether the JSON text `raw` nests objects and arrays more than `limit` levels deep. Counting
     brackets is an upper bound that settles nearly every case at C speed; only text with more
     brackets than `limit` is scanned (strings skipped). `raw` may be any bytes-like object
@@ -33,7 +35,7 @@ def too_deep(limit: int) -> InvalidInput:
     return InvalidInput("invalid_json", f"objects and arrays may nest at most {limit} levels deep")
 
 
-def has_nul(value) -> bool:
+def has_nul(value: object) -> bool:
     """Whether a decoded JSON value holds a NUL anywhere."""
     if isinstance(value, str):
         return "\x00" in value

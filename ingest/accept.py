@@ -8,6 +8,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 import redis
@@ -37,13 +38,13 @@ INGEST_EVENTS = Counter(
 @dataclass(frozen=True)
 class Outcome:
     accepted: int
-    rejected: list[dict]
+    rejected: list[dict[str, Any]]
 
 
 class NoValidEvents(InvalidInput):
     """Every event of the request was rejected; `rejected` says why, by index."""
 
-    def __init__(self, rejected: list[dict]) -> None:
+    def __init__(self, rejected: list[dict[str, Any]]) -> None:
         super().__init__("no_valid_events", "no event in the request is valid", details={"rejected": rejected})
         self.rejected = rejected
 
@@ -107,7 +108,7 @@ class IngestPipeline:
             raise InvalidInput("empty_batch", "the request has no events")
         events: list[Event] = []
         indexes: list[int] = []
-        rejected: list[dict] = []
+        rejected: list[dict[str, Any]] = []
         for index, raw in enumerate(items.raws):
             try:
                 self.check_size_and_depth(raw)
@@ -141,7 +142,12 @@ class IngestPipeline:
             raise Rejected(f"the event nests objects and arrays more than {max_depth} levels deep")
 
     def write_accepted(
-        self, rate_subject: str, events: list[Event], rejected: list[dict], request: RequestInfo, wire_format: str
+        self,
+        rate_subject: str,
+        events: list[Event],
+        rejected: list[dict[str, Any]],
+        request: RequestInfo,
+        wire_format: str,
     ) -> Outcome:
         """Writes the events (raising what `write` raises) and counts them, and the rejected, in the metrics."""
         if not events:

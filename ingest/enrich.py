@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
+from typing import TypedDict
 from urllib.parse import parse_qs, urlsplit
 
 import ua_parser
@@ -19,6 +20,7 @@ import uuid_utils
 from crawlerdetect import CrawlerDetect
 
 from adtivity.settings import Settings
+from ingest.geo import GeoIp
 from ingest.wire import TYPE_ALIASES, AsIncoming
 from models import events as ev
 from models.events import Event
@@ -37,7 +39,7 @@ REQUIRED = {
     ev.TRANSACTION: ("tx_hash", "chain_id"),
     ev.PAYMENT: ("payment_id", "status"),
 }
-STATUS_RULES = {
+STATUS_RULES: dict[str, tuple[tuple[str, ...], str | None]] = {
     ev.SIGNATURE: (ev.SIGNATURE_STATUSES, "requested"),
     ev.TRANSACTION: (ev.TRANSACTION_STATUSES, "submitted"),
     ev.PAYMENT: (ev.PAYMENT_STATUSES, None),
@@ -46,6 +48,48 @@ STATUS_RULES = {
 
 _onchain_values = operator.attrgetter(*ev.OnChainAndPayment.__struct_fields__)
 KNOWN_TYPES = {**{kind: kind for kind in ev.EVENT_TYPES}, **TYPE_ALIASES}
+
+
+class AgentFields(TypedDict):
+    browser: str
+    browser_version: str
+    os: str
+    os_version: str
+    device: str
+    is_bot: bool
+
+
+class PageFields(TypedDict):
+    page_url: str
+    page_path: str
+    page_title: str
+    referrer: str
+    referrer_domain: str
+    utm_source: str
+    utm_medium: str
+    utm_campaign: str
+    utm_term: str
+    utm_content: str
+    click_id_type: str
+    click_id: str
+
+
+class OnChainFields(TypedDict, total=False):
+    """The web3 and payment fields: all of them, or none for an event that has none."""
+
+    wallet_address: str
+    chain_id: str
+    tx_hash: str
+    tx_from: str
+    tx_to: str
+    contract_address: str
+    tx_value: str
+    token: str
+    status: str
+    payment_id: str
+    amount: str
+    currency: str
+    payment_method: str
 
 
 class Rejected(ValueError):
@@ -70,7 +114,7 @@ class Page:
     """What a page URL says: its path, campaign fields and click id."""
 
     path: str
-    utm: dict  # every one of UTM_FIELDS, "" when the URL has none
+    utm: dict[str, str]  # every one of UTM_FIELDS, "" when the URL has none
     click_id_type: str
     click_id: str
 
@@ -127,7 +171,7 @@ def describe_agent(user_agent: str) -> Agent:
     )
 
 
-def agent_fields(user_agent: str) -> dict[str, str | bool]:
+def agent_fields(user_agent: str) -> AgentFields:
     """What the user agent says, as the envelope's fields (cached per user agent by the Enricher)."""
     agent = describe_agent(user_agent)
     return {
@@ -182,7 +226,7 @@ def decimal_text(
     return value
 
 
-def text_or_empty(value) -> str:
+def text_or_empty(value: object) -> str:
     """A string as it is; anything else (a number, an object, null) as ""."""
     return value if isinstance(value, str) else ""
 
@@ -203,7 +247,7 @@ def event_type(given: str) -> str:
     return kind
 
 
-def page_fields(kind: str, incoming: AsIncoming) -> dict[str, str]:
+def page_fields(kind: str, incoming: AsIncoming) -> PageFields:
     """The page (the context's, or a page event's properties), its campaign fields (the SDK's
     campaign wins over the URL's UTM parameters), click id and referrer."""
     context = incoming.context
@@ -250,7 +294,7 @@ def address_of(incoming: AsIncoming, request: RequestInfo) -> str:
 
 
 class Enricher:
-    def __init__(self, settings: Settings, geoip=None) -> None:
+    def __init__(self, settings: Settings, geoip: GeoIp | None = None) -> None:
         self.settings = settings
         self.geoip = geoip
         self.min_age = -dt.timedelta(seconds=settings.ingest_max_future_seconds)  # in the future by at most
@@ -309,7 +353,7 @@ class Enricher:
             raise Rejected(f"a {kind} event needs {' and '.join(missing)}")
 
     @classmethod
-    def onchain_and_payment(cls, kind: str, incoming: AsIncoming) -> dict[str, str]:
+    def onchain_and_payment(cls, kind: str, incoming: AsIncoming) -> OnChainFields:
         """The event's web3 and payment fields, normalised and checked (an event of most types has none,
         and skips this)."""
         return {
@@ -333,7 +377,7 @@ class Enricher:
         if kind not in STATUS_RULES:
             return status
         allowed, default = STATUS_RULES[kind]
-        status = status or default
+        status = status or default or ""
         if status not in allowed:
             raise Rejected(f"a {kind} status is one of: {', '.join(allowed)}")
         return status

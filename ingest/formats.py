@@ -5,7 +5,9 @@ CLI's NDJSON import sends, a line an item."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import msgspec
 
@@ -17,17 +19,17 @@ from ingest import wire
 class Items:
     """A request's events as raw JSON, with what the envelope around them said."""
 
-    raws: list[bytes]
+    raws: Sequence[bytes | msgspec.Raw]
     wire_format: str  # "native", "segment" or "legacy" (the label of its events in the metrics)
     sent_at: dt.datetime | None = None
     write_key: str | None = None
-    context: dict | None = None
+    context: dict[str, Any] | None = None
 
 
 class _NativeObject(wire.NativeBatch, kw_only=True):
     """A native body that is an object: a batch, or one event (no "batch"), read in one pass."""
 
-    batch: list[msgspec.Raw] | None = None
+    batch: list[msgspec.Raw] | None = None  # type: ignore[assignment]  # optional here, unlike a batch's
 
 
 _native_array = msgspec.json.Decoder(list[msgspec.Raw])
@@ -62,11 +64,12 @@ def split_legacy(body: bytes) -> Items:
     return Items([msgspec.json.decode(body, type=msgspec.Raw)], "legacy")
 
 
-def build_native(items: Items, raw: bytes) -> wire.NativeEvent:
-    return _native_event.decode(raw)
+def build_native(items: Items, raw: bytes | msgspec.Raw) -> wire.AsIncoming:
+    # Its __post_init__ has made every field read as Incoming's: what the type checker cannot see.
+    return cast(wire.AsIncoming, _native_event.decode(raw))
 
 
-def build_segment(message_type: str | None, items: Items, raw: bytes) -> wire.Incoming:
+def build_segment(message_type: str | None, items: Items, raw: bytes | msgspec.Raw) -> wire.Incoming:
     message = msgspec.json.decode(raw, type=wire.SegmentMessage)
     if message.context is None and items.context:
         message.context = items.context
@@ -75,5 +78,5 @@ def build_segment(message_type: str | None, items: Items, raw: bytes) -> wire.In
     return message.incoming(message_type)
 
 
-def build_legacy(items: Items, raw: bytes) -> wire.Incoming:
+def build_legacy(items: Items, raw: bytes | msgspec.Raw) -> wire.Incoming:
     return msgspec.json.decode(raw, type=wire.LegacyEvent).incoming()

@@ -17,9 +17,13 @@ ever lent at once.
 
 from __future__ import annotations
 
+from typing import Any
+
 import hiredis
 import redis
 from redis.connection import Connection
+
+ScriptArgument = str | bytes | int | float
 
 
 class ScriptRunner:
@@ -30,7 +34,7 @@ class ScriptRunner:
         self.connection_kwargs = client.connection_pool.connection_kwargs
         self.idle: list[Connection] = []
 
-    def __call__(self, keys: list, args: list):
+    def __call__(self, keys: list[str | bytes], args: list[ScriptArgument]) -> Any:
         try:
             connection = self.idle.pop()
         except IndexError:  # every connection is lent: one more
@@ -43,8 +47,9 @@ class ScriptRunner:
         self.idle.append(connection)
         return answer
 
-    def _run(self, connection: Connection, keys: list, args: list):
-        command = [hiredis.pack_command(("EVALSHA", self.sha, len(keys), *keys, *args))]
+    def _run(self, connection: Connection, keys: list[str | bytes], args: list[ScriptArgument]) -> Any:
+        # hiredis's stub declares a one-element tuple; it takes any number of arguments.
+        command = [hiredis.pack_command(("EVALSHA", self.sha, len(keys), *keys, *args))]  # type: ignore[arg-type]
         connection.send_packed_command(command)
         try:
             return connection.read_response()

@@ -18,7 +18,7 @@ import redis
 import uuid_utils
 
 from adtivity.ratelimit import TAKE_TOKENS_LUA, Decision, Limit, decision
-from ingest.script import ScriptRunner
+from ingest.script import ScriptArgument, ScriptRunner
 from models import redis_keys
 from models.events import Event
 from models.events_table import UnixSeconds
@@ -100,7 +100,7 @@ class EventWriter:
         seconds = UnixSeconds()  # shared with the rows, which convert the same event times
         wanted = [(e.identity, seconds[e.event_time]) for e in events if not e.session_id]
         payload, message_ids, rows = encode_stored(events, seconds)
-        args = [
+        args: list[ScriptArgument] = [
             limit.capacity,
             limit.per_second,
             time.time(),

@@ -4,6 +4,8 @@ migrations in models/migrations/postgres; these classes only describe them."""
 
 from __future__ import annotations
 
+import uuid
+
 import peewee
 
 from models.db import BaseModel, new_id, utcnow
@@ -43,6 +45,7 @@ class Membership(BaseModel):
     id = peewee.UUIDField(primary_key=True, default=new_id)
     company = peewee.ForeignKeyField(Company, column_name="company_id", on_delete="CASCADE")
     user = peewee.ForeignKeyField(User, column_name="user_id", on_delete="CASCADE")
+    user_id: uuid.UUID  # the foreign key's value, which peewee adds
     role = peewee.TextField()
     created_at = peewee.DateTimeField(default=utcnow)
 
@@ -72,6 +75,7 @@ class AuthSession(BaseModel):
 
     id = peewee.UUIDField(primary_key=True, default=new_id)
     user = peewee.ForeignKeyField(User, column_name="user_id", on_delete="CASCADE")
+    user_id: uuid.UUID  # the foreign key's value, which peewee adds
     created_at = peewee.DateTimeField(default=utcnow)
     revoked_at = peewee.DateTimeField(null=True)
 
@@ -100,6 +104,8 @@ class OneTimeToken(BaseModel):
     email = peewee.TextField()
     user = peewee.ForeignKeyField(User, column_name="user_id", null=True, on_delete="CASCADE")
     company = peewee.ForeignKeyField(Company, column_name="company_id", null=True, on_delete="CASCADE")
+    user_id: uuid.UUID | None  # the foreign keys' values, which peewee adds
+    company_id: uuid.UUID | None
     role = peewee.TextField(null=True)
     created_by = peewee.ForeignKeyField(
         User, column_name="created_by", null=True, on_delete="SET NULL", backref="tokens_created"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import cast
 from urllib.parse import urlsplit, urlunsplit
 
 import peewee
@@ -23,7 +24,7 @@ def open_database(url: str, *, connect_timeout: int = 3, max_connections: int = 
     lazily, one per thread; close() hands one back to the pool instead of tearing it down."""
     global _bound_url
     if database.obj is not None and _bound_url == url:
-        return database.obj
+        return cast(peewee.Database, database.obj)
     scheme, _, rest = url.partition("://")
     pooled_url = f"{scheme.split('+')[0]}+pool://{rest}"
     db = connect(
@@ -31,7 +32,7 @@ def open_database(url: str, *, connect_timeout: int = 3, max_connections: int = 
     )
     database.initialize(db)
     _bound_url = url
-    return db
+    return cast(peewee.Database, db)
 
 
 def utcnow() -> dt.datetime:

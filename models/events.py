@@ -37,6 +37,8 @@ class Identified:
     """For event structs with `user_id` and `anonymous_id`: who did the event."""
 
     __slots__ = ()
+    user_id: str
+    anonymous_id: str
 
     @property
     def identity(self) -> str:

@@ -29,7 +29,7 @@ INSERT_SETTINGS = {"input_format_skip_unknown_fields": 1}
 NO_SESSION = b'{"session_id":"",'
 
 
-class UnixSeconds(dict):
+class UnixSeconds(dict[dt.datetime, int]):
     """Moments as whole Unix seconds, each converted once: a request's events share their received_at,
     and those that came without a timestamp their event time too."""
 

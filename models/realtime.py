@@ -15,8 +15,9 @@ small counts (the sketch keeps a list of coupons), about 1.6 % relative standard
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation, localcontext
+from typing import Any
 
 import datasketches
 import msgspec
@@ -170,7 +171,9 @@ class OpenBucket:
         return self.bucket
 
 
-def apply_message(message: BridgeMessage, load, *, now: float, lg_k: int, max_keys: int) -> dict[bytes, Bucket]:
+def apply_message(
+    message: BridgeMessage, load: Callable[[bytes], bytes | None], *, now: float, lg_k: int, max_keys: int
+) -> dict[bytes, Bucket]:
     """Applies a bridge message; returns the buckets it changed, by key, to be stored. `load(key)`
     gives a bucket's stored bytes (or None). Bot events, and events older than the minute window (or
     than today, for the day bucket), are left out; entries a bucket applied before are skipped."""
@@ -225,10 +228,10 @@ def estimate_union(sketches: Iterable[bytes], lg_k: int) -> int:
     for data in sketches:
         if data:
             union.update(datasketches.hll_sketch.deserialize(data))
-    return round(union.get_result().get_estimate())
+    return int(round(union.get_result().get_estimate()))
 
 
-def _top(counts: dict[str, int], n: int = TOP_N) -> list[dict]:
+def _top(counts: dict[str, int], n: int = TOP_N) -> list[dict[str, Any]]:
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:n]
     return [{"name": name, "count": count} for name, count in ranked]
 
@@ -258,7 +261,7 @@ def iso_minute(minute: int) -> str:
     return dt.datetime.fromtimestamp(minute * 60, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-def snapshot(minutes: dict[int, Bucket], today: Bucket | None, *, now: float, lg_k: int) -> dict:
+def snapshot(minutes: dict[int, Bucket], today: Bucket | None, *, now: float, lg_k: int) -> dict[str, Any]:
     """The dashboard's view of one company at `now`: windows are whole UTC minutes, "the last 5
     minutes" being the current minute and the 4 before it."""
     current = int(now // 60)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 import zlib
+from typing import Any
 
 import lz4.block
 import msgspec
@@ -32,7 +33,7 @@ ENTITIES_GROUP = "entities"
 REALTIME_GROUP = "realtime"  # the streams app's bridge, on the entities streams
 DEAD_LETTER_STREAM = f"{PREFIX}:ev:dead"
 _encoder = msgspec.msgpack.Encoder()
-_decoders = {Event: msgspec.msgpack.Decoder(list[Event])}
+_decoders: dict[type[Any], msgspec.msgpack.Decoder[list[Any]]] = {Event: msgspec.msgpack.Decoder(list[Event])}
 _message_ids = msgspec.msgpack.Decoder(list[str])
 _PACKED = b"\xc1"  # never the first byte of MessagePack ("never used") or of JSON
 
@@ -83,7 +84,7 @@ def encode_stored(events: list[Event], seconds: UnixSeconds | None = None) -> tu
 
 def pack(data: bytes) -> bytes:
     """`data` compressed for a stream entry."""
-    return _PACKED + lz4.block.compress(data)
+    return _PACKED + bytes(lz4.block.compress(data))
 
 
 def unpack(field: bytes) -> bytes:
@@ -92,7 +93,7 @@ def unpack(field: bytes) -> bytes:
     if field[:1] != _PACKED:
         return field
     try:
-        return lz4.block.decompress(field[1:])
+        return bytes(lz4.block.decompress(field[1:]))
     except lz4.block.LZ4BlockError as error:
         raise msgspec.DecodeError(f"corrupt compressed field: {error}") from None
 
@@ -103,13 +104,13 @@ def decode_message_ids(fields: dict[bytes, bytes]) -> list[str] | None:
     return None if encoded is None else _message_ids.decode(encoded)
 
 
-def decode_entry(fields: dict[bytes, bytes], event_type: type = Event) -> list:
+def decode_entry(fields: dict[bytes, bytes], event_type: type[Any] = Event) -> list[Any]:
     """The events of an entry, with their derived session ids, as `event_type` (Event, or a struct of
     some of its fields with a `session_id`, which decodes faster); raises msgspec.DecodeError or
     ValidationError (or KeyError) on a bad one."""
     decoder = _decoders.get(event_type)
     if decoder is None:
-        decoder = _decoders[event_type] = msgspec.msgpack.Decoder(list[event_type])
+        decoder = _decoders[event_type] = msgspec.msgpack.Decoder(list[event_type])  # type: ignore[valid-type]
     events = decoder.decode(unpack(fields[b"e"]))
     derived = iter(fields.get(b"s", b"").decode().split())
     for event in events:
@@ -135,7 +136,7 @@ def entry_seconds(entry_id: bytes | str) -> float:
     return entry_id_parts(entry_id)[0] / 1000
 
 
-def first_undelivered(client, stream: str, last_delivered: bytes):
+def first_undelivered(client: redis.Redis | redis.client.Pipeline, stream: str, last_delivered: bytes) -> Any:
     """XRANGE for the first entry after a group's last delivered one (a list of at most one entry;
     queued, when `client` is a pipeline). Redis's own count of them, a group's `lag`, is unknown
     (null) after Redis restarts from its append-only file; this looks instead."""

@@ -25,9 +25,11 @@ import struct
 import time
 from collections import defaultdict
 from decimal import Decimal
+from typing import Any
 
 import datasketches
 import redis
+from clickhouse_connect.driver.client import Client
 from psycopg2.extras import execute_values
 
 from adtivity.logs import log_event
@@ -74,7 +76,7 @@ class Rollup:
     """One run for one company: reads ClickHouse from `start` (a UTC midnight) and holds the rows."""
 
     def __init__(
-        self, settings: Settings, clickhouse, company_id: str, start: dt.datetime, end: dt.datetime = FAR_FUTURE
+        self, settings: Settings, clickhouse: Client, company_id: str, start: dt.datetime, end: dt.datetime = FAR_FUTURE
     ) -> None:
         self.settings = settings
         self.clickhouse = clickhouse
@@ -88,10 +90,14 @@ class Rollup:
         self.hourly: dict[Key, int | Decimal] = defaultdict(int)  # Decimal only for money
         self.sketches: dict[tuple[str, str, dt.datetime], datasketches.hll_sketch] = {}
 
-    def rows(self, query: str) -> list:
-        return self.clickhouse.query(
-            query, parameters=self.params, settings={"max_execution_time": self.settings.rollup_query_timeout_seconds}
-        ).result_rows
+    def rows(self, query: str) -> list[Any]:
+        return list(
+            self.clickhouse.query(
+                query,
+                parameters=self.params,
+                settings={"max_execution_time": self.settings.rollup_query_timeout_seconds},
+            ).result_rows
+        )
 
     def in_range(self) -> str:
         return f"{COMPANY_HUMANS} AND event_time >= toDateTime(%(start)s) AND event_time < toDateTime(%(end)s)"
@@ -185,7 +191,7 @@ class Rollup:
     # From hours to days, and the bound on dimension values.
     def daily(self) -> dict[Key, int | Decimal]:
         days: dict[Key, int | Decimal] = defaultdict(int)
-        day_of_hour = {}
+        day_of_hour: dict[dt.datetime, dt.datetime] = {}
         for (metric, dimension, bucket, value), amount in self.hourly.items():
             if metric not in (USERS, WALLETS, "returning_users"):
                 day = day_of_hour.get(bucket) or day_of_hour.setdefault(bucket, day_of(bucket))
@@ -273,13 +279,13 @@ class Rollup:
 def rollup_company_now(
     settings: Settings,
     client: redis.Redis,
-    clickhouse,
+    clickhouse: Client,
     company_id: str,
     *,
     now: dt.datetime | None = None,
     start: dt.datetime | None = None,
     end: dt.datetime = FAR_FUTURE,
-) -> dict:
+) -> dict[str, Any]:
     """Recomputes the company's rollups in [start, end): UTC midnights; by default from the day the
     trailing window begins in, on."""
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -299,11 +305,11 @@ def rollup_company_now(
         "rows": written,
         "seconds": round(time.perf_counter() - started, 3),
     }
-    log_event(log, "rollup done", **done)
+    log_event(log, "rollup done", **done)  # type: ignore[arg-type]  # fields, not log_event's options
     return done
 
 
-def active_companies(settings: Settings, clickhouse, *, now: dt.datetime) -> list[str]:
+def active_companies(settings: Settings, clickhouse: Client, *, now: dt.datetime) -> list[str]:
     """Live companies with events since the window began (deleted ones are left out)."""
     since = day_of(now - dt.timedelta(hours=settings.rollup_window_hours))
     with_events = {
