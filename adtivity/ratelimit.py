@@ -60,10 +60,10 @@ class RateLimiter:
     def __init__(self, client: redis.Redis) -> None:
         self._script = client.register_script(_TAKE)
 
-    def take(self, scope: str, subject: str, limit: Limit, *, cost: float = 1) -> Decision:
+    def take(self, scope: str, subject: str, limit: Limit, *, cost: float = 1, now: float | None = None) -> Decision:
         allowed, tokens = self._script(
             keys=[redis_keys.rate_limit_bucket(scope, subject)],
-            args=[limit.capacity, limit.per_second, time.time(), cost],
+            args=[limit.capacity, limit.per_second, time.time() if now is None else now, cost],
         )
         return decision(allowed, tokens, limit, cost)
 

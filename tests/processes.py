@@ -50,10 +50,17 @@ def wait_for(condition, seconds: float, what: str, interval: float = 0.1) -> Non
     raise AssertionError(f"timed out after {seconds} s waiting for {what}")
 
 
+# Set by tests/conftest.py for each test: whether it carries the `processes` marker (so `make test-fast`,
+# which leaves those out, never starts one).
+MARKED = {"processes": False}
+
+
 class Process:
-    """One Procfile process in its own process group, its output collected line by line."""
+    """One Procfile process in its own process group, its output collected line by line. Only a test
+    marked `processes` may start one."""
 
     def __init__(self, name: str, env: dict) -> None:
+        assert MARKED["processes"], "a test that starts the Procfile's processes needs @pytest.mark.processes"
         self.name = name
         self.env = env
         self.lines: list[str] = []

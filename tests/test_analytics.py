@@ -13,8 +13,7 @@ import pytest
 from models.clickhouse import clickhouse_client
 from rollups.compute import rollup_company_now
 from tests.ingest_helpers import CHROME, tenant
-from tests.test_persist import drain
-from tests.test_rollups import send, week_of_events
+from tests.pipeline_helpers import drain, send, week_of_events
 
 TODAY = dt.datetime.now(dt.UTC).date()
 FROM, TO = (TODAY - dt.timedelta(days=7)).isoformat(), (TODAY + dt.timedelta(days=1)).isoformat()

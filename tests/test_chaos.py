@@ -10,7 +10,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.processes import ROOT
+
+pytestmark = pytest.mark.processes
 
 
 def test_crashes_and_outages_under_load_lose_nothing_and_count_nothing_twice():

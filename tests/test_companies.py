@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-import dramatiq
-
 from models.accounts import ApiKey, AuditLog, Company, Membership
 from models.clickhouse import clickhouse_client
 from models.db import utcnow
 from models.rollups import RollupState
+from tests.pipeline_helpers import run_queued_jobs
+from tests.processes import wait_for
 
 
 def test_creator_becomes_owner(api):
@@ -79,8 +79,8 @@ def test_delete_stops_keys_at_once_and_purges_in_the_background(api, settings):
     assert not Company.select().where(Company.id == uuid.UUID(company_id)).exists()
     assert not ApiKey.select().where(ApiKey.company == uuid.UUID(company_id)).exists()
     assert not Membership.select().where(Membership.company == uuid.UUID(company_id)).exists()
-    assert wait_for_no_events(clickhouse, company_id)
-    assert wait_for_no_events(clickhouse, company_id, table="identity_first_seen")
+    wait_for_no_events(clickhouse, company_id)
+    wait_for_no_events(clickhouse, company_id, table="identity_first_seen")
     assert not RollupState.select().where(RollupState.company_id == company_id).exists()
     assert AuditLog.select().where(AuditLog.action == "company.deleted").count() == 1
 
@@ -94,33 +94,15 @@ def test_purge_refuses_a_live_company(api, settings):
     assert Company.select().where(Company.id == uuid.UUID(company_id)).exists()
 
 
-def run_queued_jobs(settings) -> None:
-    """Runs what the web app enqueued in Redis, with a real Dramatiq worker, until the queue is empty."""
-    from workers.main import build_runtime
-
-    broker = build_runtime(settings).broker
-    worker = dramatiq.Worker(broker, worker_timeout=100, worker_threads=1)
-    worker.start()
-    try:
-        broker.join("default", timeout=30_000)
-        worker.join()
-    finally:
-        worker.stop()
-
-
-def wait_for_no_events(clickhouse, company_id: str, seconds: float = 10.0, table: str = "events") -> bool:
+def wait_for_no_events(clickhouse, company_id: str, seconds: float = 10.0, table: str = "events") -> None:
     """ALTER TABLE ... DELETE is asynchronous: wait for the mutation to finish."""
-    import time
 
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        count = clickhouse.query(
+    def count() -> int:
+        return clickhouse.query(
             f"SELECT count() FROM {table} WHERE company_id = %(c)s", parameters={"c": company_id}
         ).result_rows[0][0]
-        if count == 0:
-            return True
-        time.sleep(0.1)
-    return False
+
+    wait_for(lambda: count() == 0, seconds, f"{table} to hold none of the company's rows")
 
 
 def test_retention_is_a_company_setting_admins_change(api):

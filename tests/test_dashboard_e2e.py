@@ -20,9 +20,10 @@ from playwright.sync_api import Page, expect, sync_playwright
 from models.clickhouse import clickhouse_client
 from rollups.compute import rollup_company_now
 from tests.ingest_helpers import CHROME, tenant
+from tests.pipeline_helpers import drain, send, week_of_events
 from tests.processes import ROOT, Process, free_port, process_env, wait_for
-from tests.test_persist import drain
-from tests.test_rollups import send, week_of_events
+
+pytestmark = pytest.mark.processes
 
 ARTIFACTS = ROOT / "test-artifacts"
 HOSTILE_NAME = '<img src=x onerror="window.__pwned = 1">'

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from tests.ingest_helpers import CHROME, tenant
-from tests.test_persist import drain
+from tests.pipeline_helpers import drain
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 WEEK = dt.timedelta(days=7)

@@ -3,19 +3,10 @@ its examples validate against them; /docs renders it."""
 
 from __future__ import annotations
 
-import falcon.inspect
 import msgspec
 
+from tests.helpers import served
 from web import openapi
-
-
-def served(app) -> set[tuple[str, str]]:
-    return {
-        (route.path, method.method.lower())
-        for route in falcon.inspect.inspect_routes(app)
-        for method in route.methods
-        if not method.internal and method.method.lower() in openapi.METHODS
-    }
 
 
 def test_every_route_and_method_is_described(client):

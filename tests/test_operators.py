@@ -19,7 +19,7 @@ from models.redis_streams import PERSIST_GROUP, stream_key
 from models.rollups import RollupState
 from models.tracking import Quarantine
 from tests.ingest_helpers import CHROME
-from tests.test_persist import drain, stored
+from tests.pipeline_helpers import drain, stored
 from workers.health import record_health
 from workers.main import build_runtime
 

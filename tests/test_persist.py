@@ -37,37 +37,12 @@ from models.tracking import EndUser, Identity, PaymentSession, Quarantine, Sessi
 from scheduler.leader import Leadership
 from scheduler.main import build_scheduler
 from tests.ingest_helpers import tenant
+from tests.pipeline_helpers import drain, run_pumps, stored
 from tests.processes import free_port
 from workers.entities import EntitiesPump
 from workers.persist import EventsPump
 from workers.pump import STOPPING, run_pump
 from workers.trim import trim_all
-
-
-def run_pumps(pumps, redis_client, seconds: float) -> None:
-    for pump in pumps:
-        lease = Lease(redis_client, f"test-lease-{pump.kind}-{pump.shard}", ttl_seconds=30)
-        lease.acquire()
-        pump.run(lease, seconds)
-        lease.release()
-
-
-def drain(settings, redis_client, clickhouse=None, *, seconds: float = 0.1, events_pump=EventsPump) -> None:
-    """Runs one short persist pump, then one entities pump, per shard in this thread, as the worker would."""
-    clickhouse = clickhouse or clickhouse_client(settings.clickhouse_url)
-    shards = range(settings.stream_shards)
-    run_pumps(
-        [events_pump(settings, redis_client, lambda: clickhouse, shard) for shard in shards], redis_client, seconds
-    )
-    run_pumps([EntitiesPump(settings, redis_client, shard) for shard in shards], redis_client, seconds)
-
-
-def stored(settings, company_id: str, where: str = "1") -> int:
-    return (
-        clickhouse_client(settings.clickhouse_url)
-        .query(f"SELECT count() FROM events WHERE company_id = toUUID(%(c)s) AND {where}", parameters={"c": company_id})
-        .result_rows[0][0]
-    )
 
 
 def mixed_events(n: int, start: dt.datetime) -> list[dict]:

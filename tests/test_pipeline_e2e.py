@@ -11,35 +11,13 @@ import time
 import pytest
 import requests
 
-from models.clickhouse import clickhouse_client
 from models.db import database
 from models.redis_streams import PERSIST_GROUP, stream_key
 from models.tracking import EndUser
+from tests.pipeline_helpers import setup_company, stored
 from tests.processes import wait_for
 
 pytestmark = pytest.mark.processes
-
-
-def setup_company(base: str) -> tuple[str, str, dict]:
-    email = f"e2e{time.time_ns()}@example.com"
-    requests.post(f"{base}/v1/auth/register", json={"email": email, "password": "an end to end passphrase"}, timeout=10)
-    token = requests.post(
-        f"{base}/v1/auth/login", json={"email": email, "password": "an end to end passphrase"}, timeout=10
-    ).json()["access_token"]
-    auth = {"Authorization": f"Bearer {token}"}
-    company = requests.post(f"{base}/v1/companies", json={"name": "E2E"}, headers=auth, timeout=10).json()["id"]
-    key = requests.post(f"{base}/v1/companies/{company}/keys", json={"kind": "write"}, headers=auth, timeout=10).json()[
-        "key"
-    ]
-    return company, key, auth
-
-
-def stored(settings, company_id: str) -> int:
-    return (
-        clickhouse_client(settings.clickhouse_url)
-        .query("SELECT count() FROM events WHERE company_id = toUUID(%(c)s)", parameters={"c": company_id})
-        .result_rows[0][0]
-    )
 
 
 def end_users(company_id: str) -> int:

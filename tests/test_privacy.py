@@ -14,8 +14,7 @@ from models.rollups import DAY, RollupCount
 from models.tracking import EndUser, Identity, Session
 from rollups.compute import rollup_company_now
 from tests.ingest_helpers import CHROME, tenant
-from tests.test_companies import run_queued_jobs
-from tests.test_persist import drain
+from tests.pipeline_helpers import drain, run_queued_jobs
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 

@@ -15,8 +15,8 @@ import requests
 
 from models.clickhouse import clickhouse_client
 from tests.ingest_helpers import CHROME, GOOGLEBOT
+from tests.pipeline_helpers import setup_company, stored
 from tests.processes import Process, free_port, process_env, stop_all, wait_for
-from tests.test_pipeline_e2e import setup_company, stored
 
 pytestmark = pytest.mark.processes
 STALE_SECONDS = 4

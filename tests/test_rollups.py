@@ -15,66 +15,8 @@ from models.clickhouse import clickhouse_client
 from models.db import database
 from models.rollups import DAY, HOUR, OTHER, RollupCount, RollupState
 from rollups.compute import rollup_company_now
-from tests.ingest_helpers import CHROME, GOOGLEBOT, tenant
-from tests.test_persist import drain
-
-NOW = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
-PAGES = ["/", "/pricing", "/docs", "/blog"]
-
-
-def week_of_events(rng: random.Random, prefix: str, n: int, *, days: int = 7) -> list[dict]:
-    events = []
-    for i in range(n):
-        moment = NOW - dt.timedelta(seconds=rng.randrange(days * 86400))
-        identity = (
-            {"user_id": f"u{rng.randrange(40)}"} if rng.random() < 0.5 else {"anonymous_id": f"a{rng.randrange(60)}"}
-        )
-        base = {
-            "message_id": f"{prefix}-{i}",
-            "timestamp": moment.isoformat() + "Z",
-            **identity,
-            "context": {
-                "userAgent": GOOGLEBOT if rng.random() < 0.05 else CHROME,
-                "page": {"path": rng.choice(PAGES), "referrer": rng.choice(["", "https://news.ycombinator.com/x"])},
-            },
-        }
-        kind = rng.random()
-        if kind < 0.4:
-            events.append({**base, "type": "page"})
-        elif kind < 0.7:
-            events.append({**base, "type": "track", "name": rng.choice(["Signup", "Search", "Add To Cart"])})
-        elif kind < 0.8:
-            events.append(
-                {
-                    **base,
-                    "type": "transaction",
-                    "chain_id": rng.choice(["1", "137"]),
-                    "status": "confirmed",
-                    "wallet_address": f"0x{rng.randrange(9):040x}",
-                    "tx_hash": f"0x{i:064x}",
-                    "value": str(rng.randrange(1, 10**6)),
-                    "token": "ETH",
-                    "contract_address": f"0x{rng.randrange(3):040x}",
-                }
-            )
-        else:
-            events.append(
-                {
-                    **base,
-                    "type": "payment",
-                    "payment_id": f"p{i}",
-                    "status": rng.choice(["completed", "failed"]),
-                    "amount": f"{rng.randrange(1, 100)}.{rng.randrange(100):02d}",
-                    "currency": rng.choice(["USD", "EUR"]),
-                }
-            )
-    return events
-
-
-def send(api, key: str, events: list[dict]) -> None:
-    for start in range(0, len(events), 200):
-        answer = api.post("/v1/events", auth=key, json=events[start : start + 200])
-        assert answer.status_code == 200, answer.text
+from tests.ingest_helpers import CHROME, tenant
+from tests.pipeline_helpers import NOW, drain, send, week_of_events
 
 
 def rolled(company_id: str, grain: str) -> dict:

@@ -11,8 +11,8 @@ import pytest
 import requests
 
 from models.clickhouse import clickhouse_client
+from tests.pipeline_helpers import setup_company
 from tests.processes import wait_for
-from tests.test_pipeline_e2e import setup_company
 
 pytestmark = [pytest.mark.processes, pytest.mark.skipif(shutil.which("node") is None, reason="needs node")]
 WALLET = "0x" + "ab" * 20

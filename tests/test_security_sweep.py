@@ -20,9 +20,9 @@ from accounts.security import new_key, parse_key
 from models.clickhouse import clickhouse_client
 from models.db import database
 from models.tracking import EndUser, Quarantine, Wallet
+from tests.helpers import served
 from tests.ingest_helpers import CHROME, tenant
-from tests.test_openapi import served
-from tests.test_persist import drain
+from tests.pipeline_helpers import drain
 from web.keycache import KeyCache
 
 PUBLIC_ROUTES = {

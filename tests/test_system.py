@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import make_client
 from tests.helpers import Api
-from tests.processes import free_port, server_env
+from tests.processes import free_port, server_env, wait_for
 
 
 def test_health_touches_nothing(settings):
@@ -66,10 +66,7 @@ def test_ready_turns_503_when_redis_stops(settings, tmp_path):
     )
     try:
         client = make_client(dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{port}/0"))
-        deadline = time.monotonic() + 5
-        while client.simulate_get("/ready").status_code != 200 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert client.simulate_get("/ready").status_code == 200
+        wait_for(lambda: client.simulate_get("/ready").status_code == 200, 5, "/ready with the new Redis")
         server.terminate()
         server.wait(5)
         started = time.monotonic()

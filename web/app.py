@@ -3,7 +3,9 @@ dependencies from the environment (gunicorn serves "web.app:get_app()")."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import falcon
@@ -20,7 +22,7 @@ from ingest.accept import IngestPipeline
 from ingest.enrich import Enricher
 from ingest.geo import GeoIp
 from models.clickhouse import ClientPool, PoolExhausted
-from models.db import database, open_database
+from models.db import database, open_database, utcnow
 from web import openapi
 from web.bodies import MsgspecJson, ValidateBody
 from web.errors import handle_domain_error, handle_unavailable, handle_unexpected, serialize_error
@@ -71,7 +73,8 @@ class Deps:
     clickhouse: ClientPool
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Deps:
+    def from_settings(cls, settings: Settings, *, clock: Callable[[], dt.datetime] = utcnow) -> Deps:
+        """`clock` is what now is for key expiry (tests move it)."""
         open_database(settings.database_url)
         # Short timeouts: with Redis gone, ingest must answer 503 within a second, not hang.
         client = redis.Redis.from_url(
@@ -86,6 +89,7 @@ class Deps:
                 ttl=settings.key_cache_seconds,
                 usage_interval=settings.key_usage_interval_seconds,
                 max_entries=settings.key_cache_max_entries,
+                clock=clock,
             ),
             jobs=Jobs(redis_broker(settings.redis_url, settings.dramatiq_namespace)),
             limiter=RateLimiter(client),

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import peewee
@@ -52,9 +53,16 @@ def announce_revoked(client: redis.Redis, *, public_ids: list[str] = (), company
 
 class KeyCache:
     def __init__(
-        self, client: redis.Redis, *, ttl: float, usage_interval: float = 60.0, max_entries: int = 100_000
+        self,
+        client: redis.Redis,
+        *,
+        ttl: float,
+        usage_interval: float = 60.0,
+        max_entries: int = 100_000,
+        clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
         self._client = client
+        self._clock = clock  # what "now" is for key expiry (tests move it)
         self._ttl = ttl
         self._max_entries = max_entries
         self._usage_interval = usage_interval
@@ -75,7 +83,7 @@ class KeyCache:
             return None
         if not digests_match(presented.secret, record.secret_digest):
             return None
-        now = utcnow()
+        now = self._clock()
         if record.expires_at is not None and record.expires_at <= now:
             return None
         self._used[record.key_id] = now

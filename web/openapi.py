@@ -181,10 +181,13 @@ class Document:
     PUBLIC = True
 
     def __init__(self, routes: list[tuple[str, object]]) -> None:
-        self._body = msgspec.json.encode(build(routes))
+        self._routes = routes
+        self._body: bytes | None = None  # built on the first request: most apps (tests, CLI) never ask
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """The OpenAPI 3.1 description of this API."""
+        if self._body is None:
+            self._body = msgspec.json.encode(build(self._routes))
         resp.data = self._body
         resp.content_type = falcon.MEDIA_JSON
 
