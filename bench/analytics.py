@@ -22,7 +22,17 @@ import statistics
 import subprocess
 import time
 
-from common import ROOT, bench_company, bench_settings, cpu_reference, prepare, procfile_command, record, start, stop
+from common import (
+    ROOT,
+    bench_company,
+    bench_settings,
+    cpu_reference,
+    prepare,
+    procfile_command,
+    record,
+    start,
+    stop_groups,
+)
 
 
 def generate(clickhouse, company_id: str, start: dt.datetime, seconds: int, events: int, users: int) -> float:
@@ -170,7 +180,7 @@ def main() -> int:
             )
         }
     finally:
-        stop([web])
+        stop_groups([web], 60)
 
     # After the reads: ClickHouse's merges of ten million new rows would otherwise share the CPU with them.
     big, _ = bench_company(settings)

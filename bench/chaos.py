@@ -24,9 +24,10 @@ import subprocess
 import time
 
 from common import ROOT, bench_company, record
-from harness import Fleet, Load, Run, drain, verify, wait_until
+from harness import Fleet, Load, Run, drain, verify
 
 from models import redis_keys
+from tests.processes import wait_for
 
 
 def service_pid(name: str) -> int:
@@ -97,7 +98,12 @@ def main() -> int:
     started = time.monotonic()
     try:
         fleet.start_all()
-        wait_until(lambda: client.get(redis_keys.REALTIME_AS_OF) is not None, 120, "the first real-time snapshot")
+        wait_for(
+            lambda: client.get(redis_keys.REALTIME_AS_OF) is not None,
+            120,
+            "the first real-time snapshot",
+            tolerate=(Exception,),
+        )
         load.start()
         time.sleep(args.pause_seconds)
         for round_number in range(1, args.rounds + 1):

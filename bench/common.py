@@ -5,11 +5,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
-import shlex
-import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -18,6 +17,7 @@ sys.path.insert(0, str(ROOT))
 
 from adtivity.cli import run_migrations  # noqa: E402
 from adtivity.settings import Settings  # noqa: E402
+from tests.processes import procfile_command, stop_groups, wait_for  # noqa: E402,F401  (bench scripts import them from here)
 
 BENCH_ENV = {
     "ADTIVITY_ENV": "development",
@@ -54,11 +54,6 @@ def bench_company(settings: Settings, kinds: tuple[str, ...] = ("write",)) -> tu
     return (str(company.id), *(create_key(company, kind, "bench", user)[0] for kind in kinds))
 
 
-def procfile_command(name: str) -> list[str]:
-    lines = (ROOT / "Procfile").read_text().splitlines()
-    return shlex.split(dict(line.split(": ", 1) for line in lines if line.strip())[name])
-
-
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
@@ -73,30 +68,20 @@ def start(command: list[str], env: dict, port: int) -> subprocess.Popen:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def answers() -> bool:
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
-            return process
-        except OSError as error:
-            if getattr(error, "code", None) == 404:  # the naive app has no /health, but it answers
-                return process
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"{command} did not start")
+        except urllib.error.HTTPError as error:
+            return error.code == 404  # the naive app has no /health, but it answers
+        return True
 
-
-def stop(processes: list[subprocess.Popen], seconds: float = 60) -> None:
-    """SIGTERM to each process group, then SIGKILL to any still running after `seconds` (a worker
-    finishes its running jobs first)."""
-    for process in processes:
-        os.killpg(process.pid, signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(seconds)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+    try:
+        wait_for(answers, 30, f"{command} to answer", interval=0.2, tolerate=(OSError,))
+    except AssertionError:
+        process.kill()
+        raise
+    return process
 
 
 def cpu_reference() -> str:

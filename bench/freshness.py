@@ -29,7 +29,7 @@ from common import (
     procfile_command,
     record,
     start,
-    stop,
+    stop_groups,
 )
 from events import steady_load
 
@@ -117,7 +117,7 @@ def main() -> int:
         for thread in threads:
             thread.join()
     finally:
-        stop([web, *others])
+        stop_groups([web, *others], 60)
     latencies = [seen_at[m] - sent_at[m] for m in sent_at if m in seen_at]
     lost = len(sent_at) - len(latencies)
     if not latencies:

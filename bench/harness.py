@@ -39,29 +39,11 @@ import requests
 from common import BENCH_ENV, ROOT, percentile, procfile_command
 from events import event
 
+from tests.processes import free_port, stop_groups, wait_for
+
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 BATCH = 50
 RANDOM_PART = "@RANDOM@"  # where a message id's random part goes in a request body template
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until(condition, seconds: float, what: str, interval: float = 0.2) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except Exception:  # a service that is coming back may refuse for a moment
-            pass
-        time.sleep(interval)
-    raise RuntimeError(f"timed out after {seconds:.0f} s waiting for {what}")
 
 
 def group_usage(pgid: int) -> tuple[float, float]:
@@ -167,7 +149,7 @@ class AofRedis:
         )
         import redis
 
-        wait_until(lambda: redis.Redis(port=self.port).ping(), 30, "the run's Redis")
+        wait_for(lambda: redis.Redis(port=self.port).ping(), 30, "the run's Redis", interval=0.2, tolerate=(Exception,))
 
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
@@ -268,7 +250,13 @@ class Fleet:
     def start_all(self) -> None:
         for name in self.NAMES:
             self.start(name)
-        wait_until(lambda: requests.get(f"{self.base}/health", timeout=2).ok, 60, "the web process")
+        wait_for(
+            lambda: requests.get(f"{self.base}/health", timeout=2).ok,
+            60,
+            "the web process",
+            interval=0.2,
+            tolerate=(Exception,),
+        )
         threading.Thread(target=self._sample_memory, daemon=True).start()
 
     def kill(self, name: str) -> None:
@@ -312,14 +300,7 @@ class Fleet:
         self._sampling.set()
         with self._lock:  # let a sampling pass in progress finish, so it restarts nothing being stopped
             pass
-        for process in self.processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+        stop_groups(list(self.processes.values()), 30)
 
 
 class Poster:
@@ -668,7 +649,7 @@ def drain(settings, client, *, seconds: float = 600) -> None:
         groups = [g for gs in stream_groups(settings, client).values() for g in gs.values()]
         return bool(groups) and all(group_backlog(g) == 0 for g in groups)
 
-    wait_until(empty, seconds, "the streams to drain", interval=1.0)
+    wait_for(empty, seconds, "the streams to drain", interval=1.0, tolerate=(Exception,))
 
 
 def verify(settings, client, load: Load, *, realtime_settle_seconds: float = 60) -> dict:

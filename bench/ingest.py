@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 
-from common import ROOT, bench_company, bench_settings, cpu_reference, prepare, record, start, stop
+from common import ROOT, bench_company, bench_settings, cpu_reference, prepare, record, start, stop_groups
 from events import batch
 
 
@@ -122,7 +122,7 @@ def main() -> int:
                 }
             )
     finally:
-        stop(processes, 20)
+        stop_groups(processes, 20)
     import redis
 
     redis.Redis.from_url(settings.redis_url).flushdb()

@@ -21,10 +21,11 @@ import os
 import time
 
 from common import bench_company, cpu_reference, record
-from harness import Fleet, LagSampler, Load, Probes, Run, drain, machine_cpu, verify, wait_until
+from harness import Fleet, LagSampler, Load, Probes, Run, drain, machine_cpu, verify
 
 from adtivity.settings import Settings
 from models import redis_keys
+from tests.processes import wait_for
 
 
 def main() -> int:
@@ -61,7 +62,12 @@ def main() -> int:
     probes = Probes(fleet.base, run.settings, probe_company, probe_write, probe_read)
     try:
         fleet.start_all()
-        wait_until(lambda: client.get(redis_keys.REALTIME_AS_OF) is not None, 120, "the first real-time snapshot")
+        wait_for(
+            lambda: client.get(redis_keys.REALTIME_AS_OF) is not None,
+            120,
+            "the first real-time snapshot",
+            tolerate=(Exception,),
+        )
         lag.start()
         load.start()
         probes.start()

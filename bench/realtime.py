@@ -37,7 +37,7 @@ from common import (
     procfile_command,
     record,
     start,
-    stop,
+    stop_groups,
 )
 from events import enriched_batches, steady_load
 from harness import group_usage
@@ -116,7 +116,7 @@ def throughput(settings, client, args) -> list[str]:
         seconds = time.monotonic() - started
         memory, _ = group_usage(streams.pid)  # its own session: the process and its children
     finally:
-        stop([streams])
+        stop_groups([streams], 60)
     if total != expected:
         raise RuntimeError(f"snapshots count {total} of {expected} events")
     return [
@@ -154,7 +154,7 @@ def drift_after_sigkill(settings, client, args) -> list[str]:
                 break
             time.sleep(0.1)
     finally:
-        stop([streams])
+        stop_groups([streams], 60)
     return [
         f"SIGKILL after 1 s of draining {expected:,} events ({at_kill:,} counted at the kill), restart on the same "
         f"app id: settled at {total:,}, a drift of **{total - expected:+,}** events.",
@@ -213,7 +213,7 @@ def latency(settings, args) -> list[str]:
         stop_load.set()
         if loader.is_alive():
             loader.join()
-        stop([web, *others])
+        stop_groups([web, *others], 60)
     if not latencies:
         raise RuntimeError("no probe became visible")
     return [

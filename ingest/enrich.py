@@ -140,28 +140,20 @@ def domain_of(url: str) -> str:
 NO_PAGE = Page("", dict.fromkeys(UTM_FIELDS, ""), "", "")
 
 
-@dataclass(frozen=True)
-class Agent:
-    browser: str
-    browser_version: str
-    os: str
-    os_version: str
-    device: str
-    is_bot: bool
-
-
 _crawlers = CrawlerDetect()
+NO_AGENT = AgentFields(browser="", browser_version="", os="", os_version="", device="", is_bot=False)
 
 
-def describe_agent(user_agent: str) -> Agent:
+def agent_fields(user_agent: str) -> AgentFields:
+    """What the user agent says, as the envelope's fields (cached per user agent by the Enricher)."""
     if not user_agent:
-        return Agent("", "", "", "", "", False)
+        return NO_AGENT
     parsed = ua_parser.parse(user_agent)
     browser = parsed.user_agent
     system = parsed.os
     device = parsed.device
     is_bot = (device is not None and device.family == "Spider") or _crawlers.isCrawler(user_agent)
-    return Agent(
+    return AgentFields(
         browser=browser.family if browser else "",
         browser_version=".".join(p for p in (browser.major, browser.minor) if p) if browser else "",
         os=system.family if system else "",
@@ -169,19 +161,6 @@ def describe_agent(user_agent: str) -> Agent:
         device=device.family if device else "",
         is_bot=bool(is_bot),
     )
-
-
-def agent_fields(user_agent: str) -> AgentFields:
-    """What the user agent says, as the envelope's fields (cached per user agent by the Enricher)."""
-    agent = describe_agent(user_agent)
-    return {
-        "browser": agent.browser,
-        "browser_version": agent.browser_version,
-        "os": agent.os,
-        "os_version": agent.os_version,
-        "device": agent.device,
-        "is_bot": agent.is_bot,
-    }
 
 
 @lru_cache(maxsize=8192)

@@ -1,4 +1,5 @@
-"""Running the Procfile's processes from tests: start, collect output, wait, signal, stop."""
+"""The process harness of the tests and the benchmarks (bench/ imports it): free ports, the Procfile's
+commands, waiting for a condition, and starting, signalling and stopping processes by process group."""
 
 from __future__ import annotations
 
@@ -35,19 +36,44 @@ def server_env() -> dict:
     }
 
 
+def procfile_command(name: str) -> list[str]:
+    return shlex.split(procfile()[name])
+
+
 def process_env(**overrides: str) -> dict:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **overrides}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     return env
 
 
-def wait_for(condition, seconds: float, what: str, interval: float = 0.1) -> None:
+def wait_for(
+    condition, seconds: float, what: str, interval: float = 0.1, *, tolerate: tuple[type[Exception], ...] = ()
+) -> None:
+    """Polls `condition` until it is true; an exception of a `tolerate` type counts as not yet (a
+    service coming back may refuse for a moment). AssertionError after `seconds`."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if condition():
-            return
+        try:
+            if condition():
+                return
+        except tolerate:
+            pass
         time.sleep(interval)
-    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+    raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
+
+
+def stop_groups(popens: list[subprocess.Popen], seconds: float = 20) -> None:
+    """SIGTERM to each running process's group at once, then SIGKILL to any group still running after
+    `seconds` (a stop takes as long as the slowest, not the sum)."""
+    for popen in popens:
+        if popen.poll() is None:
+            os.killpg(popen.pid, signal.SIGTERM)
+    for popen in popens:
+        try:
+            popen.wait(seconds)
+        except subprocess.TimeoutExpired:
+            os.killpg(popen.pid, signal.SIGKILL)
+            popen.wait(10)
 
 
 # Set by tests/conftest.py for each test: whether it carries the `processes` marker (so `make test-fast`,
@@ -69,7 +95,7 @@ class Process:
     def start(self) -> None:
         self.lines.clear()
         self.popen = subprocess.Popen(
-            shlex.split(procfile()[self.name]),
+            procfile_command(self.name),
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.PIPE,
