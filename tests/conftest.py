@@ -49,7 +49,7 @@ from models.rollups import ROLLUP_MODELS  # noqa: E402
 from models.tracking import TRACKING_MODELS  # noqa: E402
 from tests import processes  # noqa: E402
 from tests.helpers import Api  # noqa: E402
-from tests.processes import Process, free_port, process_env, stop_all  # noqa: E402
+from tests.processes import running_system  # noqa: E402
 from web.app import Deps, create_app  # noqa: E402
 
 
@@ -175,18 +175,5 @@ def with_settings(settings: Settings):
 @pytest.fixture
 def system(settings):
     """web, worker and scheduler from the Procfile on a free port (test_realtime_e2e adds streams)."""
-    port = free_port()
-    env = process_env(
-        PORT=str(port),
-        WEB_WORKERS="2",
-        PERSIST_CLAIM_IDLE_SECONDS="4",
-        PERSIST_PUMP_SECONDS="3",
-        PERSIST_ENSURE_SECONDS="1",
-        PERSIST_BATCH_SECONDS="0.2",
-        HEALTH_CHECK_SECONDS="30",
-    )
-    processes = {name: Process(name, env) for name in ("web", "worker", "scheduler")}
-    for process in processes.values():
-        process.wait_ready()
-    yield f"http://127.0.0.1:{port}", processes
-    stop_all(processes)
+    with running_system(("web", "worker", "scheduler")) as system:
+        yield system

@@ -16,7 +16,7 @@ import requests
 from models.clickhouse import clickhouse_client
 from tests.ingest_helpers import CHROME, GOOGLEBOT
 from tests.pipeline_helpers import setup_company, stored
-from tests.processes import Process, free_port, process_env, stop_all, wait_for
+from tests.processes import running_system, wait_for
 
 pytestmark = pytest.mark.processes
 STALE_SECONDS = 4
@@ -24,23 +24,12 @@ STALE_SECONDS = 4
 
 @pytest.fixture
 def system(settings):
-    port = free_port()
-    env = process_env(
-        PORT=str(port),
-        WEB_WORKERS="2",
-        PERSIST_CLAIM_IDLE_SECONDS="4",
-        PERSIST_PUMP_SECONDS="3",
-        PERSIST_ENSURE_SECONDS="1",
-        PERSIST_BATCH_SECONDS="0.2",
-        HEALTH_CHECK_SECONDS="30",
+    with running_system(
+        ("web", "worker", "scheduler", "streams"),
         REALTIME_STALE_SECONDS=str(STALE_SECONDS),
         STREAMS_APP_ID=f"adtivity-test-{uuid.uuid4().hex[:12]}",
-    )
-    processes = {name: Process(name, env) for name in ("web", "worker", "scheduler", "streams")}
-    for process in processes.values():
-        process.wait_ready()
-    yield f"http://127.0.0.1:{port}", processes
-    stop_all(processes)
+    ) as system:
+        yield system
 
 
 def mixed_events(prefix: str, n: int, now: dt.datetime) -> list[dict]:
