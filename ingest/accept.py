@@ -64,6 +64,8 @@ def decoded_body(body: bytes, content_encoding: str, limit: int) -> bytes:
             raise InvalidInput("invalid_gzip", "the body is not valid gzip") from None
         if len(body) > limit or inflater.unconsumed_tail:
             raise too_large("the uncompressed body", limit)
+        if not inflater.eof:  # cut short: no trailer, so neither its checksum nor its length was checked
+            raise InvalidInput("invalid_gzip", "the gzip body is truncated")
     elif encoding not in ("", "identity"):
         raise UnsupportedEncoding("unsupported_encoding", "Content-Encoding may be gzip or none")
     if not body.strip():

@@ -233,3 +233,16 @@ def test_me_lists_companies_with_roles(api):
     viewer = api.member(owner, company_id, "viewer")
     assert [(c["name"], c["role"]) for c in api.get("/v1/me", auth=owner).json["companies"]] == [("Acme", "owner")]
     assert [(c["name"], c["role"]) for c in api.get("/v1/me", auth=viewer).json["companies"]] == [("Acme", "viewer")]
+
+
+def test_authenticated_answers_are_not_stored_and_every_answer_says_nosniff(api):
+    session = api.user()
+    me = api.get("/v1/me", auth=session)
+    assert me.status_code == 200
+    assert me.headers["Cache-Control"] == "no-store" and me.headers["X-Content-Type-Options"] == "nosniff"
+    company = api.company(session)
+    read_key = api.key(session, company, "read")["key"]
+    with_key = api.get(f"/v1/companies/{company}", auth=read_key)
+    assert with_key.headers["Cache-Control"] == "no-store"
+    anonymous = api.get("/health")
+    assert anonymous.headers["X-Content-Type-Options"] == "nosniff" and "Cache-Control" not in anonymous.headers

@@ -240,6 +240,16 @@ def test_gzip_bodies_are_accepted_and_gzip_bombs_refused(with_settings):
     assert api.post("/v1/events", auth=t.write_key, body=b"[]", headers={"Content-Encoding": "br"}).status_code == 415
 
 
+def test_a_truncated_gzip_body_is_refused_whole(api):
+    """A client bug that cuts a gzip body must not store a silently shortened batch: without its
+    trailer (the checksum and length) the body is refused, even when what inflates is valid JSON."""
+    t = tenant(api)
+    body = gzip.compress(json.dumps([{"type": "track", "name": "z", "user_id": "u"}] * 5).encode())
+    for cut in (body[:-8], body[:-4], body[: len(body) // 2]):
+        answer = api.post("/v1/events", auth=t.write_key, body=cut, headers={"Content-Encoding": "gzip"})
+        assert answer.status_code == 400 and answer.json["error"]["code"] == "invalid_gzip", answer.text
+
+
 def test_per_key_rate_limit(with_settings):
     api = with_settings(ingest_rate_per_key_per_second=2, ingest_burst_seconds=2)
     t = tenant(api)

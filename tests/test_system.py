@@ -187,3 +187,14 @@ def test_logs_name_routes_not_paths_so_tokens_in_paths_stay_out(api, caplog):
     logged = " ".join(str(getattr(r, "fields", {})) + r.getMessage() for r in caplog.records)
     assert "secret-invite-token-123" not in logged
     assert "/v1/invites/{token}/accept" in logged
+
+
+@pytest.mark.filterwarnings("ignore:Unknown REQUEST_METHOD")  # wsgiref's check in the test client
+def test_made_up_http_methods_add_no_metric_series(client):
+    """Every label value comes from a closed set: an unknown method counts as OTHER, so probing with
+    made-up methods cannot grow /metrics without bound."""
+    for n in range(5):
+        client.simulate_request(f"PROBEX{n}", "/v1/companies")
+    exposed = client.simulate_get("/metrics").text
+    assert "PROBEX" not in exposed
+    assert 'method="OTHER"' in exposed

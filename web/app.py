@@ -28,7 +28,7 @@ from web.bodies import MsgspecJson, ValidateBody
 from web.errors import handle_domain_error, handle_unavailable, handle_unexpected, serialize_error
 from web.keycache import KeyCache
 from web.metrics import MetricsEndpoint, RecordMetrics
-from web.middleware import Cors, RequestId
+from web.middleware import Cors, RequestId, ResponseHeaders
 from web.principals import Authenticate, KeyAuthenticator, KeyFailures
 from web.resources import (
     analytics,
@@ -119,6 +119,7 @@ def create_app(deps: Deps) -> falcon.App:
         middleware=[
             RequestId(),
             RecordMetrics(),
+            ResponseHeaders(),
             Cors(ingest_prefixes=INGEST_PREFIXES, allowed_origins=settings.cors_allowed_origins),
             DatabaseConnection(),
             Authenticate(settings, key_authenticator),

@@ -23,6 +23,9 @@ from prometheus_client import (
 
 from adtivity.metric_series import Series
 
+# Label values come from closed sets: a made-up method counts as OTHER (routes are templates or
+# "unmatched", statuses falcon's), so no caller can add series.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 REQUESTS = Counter("adtivity_http_requests_total", "HTTP requests answered", ["method", "route", "status"])
 LATENCY = Histogram(
     "adtivity_http_request_seconds",
@@ -42,8 +45,9 @@ class RecordMetrics:
 
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource, req_succeeded: bool) -> None:
         route = req.uri_template or "unmatched"
-        self.requests[req.method, route, resp.status_code].inc()
-        self.latency[req.method, route].observe(time.perf_counter() - req.context.started_at)
+        method = req.method if req.method in KNOWN_METHODS else "OTHER"
+        self.requests[method, route, resp.status_code].inc()
+        self.latency[method, route].observe(time.perf_counter() - req.context.started_at)
 
 
 class MetricsEndpoint:

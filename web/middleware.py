@@ -76,3 +76,14 @@ class Cors:
             resp.set_header("Access-Control-Allow-Methods", self.METHODS)
             resp.set_header("Access-Control-Allow-Headers", self.ALLOW_HEADERS)
             resp.set_header("Access-Control-Max-Age", "600")
+
+
+class ResponseHeaders:
+    """Every answer says nosniff (its type is what it declares); an answer to an authenticated
+    request is never stored by a browser or a proxy (Cache-Control: no-store), unless its resource
+    set a Cache-Control of its own."""
+
+    def process_response(self, req: falcon.Request, resp: falcon.Response, resource, req_succeeded: bool) -> None:
+        resp.set_header("X-Content-Type-Options", "nosniff")
+        if getattr(req.context, "principal", None) is not None and resp.get_header("Cache-Control") is None:
+            resp.set_header("Cache-Control", "no-store")
