@@ -80,8 +80,8 @@ def split_body(split: Callable[[bytes], Items], body: bytes, max_depth: int) -> 
         return split(body)
     except msgspec.ValidationError as error:
         raise Unprocessable("invalid_body", str(error)) from None
-    except msgspec.DecodeError:
-        raise InvalidInput("invalid_json", "the request body is not valid JSON") from None
+    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec raises the latter for bad bytes in a string
+        raise InvalidInput("invalid_json", "the request body is not valid JSON (UTF-8)") from None
     except RecursionError:
         raise too_deep(max_depth) from None
 
@@ -118,6 +118,8 @@ class IngestPipeline:
                 indexes.append(index)
             except (Rejected, msgspec.ValidationError, msgspec.DecodeError) as problem:
                 rejected.append({"index": index, "reason": str(problem)})
+            except UnicodeDecodeError:  # msgspec's error for bad bytes inside a string
+                rejected.append({"index": index, "reason": "the event is not valid UTF-8"})
         try:
             return self.write_accepted(rate_subject, events, rejected, request, items.wire_format)
         except OverflowError:  # nothing was written: refuse the events that cannot be encoded, write the rest

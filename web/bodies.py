@@ -41,8 +41,8 @@ def decode_json(raw: bytes, schema: type, *, max_depth: int):
         decoded = msgspec.json.decode(raw, type=schema)
     except msgspec.ValidationError as error:
         raise ApiError(422, "invalid_body", str(error)) from None
-    except msgspec.DecodeError:
-        raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
+    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec raises the latter for bad bytes in a string
+        raise ApiError(400, "invalid_json", "the request body is not valid JSON (UTF-8)") from None
     if b"\\u0000" in raw and has_nul(msgspec.json.decode(raw)):
         raise ApiError(422, "invalid_body", "strings may not contain the NUL character (\\u0000)")
     return decoded

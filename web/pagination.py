@@ -17,6 +17,7 @@ import peewee
 
 from adtivity.settings import Settings
 from web.errors import ApiError
+from web.moments import naive_utc
 
 
 def page_limit(req: falcon.Request, settings: Settings) -> int:
@@ -32,9 +33,12 @@ def encode_cursor(moment: dt.datetime, tie_breaker) -> str:
 def decode_cursor(cursor: str, tie_breaker_type=uuid.UUID) -> tuple[dt.datetime, object]:
     try:
         moment, tie_breaker = msgspec.json.decode(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return dt.datetime.fromisoformat(moment), tie_breaker_type(tie_breaker)
+        position = naive_utc(dt.datetime.fromisoformat(moment)), tie_breaker_type(tie_breaker)
     except (ValueError, TypeError, msgspec.DecodeError):
-        raise ApiError(400, "invalid_cursor", "the cursor is not one this API gave out") from None
+        position = None, None
+    if position[0] is None:
+        raise ApiError(400, "invalid_cursor", "the cursor is not one this API gave out")
+    return position
 
 
 def paginate(

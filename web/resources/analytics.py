@@ -20,6 +20,7 @@ import redis
 from adtivity.settings import Settings
 from models import redis_keys
 from web.errors import ApiError
+from web.moments import EARLIEST, LATEST, naive_utc
 from web.principals import company_id_access
 from web.rollup_reader import INTERVALS, UTC, Range, RollupReader, advance
 
@@ -66,9 +67,10 @@ def parse_moment(req: falcon.Request, name: str, tz: ZoneInfo) -> dt.datetime | 
         )
     except ValueError:
         raise bad(name, "must be a date (YYYY-MM-DD) or an ISO 8601 time") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=tz)
-    return moment.astimezone(dt.UTC).replace(tzinfo=None)
+    converted = naive_utc(moment, tz)
+    if converted is None:
+        raise bad(name, f"must fall between {EARLIEST.year} and {LATEST.year}")
+    return converted
 
 
 def parse_range(req: falcon.Request, settings: Settings) -> Range:

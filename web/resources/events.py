@@ -11,6 +11,7 @@ import msgspec
 from adtivity.settings import Settings
 from models.clickhouse import ClientPool
 from web.errors import ApiError
+from web.moments import EARLIEST, LATEST, naive_utc
 from web.pagination import decode_cursor, encode_cursor
 from web.principals import company_access
 
@@ -58,7 +59,12 @@ def parse_time(req: falcon.Request, name: str) -> dt.datetime | None:
         moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise ApiError(400, "invalid_parameter", f"{name} must be an ISO 8601 time") from None
-    return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
+    converted = naive_utc(moment)
+    if converted is None:
+        raise ApiError(
+            400, "invalid_parameter", f"{name} must fall between {EARLIEST.year} and {LATEST.year}"
+        ) from None
+    return converted
 
 
 class Events:
