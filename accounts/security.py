@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import bcrypt
 import jwt
 from gevent import get_hub, monkey
 
+from adtivity.errors import Unprocessable
 from adtivity.settings import Settings
 
 T = TypeVar("T")
@@ -31,7 +33,13 @@ BCRYPT_MAX_BYTES = 72
 
 
 def normalise_email(email: str) -> str:
-    return email.strip().lower()
+    """One spelling per address, so look-alikes cannot sit side by side: NFKC (fullwidth and other
+    compatibility forms, accents composed) and case-folded. An address holding an invisible or
+    bidirectional-control character (Unicode's format and control categories) is refused."""
+    normalised = unicodedata.normalize("NFKC", email.strip()).casefold()
+    if any(unicodedata.category(character) in ("Cf", "Cc") for character in normalised):
+        raise Unprocessable("invalid_email", "an email may not hold invisible or text-direction characters")
+    return normalised
 
 
 @lru_cache(maxsize=1)

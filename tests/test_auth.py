@@ -246,3 +246,24 @@ def test_authenticated_answers_are_not_stored_and_every_answer_says_nosniff(api)
     assert with_key.headers["Cache-Control"] == "no-store"
     anonymous = api.get("/health")
     assert anonymous.headers["X-Content-Type-Options"] == "nosniff" and "Cache-Control" not in anonymous.headers
+
+
+@pytest.mark.parametrize(
+    "first, look_alike",
+    [
+        ("alice@example.com", "\uff41lice@example.com"),  # fullwidth a
+        ("ALICE@example.com", "alice@example.com"),
+        ("jos\u00e9@example.com", "jose\u0301@example.com"),  # e + combining acute
+    ],
+)
+def test_look_alike_emails_are_one_account(api, first, look_alike):
+    assert api.post("/v1/auth/register", json={"email": first, "password": PASSWORD}).status_code == 201
+    again = api.post("/v1/auth/register", json={"email": look_alike, "password": PASSWORD})
+    assert again.status_code == 409 and again.json["error"]["code"] == "email_taken"
+    assert api.login(look_alike).user_id == api.login(first).user_id
+
+
+@pytest.mark.parametrize("email", ["ali\u200bce@example.com", "\u202ealice@example.com", "al\u2066ice@example.com"])
+def test_emails_with_invisible_or_direction_characters_are_refused(api, email):
+    answer = api.post("/v1/auth/register", json={"email": email, "password": PASSWORD})
+    assert answer.status_code == 422 and answer.json["error"]["code"] == "invalid_email"
