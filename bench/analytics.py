@@ -28,11 +28,11 @@ from common import (
     bench_settings,
     cpu_reference,
     prepare,
-    procfile_command,
     record,
     start,
-    stop_groups,
 )
+
+from tests.processes import procfile_command, stop_groups
 
 
 def generate(clickhouse, company_id: str, start: dt.datetime, seconds: int, events: int, users: int) -> float:

@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT))
 
 from adtivity.cli import run_migrations  # noqa: E402
 from adtivity.settings import Settings  # noqa: E402
-from tests.processes import procfile_command, stop_groups, wait_for  # noqa: E402,F401  (bench scripts import them from here)
+from tests.processes import wait_for  # noqa: E402
 
 BENCH_ENV = {
     "ADTIVITY_ENV": "development",

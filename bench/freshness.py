@@ -26,12 +26,12 @@ from common import (
     cpu_reference,
     percentile,
     prepare,
-    procfile_command,
     record,
     start,
-    stop_groups,
 )
 from events import steady_load
+
+from tests.processes import procfile_command, stop_groups
 
 
 def main() -> int:

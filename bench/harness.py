@@ -36,10 +36,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
-from common import BENCH_ENV, ROOT, percentile, procfile_command
+from common import BENCH_ENV, ROOT, percentile
 from events import event
 
-from tests.processes import free_port, stop_groups, wait_for
+from tests.processes import free_port, procfile_command, stop_groups, wait_for
 
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 BATCH = 50

@@ -1,4 +1,4 @@
-"""The naive ingest baseline for bench/ingest.py: a minimal Falcon app that decodes JSON with the
+"""The naive ingest baseline for bench/ingest_throughput.py: a minimal Falcon app that decodes JSON with the
 standard library and XADDs each event on its own, without pipelining, validation or enrichment."""
 
 import json

@@ -34,13 +34,13 @@ from common import (
     cpu_reference,
     percentile,
     prepare,
-    procfile_command,
     record,
     start,
-    stop_groups,
 )
 from events import enriched_batches, steady_load
 from harness import group_usage
+
+from tests.processes import procfile_command, stop_groups
 
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 

@@ -146,7 +146,7 @@ def listening_sockets(pid: int, port: int) -> set[str]:
 @pytest.mark.parametrize("reuse_port", [True, False])
 def test_each_web_worker_listens_on_its_own_socket_unless_turned_off(reuse_port):
     """With a socket each (SO_REUSEPORT) the kernel spreads connections over the workers; with one
-    shared socket, one worker under load can hold most of them (bench/ingest.py)."""
+    shared socket, one worker under load can hold most of them (bench/ingest_throughput.py)."""
     port = free_port()
     web = Process("web", process_env(PORT=str(port), WEB_WORKERS="2", WEB_REUSE_PORT=str(reuse_port).lower()))
     try:

@@ -22,7 +22,7 @@ workers = _settings.web_workers
 # connection, so kept-alive SDK connections cost little, and a request waiting on Redis or Postgres
 # lets the worker's other requests run. Ingest is CPU-bound Python, and with gthread's threads the
 # GIL changed hands between them on every request: gevent serves 10-20% more requests/s under
-# bench/ingest.py's load (docs/performance-notes.md). What would block the loop does not: psycopg2
+# bench/ingest_throughput.py's load (docs/performance-notes.md). What would block the loop does not: psycopg2
 # waits through gevent (post_fork), bcrypt runs in gevent's thread pool (accounts/security.py), sockets
 # are gevent's.
 worker_class = "web.gunicorn_worker.PromptStopGeventWorker"

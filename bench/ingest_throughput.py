@@ -1,6 +1,6 @@
 """Benchmark (a): ingest throughput and latency into gunicorn, beside a naive baseline.
 
-    .venv/bin/python bench/ingest.py [--seconds 15] [--rounds 3] [--warmup 5] [--connections 32] [--workers 2]
+    .venv/bin/python bench/ingest_throughput.py [--seconds 15] [--rounds 3] [--warmup 5] [--connections 32] [--workers 2]
 
 Sends batches of 50 realistic events (about 400-500 bytes each, with their timestamps and the
 batch's sent_at, as the browser SDK sends them) with wrk to (1) our web process and (2)
@@ -25,8 +25,10 @@ import subprocess
 import sys
 import tempfile
 
-from common import ROOT, bench_company, bench_settings, cpu_reference, prepare, record, start, stop_groups
+from common import ROOT, bench_company, bench_settings, cpu_reference, prepare, record, start
 from events import batch
+
+from tests.processes import stop_groups
 
 
 def sdk_body(rng: random.Random) -> dict:
@@ -130,7 +132,7 @@ def main() -> int:
 
     ratios = [run["adtivity"]["events_per_second"] / run["naive"]["events_per_second"] for run in rounds]
     lines = [
-        f"Command: `.venv/bin/python bench/ingest.py --seconds {args.seconds} --rounds {args.rounds} --warmup {args.warmup} --connections "
+        f"Command: `.venv/bin/python bench/ingest_throughput.py --seconds {args.seconds} --rounds {args.rounds} --warmup {args.warmup} --connections "
         f"{args.connections} --workers {args.workers}` on {os.cpu_count()} cores (wrk and Redis on the same machine).",
         f"Body: 50 events as the browser SDK sends them (a timestamp each, the batch's sent_at), "
         f"{len(body) // 50} bytes each on average. Both servers run throughout; after {args.warmup} s of load on each (not "
