@@ -1,9 +1,6 @@
-"""Secrets and credentials: password hashing and policy, token digests, JWT access tokens and the
-API-key string format. Pure functions of their inputs and Settings; no I/O.
-
-bcrypt takes a quarter of a second of CPU at 12 rounds. In a gevent web worker it would stop every
-other connection of that worker meanwhile, so it runs in gevent's thread pool there (bcrypt releases
-the GIL); elsewhere (tests, workers, the CLI) it runs in the caller's thread."""
+"""Secrets and credentials: email spelling, opaque tokens and their digests, JWT access tokens and the
+API-key string format. Pure functions of their inputs and Settings; no I/O. Passwords have their
+own module (accounts/passwords.py)."""
 
 from __future__ import annotations
 
@@ -13,23 +10,16 @@ import hmac
 import secrets
 import unicodedata
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import TypeVar, cast
 
-import bcrypt
 import jwt
-from gevent import get_hub, monkey
 
 from adtivity.errors import Unprocessable
 from adtivity.settings import Settings
 
-T = TypeVar("T")
 KEY_PREFIX = "adt"
 KEY_KIND_LETTERS = {"write": "w", "read": "r"}
 KEY_KINDS_BY_LETTER = {letter: kind for kind, letter in KEY_KIND_LETTERS.items()}
-BCRYPT_MAX_BYTES = 72
 
 
 def normalise_email(email: str) -> str:
@@ -40,49 +30,6 @@ def normalise_email(email: str) -> str:
     if any(unicodedata.category(character) in ("Cf", "Cc") for character in normalised):
         raise Unprocessable("invalid_email", "an email may not hold invisible or text-direction characters")
     return normalised
-
-
-@lru_cache(maxsize=1)
-def common_passwords() -> frozenset[str]:
-    from zxcvbn.frequency_lists import FREQUENCY_LISTS
-
-    return frozenset(FREQUENCY_LISTS["passwords"])
-
-
-def password_problem(password: str, *, min_length: int) -> str | None:
-    """Why `password` is refused, or None when it is acceptable."""
-    if len(password) < min_length:
-        return f"the password must be at least {min_length} characters"
-    if len(password.encode()) > BCRYPT_MAX_BYTES:
-        return f"the password must be at most {BCRYPT_MAX_BYTES} bytes"
-    if password.lower() in common_passwords():
-        return "the password is too common"
-    return None
-
-
-def off_the_hub(function: Callable[..., T], *args: object) -> T:
-    """`function(*args)` in gevent's thread pool when this process is gevent-patched, else here."""
-    if monkey.is_module_patched("threading"):
-        return cast(T, get_hub().threadpool.apply(function, args))
-    return function(*args)
-
-
-def hash_password(password: str, *, rounds: int) -> str:
-    hashed: bytes = off_the_hub(bcrypt.hashpw, password.encode(), bcrypt.gensalt(rounds))
-    return hashed.decode()
-
-
-def verify_password(password: str, password_hash: str) -> bool:
-    encoded = password.encode()
-    if len(encoded) > BCRYPT_MAX_BYTES:
-        return False
-    return bool(off_the_hub(bcrypt.checkpw, encoded, password_hash.encode()))
-
-
-@lru_cache(maxsize=4)
-def dummy_password_hash(rounds: int) -> str:
-    """A hash to check against when the email is unknown, so timing does not reveal which emails exist."""
-    return hash_password(secrets.token_hex(16), rounds=rounds)
 
 
 def new_token() -> str:
@@ -118,7 +65,7 @@ def issue_access_token(settings: Settings, *, user_id: uuid.UUID, session_id: uu
         "exp": issued + settings.access_token_seconds,
         "jti": uuid.uuid4().hex,
     }
-    return jwt.encode(claims, settings.signing_secret, algorithm="HS256")
+    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
 
 
 def read_access_token(settings: Settings, token: str) -> AccessClaims | None:
@@ -126,7 +73,7 @@ def read_access_token(settings: Settings, token: str) -> AccessClaims | None:
     try:
         claims = jwt.decode(
             token,
-            settings.signing_secret,
+            settings.jwt_secret,
             algorithms=["HS256"],
             audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,

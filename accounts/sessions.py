@@ -1,5 +1,11 @@
 """Platform users and their sessions: registration, login with lockout, refresh-token rotation, logout,
-password change and reset, platform admins. Used by the auth resources and the operator CLI."""
+password change and reset, platform admins. Used by the auth resources, the workers (reset mails) and
+the operator CLI.
+
+Every check of an account's password (a login, a password change) is a guess, and an account takes
+at most LOGIN_MAX_FAILURES wrong guesses in LOGIN_FAILURE_WINDOW_SECONDS. A guess is counted before
+the password is checked, under a lock on the email, so however many arrive at once no more than the
+allowed number are ever checked; a right guess is then recorded as a success."""
 
 from __future__ import annotations
 
@@ -11,17 +17,9 @@ from dataclasses import dataclass
 import peewee
 
 from accounts.audit import audit, send_mail
-from accounts.security import (
-    digest,
-    dummy_password_hash,
-    hash_password,
-    issue_access_token,
-    new_token,
-    normalise_email,
-    password_problem,
-    verify_password,
-)
-from adtivity.errors import Conflict, InvalidInput, NotAllowed, NotAuthenticated, RateLimited, Unprocessable
+from accounts.passwords import PasswordHasher, password_problem
+from accounts.security import digest, issue_access_token, new_token, normalise_email
+from adtivity.errors import Busy, Conflict, InvalidInput, NotAllowed, NotAuthenticated, RateLimited, Unprocessable
 from adtivity.logs import log_event
 from adtivity.settings import Settings
 from models.accounts import AuthSession, LoginAttempt, OneTimeToken, RefreshToken, User
@@ -40,6 +38,11 @@ class TokenPair:
 class Accounts:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.passwords = PasswordHasher(
+            rounds=settings.bcrypt_rounds,
+            concurrency=settings.password_hash_concurrency,
+            wait_seconds=settings.password_hash_wait_seconds,
+        )
 
     def check_password_policy(self, password: str) -> None:
         problem = password_problem(password, min_length=self.settings.password_min_length)
@@ -51,9 +54,7 @@ class Accounts:
         self.check_password_policy(password)
         try:
             with database.atomic():
-                user = User.create(
-                    email=email, password_hash=hash_password(password, rounds=self.settings.bcrypt_rounds)
-                )
+                user = User.create(email=email, password_hash=self.passwords.hash(password))
         except peewee.IntegrityError:
             raise Conflict("email_taken", "an account with this email already exists") from None
         audit("user.registered", actor_id=user.id, ip=ip)
@@ -61,31 +62,52 @@ class Accounts:
 
     def login(self, email: str, password: str, *, ip: str) -> TokenPair:
         email = normalise_email(email)
-        now = utcnow()
-        window_start = now - dt.timedelta(seconds=self.settings.login_failure_window_seconds)
-        failures = list(
-            LoginAttempt.select(LoginAttempt.created_at)
-            .where(LoginAttempt.email == email, LoginAttempt.succeeded == False, LoginAttempt.created_at > window_start)  # noqa: E712
-            .order_by(LoginAttempt.created_at.desc())
-            .limit(self.settings.login_max_failures)
-        )
-        if len(failures) >= self.settings.login_max_failures:
-            unlock_at = failures[-1].created_at + dt.timedelta(seconds=self.settings.login_failure_window_seconds)
-            log_event(log, "login locked", ip=ip)
-            raise RateLimited(
-                max(1, int((unlock_at - now).total_seconds()) + 1),
-                "too many failed logins for this account; try again later",
-            )
         user = User.get_or_none(User.email == email)
-        password_ok = verify_password(
-            password, user.password_hash if user else dummy_password_hash(self.settings.bcrypt_rounds)
-        )
-        LoginAttempt.create(email=email, ip=ip, succeeded=bool(user and password_ok))
-        if not (user and password_ok):
+        if not self._guess(email, password, user.password_hash if user else None, ip=ip) or user is None:
             raise NotAuthenticated("unauthorized", "the email or password is wrong")
         session = AuthSession.create(user=user)
         audit("user.login", actor_id=user.id, ip=ip)
         return self._issue(user.id, session.id)
+
+    def _take_guess(self, email: str, *, ip: str) -> LoginAttempt:
+        """Counts one guess at `email`'s password, as wrong until `_guess_was_right`; RateLimited when
+        the window's wrong guesses (those still being checked included) are at the limit. Guesses at
+        one email are counted one at a time (a transaction-scoped advisory lock), so concurrent
+        guesses cannot all read the same count."""
+        now = utcnow()
+        window = dt.timedelta(seconds=self.settings.login_failure_window_seconds)
+        with database.atomic():
+            database.execute_sql("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"password-guess:{email}",))
+            failures = list(
+                LoginAttempt.select(LoginAttempt.created_at)
+                .where(
+                    LoginAttempt.email == email,
+                    LoginAttempt.succeeded == False,  # noqa: E712
+                    LoginAttempt.created_at > now - window,
+                )
+                .order_by(LoginAttempt.created_at.desc())
+                .limit(self.settings.login_max_failures)
+            )
+            if len(failures) >= self.settings.login_max_failures:
+                log_event(log, "login locked", ip=ip)
+                raise RateLimited(
+                    max(1, int((failures[-1].created_at + window - now).total_seconds()) + 1),
+                    "too many wrong passwords for this account; try again later",
+                )
+            return LoginAttempt.create(email=email, ip=ip, succeeded=False, created_at=now)
+
+    def _guess(self, email: str, password: str, password_hash: str | None, *, ip: str) -> bool:
+        """Whether `password` is the account's (`password_hash`; None for an unknown email), counted as
+        one guess at `email`. A check refused as Busy was never made, so it is not counted."""
+        guess = self._take_guess(email, ip=ip)
+        try:
+            right = self.passwords.verify(password, password_hash)
+        except Busy:
+            LoginAttempt.delete().where(LoginAttempt.id == guess.id).execute()
+            raise
+        if right:
+            LoginAttempt.update(succeeded=True).where(LoginAttempt.id == guess.id).execute()
+        return right
 
     def _issue(self, user_id: uuid.UUID, session_id: uuid.UUID) -> TokenPair:
         now = utcnow()
@@ -135,7 +157,7 @@ class Accounts:
         audit("user.logout", actor_id=session.user_id, ip=ip)
 
     def change_password(self, user: User, session_id: uuid.UUID, current: str, new: str, *, ip: str) -> None:
-        if not verify_password(current, user.password_hash):
+        if not self._guess(user.email, current, user.password_hash, ip=ip):
             raise NotAllowed("wrong_password", "the current password is wrong")
         self.check_password_policy(new)
         with database.atomic():
@@ -146,7 +168,7 @@ class Accounts:
         audit("user.password_changed", actor_id=user.id, ip=ip)
 
     def _set_password(self, user: User, password: str) -> None:
-        user.password_hash = hash_password(password, rounds=self.settings.bcrypt_rounds)
+        user.password_hash = self.passwords.hash(password)
         user.password_changed_at = utcnow()
         user.save()
 

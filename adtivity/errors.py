@@ -52,3 +52,11 @@ class RateLimited(DomainError):
     def __init__(self, retry_after: int, message: str) -> None:
         super().__init__("rate_limited", message, details={"retry_after": retry_after})
         self.retry_after = retry_after
+
+
+class Busy(DomainError):
+    """The service is at its bound for this kind of work; `retry_after` seconds until a retry may succeed."""
+
+    def __init__(self, retry_after: int, message: str) -> None:
+        super().__init__("busy", message, details={"retry_after": retry_after})
+        self.retry_after = retry_after

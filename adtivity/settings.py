@@ -49,6 +49,8 @@ class Settings:
     login_max_failures: int = 5
     login_failure_window_seconds: int = 900
     login_rate_per_ip_per_minute: int = 30
+    password_hash_concurrency: int = 2
+    password_hash_wait_seconds: float = 5.0
     reset_token_seconds: int = 3600
     invite_token_seconds: int = 7 * 86400
     public_base_url: str = "http://127.0.0.1:8000"
@@ -194,6 +196,8 @@ class Settings:
             ),
             (self.web_worker_connections < 1, "WEB_WORKER_CONNECTIONS must be at least 1"),
             (self.web_keepalive_requests < 1, "WEB_KEEPALIVE_REQUESTS must be at least 1"),
+            (self.password_hash_concurrency < 1, "PASSWORD_HASH_CONCURRENCY must be at least 1"),
+            (self.password_hash_wait_seconds < 0, "PASSWORD_HASH_WAIT_SECONDS must be 0 or more"),
             (not 4 <= self.bcrypt_rounds <= 16, "BCRYPT_ROUNDS must be between 4 and 16"),
             (
                 self.adtivity_env == "production" and self.bcrypt_rounds < 12,

@@ -97,6 +97,16 @@ def test_lockout_ends_when_the_failures_leave_the_window(api):
     assert api.post("/v1/auth/login", json={"email": "heidi@example.com", "password": PASSWORD}).status_code == 200
 
 
+def test_per_ip_rate_limit_on_password_change(with_settings):
+    api = with_settings(login_rate_per_ip_per_minute=4)
+    session = api.user()  # register and login take two of the address's four
+    guess = {"current_password": "not the password", "new_password": "another long passphrase"}
+    for _ in range(2):
+        assert api.post("/v1/auth/password", auth=session, json=guess).status_code == 403
+    limited = api.post("/v1/auth/password", auth=session, json=guess)
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
+
+
 def test_per_ip_rate_limit_on_login(with_settings):
     api = with_settings(login_rate_per_ip_per_minute=3)
     for _ in range(3):

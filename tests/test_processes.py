@@ -247,7 +247,7 @@ def waiting_for_lock(settings) -> bool:
 
 
 def test_a_web_worker_answers_others_while_bcrypt_runs():
-    """bcrypt runs in gevent's thread pool (accounts/security.py): at 15 rounds a login takes seconds of
+    """bcrypt runs in gevent's thread pool (accounts/passwords.py): at 15 rounds a login takes seconds of
     CPU, and the same single worker answers another request meanwhile. The worker logs each request as it
     ends, so the order of its log lines tells which ended first."""
     port = free_port()

@@ -55,6 +55,7 @@ STATUS_OF: dict[type[errors.DomainError], int] = {
     errors.UnsupportedEncoding: 415,
     errors.Unprocessable: 422,
     errors.RateLimited: 429,
+    errors.Busy: 503,
 }
 
 
@@ -63,6 +64,10 @@ def http_error(error: errors.DomainError) -> ApiError:
     status = next(STATUS_OF[kind] for kind in type(error).__mro__ if kind in STATUS_OF)
     if isinstance(error, errors.RateLimited):
         return too_many_requests(error.retry_after, error.message)
+    if isinstance(error, errors.Busy):
+        return ApiError(
+            503, error.code, error.message, details=error.details, headers={"Retry-After": str(error.retry_after)}
+        )
     if isinstance(error, errors.NotAuthenticated):
         return ApiError(401, error.code, error.message, details=error.details, headers={"WWW-Authenticate": "Bearer"})
     return ApiError(status, error.code, error.message, details=error.details)

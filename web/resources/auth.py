@@ -24,7 +24,8 @@ def user_out(user) -> UserOut:
 
 
 class PerIpLimit:
-    """The per-IP limit on unauthenticated auth endpoints (login, register, reset)."""
+    """The per-IP limit on the auth endpoints that check a password or mail a link (register, login,
+    password change, reset)."""
 
     def __init__(self, limiter: RateLimiter, settings: Settings) -> None:
         self.limiter = limiter
@@ -90,11 +91,13 @@ class Logout:
 class PasswordChange:
     POST_SCHEMA = schemas.PasswordChange
 
-    def __init__(self, accounts: Accounts) -> None:
+    def __init__(self, accounts: Accounts, ip_limit: PerIpLimit) -> None:
         self.accounts = accounts
+        self.ip_limit = ip_limit
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         principal = require_user(req)
+        self.ip_limit.check(req)
         body: schemas.PasswordChange = req.context.body
         self.accounts.change_password(
             principal.user, principal.session_id, body.current_password, body.new_password, ip=client_ip(req)
