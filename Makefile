@@ -30,8 +30,11 @@ services-down:
 status:
 	bin/services status
 
+# .env (git-ignored) holds this checkout's own random JWT_SECRET, written on the first `make run`
+# (bin/dev-env); honcho hands it and every other line of .env to the processes.
 migrate: services
-	ADTIVITY_ENV=$${ADTIVITY_ENV:-development} $(BIN)/python -m adtivity migrate
+	bin/dev-env .env
+	ADTIVITY_ENV=$${ADTIVITY_ENV:-development} $(BIN)/honcho run $(BIN)/python -m adtivity migrate
 
 run: migrate assets
 	ADTIVITY_ENV=$${ADTIVITY_ENV:-development} PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --port $${PORT:-8000}

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field, fields
 from urllib.parse import urlsplit
 
 ENVIRONMENTS = ("development", "test", "production")
-DEV_JWT_SECRET = "development-only-jwt-secret-do-not-use-in-production"
 
 
 class SettingsError(ValueError):
@@ -169,8 +168,9 @@ class Settings:
                 f"ADTIVITY_ENV must be one of {', '.join(ENVIRONMENTS)}, not {self.adtivity_env!r}",
             ),
             (
-                not self.jwt_secret and not self.is_development,
-                "JWT_SECRET must be set outside development (32 or more random characters)",
+                not self.jwt_secret,
+                "JWT_SECRET must be set, in every environment (32 or more random characters; "
+                "`make run` writes one of its own to .env)",
             ),
             (bool(self.jwt_secret) and len(self.jwt_secret) < 32, "JWT_SECRET must be at least 32 characters"),
             (
@@ -208,10 +208,6 @@ class Settings:
     @property
     def is_development(self) -> bool:
         return self.adtivity_env in ("development", "test")
-
-    @property
-    def signing_secret(self) -> str:
-        return self.jwt_secret or DEV_JWT_SECRET
 
     @property
     def kafka_bootstrap(self) -> str:

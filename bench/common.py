@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from tests.processes import wait_for  # noqa: E402
 
 BENCH_ENV = {
     "ADTIVITY_ENV": "development",
+    "JWT_SECRET": secrets.token_urlsafe(48),
     "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/adtivity_bench",
     "REDIS_URL": "redis://127.0.0.1:6379/13",
     "CLICKHOUSE_URL": "http://default:@127.0.0.1:8123/adtivity_bench",

@@ -303,3 +303,14 @@ def test_a_web_worker_serves_at_most_its_connection_limit_at_once():
         assert second["status"] == 200
     finally:
         assert web.stop() == 0
+
+
+@pytest.mark.parametrize("name", ["web", "worker", "scheduler"])
+def test_a_development_process_without_a_jwt_secret_refuses_to_start(name):
+    """Development mode once fell back to a signing secret printed in the source, so anyone could
+    forge a token for a `make run` server; now no environment starts without a secret of its own."""
+    env = process_env(PORT=str(free_port()), ADTIVITY_ENV="development")
+    del env["JWT_SECRET"]
+    process = Process(name, env)
+    assert process.exit_code(30) not in (0, "killed after 30 s")
+    wait_for(lambda: any("JWT_SECRET must be set" in line for line in process.lines), 5, "the reason in its output")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -21,19 +22,34 @@ def test_every_setting_is_documented_in_env_example():
     assert documented - names == {"PROMETHEUS_MULTIPROC_DIR"}
 
 
-def test_production_needs_a_jwt_secret():
-    with pytest.raises(SettingsError, match="JWT_SECRET"):
-        Settings.from_env({"ADTIVITY_ENV": "production"})
-    with pytest.raises(SettingsError, match="JWT_SECRET"):
-        Settings.from_env({})  # production is the default
-    assert Settings.from_env({"JWT_SECRET": SECRET}).jwt_secret == SECRET
+@pytest.mark.parametrize("environment", ["development", "test", "production"])
+def test_every_environment_needs_a_jwt_secret(environment):
+    """No environment signs tokens with a secret anyone could read in the source: development included
+    (`make run` writes a random one of its own, test_make_run_gives_the_checkout_a_secret_of_its_own)."""
+    with pytest.raises(SettingsError, match="JWT_SECRET must be set"):
+        Settings.from_env({"ADTIVITY_ENV": environment})
+    assert Settings.from_env({"ADTIVITY_ENV": environment, "JWT_SECRET": SECRET}).jwt_secret == SECRET
 
 
-def test_development_has_a_signing_secret_that_production_never_uses():
-    development = Settings.from_env({"ADTIVITY_ENV": "development"})
-    assert development.signing_secret and not development.jwt_secret
-    production = Settings.from_env({"JWT_SECRET": SECRET})
-    assert production.signing_secret == SECRET
+def test_production_is_the_default_environment():
+    assert Settings.from_env({"JWT_SECRET": SECRET}).adtivity_env == "production"
+
+
+def test_make_run_gives_the_checkout_a_secret_of_its_own(tmp_path):
+    """bin/dev-env, which `make run` calls first: a new random JWT_SECRET in .env (owner-only), never
+    printed, kept on later starts; an empty JWT_SECRET line is filled, other lines are left alone."""
+    first, second = tmp_path / "one.env", tmp_path / "two.env"
+    first.write_text("ADTIVITY_ENV=development\nJWT_SECRET=\nPORT=8010\n")
+    ran = subprocess.run([ROOT / "bin" / "dev-env", first], capture_output=True, text=True, check=True)
+    secret = re.search(r"^JWT_SECRET=(.*)$", first.read_text(), re.M).group(1)
+    assert len(secret) >= 32 and secret not in ran.stdout + ran.stderr
+    assert first.read_text() == f"ADTIVITY_ENV=development\nJWT_SECRET={secret}\nPORT=8010\n"
+    assert first.stat().st_mode & 0o777 == 0o600
+    Settings.from_env({"ADTIVITY_ENV": "development", "JWT_SECRET": secret})
+    subprocess.run([ROOT / "bin" / "dev-env", first], check=True)
+    assert re.search(r"^JWT_SECRET=(.*)$", first.read_text(), re.M).group(1) == secret
+    subprocess.run([ROOT / "bin" / "dev-env", second], check=True)
+    assert re.search(r"^JWT_SECRET=(.*)$", second.read_text(), re.M).group(1) not in ("", secret)
 
 
 def test_defaults_follow_the_security_policy():
@@ -42,6 +58,7 @@ def test_defaults_follow_the_security_policy():
     assert settings.access_token_seconds == 900
     assert settings.password_min_length == 10
     assert (settings.login_max_failures, settings.login_failure_window_seconds) == (5, 900)
+    assert (settings.password_hash_concurrency, settings.password_hash_wait_seconds) == (2, 5.0)
     assert settings.cors_allowed_origins == ()
 
 
@@ -63,7 +80,9 @@ def test_defaults_follow_the_security_policy():
         ({"JWT_SECRET": SECRET, "MAX_JSON_DEPTH": "1"}, "MAX_JSON_DEPTH"),
         ({"JWT_SECRET": SECRET, "PERSIST_BATCH_EVENTS": "0"}, "PERSIST_BATCH_EVENTS"),
         ({"JWT_SECRET": SECRET, "PERSIST_BATCH_SECONDS": "0"}, "PERSIST_BATCH_SECONDS"),
-        ({"ADTIVITY_ENV": "development", "REDIS_URL": "nonsense"}, "REDIS_URL"),
+        ({"ADTIVITY_ENV": "development", "JWT_SECRET": SECRET, "REDIS_URL": "nonsense"}, "REDIS_URL"),
+        ({"JWT_SECRET": SECRET, "PASSWORD_HASH_CONCURRENCY": "0"}, "PASSWORD_HASH_CONCURRENCY"),
+        ({"JWT_SECRET": SECRET, "PASSWORD_HASH_WAIT_SECONDS": "-1"}, "PASSWORD_HASH_WAIT_SECONDS"),
     ],
 )
 def test_bad_settings_stop_start_up_with_the_variable_named(environ, message):
@@ -75,6 +94,7 @@ def test_lists_and_numbers_are_parsed():
     settings = Settings.from_env(
         {
             "ADTIVITY_ENV": "development",
+            "JWT_SECRET": SECRET,
             "CORS_ALLOWED_ORIGINS": "https://a.example, https://b.example",
             "PROBE_TIMEOUT_SECONDS": "0.5",
             "WEB_WORKERS": "4",
