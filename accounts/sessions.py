@@ -20,6 +20,7 @@ from accounts.audit import audit, send_mail
 from accounts.passwords import PasswordHasher, password_problem
 from accounts.security import digest, issue_access_token, new_token, normalise_email
 from adtivity.errors import Busy, Conflict, InvalidInput, NotAllowed, NotAuthenticated, RateLimited, Unprocessable
+from adtivity.jobs import SEND_PASSWORD_RESET, Jobs
 from adtivity.logs import log_event
 from adtivity.settings import Settings
 from models.accounts import AuthSession, LoginAttempt, OneTimeToken, RefreshToken, User
@@ -172,26 +173,33 @@ class Accounts:
         user.password_changed_at = utcnow()
         user.save()
 
-    def request_password_reset(self, email: str, *, ip: str) -> None:
-        """Mails a reset link if the account exists; the caller answers the same either way."""
-        user = User.get_or_none(User.email == normalise_email(email))
+    @staticmethod
+    def request_password_reset(email: str, *, ip: str, jobs: Jobs) -> None:
+        """Hands the reset to a worker (`send_password_reset`): the request does the same work, one
+        enqueue, whether the account exists or not, so neither its answer nor its timing tells."""
+        jobs.enqueue(SEND_PASSWORD_RESET, normalise_email(email), ip)
+
+    def send_password_reset(self, email: str, *, ip: str) -> None:
+        """Mails a reset link if the account exists (in a worker); nothing otherwise."""
+        user = User.get_or_none(User.email == email)
         if user is None:
             return
         token = new_token()
-        OneTimeToken.create(
-            purpose="reset",
-            token_digest=digest(token),
-            email=user.email,
-            user=user,
-            expires_at=utcnow() + dt.timedelta(seconds=self.settings.reset_token_seconds),
-        )
-        send_mail(
-            user.email,
-            "Reset your Adtivity password",
-            f"Use this link within {self.settings.reset_token_seconds // 60} minutes to choose a new password:\n"
-            f"{self.settings.public_base_url}/app/reset?token={token}\n",
-        )
-        audit("user.password_reset_requested", actor_id=user.id, ip=ip)
+        with database.atomic():  # all or nothing, so a retried job mails one link, not a second
+            OneTimeToken.create(
+                purpose="reset",
+                token_digest=digest(token),
+                email=user.email,
+                user=user,
+                expires_at=utcnow() + dt.timedelta(seconds=self.settings.reset_token_seconds),
+            )
+            send_mail(
+                user.email,
+                "Reset your Adtivity password",
+                f"Use this link within {self.settings.reset_token_seconds // 60} minutes to choose a new password:\n"
+                f"{self.settings.public_base_url}/app/reset?token={token}\n",
+            )
+            audit("user.password_reset_requested", actor_id=user.id, ip=ip)
 
     def confirm_password_reset(self, token: str, new_password: str, *, ip: str) -> None:
         self.check_password_policy(new_password)

@@ -20,6 +20,7 @@ ROLLUP_COMPANY = "rollup_company"
 APPLY_RETENTION = "apply_retention"
 DELETE_USER = "delete_user"
 EXPORT_USER = "export_user"
+SEND_PASSWORD_RESET = "send_password_reset"
 DEFAULT_QUEUE = "default"
 
 

@@ -9,9 +9,10 @@ import jwt
 import pytest
 
 from accounts.security import issue_access_token
-from models.accounts import AuditLog, LoginAttempt, MailOutbox
+from models.accounts import AuditLog, LoginAttempt, MailOutbox, OneTimeToken
 from models.db import utcnow
 from tests.helpers import PASSWORD, latest_mail, token_in_mail
+from tests.pipeline_helpers import run_queued_jobs
 
 
 def test_register_normalises_the_email_and_never_returns_the_password(api):
@@ -199,12 +200,13 @@ def test_password_change_ends_every_other_session(api):
     assert api.login(here.email, "a brand new passphrase")
 
 
-def test_password_reset_token_goes_only_to_the_outbox(api):
+def test_password_reset_token_goes_only_to_the_outbox(api, settings):
     session = api.user()
     known = api.post("/v1/auth/password-reset", json={"email": session.email})
     unknown = api.post("/v1/auth/password-reset", json={"email": "ghost@example.com"})
     assert known.status_code == unknown.status_code == 202
     assert known.json == unknown.json
+    run_queued_jobs(settings)
     mail = latest_mail(session.email)
     token = token_in_mail(mail.body)
     assert token not in known.text
@@ -222,13 +224,25 @@ def test_password_reset_token_goes_only_to_the_outbox(api):
     assert again.json["error"]["code"] == "invalid_token"
 
 
-def test_expired_reset_token_is_refused(api):
-    import datetime as dt
+def test_a_reset_request_does_the_same_work_whether_the_account_exists_or_not(api, settings, redis_client):
+    """The probe timed 4.5-5.9 ms for a known email and 2.8-3.6 ms for an unknown one: the request now
+    only enqueues the reset, for both, and a worker looks the account up and mails it
+    (bench/password_reset.py measures both paths)."""
+    session = api.user()
+    queued_before = redis_client.llen(f"{settings.dramatiq_namespace}:default")
+    for email in (session.email, "nobody-here@example.com"):
+        assert api.post("/v1/auth/password-reset", json={"email": email}).status_code == 202
+    assert redis_client.llen(f"{settings.dramatiq_namespace}:default") == queued_before + 2
+    assert OneTimeToken.select().count() == 0 and MailOutbox.select().count() == 0  # nothing looked up yet
+    run_queued_jobs(settings)
+    assert [mail.to_email for mail in MailOutbox.select()] == [session.email]
+    assert OneTimeToken.select().where(OneTimeToken.purpose == "reset").count() == 1
 
-    from models.accounts import OneTimeToken
 
+def test_expired_reset_token_is_refused(api, settings):
     session = api.user()
     api.post("/v1/auth/password-reset", json={"email": session.email})
+    run_queued_jobs(settings)
     token = token_in_mail(latest_mail(session.email).body)
     OneTimeToken.update(expires_at=OneTimeToken.expires_at - dt.timedelta(hours=2)).execute()
     answer = api.post(

@@ -158,7 +158,7 @@ def create_app(deps: Deps) -> falcon.App:
     route("/v1/auth/refresh", auth.Refresh(accounts))
     route("/v1/auth/logout", auth.Logout(accounts))
     route("/v1/auth/password", auth.PasswordChange(accounts, ip_limit))
-    route("/v1/auth/password-reset", auth.PasswordReset(accounts, ip_limit))
+    route("/v1/auth/password-reset", auth.PasswordReset(deps.jobs, ip_limit))
     route("/v1/auth/password-reset/confirm", auth.PasswordResetConfirm(accounts, ip_limit))
     route("/v1/me", auth.Me())
 

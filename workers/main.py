@@ -9,11 +9,22 @@ import dramatiq
 from adtivity.jobs import redis_broker
 from adtivity.logs import configure_logging
 from adtivity.settings import Settings
-from workers import companies, entities, health, housekeeping, persist, privacy, retention, rollups, trim
+from workers import (
+    companies,
+    entities,
+    health,
+    housekeeping,
+    password_reset,
+    persist,
+    privacy,
+    retention,
+    rollups,
+    trim,
+)
 from workers.lifecycle import Lifecycle
 from workers.runtime import Runtime, install
 
-ACTOR_MODULES = (companies, entities, health, housekeeping, persist, privacy, retention, rollups, trim)
+ACTOR_MODULES = (companies, entities, health, housekeeping, password_reset, persist, privacy, retention, rollups, trim)
 
 
 def build_runtime(settings: Settings) -> Runtime:

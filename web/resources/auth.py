@@ -5,6 +5,7 @@ from __future__ import annotations
 import falcon
 
 from accounts.sessions import Accounts, TokenPair
+from adtivity.jobs import Jobs
 from adtivity.ratelimit import Limit, RateLimiter
 from adtivity.settings import Settings
 from models.accounts import Company, Membership
@@ -109,13 +110,13 @@ class PasswordReset:
     PUBLIC = True
     POST_SCHEMA = schemas.PasswordResetRequest
 
-    def __init__(self, accounts: Accounts, ip_limit: PerIpLimit) -> None:
-        self.accounts = accounts
+    def __init__(self, jobs: Jobs, ip_limit: PerIpLimit) -> None:
+        self.jobs = jobs
         self.ip_limit = ip_limit
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         self.ip_limit.check(req)
-        self.accounts.request_password_reset(req.context.body.email, ip=client_ip(req))
+        Accounts.request_password_reset(req.context.body.email, ip=client_ip(req), jobs=self.jobs)
         resp.status = falcon.HTTP_202
         resp.media = Accepted("accepted", "if an account exists for this email, a reset link has been sent to it")
 
