@@ -19,8 +19,9 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from models.clickhouse import clickhouse_client
 from rollups.compute import rollup_company_now
+from tests.helpers import latest_mail
 from tests.ingest_helpers import CHROME, tenant
-from tests.pipeline_helpers import drain, send, week_of_events
+from tests.pipeline_helpers import drain, run_queued_jobs, send, week_of_events
 from tests.processes import ROOT, Process, free_port, process_env, wait_for
 
 pytestmark = pytest.mark.processes
@@ -230,4 +231,67 @@ def test_sign_up_then_first_company_then_log_out(web_url, page, api):
     expect(page.locator("#login-error")).to_have_text("You have logged out.")
     page.reload()
     expect(page.locator("#login-form")).to_be_visible()  # the login is gone, not merely hidden
+    assert page.problems == []
+
+
+def link_in_mail(email: str, web_url: str, settings) -> str:
+    """The link a mail to `email` carries, pointed at the web process under test."""
+    body = latest_mail(email).body
+    link = next(word for word in body.split() if word.startswith(settings.public_base_url))
+    return web_url + link.removeprefix(settings.public_base_url)
+
+
+def test_the_reset_link_in_the_mail_sets_a_new_password(web_url, page, api, settings):
+    session = api.user("forgetful@example.com")
+    assert api.post("/v1/auth/password-reset", json={"email": session.email}).status_code == 202
+    run_queued_jobs(settings)
+    link = link_in_mail(session.email, web_url, settings)
+    assert "/app/reset?token=" in link
+    page.goto(link)
+    page.fill("#new-password", "a fresh long passphrase")
+    page.fill("#repeat-password", "a different passphrase")
+    page.click("#reset-form button[type=submit]")
+    expect(page.locator("#reset-error")).to_have_text("The two passwords differ.")
+    page.fill("#repeat-password", "a fresh long passphrase")
+    page.click("#reset-form button[type=submit]")
+    expect(page.locator("#login-error")).to_have_text("Your password has been changed; log in with it.")
+    assert page.url == f"{web_url}/app#/login"
+    page.fill("#email", session.email)
+    page.fill("#password", "a fresh long passphrase")
+    page.click("#login-form button[type=submit]")
+    expect(page.locator("#company-form")).to_be_visible()  # logged in; no company yet
+    assert page.problems == []
+    page.goto(link)  # a used link says so
+    page.fill("#new-password", "yet another passphrase")
+    page.fill("#repeat-password", "yet another passphrase")
+    page.click("#reset-form button[type=submit]")
+    expect(page.locator("#reset-error")).to_contain_text("expired or was already used")
+
+
+def test_the_invite_link_in_the_mail_joins_the_company_after_signing_up(web_url, page, api, settings):
+    owner = api.user()
+    company_id = api.company(owner, "Invited Co")
+    invited = api.post(
+        f"/v1/companies/{company_id}/invites", auth=owner, json={"email": "joiner@example.com", "role": "member"}
+    )
+    assert invited.status_code == 201, invited.text
+    link = link_in_mail("joiner@example.com", web_url, settings)
+    assert "/app/invite?token=" in link
+    page.goto(link)
+    expect(page.locator("#login-error")).to_contain_text("accept the invite")
+    page.click("#switch-mode")
+    page.fill("#email", "joiner@example.com")
+    page.fill("#password", "a long enough passphrase")
+    page.click("#login-form button[type=submit]")
+    expect(page.locator("#notice")).to_have_text("You have joined Invited Co as member.")
+    expect(page.locator("#tab-analytics[data-loaded=true]")).to_be_attached()
+    assert page.url == f"{web_url}/app#/c/{company_id}/analytics"
+    expect(page.locator("#who")).to_have_text("joiner@example.com (member)")
+    assert page.problems == []
+
+
+def test_the_api_reference_renders_under_the_content_security_policy(web_url, page):
+    page.goto(f"{web_url}/docs")
+    expect(page.locator("h2").first).to_be_visible()
+    expect(page.locator("details.op summary code").first).not_to_be_empty()
     assert page.problems == []

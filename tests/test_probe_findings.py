@@ -66,3 +66,25 @@ def test_a_cursor_out_of_range_is_a_400(api, moment):
     answer = api.get(f"/v1/companies/{t.company_id}/events", auth=t.read_key, params={"cursor": cursor})
     assert answer.status_code == 400, answer.text
     assert answer.json["error"]["code"] == "invalid_cursor"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/app",
+        "/app/reset?token=abc",
+        "/app/invite?token=abc",
+        "/app/assets/index.html",
+        "/app/assets/api-docs.html",
+        "/docs",
+    ],
+)
+def test_every_html_answer_carries_the_content_security_policy(api, path):
+    """`/app/assets/index.html` served the dashboard without its policy and `/docs` had none: now every
+    HTML answer carries it, and no page needs an inline script or style that the policy would block."""
+    answer = api.get(path)
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/html")
+    policy = answer.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert answer.headers["x-frame-options"] == "DENY" and answer.headers["referrer-policy"] == "same-origin"
+    assert "<script>" not in answer.text and "<style" not in answer.text and " style=" not in answer.text

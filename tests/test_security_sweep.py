@@ -32,6 +32,8 @@ PUBLIC_ROUTES = {
     ("/openapi.json", "get"),
     ("/docs", "get"),
     ("/app", "get"),
+    ("/app/reset", "get"),
+    ("/app/invite", "get"),
     ("/sdk/adtivity.js", "get"),
     ("/v1/auth/register", "post"),
     ("/v1/auth/login", "post"),

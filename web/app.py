@@ -45,7 +45,7 @@ from web.resources import (
     sdk,
     system,
 )
-from web.resources.dashboard import add_dashboard_routes
+from web.resources.dashboard import add_page_routes
 from web.resources.ingest import TestEvents, ingest_routes
 
 INGEST_PREFIXES = (
@@ -198,8 +198,7 @@ def create_app(deps: Deps) -> falcon.App:
         route(path, resource)
     route("/sdk/adtivity.js", sdk.BrowserSnippet())
     app.add_route("/openapi.json", openapi.Document(routes))
-    app.add_route("/docs", openapi.DocsPage())
-    add_dashboard_routes(app)
+    add_page_routes(app)
     return app
 
 

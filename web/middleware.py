@@ -1,4 +1,5 @@
-"""Cross-cutting middleware: request ids, CORS, and a structured log line per request."""
+"""Cross-cutting middleware: request ids, CORS, a structured log line per request, and the headers
+every answer carries (nosniff, no-store when authenticated, the Content-Security-Policy on HTML)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,10 @@ from adtivity.logs import log_event
 log = logging.getLogger("web.requests")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 QUIET_PATHS = frozenset({"/health", "/metrics"})
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
 
 
 class RequestId:
@@ -81,9 +86,14 @@ class Cors:
 class ResponseHeaders:
     """Every answer says nosniff (its type is what it declares); an answer to an authenticated
     request is never stored by a browser or a proxy (Cache-Control: no-store), unless its resource
-    set a Cache-Control of its own."""
+    set a Cache-Control of its own; every HTML answer, whatever path reached it (a page, a static
+    file, an error page), carries the Content-Security-Policy and may not be framed."""
 
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource, req_succeeded: bool) -> None:
         resp.set_header("X-Content-Type-Options", "nosniff")
+        if (resp.content_type or "").startswith("text/html"):
+            resp.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+            resp.set_header("X-Frame-Options", "DENY")
+            resp.set_header("Referrer-Policy", "same-origin")
         if getattr(req.context, "principal", None) is not None and resp.get_header("Cache-Control") is None:
             resp.set_header("Cache-Control", "no-store")

@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 document, built at start-up from the routes the app really serves and the msgspec
 structs it really validates with (a resource's `POST_SCHEMA`/`PATCH_SCHEMA`, and the ingest formats),
-so it cannot drift from the code. Served at `/openapi.json`; `/docs` renders it in the browser with
-nothing fetched from elsewhere."""
+so it cannot drift from the code. Served at `/openapi.json`; `/docs` (web/resources/dashboard.py)
+renders it in the browser with nothing fetched from elsewhere."""
 
 from __future__ import annotations
 
@@ -190,50 +190,3 @@ class Document:
             self._body = msgspec.json.encode(build(self._routes))
         resp.data = self._body
         resp.content_type = falcon.MEDIA_JSON
-
-
-DOCS_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Adtivity API</title>
-<style>
-body{font:15px/1.5 system-ui,sans-serif;max-width:960px;margin:2em auto;padding:0 1em;color:#1d2433}
-h2{margin-top:2em;border-bottom:1px solid #ddd} .op{margin:.6em 0;padding:.5em .8em;border:1px solid #e3e6ec;border-radius:6px}
-.m{display:inline-block;min-width:4.5em;font-weight:600;text-transform:uppercase}
-.get{color:#0a7} .post{color:#26c} .patch{color:#b70} .delete{color:#c33} code{font-size:13px}
-pre{background:#f6f8fa;padding:.6em;overflow:auto;font-size:12px}
-</style></head><body>
-<h1>Adtivity API</h1><p id="intro"></p><div id="ops">Loading <a href="/openapi.json">/openapi.json</a>…</div>
-<script>
-fetch('/openapi.json').then(r => r.json()).then(doc => {
-  document.getElementById('intro').textContent = doc.info.description;
-  const byTag = {};
-  for (const [path, ops] of Object.entries(doc.paths))
-    for (const [method, op] of Object.entries(ops)) (byTag[op.tags[0]] ||= []).push([path, method, op]);
-  const root = document.getElementById('ops'); root.textContent = '';
-  for (const tag of Object.keys(byTag).sort()) {
-    const h = document.createElement('h2'); h.textContent = tag; root.append(h);
-    for (const [path, method, op] of byTag[tag]) {
-      const d = document.createElement('details'); d.className = 'op';
-      const s = document.createElement('summary');
-      s.innerHTML = `<span class="m ${method}">${method}</span> <code></code> `;
-      s.querySelector('code').textContent = path; s.append(op.summary || '');
-      d.append(s);
-      if (op.requestBody) {
-        const pre = document.createElement('pre');
-        const content = op.requestBody.content['application/json'];
-        pre.textContent = JSON.stringify(content.example || content.schema, null, 2);
-        d.append(pre);
-      }
-      root.append(d);
-    }
-  }
-});
-</script></body></html>"""
-
-
-class DocsPage:
-    PUBLIC = True
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """A readable page of the API, rendered in the browser from /openapi.json."""
-        resp.text = DOCS_PAGE
-        resp.content_type = falcon.MEDIA_HTML

@@ -1,7 +1,9 @@
 /* Adtivity's built-in dashboard: plain JavaScript, no build step.
  *
  * It logs in through /v1/auth and reads the same API as any other client. Views live in the URL's
- * fragment (#/login, #/new-company, #/c/<company id>/<tab>). Everything is rendered as DOM nodes with
+ * fragment (#/login, #/new-company, #/c/<company id>/<tab>), but for the two links mails carry:
+ * /app/reset?token=... (choose a new password) and /app/invite?token=... (accept an invite, after
+ * logging in or signing up). Everything is rendered as DOM nodes with
  * text content, never from HTML strings, so whatever an event carries shows as text.
  * The refresh token is kept in sessionStorage (it survives a reload, not the tab); the access token
  * only in memory.
@@ -257,6 +259,61 @@
     $("#view").replaceChildren(form);
   }
 
+  // ---- views: the links in mails ----
+  const mailToken = () => new URLSearchParams(location.search).get("token") || "";
+
+  function leaveMailLink(hash) {
+    history.replaceState(null, "", `/app${hash}`);
+  }
+
+  function showPasswordReset() {
+    stopRefreshing();
+    $("#controls").hidden = true;
+    const error = h("p", { id: "reset-error", class: "error" });
+    const form = h("form", { id: "reset-form", class: "card" },
+      h("h1", {}, "Choose a new password"),
+      h("label", {}, "New password", h("input", { id: "new-password", name: "password", type: "password", required: true,
+                                                 minlength: 10, autocomplete: "new-password" })),
+      h("label", {}, "Repeat it", h("input", { id: "repeat-password", name: "repeat", type: "password", required: true,
+                                              autocomplete: "new-password" })),
+      h("button", { type: "submit" }, "Set password"), error);
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      error.textContent = "";
+      if (form.password.value !== form.repeat.value) { error.textContent = "The two passwords differ."; return; }
+      const answer = await fetch("/v1/auth/password-reset/confirm", {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ token: mailToken(), new_password: form.password.value }),
+      });
+      if (!answer.ok) {
+        const data = await answer.json().catch(() => null);
+        error.textContent = answer.status === 400
+          ? "This link has expired or was already used; ask for a new one."
+          : new ApiError(answer.status, data).message;
+        return;
+      }
+      forget();
+      leaveMailLink("#/login");
+      showLogin("Your password has been changed; log in with it.");
+    });
+    $("#view").replaceChildren(form);
+  }
+
+  async function acceptInvite() {
+    try {
+      const company = await call("POST", `/v1/invites/${encodeURIComponent(mailToken())}/accept`);
+      state.me = null;
+      leaveMailLink(`#/c/${company.id}/analytics`);
+      notify(`You have joined ${company.name} as ${company.role}.`, "ok");
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401) return false;
+      leaveMailLink("#/");
+      notify(error.status === 403 ? `${error.message}: log in with the invited email to accept it.`
+                                  : `The invite could not be accepted: ${error.message}`);
+    }
+    return true;
+  }
+
   // ---- the company's tabs ----
   async function analyticsTab(company, root) {
     const { days, query } = period();
@@ -478,7 +535,13 @@
 
   async function route() {
     stopRefreshing();
-    if (!state.access && !(state.refresh && await renew())) { showLogin(); return; }
+    if (location.pathname === "/app/reset") { showPasswordReset(); return; }
+    const inviting = location.pathname === "/app/invite";
+    if (!state.access && !(state.refresh && await renew())) {
+      showLogin(inviting ? "Log in, or create an account with the invited email, to accept the invite." : "");
+      return;
+    }
+    if (inviting && !(await acceptInvite())) return;
     try {
       state.me = state.me || await call("GET", "/v1/me");
     } catch (error) { reportError(error); return; }
