@@ -49,10 +49,13 @@ def decode_json(raw: bytes, schema: type, *, max_depth: int):
 
 
 def read_bounded(req: falcon.Request, limit: int) -> bytes:
-    """The request body, or 413 if it is (or says it is) longer than `limit` bytes."""
+    """The request body, or 413 if it is (or says it is) longer than `limit` bytes. A chunked body
+    (no Content-Length, as Go's net/http, node streams and some SDKs send) is read to its end, which
+    the server (gunicorn) finds by decoding the chunks, under the same limit."""
     if req.content_length is not None and req.content_length > limit:
         raise ApiError(413, "payload_too_large", f"the body may be at most {limit} bytes")
-    body = req.bounded_stream.read(limit + 1)
+    chunked = req.content_length is None and "chunked" in (req.get_header("Transfer-Encoding") or "").lower()
+    body = (req.stream if chunked else req.bounded_stream).read(limit + 1)
     if len(body) > limit:
         raise ApiError(413, "payload_too_large", f"the body may be at most {limit} bytes")
     return body

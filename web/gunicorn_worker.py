@@ -1,4 +1,5 @@
-"""The web's gunicorn worker class: gunicorn's gevent worker, with a prompt graceful stop.
+"""The web's gunicorn worker class: gunicorn's gevent worker, with a prompt graceful stop and its own
+refusals in the app's JSON error shape.
 
 gunicorn's gevent worker, told to stop, lets each connection finish its request and then waits up
 to graceful_timeout for every connection to close, including kept-alive ones that sit waiting for
@@ -6,6 +7,11 @@ a next request which will never come: SDKs and proxies keep theirs open, so each
 took the whole graceful timeout. Here a connection waiting for its next request is closed as soon
 as the stop begins, as its keep-alive timeout would have closed it; requests under way still finish
 (and their connections close after the answer, as gunicorn does once stopping).
+
+A request gunicorn refuses before the app sees it (a malformed request line or header such as a CR
+inside a value, a request line over 4094 bytes: 414, header fields over 8190 bytes or more than 100:
+431, a transfer coding it does not read: 501) was answered with gunicorn's HTML page. This worker
+answers those with `{"error": {"code", "message", "details"}}` like every other error.
 """
 
 from __future__ import annotations
@@ -13,12 +19,40 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import gevent
+import msgspec
+from gunicorn import util
 from gunicorn.workers.ggevent import GeventWorker
+
+REFUSAL_CODES = {
+    400: "bad_request",
+    403: "forbidden",
+    414: "uri_too_long",
+    417: "expectation_failed",
+    431: "headers_too_large",
+    501: "not_implemented",
+}
+
+
+def write_json_error(sock, status: int, reason: str, message: str) -> None:
+    """gunicorn's `util.write_error`, in the app's error shape: what gunicorn refused and why (a 500
+    of its own says nothing more, as the app's do)."""
+    code = REFUSAL_CODES.get(status, "internal_error")
+    if code == "internal_error":
+        message = "an internal error occurred; it has been logged"
+    body = msgspec.json.encode({"error": {"code": code, "message": message or reason, "details": None}})
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"X-Content-Type-Options: nosniff\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin-1") + body)
 
 
 class PromptStopGeventWorker(GeventWorker):
     def init_process(self) -> None:
         self.waiting: dict[gevent.Greenlet, gevent.Timeout] = {}  # connection greenlet -> its keep-alive timeout
+        # gunicorn's Worker.handle_error writes every refusal through util.write_error: in this worker
+        # process, that is the JSON writer.
+        util.write_error = write_json_error
         super().init_process()
 
     @contextmanager
