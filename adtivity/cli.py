@@ -180,6 +180,23 @@ def import_events(settings: Settings, company_id: str, path: str, *, batch: int,
     return outcome
 
 
+def rebuild_dedup(settings: Settings, company_id: str | None, *, progress: bool) -> dict:
+    """Refills the de-duplication filters (every shard's, or `company_id`'s ids into its shard's)
+    from ClickHouse; see dedup/rebuild.py."""
+    import redis
+
+    from dedup.rebuild import Rebuild
+    from models.clickhouse import clickhouse_client
+
+    rebuild = Rebuild(
+        settings,
+        redis.Redis.from_url(settings.redis_url, socket_timeout=60),
+        clickhouse_client(settings.clickhouse_url, timeout=600),
+    )
+    report = rebuild.run(company_id, progress=progress)
+    return {"ids": report.ids, "shards": report.shards, "lost_meanwhile": report.lost_meanwhile}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m adtivity", description="Adtivity operator commands")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -201,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     load.add_argument("--company", required=True)
     load.add_argument("--file", required=True)
     load.add_argument("--batch", type=int, default=500, help="events a write (at most INGEST_MAX_BATCH)")
+    dedup = commands.add_parser(
+        "rebuild-dedup", help="refill the de-duplication filters from ClickHouse (after Redis lost them)"
+    )
+    dedup.add_argument("--company", help="only this company's ids (default: every shard, every company)")
     args = parser.parse_args(argv)
 
     settings = Settings.from_env()
@@ -235,4 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         outcome = import_events(settings, args.company, args.file, batch=args.batch, progress=sys.stderr.isatty())
         print(json.dumps(outcome))
         return 1 if outcome["rejected"] else 0
+    elif args.command == "rebuild-dedup":
+        outcome = rebuild_dedup(settings, args.company, progress=sys.stderr.isatty())
+        print(json.dumps(outcome))
+        return 1 if outcome["lost_meanwhile"] else 0
     return 0

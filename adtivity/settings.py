@@ -84,6 +84,11 @@ class Settings:
     persist_claim_idle_seconds: int = 60
     persist_max_failures: int = 5
     dedup_retention_days: int = 35
+    # De-duplication filters (dedup/filter.py).
+    dedup_window_days: int = 7
+    dedup_filter_ids_per_day: int = 2_000_000
+    dedup_filter_bits_per_id: int = 16
+    dedup_settle_seconds: int = 120
     persist_ensure_seconds: int = 5
     housekeeping_keep_days: int = 30
     housekeeping_seconds: int = 3600
@@ -196,6 +201,18 @@ class Settings:
             ),
             (self.web_worker_connections < 1, "WEB_WORKER_CONNECTIONS must be at least 1"),
             (self.web_keepalive_requests < 1, "WEB_KEEPALIVE_REQUESTS must be at least 1"),
+            (
+                not 1 <= self.dedup_window_days <= self.dedup_retention_days,
+                "DEDUP_WINDOW_DAYS must be between 1 and DEDUP_RETENTION_DAYS (the exact store keeps ids that long)",
+            ),
+            (self.dedup_filter_ids_per_day < 1, "DEDUP_FILTER_IDS_PER_DAY must be at least 1"),
+            (not 4 <= self.dedup_filter_bits_per_id <= 32, "DEDUP_FILTER_BITS_PER_ID must be between 4 and 32"),
+            (
+                self.dedup_filter_ids_per_day * self.dedup_window_days / 3 * self.dedup_filter_bits_per_id >= 2**32,
+                "a de-duplication filter generation (DEDUP_FILTER_IDS_PER_DAY x DEDUP_WINDOW_DAYS / 3 x "
+                "DEDUP_FILTER_BITS_PER_ID bits) must stay under Redis's 512 MB string: add STREAM_SHARDS",
+            ),
+            (self.dedup_settle_seconds < 1, "DEDUP_SETTLE_SECONDS must be at least 1"),
             (self.password_hash_concurrency < 1, "PASSWORD_HASH_CONCURRENCY must be at least 1"),
             (self.password_hash_wait_seconds < 0, "PASSWORD_HASH_WAIT_SECONDS must be 0 or more"),
             (not 4 <= self.bcrypt_rounds <= 16, "BCRYPT_ROUNDS must be between 4 and 16"),

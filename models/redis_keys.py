@@ -68,3 +68,20 @@ REALTIME_AS_OF = f"{PREFIX}:rt:as-of"
 
 # Held by the scheduler replica that schedules; its value starts with "<host>:<pid>:".
 SCHEDULER_LEADER = f"{PREFIX}:lease:scheduler"
+
+
+def dedup_meta(shard: int) -> str:
+    """Hash describing a shard's de-duplication filter: its shape, when it was born, since when it
+    holds every id stored (after a rebuild), and which generations it made (dedup/filter.py). The
+    `{...}` hash tag keeps a shard's filter keys on one node of a Redis Cluster."""
+    return f"{PREFIX}:dedup:{{{shard}}}:meta"
+
+
+def dedup_generation(shard: int, generation: int) -> str:
+    """One generation of a shard's de-duplication filter: a bitmap of 512-bit blocks."""
+    return f"{PREFIX}:dedup:{{{shard}}}:gen:{generation}"
+
+
+def dedup_staging(shard: int, generation: int) -> str:
+    """Where a rebuild uploads a generation's bitmap before OR-ing it into the live one."""
+    return f"{PREFIX}:dedup:{{{shard}}}:staging:{generation}"

@@ -3,9 +3,13 @@ hands the newly stored ones to the entities pump (workers/entities.py).
 
 For each batch (see workers/pump.py for reading, retries and quarantine), without decoding the
 events: ingest wrote their message ids and ClickHouse rows into the entry (models/redis_streams.py):
-1. looks the batch's (company, message id) pairs up in ClickHouse's `event_ids`: an event stored
-   before by another entry is a resend and is dropped; one stored by this same entry (an earlier
-   attempt that died before acknowledging) is not inserted again; repeats within the batch count once;
+1. asks the shard's de-duplication filter (dedup/filter.py) about the batch's (company, message id)
+   pairs, adding them to it; those it may have seen (resends, its few false positives, or all of
+   them while the filter does not cover a whole window) are looked up in ClickHouse's `event_ids`:
+   an event stored before by another entry is a resend and is dropped; one stored by this same
+   entry (an earlier attempt that died before acknowledging) is not inserted again; repeats within
+   the batch count once. The others are new for certain: the look-up's cost stays flat however many
+   ids a company has stored;
 2. inserts the new events' rows in one INSERT (which also fills `event_ids`, with the entry id);
 3. appends, per entry, its events (new, or stored by its own earlier attempt) to the entities
    stream, named by the entry id, and notes the entry in the shard's hand-over set, in one
@@ -29,6 +33,7 @@ from clickhouse_connect.driver.external import ExternalData
 
 from adtivity.jobs import PERSIST_SHARD
 from adtivity.settings import Settings
+from dedup.filter import ShardFilter
 from models import redis_keys
 from models.events_table import INSERT_SETTINGS, insert_rows, stream_rows
 from models.redis_streams import PERSIST_GROUP, encode_events, entities_stream_key, entry_fields, stream_key, unpack
@@ -70,6 +75,7 @@ class EventsPump(StreamPump):
         store's retries, so a pump started while ClickHouse is down waits for it like any other."""
         super().__init__(settings, client, stream_key(shard), PERSIST_GROUP, shard)
         self.connect = connect
+        self.filter = ShardFilter(settings, client, shard)
         self.handed_key = redis_keys.handed_over(shard)
         self._to_hand_over = client.register_script(_TO_HAND_OVER)
 
@@ -134,25 +140,43 @@ class EventsPump(StreamPump):
                     forwarded.append(index)
         return to_insert, to_forward
 
+    def maybe_stored(self, entries: list[Entry]) -> set[str]:
+        """The batch's message ids the filter may have seen (of any of the batch's companies), after
+        adding every id of the batch to it."""
+        by_company: dict[str, set[str]] = {}
+        for entry in entries:
+            by_company.setdefault(entry.company, set()).update(entry.message_ids)
+        maybe: set[str] = set()
+        for company, message_ids in by_company.items():
+            ordered = list(message_ids)
+            maybe.update(
+                m for m, seen in zip(ordered, self.filter.check_and_add(company, ordered), strict=True) if seen
+            )
+        return maybe
+
     def stored_by(self, entries: list[Entry]) -> dict[tuple[str, str], str]:
         """(company, message id) -> the stream entry that stored it, for this batch's events already in
-        ClickHouse. One query a batch; the ids travel as external data (a temporary table), which
-        ClickHouse reads far faster than thousands of literals, and the primary key narrows the scan.
-        Redelivered entries are also looked for in `events` itself: an insert cut short (ClickHouse
-        killed, or a client timeout while the server went on) may have written `events` without
-        `event_ids`, which its materialised view fills afterwards, not atomically."""
-        message_ids = {message_id for entry in entries for message_id in entry.message_ids}
-        result = self.connect().query(
-            "SELECT toString(company_id), message_id, any(stream_entry) FROM event_ids "
-            f"WHERE company_id IN ({companies_of(entries)}) AND message_id IN batch_ids GROUP BY company_id, message_id",
-            external_data=ExternalData(
-                file_name="batch_ids",
-                data=tab_separated(message_ids),
-                fmt="TabSeparated",
-                structure=["message_id String"],
-            ),
-        )
-        stored = owners(result)
+        ClickHouse. One query a batch, for the ids the filter may have seen; the ids travel as external
+        data (a temporary table), which ClickHouse reads far faster than thousands of literals, and
+        the primary key narrows the scan. Redelivered entries are also looked for in `events` itself:
+        an insert cut short (ClickHouse killed, or a client timeout while the server went on) may have
+        written `events` without `event_ids`, which its materialised view fills afterwards, not
+        atomically."""
+        message_ids = self.maybe_stored(entries)
+        stored: dict[tuple[str, str], str] = {}
+        if message_ids:
+            result = self.connect().query(
+                "SELECT toString(company_id), message_id, any(stream_entry) FROM event_ids "
+                f"WHERE company_id IN ({companies_of(entries)}) AND message_id IN batch_ids "
+                "GROUP BY company_id, message_id",
+                external_data=ExternalData(
+                    file_name="batch_ids",
+                    data=tab_separated(message_ids),
+                    fmt="TabSeparated",
+                    structure=["message_id String"],
+                ),
+            )
+            stored = owners(result)
         redelivered = [entry for entry in entries if entry.redelivered]
         if redelivered:
             inserted = self.inserted_by(redelivered)
