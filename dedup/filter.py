@@ -1,31 +1,41 @@
-"""The de-duplication filter of one stream shard: time-sliced, blocked Bloom filters in Redis bitmaps.
+"""The de-duplication filter of one stream shard: time-sliced, blocked Bloom filters, checked in the
+worker's memory (NumPy) and kept durable in Redis as a journal of the ids added plus snapshots.
 
 Shape. Ids are added to the generation of the time they are checked; a generation lasts a third of
 DEDUP_WINDOW_DAYS and four are kept (the current one and three before it), so an id stays at least a
 window and at most a window and a third. Each generation is a bitmap of 512-bit blocks sized for
-DEDUP_FILTER_IDS_PER_DAY ids a day at DEDUP_FILTER_BITS_PER_ID bits each, allocated whole when it
-begins. An id (its company and message id) is hashed once (MurmurHash3, x64 128, first 64 bits,
-the hash ClickHouse's `murmurHash3_128` computes, so a rebuild can hash in ClickHouse): its block,
-and `k` bit positions inside that one block. A check reads one block (64 bytes) a generation; an
-add sets `k` bits in the current one. More ids than the size allows raise the share of false
-"maybe"s (more exact look-ups), never a wrong answer.
+DEDUP_FILTER_IDS_PER_DAY ids a day at DEDUP_FILTER_BITS_PER_ID bits each. An id (its company and
+message id) is hashed once (MurmurHash3 x64-128, its first 64 bits: what ClickHouse's
+`murmurHash3_128` computes, so a rebuild hashes there) into its block and `k` bit positions inside
+that block. More ids than the size allows raise the share of false "maybe"s (more exact look-ups),
+never a wrong answer.
 
-Coverage. The meta hash records when the filter was born, and a rebuild may record that it holds
-every id stored since earlier (for the shard, or for one company). The filter answers for a company
-only when that coverage reaches back a whole window; otherwise every id is a "maybe". If the meta or
-a generation it made is gone (Redis flushed, a key evicted) or the shape settings changed, the
+Durability. Redis holds, per shard (one hash tag, so one node of a cluster): a meta hash, a journal
+(a list; each element one call's generation and id hashes) and a snapshot of each generation (its
+bitmap as of a journal position). A worker keeps the filters of the shards it pumps in memory and,
+before each check, applies what the journal gained since (a pump that moved to another worker, or a
+second pump of the shard, shows there); it appends its own ids only if nobody appended meanwhile,
+else it catches up and checks again. Every so often it writes the generations it changed as new
+snapshots and trims the journal they cover.
+
+Coverage. The meta records when the filter was born, and a rebuild may record that it holds every
+id stored since earlier (for the shard, or one company). The filter answers for a company only when
+its coverage reaches back a whole window; otherwise every id is a "maybe". If the meta, the journal
+or a snapshot it names is gone (Redis flushed, a key evicted) or the shape settings changed, the
 filter starts again empty, born now: every id is a "maybe" until a rebuild or a window has passed.
 
-Order. The pump checks and adds in one step, before it stores: an id is in the filter before it can
-be in ClickHouse, so a crash between the two costs an exact look-up later, never a double count.
+Order. The pump checks and adds (journal appended) before it stores: an id is in the filter before
+it can be in ClickHouse, so a crash between the two costs an exact look-up later, never a double count.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import cast
 
 import mmh3
 import numpy as np
@@ -37,70 +47,62 @@ from models import redis_keys
 GENERATIONS = 4  # the current one and three before it: each a third of the window
 BLOCK_BITS = 512
 MAX_HASHES = 8
-IDS_PER_CALL = 1_000  # one script call checks this many ids (a few ms of Redis, other clients wait)
-PACKED = np.dtype([("block", ">u4"), ("first", ">u2"), ("step", ">u2")])
+JOURNAL_ELEMENTS = 64  # past this many journal elements, changed generations are snapshotted
+TRANSFER_BYTES = 8 * 1024 * 1024  # snapshots travel to and from Redis in pieces this big
 
-# KEYS: the meta hash, then the generations newest first (GENERATIONS of them).
-# ARGV: now (ms), current generation, generation length (ms), shape, blocks, hashes, company, window
-# (ms), then the packed ids (block u32, first position u16, step u16, big-endian).
-# Returns a string with one byte an id: "1" maybe seen (look it up), "0" never seen.
-_CHECK_AND_ADD = """
-local meta = KEYS[1]
-local now, generation, length = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local shape, blocks, hashes = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
-local company, window, packed = ARGV[7], tonumber(ARGV[8]), ARGV[9]
-local lost = redis.call('HGET', meta, 'shape') ~= shape
-for i = 2, #KEYS do
-  if not lost and redis.call('HEXISTS', meta, 'g' .. (generation - i + 2)) == 1 and redis.call('EXISTS', KEYS[i]) == 0 then
+# KEYS: meta, journal, then the snapshots of the current generation and the three before it.
+# ARGV: shape, now (ms), the generations of the snapshot keys (newest first), then companies.
+# Makes the filter anew (born now) if it is missing, of another shape, or lost a part; answers
+# born, appended, base, snapshot version, since, each snapshot's journal position (-1: none) and each
+# company's rebuilt coverage (-1: none).
+_SYNC = """
+local meta, journal = KEYS[1], KEYS[2]
+local state = redis.call('HMGET', meta, 'shape', 'appended', 'base')
+local lost = state[1] ~= ARGV[1]
+if not lost and redis.call('LLEN', journal) ~= tonumber(state[2]) - tonumber(state[3]) then lost = true end
+for i = 3, 6 do
+  if not lost and redis.call('HEXISTS', meta, 'snap:' .. ARGV[i]) == 1 and redis.call('EXISTS', KEYS[i]) == 0 then
     lost = true
   end
 end
 if lost then
   redis.call('DEL', unpack(KEYS))
-  redis.call('HSET', meta, 'shape', shape, 'born', now)
+  redis.call('HSET', meta, 'shape', ARGV[1], 'born', ARGV[2], 'appended', 0, 'base', 0, 'snapver', 0)
 end
-if redis.call('HEXISTS', meta, 'g' .. generation) == 0 then
-  redis.call('SETBIT', KEYS[2], blocks * 512 - 1, 0)
-  redis.call('PEXPIREAT', KEYS[2], (generation + #KEYS - 1) * length + 60000)
-  redis.call('HSET', meta, 'g' .. generation, 1)
-  redis.call('HDEL', meta, 'g' .. (generation - #KEYS + 1))
+local answer = redis.call('HMGET', meta, 'born', 'appended', 'base', 'snapver', 'since')
+answer[5] = answer[5] or -1
+for i = 3, 6 do answer[#answer + 1] = redis.call('HGET', meta, 'snap:' .. ARGV[i]) or -1 end
+for i = 7, #ARGV do answer[#answer + 1] = redis.call('HGET', meta, 'c:' .. ARGV[i]) or -1 end
+return answer
+"""
+# KEYS: meta, journal. ARGV: born, appended as the caller knows it, the element.
+# Appends if the filter is the caller's and nobody appended since; answers the new count, or -1.
+_APPEND = """
+local state = redis.call('HMGET', KEYS[1], 'born', 'appended')
+if state[1] ~= ARGV[1] or state[2] ~= ARGV[2] then return -1 end
+redis.call('RPUSH', KEYS[2], ARGV[3])
+return redis.call('HINCRBY', KEYS[1], 'appended', 1)
+"""
+# KEYS: meta, journal, then pairs of (staged snapshot, snapshot). ARGV: born, snapshot version,
+# position (every element before it is in the snapshots), expiry of each snapshot (ms), generations.
+# Puts the staged snapshots in place and trims the journal, if the filter is still the caller's and
+# no snapshot newer than the caller's position was written meanwhile (the journal not trimmed past it).
+_COMPACT = """
+local state = redis.call('HMGET', KEYS[1], 'born', 'snapver', 'base', 'appended')
+local pairs = (#KEYS - 2) / 2
+if state[1] ~= ARGV[1] or state[2] ~= ARGV[2] or tonumber(state[3]) > tonumber(ARGV[3])
+    or tonumber(state[4]) < tonumber(ARGV[3]) then
+  for i = 1, pairs do redis.call('DEL', KEYS[1 + 2 * i]) end
+  return 0
 end
-local since = tonumber(redis.call('HGET', meta, 'since') or redis.call('HGET', meta, 'born'))
-local rebuilt = tonumber(redis.call('HGET', meta, 'c:' .. company) or now)
-local complete = math.min(since, rebuilt) <= now - window
-local answers, sets = {}, {}
-for i = 0, #packed / 8 - 1 do
-  local block, first, step = struct.unpack('>I4>I2>I2', packed, i * 8 + 1)
-  local maybe = not complete
-  local key = 2
-  while not maybe and key <= #KEYS do
-    local bytes = redis.call('GETRANGE', KEYS[key], block * 64, block * 64 + 63)
-    if #bytes == 64 then
-      maybe = true
-      for h = 0, hashes - 1 do
-        local position = (first + h * step) % 512
-        if bit.band(string.byte(bytes, math.floor(position / 8) + 1), bit.rshift(128, position % 8)) == 0 then
-          maybe = false
-          break
-        end
-      end
-    end
-    key = key + 1
-  end
-  answers[i + 1] = maybe and '1' or '0'
-  for h = 0, hashes - 1 do
-    local n = #sets
-    sets[n + 1], sets[n + 2], sets[n + 3], sets[n + 4] = 'SET', 'u1', block * 512 + (first + h * step) % 512, 1
-  end
-  if #sets >= 4000 then
-    redis.call('BITFIELD', KEYS[2], unpack(sets))
-    sets = {}
-  end
+for i = 1, pairs do
+  redis.call('RENAME', KEYS[1 + 2 * i], KEYS[2 + 2 * i])
+  redis.call('PEXPIREAT', KEYS[2 + 2 * i], ARGV[3 + i])
+  redis.call('HSET', KEYS[1], 'snap:' .. ARGV[3 + pairs + i], ARGV[3])
 end
-if #sets > 0 then
-  redis.call('BITFIELD', KEYS[2], unpack(sets))
-end
-return table.concat(answers)
+redis.call('LTRIM', KEYS[2], tonumber(ARGV[3]) - tonumber(state[3]), -1)
+redis.call('HSET', KEYS[1], 'base', ARGV[3])
+return 1
 """
 
 
@@ -134,19 +136,13 @@ class FilterShape:
     def generation_of(self, epoch_ms: int) -> int:
         return epoch_ms // self.generation_ms
 
-    def positions(self, hashes: np.ndarray) -> np.ndarray:
-        """Each id's place (block, first bit, step) from its 64-bit hash, in PACKED's layout."""
-        placed = np.empty(len(hashes), dtype=PACKED)
-        placed["block"] = (hashes >> np.uint64(18)) % np.uint64(self.blocks)
-        placed["first"] = hashes & np.uint64(511)
-        placed["step"] = ((hashes >> np.uint64(9)) & np.uint64(511)) | np.uint64(1)
-        return placed
-
-    def bit_offsets(self, placed: np.ndarray) -> np.ndarray:
+    def bit_offsets(self, hashes: np.ndarray) -> np.ndarray:
         """The bits (offsets in a generation's bitmap, one row of `hashes` an id) the ids set."""
-        steps = np.arange(self.hashes, dtype=np.int64)
-        inside = (placed["first"].astype(np.int64)[:, None] + steps * placed["step"].astype(np.int64)[:, None]) % 512
-        offsets: np.ndarray = placed["block"].astype(np.int64)[:, None] * BLOCK_BITS + inside
+        block = ((hashes >> np.uint64(18)) % np.uint64(self.blocks)).astype(np.int64)
+        first = (hashes & np.uint64(511)).astype(np.int64)
+        step = (((hashes >> np.uint64(9)) & np.uint64(511)) | np.uint64(1)).astype(np.int64)
+        inside = (first[:, None] + np.arange(self.hashes, dtype=np.int64) * step[:, None]) % BLOCK_BITS
+        offsets: np.ndarray = block[:, None] * BLOCK_BITS + inside
         return offsets
 
 
@@ -165,42 +161,160 @@ def id_hashes(company: str, message_ids: Sequence[str]) -> np.ndarray:
     )
 
 
+def set_bits(bitmap: np.ndarray, offsets: np.ndarray) -> None:
+    flat = offsets.ravel()
+    np.bitwise_or.at(bitmap, flat >> 3, (128 >> (flat & 7)).astype(np.uint8))
+
+
+def all_bits_set(bitmap: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """For each row of offsets, whether every one of its bits is set."""
+    found: np.ndarray = np.all(bitmap[offsets >> 3] & (128 >> (offsets & 7)).astype(np.uint8), axis=1)
+    return found
+
+
+def journal_element(generation: int, hashes: np.ndarray) -> bytes:
+    return np.uint64(generation).tobytes() + hashes.astype(np.uint64).tobytes()
+
+
+def read_journal_element(element: bytes) -> tuple[int, np.ndarray]:
+    values = np.frombuffer(element, dtype=np.uint64)
+    return int(values[0]), values[1:]
+
+
+@dataclass
+class Held:
+    """What a worker holds of one shard's filter: which filter it is (born, snapshot version), the
+    journal position it has applied, the generations' bitmaps, and the generations changed since
+    their snapshot."""
+
+    born: bytes
+    snapshot_version: bytes
+    applied: int
+    base: int
+    bitmaps: dict[int, np.ndarray] = field(default_factory=dict)
+    changed: set[int] = field(default_factory=set)
+
+
 class ShardFilter:
-    """The filter of one stream shard, as the persist pump uses it."""
+    """The filter of one stream shard, as the persist pump uses it. Keep one per shard in a process
+    (workers/runtime.py does): it holds the generations in memory between batches."""
 
     def __init__(self, settings: Settings, client: redis.Redis, shard: int) -> None:
         self.shape = FilterShape.from_settings(settings)
         self.client = client
         self.shard = shard
-        self._check_and_add = client.register_script(_CHECK_AND_ADD)
-
-    def keys(self, generation: int) -> list[str]:
-        return [redis_keys.dedup_meta(self.shard)] + [
-            redis_keys.dedup_generation(self.shard, generation - age) for age in range(GENERATIONS)
-        ]
+        self.meta = redis_keys.dedup_meta(shard)
+        self.journal = redis_keys.dedup_journal(shard)
+        self.held: Held | None = None
+        self._lock = threading.Lock()
+        self._sync = client.register_script(_SYNC)
+        self._append = client.register_script(_APPEND)
+        self._compact = client.register_script(_COMPACT)
 
     def check_and_add(self, company: str, message_ids: Sequence[str], *, now_ms: int | None = None) -> list[bool]:
         """Adds the ids to the filter and answers, for each, whether it may have been stored before
         (True: look it up exactly) or certainly was not (False)."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        hashes = id_hashes(company, message_ids)
+        offsets = self.shape.bit_offsets(hashes)
         generation = self.shape.generation_of(now_ms)
-        packed = self.shape.positions(id_hashes(company, message_ids)).tobytes()
-        answers: list[bool] = []
-        step = IDS_PER_CALL * PACKED.itemsize
-        for start in range(0, max(len(packed), 1), step):  # no ids: still checks the filter, making it if need be
-            reply = self._check_and_add(
-                keys=self.keys(generation),
-                args=[
-                    now_ms,
-                    generation,
-                    self.shape.generation_ms,
-                    self.shape.name,
-                    self.shape.blocks,
-                    self.shape.hashes,
-                    company,
-                    self.shape.window_ms,
-                    packed[start : start + step],
-                ],
-            )
-            answers.extend(byte == ord("1") for byte in reply)
-        return answers
+        with self._lock:
+            while True:
+                held, coverage = self.catch_up(company, now_ms)
+                complete = coverage <= now_ms - self.shape.window_ms
+                maybe = np.ones(len(hashes), dtype=bool)
+                if complete:
+                    maybe[:] = False
+                    for bitmap in held.bitmaps.values():
+                        maybe |= all_bits_set(bitmap, offsets)
+                if not len(hashes):
+                    break
+                appended = self._append(
+                    keys=[self.meta, self.journal],
+                    args=[held.born, held.applied, journal_element(generation, hashes)],
+                )
+                if appended != -1:
+                    set_bits(held.bitmaps[generation], offsets)
+                    held.changed.add(generation)
+                    held.applied = int(appended)
+                    break
+            if held.applied - held.base > JOURNAL_ELEMENTS:
+                self.snapshot(held)
+        return [bool(answer) for answer in maybe]
+
+    def snapshot_keys(self, generation: int) -> list[str]:
+        return [redis_keys.dedup_snapshot(self.shard, generation - age) for age in range(GENERATIONS)]
+
+    def catch_up(self, company: str, now_ms: int) -> tuple[Held, int]:
+        """The filter as Redis has it now (made anew there if lost), and since when it holds every id
+        of `company`."""
+        generation = self.shape.generation_of(now_ms)
+        generations = [generation - age for age in range(GENERATIONS)]
+        answer = self._sync(
+            keys=[self.meta, self.journal, *self.snapshot_keys(generation)],
+            args=[self.shape.name, now_ms, *generations, company],
+        )
+        born, appended, base, version, since = answer[:5]
+        snapshots = {number: int(position) for number, position in zip(generations, answer[5:9], strict=True)}
+        rebuilt = int(answer[9])
+        held = self.held
+        if held is None or held.born != born or held.snapshot_version != version or held.applied < int(base):
+            held = self.held = self.load(born, version, snapshots, int(base))
+        held.base = int(base)
+        self.apply_journal(held, snapshots, int(appended), oldest=generations[-1])
+        for number in list(held.bitmaps):
+            if number < generation - GENERATIONS + 1:
+                del held.bitmaps[number]
+                held.changed.discard(number)
+        for number in generations:
+            held.bitmaps.setdefault(number, np.zeros(self.shape.generation_bytes, dtype=np.uint8))
+        coverage = min([int(born), *(value for value in (int(since), rebuilt) if value >= 0)])
+        return held, coverage
+
+    def load(self, born: bytes, version: bytes, snapshots: dict[int, int], base: int) -> Held:
+        held = Held(born=born, snapshot_version=version, applied=base, base=base)
+        for number, position in snapshots.items():
+            if position >= 0:
+                held.bitmaps[number] = self.read_snapshot(redis_keys.dedup_snapshot(self.shard, number))
+        return held
+
+    def read_snapshot(self, key: str) -> np.ndarray:
+        size = int(self.client.strlen(key))
+        raw = bytearray()
+        for start in range(0, size, TRANSFER_BYTES):
+            raw += cast(bytes, self.client.getrange(key, start, min(size, start + TRANSFER_BYTES) - 1))
+        return np.frombuffer(bytes(raw), dtype=np.uint8).copy()
+
+    def apply_journal(self, held: Held, snapshots: dict[int, int], appended: int, *, oldest: int) -> None:
+        """Applies the journal's elements from `held.applied` on, each to its generation unless that
+        generation's snapshot already holds it (or the generation is past keeping)."""
+        if held.applied >= appended:
+            return
+        elements = self.client.lrange(self.journal, held.applied - held.base, appended - held.base - 1)
+        for position, element in enumerate(elements, start=held.applied):
+            number, hashes = read_journal_element(cast(bytes, element))
+            if number >= oldest and position >= snapshots.get(number, -1):
+                bitmap = held.bitmaps.setdefault(number, np.zeros(self.shape.generation_bytes, dtype=np.uint8))
+                set_bits(bitmap, self.shape.bit_offsets(hashes))
+                held.changed.add(number)
+        held.applied = appended
+
+    def snapshot(self, held: Held) -> None:
+        """Writes the changed generations as snapshots at the applied position and trims the journal
+        they cover (nothing happens if the filter changed hands meanwhile: the next catch-up loads it)."""
+        changed = sorted(number for number in held.changed if number in held.bitmaps)
+        staged, keys = [], []
+        for number in changed:
+            staging = redis_keys.dedup_staging(self.shard, number)
+            raw = held.bitmaps[number].tobytes()
+            self.client.delete(staging)
+            for start in range(0, len(raw), TRANSFER_BYTES):
+                self.client.setrange(staging, start, raw[start : start + TRANSFER_BYTES])
+            staged += [staging, redis_keys.dedup_snapshot(self.shard, number)]
+            keys.append(number)
+        expiries = [(number + GENERATIONS) * self.shape.generation_ms + 60_000 for number in keys]
+        if self._compact(
+            keys=[self.meta, self.journal, *staged],
+            args=[held.born, held.snapshot_version, held.applied, *expiries, *keys],
+        ):
+            held.changed.clear()

@@ -4,8 +4,9 @@ new (first start on an existing store): until then the pump looks every id up ex
 
 For each shard (or only the given company's): ClickHouse hashes the window's message ids of the
 shard's companies (`event_ids`, only 8 bytes an id travel), each generation's bitmap is built here
-and OR-ed into the live one, which the pump keeps adding to meanwhile. Then the meta records that
-the filter holds every id stored since a window before the rebuild began, so the pump trusts it.
+and OR-ed into that generation's snapshot, while the pumps keep adding to the journal; the pumps
+load the new snapshots. Then the meta records that the filter holds every id stored since a window
+before the rebuild began, so the pumps trust it.
 
 Ids the pump checked before the rebuild began but stored after its read are in the live filter only
 if the live filter was born before the pump checked them; a check and its store are at most
@@ -24,25 +25,29 @@ import redis
 from clickhouse_connect.driver.client import Client
 
 from adtivity.settings import Settings
-from dedup.filter import GENERATIONS, FilterShape, ShardFilter
+from dedup.filter import GENERATIONS, FilterShape, ShardFilter, set_bits
 from models import redis_keys
 from models.redis_streams import shard_for
 
 UPLOAD_BYTES = 8 * 1024 * 1024  # a bitmap goes to Redis in pieces this big (SETRANGE)
 
-# KEYS: meta, the live generation, its staged copy. ARGV: shape, born, generation, its expiry (ms).
-# OR-s the staged bitmap into the live one if the filter is still the one the rebuild started from.
+# KEYS: meta, the generation's snapshot, the staged bitmap. ARGV: shape, born, generation, expiry (ms).
+# OR-s the staged bitmap into the snapshot (or makes it the snapshot, holding no journal element yet)
+# if the filter is still the one the rebuild started from; a new snapshot version makes pumps reload.
 _MERGE = """
 if redis.call('HGET', KEYS[1], 'shape') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'born') ~= ARGV[2] then
   redis.call('DEL', KEYS[3])
   return 0
 end
-redis.call('BITOP', 'OR', KEYS[2], KEYS[2], KEYS[3])
-redis.call('DEL', KEYS[3])
-if redis.call('HEXISTS', KEYS[1], 'g' .. ARGV[3]) == 0 then
+if redis.call('HEXISTS', KEYS[1], 'snap:' .. ARGV[3]) == 1 then
+  redis.call('BITOP', 'OR', KEYS[2], KEYS[2], KEYS[3])
+  redis.call('DEL', KEYS[3])
+else
+  redis.call('RENAME', KEYS[3], KEYS[2])
   redis.call('PEXPIREAT', KEYS[2], ARGV[4])
-  redis.call('HSET', KEYS[1], 'g' .. ARGV[3], 1)
+  redis.call('HSET', KEYS[1], 'snap:' .. ARGV[3], redis.call('HGET', KEYS[1], 'base'))
 end
+redis.call('HINCRBY', KEYS[1], 'snapver', 1)
 return 1
 """
 # KEYS: meta. ARGV: shape, born, the field ("since", or "c:<company>"), since when it holds every id.
@@ -164,10 +169,9 @@ class Rebuild:
             for block in blocks:
                 hashes = np.asarray(block[0], dtype=np.uint64)
                 generations = np.clip(np.asarray(block[1], dtype=np.int64), oldest, newest)
-                offsets = self.shape.bit_offsets(self.shape.positions(hashes))
+                offsets = self.shape.bit_offsets(hashes)
                 for number, bitmap in bitmaps.items():
-                    chosen = offsets[generations == number].ravel()
-                    np.bitwise_or.at(bitmap, chosen >> 3, (128 >> (chosen & 7)).astype(np.uint8))
+                    set_bits(bitmap, offsets[generations == number])
                 ids += len(hashes)
                 bar.update(len(hashes))
         return bitmaps, ids
@@ -179,5 +183,5 @@ class Rebuild:
         for start in range(0, len(raw), UPLOAD_BYTES):
             self.redis.setrange(staging, start, raw[start : start + UPLOAD_BYTES])
         expires = (number + GENERATIONS) * self.shape.generation_ms + 60_000
-        keys = [redis_keys.dedup_meta(shard), redis_keys.dedup_generation(shard, number), staging]
+        keys = [redis_keys.dedup_meta(shard), redis_keys.dedup_snapshot(shard, number), staging]
         return bool(self._merge(keys=keys, args=[self.shape.name, born, number, expires]))

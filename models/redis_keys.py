@@ -71,17 +71,23 @@ SCHEDULER_LEADER = f"{PREFIX}:lease:scheduler"
 
 
 def dedup_meta(shard: int) -> str:
-    """Hash describing a shard's de-duplication filter: its shape, when it was born, since when it
-    holds every id stored (after a rebuild), and which generations it made (dedup/filter.py). The
-    `{...}` hash tag keeps a shard's filter keys on one node of a Redis Cluster."""
+    """Hash describing a shard's de-duplication filter (dedup/filter.py): its shape, when it was born,
+    the journal's length and trimmed prefix, each snapshot's journal position, and since when it holds
+    every id stored (after a rebuild). The `{...}` hash tag keeps a shard's filter keys on one node of
+    a Redis Cluster."""
     return f"{PREFIX}:dedup:{{{shard}}}:meta"
 
 
-def dedup_generation(shard: int, generation: int) -> str:
-    """One generation of a shard's de-duplication filter: a bitmap of 512-bit blocks."""
-    return f"{PREFIX}:dedup:{{{shard}}}:gen:{generation}"
+def dedup_journal(shard: int) -> str:
+    """List of the id hashes added to a shard's de-duplication filter since its snapshots."""
+    return f"{PREFIX}:dedup:{{{shard}}}:journal"
+
+
+def dedup_snapshot(shard: int, generation: int) -> str:
+    """One generation of a shard's de-duplication filter as of a journal position: 512-bit blocks."""
+    return f"{PREFIX}:dedup:{{{shard}}}:snap:{generation}"
 
 
 def dedup_staging(shard: int, generation: int) -> str:
-    """Where a rebuild uploads a generation's bitmap before OR-ing it into the live one."""
+    """Where a generation's bitmap is uploaded before it replaces (or is OR-ed into) the snapshot."""
     return f"{PREFIX}:dedup:{{{shard}}}:staging:{generation}"

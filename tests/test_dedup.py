@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from adtivity.cli import rebuild_dedup
-from dedup.filter import GENERATIONS, FilterShape, ShardFilter, id_hash
+from dedup.filter import GENERATIONS, JOURNAL_ELEMENTS, FilterShape, ShardFilter, id_hash
 from dedup.rebuild import Rebuild
 from models import redis_keys
 from models.clickhouse import clickhouse_client
@@ -89,29 +89,46 @@ def test_an_id_stays_a_window_and_goes_after_a_window_and_a_third(dedup_settings
     assert sum(shard_filter.check_and_add("c1", ids, now_ms=gone)) < 5
 
 
-@pytest.mark.parametrize("loss", ["flushed", "a generation evicted", "resized"])
+@pytest.mark.parametrize("loss", ["flushed", "the journal evicted", "a snapshot evicted", "resized"])
 def test_a_lost_or_changed_filter_starts_again_and_answers_maybe(dedup_settings, redis_client, loss):
     shard_filter = trusted_filter(dedup_settings, redis_client)
     assert shard_filter.check_and_add("c1", message_ids(10)) == [False] * 10
     if loss == "flushed":
         redis_client.flushdb()
-    elif loss == "a generation evicted":
-        generation = shard_filter.shape.generation_of(int(time.time() * 1000)) - 1
-        assert redis_client.exists(redis_keys.dedup_generation(0, generation))
-        redis_client.delete(redis_keys.dedup_generation(0, generation))
+    elif loss == "the journal evicted":
+        assert redis_client.delete(redis_keys.dedup_journal(0))
+    elif loss == "a snapshot evicted":
+        generation = shard_filter.shape.generation_of(int(time.time() * 1000))
+        assert redis_client.delete(redis_keys.dedup_snapshot(0, generation - 1))
     else:
         shard_filter = ShardFilter(dataclasses.replace(dedup_settings, dedup_filter_bits_per_id=12), redis_client, 0)
     assert shard_filter.check_and_add("c1", message_ids(10)) == [True] * 10
+    # ... and another process holding it in memory sees the loss too
+    assert ShardFilter(dedup_settings, redis_client, 0).check_and_add("c1", message_ids(10)) == [True] * 10
 
 
-def test_a_generation_is_allocated_whole_at_the_size_the_settings_give(dedup_settings, redis_client):
-    shard_filter = trusted_filter(dedup_settings, redis_client)
+def test_the_filter_survives_its_process_through_journal_and_snapshots(dedup_settings, redis_client):
+    """A pump that moves to another worker (or a restarted one) finds every id the last one added:
+    from the snapshots and the journal after them, however many snapshots were taken."""
+    first = trusted_filter(dedup_settings, redis_client)
+    batches = [message_ids(100) for _ in range(JOURNAL_ELEMENTS + 10)]  # enough to snapshot once
+    for batch in batches:
+        first.check_and_add("c1", batch)
+    assert redis_client.llen(redis_keys.dedup_journal(0)) < JOURNAL_ELEMENTS
+    generation = first.shape.generation_of(int(time.time() * 1000))
+    assert redis_client.strlen(redis_keys.dedup_snapshot(0, generation)) == first.shape.generation_bytes
+    second = ShardFilter(dedup_settings, redis_client, 0)
+    assert all(all(second.check_and_add("c1", batch)) for batch in batches)
+    late = message_ids(50)
+    second.check_and_add("c1", late)  # the first one learns this from the journal
+    assert all(first.check_and_add("c1", late))
+
+
+def test_a_generation_is_sized_by_the_settings(dedup_settings):
     shape = FilterShape.from_settings(dedup_settings)
-    generation = shape.generation_of(int(time.time() * 1000))
-    assert redis_client.strlen(redis_keys.dedup_generation(0, generation)) == shape.generation_bytes
     # 30,000 ids a day for a third of 7 days, 16 bits each: 70,000 ids, 140,000 bytes (rounded up to blocks)
     assert shape.generation_bytes == pytest.approx(30_000 * 7 / 3 * 16 / 8, rel=0.01)
-    assert shard_filter.shape == shape
+    assert shape.hashes == 8
 
 
 def events_with_ids(ids: list[str], name: str) -> list[dict]:

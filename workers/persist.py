@@ -70,12 +70,20 @@ def tab_separated(values) -> bytes:
 class EventsPump(StreamPump):
     kind = "persist"
 
-    def __init__(self, settings: Settings, client: redis.Redis, connect: Callable[[], Client], shard: int) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        client: redis.Redis,
+        connect: Callable[[], Client],
+        shard: int,
+        dedup_filter: ShardFilter | None = None,
+    ) -> None:
         """`connect` gives the ClickHouse client; it is called when a batch is stored, inside the
-        store's retries, so a pump started while ClickHouse is down waits for it like any other."""
+        store's retries, so a pump started while ClickHouse is down waits for it like any other.
+        `dedup_filter` is the shard's filter the process keeps between pumps (a new one otherwise)."""
         super().__init__(settings, client, stream_key(shard), PERSIST_GROUP, shard)
         self.connect = connect
-        self.filter = ShardFilter(settings, client, shard)
+        self.filter = dedup_filter or ShardFilter(settings, client, shard)
         self.handed_key = redis_keys.handed_over(shard)
         self._to_hand_over = client.register_script(_TO_HAND_OVER)
 
@@ -246,7 +254,7 @@ def owners(result) -> dict[tuple[str, str], str]:
 def persist_shard(shard: int) -> None:
     runtime = current()
     client = runtime.redis(30)
-    pump = EventsPump(runtime.settings, client, runtime.clickhouse(30).get, shard)
+    pump = EventsPump(runtime.settings, client, runtime.clickhouse(30).get, shard, runtime.dedup_filter(shard))
     if run_pump(
         runtime.settings,
         client,

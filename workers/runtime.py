@@ -11,6 +11,7 @@ import redis
 
 from adtivity.jobs import Jobs
 from adtivity.settings import Settings
+from dedup.filter import ShardFilter
 from models.clickhouse import PerThread
 
 
@@ -31,6 +32,11 @@ class Runtime:
     def clickhouse(self, timeout: float) -> PerThread:
         """ClickHouse clients, one per thread, whose queries time out after `timeout` seconds."""
         return self._client(("clickhouse", timeout), lambda: PerThread(self.settings.clickhouse_url, timeout=timeout))
+
+    def dedup_filter(self, shard: int) -> ShardFilter:
+        """The shard's de-duplication filter, kept by this process between pumps (its generations
+        stay in memory; each pump only catches up on what the journal gained)."""
+        return self._client(("dedup", shard), lambda: ShardFilter(self.settings, self.redis(30), shard))
 
     def enqueue(self, actor_name: str, *args) -> None:
         Jobs(self.broker).enqueue(actor_name, *args)
