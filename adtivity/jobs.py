@@ -21,6 +21,7 @@ APPLY_RETENTION = "apply_retention"
 DELETE_USER = "delete_user"
 EXPORT_USER = "export_user"
 SEND_PASSWORD_RESET = "send_password_reset"
+REBUILD_DEDUP = "rebuild_dedup"
 DEFAULT_QUEUE = "default"
 
 

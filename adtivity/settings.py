@@ -89,6 +89,7 @@ class Settings:
     dedup_filter_ids_per_day: int = 2_000_000
     dedup_filter_bits_per_id: int = 16
     dedup_settle_seconds: int = 120
+    dedup_check_seconds: int = 300
     persist_ensure_seconds: int = 5
     housekeeping_keep_days: int = 30
     housekeeping_seconds: int = 3600
@@ -213,6 +214,7 @@ class Settings:
                 "DEDUP_FILTER_BITS_PER_ID bits) must stay under Redis's 512 MB string: add STREAM_SHARDS",
             ),
             (self.dedup_settle_seconds < 1, "DEDUP_SETTLE_SECONDS must be at least 1"),
+            (self.dedup_check_seconds < 1, "DEDUP_CHECK_SECONDS must be at least 1"),
             (self.password_hash_concurrency < 1, "PASSWORD_HASH_CONCURRENCY must be at least 1"),
             (self.password_hash_wait_seconds < 0, "PASSWORD_HASH_WAIT_SECONDS must be 0 or more"),
             (not 4 <= self.bcrypt_rounds <= 16, "BCRYPT_ROUNDS must be between 4 and 16"),

@@ -21,8 +21,10 @@ snapshots and trims the journal they cover.
 Coverage. The meta records when the filter was born, and a rebuild may record that it holds every
 id stored since earlier (for the shard, or one company). The filter answers for a company only when
 its coverage reaches back a whole window; otherwise every id is a "maybe". If the meta, the journal
-or a snapshot it names is gone (Redis flushed, a key evicted) or the shape settings changed, the
-filter starts again empty, born now: every id is a "maybe" until a rebuild or a window has passed.
+or a snapshot it names is gone (Redis flushed, a key evicted), the shape settings changed, or Redis
+restarted since the filter was made (an append-only file written every second may have lost the
+last appends, whose ids may be in ClickHouse by now), the filter starts again empty, born now: every
+id is a "maybe" until a rebuild (the pump asks for one: `made_anew`) or a window has passed.
 
 Order. The pump checks and adds (journal appended) before it stores: an id is in the filter before
 it can be in ClickHouse, so a crash between the two costs an exact look-up later, never a double count.
@@ -51,28 +53,31 @@ JOURNAL_ELEMENTS = 64  # past this many journal elements, changed generations ar
 TRANSFER_BYTES = 8 * 1024 * 1024  # snapshots travel to and from Redis in pieces this big
 
 # KEYS: meta, journal, then the snapshots of the current generation and the three before it.
-# ARGV: shape, now (ms), the generations of the snapshot keys (newest first), then companies.
-# Makes the filter anew (born now) if it is missing, of another shape, or lost a part; answers
-# born, appended, base, snapshot version, since, each snapshot's journal position (-1: none) and each
-# company's rebuilt coverage (-1: none).
+# ARGV: shape, now (ms), the Redis server's run id, "1" to start again regardless, the generations of
+# the snapshot keys (newest first), then companies.
+# Makes the filter anew (born now) if it is missing, of another shape, made before the server last
+# started (an append-only file may have lost its last second of writes), lost a part, or the caller
+# asks; answers whether it did, born, appended, base, snapshot version, since, each snapshot's
+# journal position (-1: none) and each company's rebuilt coverage (-1: none).
 _SYNC = """
 local meta, journal = KEYS[1], KEYS[2]
-local state = redis.call('HMGET', meta, 'shape', 'appended', 'base')
-local lost = state[1] ~= ARGV[1]
+local state = redis.call('HMGET', meta, 'shape', 'appended', 'base', 'run')
+local lost = state[1] ~= ARGV[1] or state[4] ~= ARGV[3] or ARGV[4] == '1'
 if not lost and redis.call('LLEN', journal) ~= tonumber(state[2]) - tonumber(state[3]) then lost = true end
 for i = 3, 6 do
-  if not lost and redis.call('HEXISTS', meta, 'snap:' .. ARGV[i]) == 1 and redis.call('EXISTS', KEYS[i]) == 0 then
+  if not lost and redis.call('HEXISTS', meta, 'snap:' .. ARGV[i + 2]) == 1 and redis.call('EXISTS', KEYS[i]) == 0 then
     lost = true
   end
 end
 if lost then
   redis.call('DEL', unpack(KEYS))
-  redis.call('HSET', meta, 'shape', ARGV[1], 'born', ARGV[2], 'appended', 0, 'base', 0, 'snapver', 0)
+  redis.call('HSET', meta, 'shape', ARGV[1], 'born', ARGV[2], 'run', ARGV[3], 'appended', 0, 'base', 0, 'snapver', 0)
 end
 local answer = redis.call('HMGET', meta, 'born', 'appended', 'base', 'snapver', 'since')
 answer[5] = answer[5] or -1
-for i = 3, 6 do answer[#answer + 1] = redis.call('HGET', meta, 'snap:' .. ARGV[i]) or -1 end
-for i = 7, #ARGV do answer[#answer + 1] = redis.call('HGET', meta, 'c:' .. ARGV[i]) or -1 end
+table.insert(answer, 1, lost and 1 or 0)
+for i = 5, 8 do answer[#answer + 1] = redis.call('HGET', meta, 'snap:' .. ARGV[i]) or -1 end
+for i = 9, #ARGV do answer[#answer + 1] = redis.call('HGET', meta, 'c:' .. ARGV[i]) or -1 end
 return answer
 """
 # KEYS: meta, journal. ARGV: born, appended as the caller knows it, the element.
@@ -206,6 +211,7 @@ class ShardFilter:
         self.meta = redis_keys.dedup_meta(shard)
         self.journal = redis_keys.dedup_journal(shard)
         self.held: Held | None = None
+        self.made_anew = False  # set when a catch-up found the filter gone and started it again
         self._lock = threading.Lock()
         self._sync = client.register_script(_SYNC)
         self._append = client.register_script(_APPEND)
@@ -247,27 +253,38 @@ class ShardFilter:
 
     def catch_up(self, company: str, now_ms: int) -> tuple[Held, int]:
         """The filter as Redis has it now (made anew there if lost), and since when it holds every id
-        of `company`."""
+        of `company`. Redis holding fewer journal elements than this worker applied means it lost
+        writes (restored from an older state): the filter is started again."""
         generation = self.shape.generation_of(now_ms)
         generations = [generation - age for age in range(GENERATIONS)]
-        answer = self._sync(
-            keys=[self.meta, self.journal, *self.snapshot_keys(generation)],
-            args=[self.shape.name, now_ms, *generations, company],
-        )
-        born, appended, base, version, since = answer[:5]
-        snapshots = {number: int(position) for number, position in zip(generations, answer[5:9], strict=True)}
-        rebuilt = int(answer[9])
-        held = self.held
-        if held is None or held.born != born or held.snapshot_version != version or held.applied < int(base):
+        run_id = self.client.info("server")["run_id"]
+        rolled_back = False
+        while True:
+            answer = self._sync(
+                keys=[self.meta, self.journal, *self.snapshot_keys(generation)],
+                args=[self.shape.name, now_ms, run_id, "1" if rolled_back else "0", *generations, company],
+            )
+            made_anew, born, appended, base, version, since = answer[:6]
+            held = self.held
+            rolled_back = held is not None and held.born == born and held.applied > int(appended)
+            if not rolled_back:
+                break
+        self.made_anew = self.made_anew or bool(made_anew)
+        snapshots = {number: int(position) for number, position in zip(generations, answer[6:10], strict=True)}
+        rebuilt = int(answer[10])
+        if held is None or held.born != born or held.snapshot_version != version:
             held = self.held = self.load(born, version, snapshots, int(base))
+        elif held.applied < int(base):
+            self.load_newer_snapshots(held, snapshots, int(base))
         held.base = int(base)
         self.apply_journal(held, snapshots, int(appended), oldest=generations[-1])
         for number in list(held.bitmaps):
-            if number < generation - GENERATIONS + 1:
+            if number < generations[-1]:
                 del held.bitmaps[number]
                 held.changed.discard(number)
         for number in generations:
-            held.bitmaps.setdefault(number, np.zeros(self.shape.generation_bytes, dtype=np.uint8))
+            if number not in held.bitmaps:
+                held.bitmaps[number] = np.zeros(self.shape.generation_bytes, dtype=np.uint8)
         coverage = min([int(born), *(value for value in (int(since), rebuilt) if value >= 0)])
         return held, coverage
 
@@ -277,6 +294,15 @@ class ShardFilter:
             if position >= 0:
                 held.bitmaps[number] = self.read_snapshot(redis_keys.dedup_snapshot(self.shard, number))
         return held
+
+    def load_newer_snapshots(self, held: Held, snapshots: dict[int, int], base: int) -> None:
+        """Another worker snapshotted and trimmed the journal past what this one applied: the
+        generations it snapshotted since are read again (the others hold nothing this one lacks)."""
+        for number, position in snapshots.items():
+            if position > held.applied:
+                held.bitmaps[number] = self.read_snapshot(redis_keys.dedup_snapshot(self.shard, number))
+                held.changed.discard(number)
+        held.applied = base
 
     def read_snapshot(self, key: str) -> np.ndarray:
         size = int(self.client.strlen(key))
@@ -294,8 +320,9 @@ class ShardFilter:
         for position, element in enumerate(elements, start=held.applied):
             number, hashes = read_journal_element(cast(bytes, element))
             if number >= oldest and position >= snapshots.get(number, -1):
-                bitmap = held.bitmaps.setdefault(number, np.zeros(self.shape.generation_bytes, dtype=np.uint8))
-                set_bits(bitmap, self.shape.bit_offsets(hashes))
+                if number not in held.bitmaps:
+                    held.bitmaps[number] = np.zeros(self.shape.generation_bytes, dtype=np.uint8)
+                set_bits(held.bitmaps[number], self.shape.bit_offsets(hashes))
                 held.changed.add(number)
         held.applied = appended
 
@@ -305,7 +332,7 @@ class ShardFilter:
         changed = sorted(number for number in held.changed if number in held.bitmaps)
         staged, keys = [], []
         for number in changed:
-            staging = redis_keys.dedup_staging(self.shard, number)
+            staging = redis_keys.dedup_staging(self.shard, number, "pump")
             raw = held.bitmaps[number].tobytes()
             self.client.delete(staging)
             for start in range(0, len(raw), TRANSFER_BYTES):

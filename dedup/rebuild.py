@@ -101,6 +101,21 @@ class Rebuild:
                 report.lost_meanwhile.append(shard)
         return report
 
+    def needed(self) -> list[int]:
+        """The shards whose filter exists, has the current shape, does not cover a whole window yet
+        (made anew after a loss or a Redis restart, or new) and is old enough to rebuild without waiting."""
+        now = self.now_ms()
+        shards = []
+        for shard in range(self.settings.stream_shards):
+            shape, born, since = self.redis.hmget(redis_keys.dedup_meta(shard), ["shape", "born", "since"])
+            if shape is None or born is None or shape != self.shape.name.encode():
+                continue  # no filter yet, or one the next batch starts again
+            coverage = min(int(born), int(since)) if since is not None else int(born)
+            settled = int(born) + self.settings.dedup_settle_seconds * 1000 <= now
+            if coverage > now - self.shape.window_ms and settled:
+                shards.append(shard)
+        return shards
+
     def rebuild_shard(self, shard: int, company: str | None, *, progress: bool) -> tuple[int, bool]:
         """(ids read, whether the filter was still the same one at the end)."""
         live = ShardFilter(self.settings, self.redis, shard)
@@ -177,7 +192,7 @@ class Rebuild:
         return bitmaps, ids
 
     def merge(self, shard: int, number: int, bitmap: np.ndarray, born: bytes) -> bool:
-        staging = redis_keys.dedup_staging(shard, number)
+        staging = redis_keys.dedup_staging(shard, number, "rebuild")
         raw = bitmap.tobytes()
         self.redis.delete(staging)
         for start in range(0, len(raw), UPLOAD_BYTES):

@@ -88,6 +88,7 @@ def dedup_snapshot(shard: int, generation: int) -> str:
     return f"{PREFIX}:dedup:{{{shard}}}:snap:{generation}"
 
 
-def dedup_staging(shard: int, generation: int) -> str:
-    """Where a generation's bitmap is uploaded before it replaces (or is OR-ed into) the snapshot."""
-    return f"{PREFIX}:dedup:{{{shard}}}:staging:{generation}"
+def dedup_staging(shard: int, generation: int, writer: str) -> str:
+    """Where a writer ("pump" or "rebuild") uploads a generation's bitmap before it replaces (or is
+    OR-ed into) the snapshot; one key a writer, so a pump and a rebuild never mix their uploads."""
+    return f"{PREFIX}:dedup:{{{shard}}}:staging:{writer}:{generation}"

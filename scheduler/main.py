@@ -20,6 +20,7 @@ from adtivity.jobs import (
     ENTITIES_SHARD,
     HOUSEKEEPING,
     PERSIST_SHARD,
+    REBUILD_DEDUP,
     ROLLUP_ALL,
     TRIM_STREAMS,
     Jobs,
@@ -80,6 +81,9 @@ def build_scheduler(settings: Settings, jobs: Jobs, client: redis.Redis, leaders
     def enqueue_retention() -> None:
         jobs.enqueue(APPLY_RETENTION)
 
+    def enqueue_dedup_rebuild() -> None:
+        jobs.enqueue(REBUILD_DEDUP)
+
     now = dt.datetime.now(dt.UTC)
     scheduler.add_job(
         leadership.check,
@@ -114,6 +118,9 @@ def build_scheduler(settings: Settings, jobs: Jobs, client: redis.Redis, leaders
         next_run_time=now + dt.timedelta(seconds=5),
     )
     scheduler.add_job(leading(enqueue_retention), "interval", seconds=settings.retention_every_seconds, id="retention")
+    scheduler.add_job(
+        leading(enqueue_dedup_rebuild), "interval", seconds=settings.dedup_check_seconds, id="dedup-rebuild"
+    )
     return scheduler
 
 

@@ -122,6 +122,10 @@ def test_the_filter_survives_its_process_through_journal_and_snapshots(dedup_set
     late = message_ids(50)
     second.check_and_add("c1", late)  # the first one learns this from the journal
     assert all(first.check_and_add("c1", late))
+    later = [message_ids(100) for _ in range(JOURNAL_ELEMENTS + 10)]
+    for batch in later:  # the second snapshots and trims the journal past what the first applied
+        second.check_and_add("c1", batch)
+    assert all(all(first.check_and_add("c1", batch)) for batch in later)
 
 
 def test_a_generation_is_sized_by_the_settings(dedup_settings):
@@ -223,3 +227,27 @@ def test_a_rebuild_waits_for_a_young_filter_to_settle(dedup_settings, redis_clie
         settings, redis_client, clickhouse_client(settings.clickhouse_url), clock=lambda: moments[0], sleep=sleep
     ).run()
     assert 29 <= sum(waited) <= 31
+
+
+def test_the_periodic_rebuild_takes_the_filters_made_anew_once_they_settled(dedup_settings, redis_client):
+    """What the scheduler's `rebuild_dedup` job does: a filter made anew (here: new) is rebuilt once
+    DEDUP_SETTLE_SECONDS old, and then trusted; a trusted one is left alone."""
+    ShardFilter(dedup_settings, redis_client, 0).check_and_add("c1", [])
+    clickhouse = clickhouse_client(dedup_settings.clickhouse_url)
+    assert Rebuild(dedup_settings, redis_client, clickhouse).needed() == []  # not settled yet
+    time.sleep(dedup_settings.dedup_settle_seconds + 0.1)
+    later = Rebuild(dedup_settings, redis_client, clickhouse)
+    assert later.needed() == [0]
+    assert later.rebuild_shard(0, None, progress=False)[1]
+    assert later.needed() == []
+    assert ShardFilter(dedup_settings, redis_client, 0).check_and_add("c1", message_ids(10)) == [False] * 10
+
+
+def test_a_filter_made_before_redis_restarted_is_started_again(dedup_settings, redis_client):
+    """An append-only file written every second may lose the last appends across a restart, and their
+    ids may be in ClickHouse: a filter made under another server run is not trusted."""
+    shard_filter = trusted_filter(dedup_settings, redis_client)
+    assert shard_filter.check_and_add("c1", message_ids(10)) == [False] * 10
+    redis_client.hset(redis_keys.dedup_meta(0), "run", "a server run before a restart")
+    assert shard_filter.check_and_add("c1", message_ids(10)) == [True] * 10
+    assert shard_filter.made_anew

@@ -1,21 +1,24 @@
 """End to end through the real processes: web (gunicorn), worker (dramatiq), scheduler, on the real
 stores. Events in all three formats, sent by our own requests and by the Segment and RudderStack
 SDKs from PyPI, land exactly once; resends change nothing; a worker killed with SIGKILL mid-stream
-loses nothing and stores nothing twice."""
+loses nothing and stores nothing twice; nor does losing the de-duplication filter while it runs."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
 import pytest
 import requests
 
+from adtivity.cli import rebuild_dedup
+from models import redis_keys
 from models.db import database
 from models.redis_streams import PERSIST_GROUP, stream_key
 from models.tracking import EndUser
 from tests.pipeline_helpers import setup_company, stored
-from tests.processes import wait_for
+from tests.processes import running_system, wait_for
 
 pytestmark = pytest.mark.processes
 
@@ -129,3 +132,36 @@ def test_sigkill_of_the_worker_mid_stream_loses_nothing_and_stores_nothing_twice
     wait_for(lambda: stored(settings, company) >= expected, 60, f"{expected} events after the restart", interval=0.5)
     wait_for(lambda: caught_up(redis_client, settings), 30, "every entry acknowledged")
     assert stored(settings, company) == expected
+
+
+def test_losing_the_dedup_filter_while_the_worker_runs_counts_nothing_twice(settings, redis_client):
+    """The worker holds the shard's filter in memory, trusted after a rebuild; the filter's keys vanish
+    from Redis (a flush, an eviction) between a batch and its resends: the worker notices, looks the
+    resends up exactly, and stores each event once; after another rebuild, once still."""
+    filter_env = {"DEDUP_SETTLE_SECONDS": "1", "DEDUP_FILTER_IDS_PER_DAY": "30000"}
+    same_filter = dataclasses.replace(settings, dedup_settle_seconds=1, dedup_filter_ids_per_day=30_000)
+    with running_system(("web", "worker", "scheduler"), **filter_env) as (base, _):
+        company, key, _ = setup_company(base)
+        headers = {"Authorization": f"Bearer {key}"}
+        assert rebuild_dedup(same_filter, None, progress=False)["lost_meanwhile"] == []
+
+        def post(prefix: str, n: int) -> None:
+            answer = requests.post(f"{base}/v1/events", json=native_batch(prefix, n), headers=headers, timeout=10)
+            assert answer.json()["accepted"] == n
+
+        post("first", 100)
+        wait_for(lambda: stored(settings, company) == 100, 30, "the first events stored")
+        for key_name in redis_client.scan_iter(match=f"{redis_keys.PREFIX}:dedup:*"):
+            redis_client.delete(key_name)
+        post("first", 100)  # resends
+        post("second", 50)
+        wait_for(lambda: stored(settings, company) >= 150, 30, "the new events stored")
+        wait_for(lambda: caught_up(redis_client, settings), 30, "every entry acknowledged")
+        assert stored(settings, company) == 150
+        assert rebuild_dedup(same_filter, company, progress=False)["ids"] == 150
+        post("first", 100)
+        post("second", 50)
+        post("third", 10)
+        wait_for(lambda: stored(settings, company) >= 160, 30, "the third events stored")
+        wait_for(lambda: caught_up(redis_client, settings), 30, "every entry acknowledged")
+        assert stored(settings, company) == 160

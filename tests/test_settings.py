@@ -59,6 +59,8 @@ def test_defaults_follow_the_security_policy():
     assert settings.password_min_length == 10
     assert (settings.login_max_failures, settings.login_failure_window_seconds) == (5, 900)
     assert (settings.password_hash_concurrency, settings.password_hash_wait_seconds) == (2, 5.0)
+    assert (settings.dedup_window_days, settings.dedup_filter_bits_per_id) == (7, 16)
+    assert Settings.from_env({"JWT_SECRET": SECRET, "DEDUP_WINDOW_DAYS": "30"}).dedup_window_days == 30
     assert settings.cors_allowed_origins == ()
 
 
@@ -82,6 +84,11 @@ def test_defaults_follow_the_security_policy():
         ({"JWT_SECRET": SECRET, "PERSIST_BATCH_SECONDS": "0"}, "PERSIST_BATCH_SECONDS"),
         ({"ADTIVITY_ENV": "development", "JWT_SECRET": SECRET, "REDIS_URL": "nonsense"}, "REDIS_URL"),
         ({"JWT_SECRET": SECRET, "PASSWORD_HASH_CONCURRENCY": "0"}, "PASSWORD_HASH_CONCURRENCY"),
+        ({"JWT_SECRET": SECRET, "DEDUP_WINDOW_DAYS": "0"}, "DEDUP_WINDOW_DAYS"),
+        ({"JWT_SECRET": SECRET, "DEDUP_WINDOW_DAYS": "36"}, "DEDUP_WINDOW_DAYS"),
+        ({"JWT_SECRET": SECRET, "DEDUP_FILTER_BITS_PER_ID": "3"}, "DEDUP_FILTER_BITS_PER_ID"),
+        ({"JWT_SECRET": SECRET, "DEDUP_FILTER_IDS_PER_DAY": "200000000"}, "add STREAM_SHARDS"),
+        ({"JWT_SECRET": SECRET, "DEDUP_SETTLE_SECONDS": "0"}, "DEDUP_SETTLE_SECONDS"),
         ({"JWT_SECRET": SECRET, "PASSWORD_HASH_WAIT_SECONDS": "-1"}, "PASSWORD_HASH_WAIT_SECONDS"),
     ],
 )

@@ -11,6 +11,7 @@ from adtivity.logs import configure_logging
 from adtivity.settings import Settings
 from workers import (
     companies,
+    dedup,
     entities,
     health,
     housekeeping,
@@ -24,7 +25,19 @@ from workers import (
 from workers.lifecycle import Lifecycle
 from workers.runtime import Runtime, install
 
-ACTOR_MODULES = (companies, entities, health, housekeeping, password_reset, persist, privacy, retention, rollups, trim)
+ACTOR_MODULES = (
+    companies,
+    dedup,
+    entities,
+    health,
+    housekeeping,
+    password_reset,
+    persist,
+    privacy,
+    retention,
+    rollups,
+    trim,
+)
 
 
 def build_runtime(settings: Settings) -> Runtime:
