@@ -4,10 +4,11 @@ for two rounds) so a drifting machine weighs on every size alike.
 
     .venv/bin/python bench/dedup.py [--sizes 0,10000000,100000000] [--events 200000] [--rounds 2]
 
-For each run: empties ClickHouse's `events` and `event_ids` and the bench Redis database; fills
-`event_ids` directly (not through the API) with N random UUIDs for one company, received over the
-last 6.5 days (inside the 7-day window), and waits for ClickHouse's merges to settle; rebuilds the
-de-duplication filter from it (`rebuild-dedup`, timed); fills one stream shard with `--events`
+Each size has a ClickHouse database of its own, filled once at the start: `event_ids` directly (not
+through the API) with N random UUIDs for one company, received over the last 6.5 days (inside the
+7-day window), then ClickHouse's merges left to settle. For each run: empties `events` (and, for N =
+0, `event_ids`) and the bench Redis database; rebuilds the de-duplication filter from the stored ids
+(`rebuild-dedup`, timed; earlier runs' events add under 1% to N); fills one stream shard with `--events`
 realistic enriched events of that company (random UUID message ids, as SDKs send), runs the persist
 pump in this process until every entry is acknowledged, and reads the CPU that ClickHouse, this
 process (the worker) and Redis used meanwhile from /proc. The filter is sized for the largest N, and
@@ -21,6 +22,7 @@ the last line printed is `dedup: 100M/empty persist ratio X.XX, cpu/event ratio 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import math
 import os
@@ -76,9 +78,8 @@ def one_run(settings, client, clickhouse, company: str, n: int, events: int, *, 
     from workers.persist import EventsPump
 
     client.flushdb()
-    for table in ("events", "event_ids"):
+    for table in ("events", "event_ids") if n == 0 else ("events",):
         clickhouse.command(f"TRUNCATE TABLE {table}")
-    filled = fill(clickhouse, company, n)
     started = time.perf_counter()
     rebuilt = Rebuild(settings, client, clickhouse).run().ids
     rebuild_seconds = time.perf_counter() - started
@@ -117,7 +118,6 @@ def one_run(settings, client, clickhouse, company: str, n: int, events: int, *, 
         "trusted": trusted,
         "rate": made / seconds,
         "cpu": cpu,
-        "fill": filled,
         "rebuild": rebuild_seconds,
         "load": load_seconds,
         "rebuilt": rebuilt,
@@ -152,12 +152,21 @@ def main() -> int:
     from models.clickhouse import clickhouse_client
 
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=120)
-    clickhouse = clickhouse_client(settings.clickhouse_url, timeout=1200)
     company = str(uuid.uuid4())
+    stores, filled = {}, {}
+    for n in sizes:  # a database a size, filled once
+        store = dataclasses.replace(settings, clickhouse_url=settings.clickhouse_url + f"_dedup_{label(n)}")
+        prepare(store)
+        stores[n] = (store, clickhouse_client(store.clickhouse_url, timeout=1200))
+        for table in ("events", "event_ids"):
+            stores[n][1].command(f"TRUNCATE TABLE {table}")
+        filled[n] = fill(stores[n][1], company, n)
+        print(f"{label(n)}: filled in {filled[n]:.0f} s", flush=True)
     runs = []
     for round_number in range(args.rounds):
         for n in sizes if round_number % 2 == 0 else list(reversed(sizes)):
-            run = one_run(settings, client, clickhouse, company, n, args.events, trusted=True)
+            store, clickhouse = stores[n]
+            run = one_run(store, client, clickhouse, company, n, args.events, trusted=True)
             runs.append(run)
             print(
                 f"{label(n)}: {run['rate']:,.0f} events/s, cpu us/event "
@@ -165,9 +174,12 @@ def main() -> int:
                 flush=True,
             )
         if round_number == 0:
-            exact = one_run(settings, client, clickhouse, company, largest, args.events, trusted=False)
+            store, clickhouse = stores[largest]
+            exact = one_run(store, client, clickhouse, company, largest, args.events, trusted=False)
             print(f"{label(largest)} exact look-up only: {exact['rate']:,.0f} events/s", flush=True)
     client.flushdb()
+    for store, clickhouse in stores.values():
+        clickhouse.command(f"DROP DATABASE IF EXISTS `{store.clickhouse_url.rsplit('/', 1)[1]}`")
 
     def summary(n: int) -> dict:
         chosen = [run for run in runs if run["n"] == n]
@@ -176,7 +188,7 @@ def main() -> int:
             "cpu": {name: statistics.median(run["cpu"][name] for run in chosen) for name in chosen[0]["cpu"]},
             "rebuild": statistics.median(run["rebuild"] for run in chosen),
             "load": statistics.median(run["load"] for run in chosen),
-            "fill": statistics.median(run["fill"] for run in chosen),
+            "fill": filled[n],
             "filter_bytes": chosen[0]["filter_bytes"],
             "ids_bytes": chosen[0]["ids_bytes"],
             "rates": [run["rate"] for run in chosen],

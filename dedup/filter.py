@@ -73,6 +73,7 @@ if lost then
   redis.call('DEL', unpack(KEYS))
   redis.call('HSET', meta, 'shape', ARGV[1], 'born', ARGV[2], 'run', ARGV[3], 'appended', 0, 'base', 0, 'snapver', 0)
 end
+redis.call('HDEL', meta, 'snap:' .. (tonumber(ARGV[8]) - 1))  -- the generation that just expired
 local answer = redis.call('HMGET', meta, 'born', 'appended', 'base', 'snapver', 'since')
 answer[5] = answer[5] or -1
 table.insert(answer, 1, lost and 1 or 0)

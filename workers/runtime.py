@@ -36,7 +36,8 @@ class Runtime:
     def dedup_filter(self, shard: int) -> ShardFilter:
         """The shard's de-duplication filter, kept by this process between pumps (its generations
         stay in memory; each pump only catches up on what the journal gained)."""
-        return self._client(("dedup", shard), lambda: ShardFilter(self.settings, self.redis(30), shard))
+        client = self.redis(30)  # made first: _client holds its lock while it makes what it is asked for
+        return self._client(("dedup", shard), lambda: ShardFilter(self.settings, client, shard))
 
     def enqueue(self, actor_name: str, *args) -> None:
         Jobs(self.broker).enqueue(actor_name, *args)
