@@ -1,13 +1,14 @@
 """Benchmark: exactly once at any size. Persist events/s and CPU an event with N message ids already
 stored for the company, N = 0, 10M and 100M by default, alternating (0, 10M, 100M, then 100M, 10M, 0
-for two rounds) so a drifting machine weighs on every size alike.
+and so on for each round) so a drifting machine weighs on every size alike.
 
-    .venv/bin/python bench/dedup.py [--sizes 0,10000000,100000000] [--events 200000] [--rounds 2]
+    .venv/bin/python bench/dedup.py [--sizes 0,10000000,100000000] [--events 200000] [--rounds 4]
 
 Each size has a ClickHouse database of its own, filled once at the start: `event_ids` directly (not
 through the API) with N random UUIDs for one company, received over the last 6.5 days (inside the
-7-day window), then ClickHouse's merges left to settle. For each run: empties `events` (and, for N =
-0, `event_ids`) and the bench Redis database; rebuilds the de-duplication filter from the stored ids
+7-day window), then merged whole (OPTIMIZE ... FINAL), so no merge of the fill runs during a run.
+For each run: empties `events` (and, for N = 0, `event_ids`) and the bench Redis database, waits
+until ClickHouse merges nothing; rebuilds the de-duplication filter from the stored ids
 (`rebuild-dedup`, timed; earlier runs' events add under 1% to N); fills one stream shard with `--events`
 realistic enriched events of that company (random UUID message ids, as SDKs send), runs the persist
 pump in this process until every entry is acknowledged, and reads the CPU that ClickHouse, this
@@ -65,12 +66,18 @@ def fill(clickhouse, company: str, n: int) -> float:
             f"toDateTime({now} - intDiv((number + {offset}) * {int(FILL_DAYS * 86400)}, {max(n, 1)})), 'bench-fill' "
             f"FROM numbers({min(step, n - offset)})"
         )
-    while clickhouse.query("SELECT count() FROM system.merges").result_rows[0][0]:
-        time.sleep(1)
+    clickhouse.command("OPTIMIZE TABLE event_ids FINAL")  # merged now, not in the background of a run
+    settle(clickhouse)
     return time.perf_counter() - started
 
 
-def one_run(settings, client, clickhouse, company: str, n: int, events: int, *, trusted: bool) -> dict:
+def settle(clickhouse) -> None:
+    """Waits until ClickHouse merges nothing (earlier runs' inserts are merged before the next run)."""
+    while clickhouse.query("SELECT count() FROM system.merges").result_rows[0][0]:
+        time.sleep(1)
+
+
+def one_run(settings, client, clickhouse, company: str, n: int, events: int, *, trusted: bool, seed: int) -> dict:
     from dedup.filter import ShardFilter
     from dedup.rebuild import Rebuild
     from models import redis_keys
@@ -80,6 +87,7 @@ def one_run(settings, client, clickhouse, company: str, n: int, events: int, *, 
     client.flushdb()
     for table in ("events", "event_ids") if n == 0 else ("events",):
         clickhouse.command(f"TRUNCATE TABLE {table}")
+    settle(clickhouse)
     started = time.perf_counter()
     rebuilt = Rebuild(settings, client, clickhouse).run().ids
     rebuild_seconds = time.perf_counter() - started
@@ -91,7 +99,7 @@ def one_run(settings, client, clickhouse, company: str, n: int, events: int, *, 
         "SELECT sum(data_compressed_bytes) FROM system.parts WHERE active AND database = currentDatabase() "
         "AND table = 'event_ids'"
     ).result_rows[0][0]
-    rng = random.Random(n + events)
+    rng = random.Random(seed)  # new message ids each run: the store keeps earlier runs' ids
     pipe = client.pipeline(transaction=False)
     made = 0
     for batch_company, batch in enriched_batches(settings, rng, [company], events):
@@ -134,7 +142,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="0,10000000,100000000")
     parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
     largest = max(sizes)
@@ -166,7 +174,7 @@ def main() -> int:
     for round_number in range(args.rounds):
         for n in sizes if round_number % 2 == 0 else list(reversed(sizes)):
             store, clickhouse = stores[n]
-            run = one_run(store, client, clickhouse, company, n, args.events, trusted=True)
+            run = one_run(store, client, clickhouse, company, n, args.events, trusted=True, seed=len(runs))
             runs.append(run)
             print(
                 f"{label(n)}: {run['rate']:,.0f} events/s, cpu us/event "
@@ -175,7 +183,7 @@ def main() -> int:
             )
         if round_number == 0:
             store, clickhouse = stores[largest]
-            exact = one_run(store, client, clickhouse, company, largest, args.events, trusted=False)
+            exact = one_run(store, client, clickhouse, company, largest, args.events, trusted=False, seed=-1)
             print(f"{label(largest)} exact look-up only: {exact['rate']:,.0f} events/s", flush=True)
     client.flushdb()
     for store, clickhouse in stores.values():
