@@ -87,7 +87,7 @@ class Settings:
     # De-duplication filters (dedup/filter.py).
     dedup_window_days: int = 7
     dedup_filter_ids_per_day: int = 2_000_000
-    dedup_filter_bits_per_id: int = 16
+    dedup_filter_bits_per_id: int = 24
     dedup_settle_seconds: int = 120
     dedup_check_seconds: int = 300
     persist_ensure_seconds: int = 5

@@ -99,7 +99,7 @@ def one_run(settings, client, clickhouse, company: str, n: int, events: int, *, 
         "SELECT sum(data_compressed_bytes) FROM system.parts WHERE active AND database = currentDatabase() "
         "AND table = 'event_ids'"
     ).result_rows[0][0]
-    rng = random.Random(seed)  # new message ids each run: the store keeps earlier runs' ids
+    rng = random.Random(seed)  # new message ids each run (the store keeps earlier runs' ids); seeds >= 0
     pipe = client.pipeline(transaction=False)
     made = 0
     for batch_company, batch in enriched_batches(settings, rng, [company], events):
@@ -143,6 +143,7 @@ def main() -> int:
     parser.add_argument("--sizes", default="0,10000000,100000000")
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--bits", type=int, default=24, help="DEDUP_FILTER_BITS_PER_ID")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
     largest = max(sizes)
@@ -152,6 +153,7 @@ def main() -> int:
         dedup_window_days=window_days,
         dedup_filter_ids_per_day=max(1_000_000, math.ceil(largest * 1.2 / FILL_DAYS)),
         dedup_settle_seconds=1,
+        dedup_filter_bits_per_id=args.bits,
     )
     prepare(settings)
     import redis
@@ -183,7 +185,9 @@ def main() -> int:
             )
         if round_number == 0:
             store, clickhouse = stores[largest]
-            exact = one_run(store, client, clickhouse, company, largest, args.events, trusted=False, seed=-1)
+            exact = one_run(
+                store, client, clickhouse, company, largest, args.events, trusted=False, seed=10**6
+            )  # ids of no other run
             print(f"{label(largest)} exact look-up only: {exact['rate']:,.0f} events/s", flush=True)
     client.flushdb()
     for store, clickhouse in stores.values():
@@ -209,7 +213,7 @@ def main() -> int:
     cpu_ratio = sum(big["cpu"].values()) / sum(empty["cpu"].values())
     lines = [
         f"Command: `.venv/bin/python bench/dedup.py --sizes {args.sizes} --events {args.events} --rounds "
-        f"{args.rounds}` on {os.cpu_count()} cores, {dt.date.today().isoformat()} (Redis 7, ClickHouse 18.16 and "
+        f"{args.rounds} --bits {args.bits}` on {os.cpu_count()} cores, {dt.date.today().isoformat()} (Redis 7, ClickHouse 18.16 and "
         f"the pump on the same machine); filter sized for {settings.dedup_filter_ids_per_day:,} ids a day, "
         f"{settings.dedup_filter_bits_per_id} bits an id, window {window_days} days.",
         "",

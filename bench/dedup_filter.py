@@ -2,7 +2,7 @@
 setting: the share of new ids it says it may have seen (false positives, each an exact look-up) when
 its four generations are as full as their size allows, and the worker's time to check and add an id.
 
-    .venv/bin/python bench/dedup_filter.py [--ids-per-day 2000000] [--bits 8,10,12,16,20]
+    .venv/bin/python bench/dedup_filter.py [--ids-per-day 2000000] [--bits 8,12,16,20,24]
 
 Bitmaps are filled in memory with the filter's own placement (random 64-bit hashes stand for the
 ids' hashes); the check-and-add time is measured through Redis (journal append included) on 20,000
@@ -54,7 +54,7 @@ def check_and_add_microseconds(settings, calls: int = 10) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--ids-per-day", type=int, default=2_000_000)
-    parser.add_argument("--bits", default="8,10,12,16,20")
+    parser.add_argument("--bits", default="8,12,16,20,24")
     args = parser.parse_args()
     rng = np.random.default_rng(7)
     base = bench_settings(dedup_filter_ids_per_day=args.ids_per_day)

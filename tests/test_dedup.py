@@ -135,8 +135,8 @@ def test_the_filter_survives_its_process_through_journal_and_snapshots(dedup_set
 
 def test_a_generation_is_sized_by_the_settings(dedup_settings):
     shape = FilterShape.from_settings(dedup_settings)
-    # 30,000 ids a day for a third of 7 days, 16 bits each: 70,000 ids, 140,000 bytes (rounded up to blocks)
-    assert shape.generation_bytes == pytest.approx(30_000 * 7 / 3 * 16 / 8, rel=0.01)
+    # 30,000 ids a day for a third of 7 days, 24 bits each: 70,000 ids, 210,000 bytes (rounded up to blocks)
+    assert shape.generation_bytes == pytest.approx(30_000 * 7 / 3 * 24 / 8, rel=0.01)
     assert shape.hashes == 8
 
 

@@ -59,7 +59,7 @@ def test_defaults_follow_the_security_policy():
     assert settings.password_min_length == 10
     assert (settings.login_max_failures, settings.login_failure_window_seconds) == (5, 900)
     assert (settings.password_hash_concurrency, settings.password_hash_wait_seconds) == (2, 5.0)
-    assert (settings.dedup_window_days, settings.dedup_filter_bits_per_id) == (7, 16)
+    assert (settings.dedup_window_days, settings.dedup_filter_bits_per_id) == (7, 24)
     assert Settings.from_env({"JWT_SECRET": SECRET, "DEDUP_WINDOW_DAYS": "30"}).dedup_window_days == 30
     assert settings.cors_allowed_origins == ()
 
