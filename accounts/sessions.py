@@ -71,7 +71,7 @@ class Accounts:
         return self._issue(user.id, session.id)
 
     def _take_guess(self, email: str, *, ip: str) -> LoginAttempt:
-        """Counts one guess at `email`'s password, as wrong until `_guess_was_right`; RateLimited when
+        """Counts one guess at `email`'s password, as wrong until `_guess` finds it right; RateLimited when
         the window's wrong guesses (those still being checked included) are at the limit. Guesses at
         one email are counted one at a time (a transaction-scoped advisory lock), so concurrent
         guesses cannot all read the same count."""

@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 import mmh3
 import numpy as np
@@ -152,19 +152,21 @@ class FilterShape:
         return offsets
 
 
-def id_hash(company: str, message_id: str) -> int:
-    """The 64-bit hash of one (company, message id): `reinterpretAsUInt64(murmurHash3_128(concat(
-    toString(company_id), '\\0', message_id)))` in ClickHouse."""
-    return int(mmh3.hash64(f"{company}\0{message_id}".encode(), signed=False)[0])
-
-
 def id_hashes(company: str, message_ids: Sequence[str]) -> np.ndarray:
+    """The 64-bit hash of each (company, message id): `reinterpretAsUInt64(murmurHash3_128(concat(
+    toString(company_id), '\\0', message_id)))` in ClickHouse."""
     prefix = f"{company}\0"
     return np.fromiter(
         (mmh3.hash64((prefix + message_id).encode(), signed=False)[0] for message_id in message_ids),
         dtype=np.uint64,
         count=len(message_ids),
     )
+
+
+def covered_since(born: int, since: int | None, rebuilt: int | None = None) -> int:
+    """Since when a filter holds every id stored (for a company, with its own rebuilt coverage): its
+    birth, or earlier where a rebuild of the shard or of the company vouched for earlier."""
+    return min([born, *(value for value in (since, rebuilt) if value is not None)])
 
 
 def set_bits(bitmap: np.ndarray, offsets: np.ndarray) -> None:
@@ -252,19 +254,28 @@ class ShardFilter:
     def snapshot_keys(self, generation: int) -> list[str]:
         return [redis_keys.dedup_snapshot(self.shard, generation - age) for age in range(GENERATIONS)]
 
+    def sync(self, company: str, now_ms: int, *, start_again: bool = False) -> list[Any]:
+        """The filter's state in Redis (see _SYNC), made anew there if it is lost, stale or
+        `start_again`; reads none of its bitmaps."""
+        generation = self.shape.generation_of(now_ms)
+        generations = [generation - age for age in range(GENERATIONS)]
+        run_id = self.client.info("server")["run_id"]
+        return list(
+            self._sync(
+                keys=[self.meta, self.journal, *self.snapshot_keys(generation)],
+                args=[self.shape.name, now_ms, run_id, "1" if start_again else "0", *generations, company],
+            )
+        )
+
     def catch_up(self, company: str, now_ms: int) -> tuple[Held, int]:
         """The filter as Redis has it now (made anew there if lost), and since when it holds every id
         of `company`. Redis holding fewer journal elements than this worker applied means it lost
         writes (restored from an older state): the filter is started again."""
         generation = self.shape.generation_of(now_ms)
         generations = [generation - age for age in range(GENERATIONS)]
-        run_id = self.client.info("server")["run_id"]
         rolled_back = False
         while True:
-            answer = self._sync(
-                keys=[self.meta, self.journal, *self.snapshot_keys(generation)],
-                args=[self.shape.name, now_ms, run_id, "1" if rolled_back else "0", *generations, company],
-            )
+            answer = self.sync(company, now_ms, start_again=rolled_back)
             made_anew, born, appended, base, version, since = answer[:6]
             held = self.held
             rolled_back = held is not None and held.born == born and held.applied > int(appended)
@@ -286,8 +297,8 @@ class ShardFilter:
         for number in generations:
             if number not in held.bitmaps:
                 held.bitmaps[number] = np.zeros(self.shape.generation_bytes, dtype=np.uint8)
-        coverage = min([int(born), *(value for value in (int(since), rebuilt) if value >= 0)])
-        return held, coverage
+        known = [value if value >= 0 else None for value in (int(since), rebuilt)]
+        return held, covered_since(int(born), *known)
 
     def load(self, born: bytes, version: bytes, snapshots: dict[int, int], base: int) -> Held:
         held = Held(born=born, snapshot_version=version, applied=base, base=base)

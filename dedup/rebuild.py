@@ -25,7 +25,7 @@ import redis
 from clickhouse_connect.driver.client import Client
 
 from adtivity.settings import Settings
-from dedup.filter import GENERATIONS, FilterShape, ShardFilter, set_bits
+from dedup.filter import GENERATIONS, FilterShape, ShardFilter, covered_since, set_bits
 from models import redis_keys
 from models.redis_streams import shard_for
 
@@ -110,7 +110,7 @@ class Rebuild:
             shape, born, since = self.redis.hmget(redis_keys.dedup_meta(shard), ["shape", "born", "since"])
             if shape is None or born is None or shape != self.shape.name.encode():
                 continue  # no filter yet, or one the next batch starts again
-            coverage = min(int(born), int(since)) if since is not None else int(born)
+            coverage = covered_since(int(born), int(since) if since is not None else None)
             settled = int(born) + self.settings.dedup_settle_seconds * 1000 <= now
             if coverage > now - self.shape.window_ms and settled:
                 shards.append(shard)
@@ -119,11 +119,8 @@ class Rebuild:
     def rebuild_shard(self, shard: int, company: str | None, *, progress: bool) -> tuple[int, bool]:
         """(ids read, whether the filter was still the same one at the end)."""
         live = ShardFilter(self.settings, self.redis, shard)
-        live.check_and_add(company or "", [], now_ms=self.now_ms())  # makes a missing or stale filter anew
+        born = live.sync(company or "", self.now_ms())[1]  # makes a missing or stale filter anew
         meta = redis_keys.dedup_meta(shard)
-        born = self.redis.hget(meta, "born")
-        if not isinstance(born, bytes):
-            raise RuntimeError(f"shard {shard}'s filter vanished as the rebuild began; run it again")
         settled = int(born) + self.settings.dedup_settle_seconds * 1000
         while self.now_ms() < settled:
             self.sleep(min(1.0, (settled - self.now_ms()) / 1000))

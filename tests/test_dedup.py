@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from adtivity.cli import rebuild_dedup
-from dedup.filter import GENERATIONS, JOURNAL_ELEMENTS, FilterShape, ShardFilter, id_hash
+from dedup.filter import GENERATIONS, JOURNAL_ELEMENTS, FilterShape, ShardFilter, id_hashes
 from dedup.rebuild import Rebuild
 from models import redis_keys
 from models.clickhouse import clickhouse_client
@@ -54,7 +54,7 @@ def test_the_hash_is_the_one_clickhouse_computes(settings):
             "SELECT reinterpretAsUInt64(murmurHash3_128(concat(toString(toUUID(%(c)s)), '\\0', %(m)s)))",
             parameters={"c": company, "m": message_id},
         ).result_rows[0][0]
-        assert in_clickhouse == id_hash(company, message_id)
+        assert in_clickhouse == int(id_hashes(company, [message_id])[0])
 
 
 def test_a_new_filter_answers_maybe_until_it_covers_a_window(dedup_settings, redis_client):
