@@ -28,6 +28,10 @@ from models.redis_streams import decode_entry, encode_entry
 from tests.ingest_helpers import CHROME, streamed, tenant
 
 FUZZ_CASES = int(os.environ.get("FUZZ_CASES", "1000"))
+# Each API test runs a quarter of FUZZ_CASES generated requests against the in-process app.
+API_CASES = hypothesis_settings(
+    max_examples=FUZZ_CASES // 4, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+)
 
 
 def is_utf8(raw: bytes) -> bool:
@@ -163,9 +167,7 @@ def test_generated_requests_never_fail_the_server_and_ingest_stores_exactly_what
         operations = [op for op in operations if (op.method.upper(), op.path) not in ENDS_THE_RUN]
     seen: Counter = Counter()
 
-    @hypothesis_settings(
-        max_examples=FUZZ_CASES // 4, deadline=None, database=None, suppress_health_check=list(HealthCheck)
-    )
+    @API_CASES
     @given(st.data())
     def one_case(data):
         operation = data.draw(st.sampled_from(operations), label="operation")
@@ -222,9 +224,7 @@ def test_invalid_utf8_inside_any_body_is_refused_cleanly(client, api, settings, 
         if op.method.upper() in ("POST", "PATCH") and (op.method.upper(), op.path) not in ENDS_THE_RUN
     ]
 
-    @hypothesis_settings(
-        max_examples=FUZZ_CASES // 4, deadline=None, database=None, suppress_health_check=list(HealthCheck)
-    )
+    @API_CASES
     @given(st.data())
     def one_case(data):
         operation = data.draw(st.sampled_from(operations), label="operation")
@@ -261,9 +261,7 @@ def test_times_out_of_range_in_any_query_are_refused_cleanly(client, api):
     )
     assert len(paths) >= 8, paths
 
-    @hypothesis_settings(
-        max_examples=FUZZ_CASES // 4, deadline=None, database=None, suppress_health_check=list(HealthCheck)
-    )
+    @API_CASES
     @given(st.data())
     def one_case(data):
         path = data.draw(st.sampled_from(paths), label="path")
