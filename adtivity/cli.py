@@ -18,12 +18,16 @@ def run_migrations(settings: Settings) -> dict[str, list[str]]:
     from models.clickhouse import clickhouse_client, database_name
     from models.db import ensure_database_exists, open_database
     from models.migrate import migrate_clickhouse, migrate_postgres
+    from models.redis_client import redis_client
+    from models.redis_streams import tag_untagged_keys
 
     ensure_database_exists(settings.database_url)
     applied = {"postgres": migrate_postgres(open_database(settings.database_url))}
     admin = clickhouse_client(settings.clickhouse_url, database="default")
     admin.command(f"CREATE DATABASE IF NOT EXISTS `{database_name(settings.clickhouse_url)}`")
     applied["clickhouse"] = migrate_clickhouse(clickhouse_client(settings.clickhouse_url))
+    if not settings.redis_cluster:
+        applied["redis"] = tag_untagged_keys(redis_client(settings, timeout=30))
     return applied
 
 
@@ -59,18 +63,17 @@ def show_status(settings: Settings) -> dict:
     real-time as-of, the companies whose rollups waited longest."""
     import dataclasses
 
-    import redis
-
     from adtivity.jobs import redis_broker
     from adtivity.pipeline_status import pipeline_status
     from adtivity.probes import probe_all
     from models.db import open_database
+    from models.redis_client import redis_client
 
     open_database(settings.database_url)
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+    client = redis_client(settings, timeout=5)
     return {
         "dependencies": {r.name: dataclasses.asdict(r) for r in probe_all(settings)},
-        **pipeline_status(settings, client, redis_broker(settings.redis_url, settings.dramatiq_namespace)),
+        **pipeline_status(settings, client, redis_broker(settings)),
     }
 
 
@@ -78,17 +81,17 @@ def rebuild_rollups(
     settings: Settings, company_id: str, first: dt.date, last: dt.date, *, progress: bool = True
 ) -> int:
     """Recomputes a company's rollups day by day from `first` to `last` (UTC days, both included)."""
-    import redis
     from tqdm import tqdm
 
     from models.clickhouse import clickhouse_client
     from models.db import open_database
+    from models.redis_client import redis_client
     from rollups.compute import rollup_company_now
 
     if last < first:
         raise SystemExit("--to must not be before --from")
     open_database(settings.database_url)
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
+    client = redis_client(settings, timeout=10)
     clickhouse = clickhouse_client(settings.clickhouse_url, timeout=settings.rollup_query_timeout_seconds + 10)
     days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
     rows = 0
@@ -103,15 +106,12 @@ def rebuild_rollups(
 def replay_quarantine(settings: Settings, company_id: str | None) -> tuple[int, int]:
     import uuid
 
-    import redis
-
     from adtivity.replay import replay_quarantined
     from models.db import open_database
+    from models.redis_client import redis_client
 
     open_database(settings.database_url)
-    return replay_quarantined(
-        redis.Redis.from_url(settings.redis_url, socket_timeout=10), uuid.UUID(company_id) if company_id else None
-    )
+    return replay_quarantined(redis_client(settings, timeout=10), uuid.UUID(company_id) if company_id else None)
 
 
 def import_events(settings: Settings, company_id: str, path: str, *, batch: int, progress: bool = True) -> dict:
@@ -122,7 +122,6 @@ def import_events(settings: Settings, company_id: str, path: str, *, batch: int,
     import time
     import uuid
 
-    import redis
     from tqdm import tqdm
 
     from adtivity.errors import RateLimited
@@ -130,8 +129,9 @@ def import_events(settings: Settings, company_id: str, path: str, *, batch: int,
     from ingest.enrich import Enricher, RequestInfo
     from ingest.formats import Items, build_native
     from models.db import utcnow
+    from models.redis_client import redis_client
 
-    pipeline = IngestPipeline(settings, redis.Redis.from_url(settings.redis_url, socket_timeout=10), Enricher(settings))
+    pipeline = IngestPipeline(settings, redis_client(settings, timeout=10), Enricher(settings))
     outcome: dict = {"accepted": 0, "rejected": []}
 
     def send(numbers: list[int], lines: list[bytes]) -> None:
@@ -183,14 +183,13 @@ def import_events(settings: Settings, company_id: str, path: str, *, batch: int,
 def rebuild_dedup(settings: Settings, company_id: str | None, *, progress: bool) -> dict:
     """Refills the de-duplication filters (every shard's, or `company_id`'s ids into its shard's)
     from ClickHouse; see dedup/rebuild.py."""
-    import redis
-
     from dedup.rebuild import Rebuild
     from models.clickhouse import clickhouse_client
+    from models.redis_client import redis_client
 
     rebuild = Rebuild(
         settings,
-        redis.Redis.from_url(settings.redis_url, socket_timeout=60),
+        redis_client(settings, timeout=60),
         clickhouse_client(settings.clickhouse_url, timeout=600),
     )
     report = rebuild.run(company_id, progress=progress)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
+from adtivity.settings import Settings
+
 PURGE_COMPANY = "purge_company"
 CHECK_HEALTH = "check_health"
 PERSIST_SHARD = "persist_shard"
@@ -25,8 +27,11 @@ REBUILD_DEDUP = "rebuild_dedup"
 DEFAULT_QUEUE = "default"
 
 
-def redis_broker(redis_url: str, namespace: str) -> RedisBroker:
-    return RedisBroker(url=redis_url, namespace=namespace, socket_timeout=5, socket_connect_timeout=2)
+def redis_broker(settings: Settings) -> RedisBroker:
+    """Dramatiq's broker, on the plain Redis of DRAMATIQ_REDIS_URL (REDIS_URL when unset)."""
+    return RedisBroker(
+        url=settings.dramatiq_redis, namespace=settings.dramatiq_namespace, socket_timeout=5, socket_connect_timeout=2
+    )
 
 
 class Jobs:

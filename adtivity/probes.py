@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
-import redis
 
 from adtivity.settings import Settings
+from models.redis_client import redis_client
 
 # Required: without these the API cannot serve. The broker only feeds real-time metrics, which say when they are stale.
 REQUIRED = ("postgres", "redis", "clickhouse")
@@ -39,7 +39,7 @@ def probe_postgres(settings: Settings, timeout: float) -> None:
 
 
 def probe_redis(settings: Settings, timeout: float) -> None:
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    client = redis_client(settings, timeout=timeout, connect_timeout=timeout)
     try:
         client.ping()
     finally:

@@ -24,7 +24,14 @@ class Settings:
     # Addresses of the services.
     database_url: str = "postgresql://postgres@127.0.0.1:5432/adtivity"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # REDIS_URL names one node of a Redis Cluster (models/redis_client.py).
+    redis_cluster: bool = False
+    # Dramatiq's queues: a plain Redis (its broker does not speak Redis Cluster); empty means REDIS_URL.
+    dramatiq_redis_url: str = ""
     clickhouse_url: str = "http://default:@127.0.0.1:8123/adtivity"
+    # A ClickHouse cluster's name (its remote_servers entry): tables are ReplicatedMergeTree on each
+    # node and Distributed over them (models/clickhouse_cluster.py). Empty: one server.
+    clickhouse_cluster: str = ""
     kafka_broker_url: str = "kafka://127.0.0.1:19092"
     # Dramatiq queues live under this Redis key namespace.
     dramatiq_namespace: str = "adtivity"
@@ -130,6 +137,7 @@ class Settings:
     realtime_message_max_bytes: int = 524_288
     realtime_publish_seconds: float = 0.25
     realtime_stale_seconds: int = 10
+    realtime_bridge_lease_seconds: float = 6.0
     realtime_hll_lg_k: int = 12
     realtime_max_keys: int = 1_000
     # Prometheus metrics of the background processes (0 turns a process's off).
@@ -162,8 +170,8 @@ class Settings:
         for broken, message in self.rules():
             if broken:
                 raise SettingsError(message)
-        for name in ("database_url", "redis_url", "clickhouse_url", "kafka_broker_url"):
-            if not urlsplit(getattr(self, name)).hostname:
+        for name in ("database_url", "redis_url", "clickhouse_url", "kafka_broker_url", "dramatiq_redis_url"):
+            if getattr(self, name) and not urlsplit(getattr(self, name)).hostname:
                 raise SettingsError(f"{name.upper()} has no host: {getattr(self, name)!r}")
 
     def rules(self) -> list[tuple[bool, str]]:
@@ -183,6 +191,12 @@ class Settings:
                 not 1 <= self.access_token_seconds <= 900,
                 "ACCESS_TOKEN_SECONDS must be between 1 and 900 (access tokens live at most 15 minutes)",
             ),
+            (
+                self.redis_cluster and not self.dramatiq_redis_url,
+                "DRAMATIQ_REDIS_URL must name a plain Redis when REDIS_CLUSTER is on "
+                "(Dramatiq's broker does not speak Redis Cluster)",
+            ),
+            (self.realtime_bridge_lease_seconds <= 0, "REALTIME_BRIDGE_LEASE_SECONDS must be more than 0"),
             (self.web_clickhouse_clients < 1, "WEB_CLICKHOUSE_CLIENTS must be at least 1"),
             (self.web_clickhouse_wait_seconds < 0, "WEB_CLICKHOUSE_WAIT_SECONDS must be 0 or more"),
             (
@@ -227,6 +241,11 @@ class Settings:
     @property
     def is_development(self) -> bool:
         return self.adtivity_env in ("development", "test")
+
+    @property
+    def dramatiq_redis(self) -> str:
+        """Where Dramatiq's queues live."""
+        return self.dramatiq_redis_url or self.redis_url
 
     @property
     def kafka_bootstrap(self) -> str:

@@ -25,7 +25,7 @@ from ingest.wire import AsIncoming
 from ingest.write import EventWriter
 from models import redis_keys
 from models.events import Event
-from models.redis_streams import encode_events, shard_for, stream_key
+from models.redis_streams import encode_events, shard_for
 
 INGEST_EVENTS = Counter(
     "adtivity_ingest_events_total",
@@ -167,11 +167,11 @@ class IngestPipeline:
         """One atomic Redis call: the rate limit of `rate_subject` (RateLimited if over), session ids, the XADD."""
         shard = shard_for(request.company_id, self.settings.stream_shards)
         decision = self.writer.write(
-            stream_key(shard),
+            shard,
             request.company_id,
             events,
             request.request_id,
-            bucket=redis_keys.rate_limit_bucket("ingest", rate_subject),
+            bucket=redis_keys.ingest_bucket(shard, rate_subject),
             limit=self.key_limit,
         )
         if not decision.allowed:

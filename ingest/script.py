@@ -12,18 +12,28 @@ carries the same message ids. A Redis that forgot the script (restarted, or SCRI
 given it again, once. The price of skipping the pool's poll: a connection that Redis dropped (a
 restart) is found dead by the one call that uses it next, which answers 503 (the SDK resends), not
 before; the pool's poll would have replaced it first. Idle connections are kept, as many as were
-ever lent at once.
+ever lent at once. On a Redis Cluster (`script_runner`), the cluster client's own script object
+runs it instead: it routes each call to the node of its keys' slot and follows failovers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import hiredis
 import redis
 from redis.connection import Connection
 
+from models.redis_client import is_cluster
+
 ScriptArgument = str | bytes | int | float
+
+
+def script_runner(client: Any, source: str) -> Callable[[list[str | bytes], list[ScriptArgument]], Any]:
+    """What runs `source` with (keys, args): a ScriptRunner on a single Redis, redis-py's script
+    object on a Redis Cluster."""
+    return client.register_script(source) if is_cluster(client) else ScriptRunner(client, source)
 
 
 class ScriptRunner:

@@ -18,18 +18,18 @@ import redis
 import uuid_utils
 
 from adtivity.ratelimit import TAKE_TOKENS_LUA, Decision, Limit, decision
-from ingest.script import ScriptArgument, ScriptRunner
+from ingest.script import ScriptArgument, script_runner
 from models import redis_keys
 from models.events import Event
 from models.events_table import UnixSeconds
-from models.redis_streams import encode_stored
+from models.redis_streams import encode_stored, stream_key
 
 ACTIVITY_GRANULARITY_SECONDS = 60
 
 # KEYS: the rate-limit bucket and the stream. The session keys are made here from ARGV[10] (prefix)
 # and the identities in ARGV[11], so the arguments stay few (one MessagePack array of
-# [identity, event time] for the events lacking a session id): on a single Redis this is safe; a
-# Redis Cluster deployment would shard by company and pass the keys instead. A new session's id is
+# [identity, event time] for the events lacking a session id). Every key of the script carries the
+# stream shard's hash tag, so on a Redis Cluster they all sit in the slot of KEYS. A new session's id is
 # ARGV[14] (a UUIDv7 made for the request, less its last four hex digits) and the event's place in
 # that array, in four hex digits: a UUIDv7 still, unique while a request has at most 65,536 events.
 # ARGV: capacity, rate, now, cost, timeout, granularity, company, request id, encoded events,
@@ -90,12 +90,13 @@ _pack = msgspec.msgpack.Encoder()
 class EventWriter:
     def __init__(self, client: redis.Redis, *, session_timeout_seconds: int) -> None:
         self.session_timeout_seconds = session_timeout_seconds
-        self._write = ScriptRunner(client, _WRITE)
+        self._write = script_runner(client, _WRITE)
 
     def write(
-        self, stream: str, company_id: str, events: list[Event], request_id: str, *, bucket: str, limit: Limit
+        self, shard: int, company_id: str, events: list[Event], request_id: str, *, bucket: str, limit: Limit
     ) -> Decision:
-        """Appends the events to `stream` unless the bucket is empty; events lacking a session id get one."""
+        """Appends the events to the stream of `shard` unless the bucket (of the same shard's hash tag)
+        is empty; events lacking a session id get one."""
         events.sort(key=lambda e: e.event_time)
         seconds = UnixSeconds()  # shared with the rows, which convert the same event times
         wanted = [(e.identity, seconds[e.event_time]) for e in events if not e.session_id]
@@ -110,11 +111,11 @@ class EventWriter:
             company_id,
             request_id,
             payload,
-            redis_keys.session_state(company_id, ""),
+            redis_keys.session_state(shard, company_id, ""),
             _pack.encode(wanted),
             message_ids,
             rows,
             str(uuid_utils.uuid7())[:-4],
         ]
-        allowed, detail = self._write([bucket, stream], args)
+        allowed, detail = self._write([bucket, stream_key(shard)], args)
         return decision(allowed, detail if not allowed else 0, limit, len(events))

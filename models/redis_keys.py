@@ -1,4 +1,10 @@
-"""The Redis key layout: every key and channel name the system uses, built here and nowhere else."""
+"""The Redis key layout: every key and channel name the system uses, built here and nowhere else.
+
+Keys that one Lua script or transaction touches together share a hash tag (the part in `{...}`), so
+they sit in one slot of a Redis Cluster: a stream shard's keys carry `{<shard>}` (its two streams,
+hand-over set, failure counts, lease, de-duplication filter, and the session state and ingest rate
+buckets of the companies it carries); a company's analytics cache carries `{<company id>}`.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +16,20 @@ KEY_INVALIDATION_CHANNEL = f"{PREFIX}:keys:invalidate"
 HEALTH_STATUS = f"{PREFIX}:health"
 
 
+def shard_tag(shard: int) -> str:
+    """The hash tag of a stream shard's keys."""
+    return f"{{{shard}}}"
+
+
 def rate_limit_bucket(scope: str, subject: str) -> str:
     """Token bucket state for one limited subject, e.g. ("login-ip", "10.0.0.1")."""
     return f"{PREFIX}:rl:{scope}:{subject}"
+
+
+def ingest_bucket(shard: int, subject: str) -> str:
+    """An API key's ingest rate bucket, beside the stream shard its company writes to (the ingest
+    script takes tokens and appends in one call)."""
+    return f"{PREFIX}:rl:ingest:{shard_tag(shard)}:{subject}"
 
 
 def process_heartbeat(process: str) -> str:
@@ -20,14 +37,16 @@ def process_heartbeat(process: str) -> str:
     return f"{PREFIX}:heartbeat:{process}"
 
 
-def session_state(company_id: str, identity: str) -> str:
-    """The current derived session of one identity: its id and the time of its last event."""
-    return f"{PREFIX}:sess:{company_id}:{identity}"
+def session_state(shard: int, company_id: str, identity: str) -> str:
+    """The current derived session of one identity: its id and the time of its last event. Beside
+    the stream shard of its company (the ingest script reads and writes it with the XADD)."""
+    return f"{PREFIX}:sess:{shard_tag(shard)}:{company_id}:{identity}"
 
 
 def pump_lease(kind: str, shard: int) -> str:
-    """Held by the one pump of a kind ("persist", "entities") working on a stream shard."""
-    return f"{PREFIX}:lease:{kind}:{shard}"
+    """Held by the one pump of a kind ("persist", "entities") working on a stream shard, or by the
+    one streams process bridging it ("realtime")."""
+    return f"{PREFIX}:lease:{kind}:{shard_tag(shard)}"
 
 
 def pump_queued(kind: str, shard: int) -> str:
@@ -43,7 +62,7 @@ def pump_failures(stream: str, group: str) -> str:
 def handed_over(shard: int) -> str:
     """Set of the events-stream entries of a shard handed to the entities stream but not yet
     acknowledged: a redelivered entry found here is not handed over a second time."""
-    return f"{PREFIX}:handed:{shard}"
+    return f"{PREFIX}:handed:{shard_tag(shard)}"
 
 
 def realtime_snapshot(company_id: str) -> str:
@@ -54,13 +73,13 @@ def realtime_snapshot(company_id: str) -> str:
 def analytics_answer(company_id: str, request_digest: str) -> str:
     """A cached analytics answer for one resolved request: the rollup version it was computed from, a
     newline, the JSON."""
-    return f"{PREFIX}:an:{company_id}:{request_digest}"
+    return f"{PREFIX}:an:{{{company_id}}}:{request_digest}"
 
 
 def rollup_version(company_id: str) -> str:
     """When the company's rollups were last computed (set by each rollup run): cached answers of
     another version are stale."""
-    return f"{PREFIX}:rollup-version:{company_id}"
+    return f"{PREFIX}:rollup-version:{{{company_id}}}"
 
 
 # Seconds since the epoch up to which every accepted event is counted in the real-time snapshots.
@@ -73,22 +92,21 @@ SCHEDULER_LEADER = f"{PREFIX}:lease:scheduler"
 def dedup_meta(shard: int) -> str:
     """Hash describing a shard's de-duplication filter (dedup/filter.py): its shape, when it was born,
     the journal's length and trimmed prefix, each snapshot's journal position, and since when it holds
-    every id stored (after a rebuild). The `{...}` hash tag keeps a shard's filter keys on one node of
-    a Redis Cluster."""
-    return f"{PREFIX}:dedup:{{{shard}}}:meta"
+    every id stored (after a rebuild)."""
+    return f"{PREFIX}:dedup:{shard_tag(shard)}:meta"
 
 
 def dedup_journal(shard: int) -> str:
     """List of the id hashes added to a shard's de-duplication filter since its snapshots."""
-    return f"{PREFIX}:dedup:{{{shard}}}:journal"
+    return f"{PREFIX}:dedup:{shard_tag(shard)}:journal"
 
 
 def dedup_snapshot(shard: int, generation: int) -> str:
     """One generation of a shard's de-duplication filter as of a journal position: 512-bit blocks."""
-    return f"{PREFIX}:dedup:{{{shard}}}:snap:{generation}"
+    return f"{PREFIX}:dedup:{shard_tag(shard)}:snap:{generation}"
 
 
 def dedup_staging(shard: int, generation: int, writer: str) -> str:
     """Where a writer ("pump" or "rebuild") uploads a generation's bitmap before it replaces (or is
     OR-ed into) the snapshot; one key a writer, so a pump and a rebuild never mix their uploads."""
-    return f"{PREFIX}:dedup:{{{shard}}}:staging:{writer}:{generation}"
+    return f"{PREFIX}:dedup:{shard_tag(shard)}:staging:{writer}:{generation}"

@@ -16,6 +16,7 @@ entries written before compression (and quarantined payloads) still read (`unpac
 
 from __future__ import annotations
 
+import re
 import time
 import zlib
 from typing import Any
@@ -26,7 +27,7 @@ import redis
 
 from models.events import Event
 from models.events_table import UnixSeconds, stream_rows
-from models.redis_keys import PREFIX
+from models.redis_keys import PREFIX, shard_tag
 
 PERSIST_GROUP = "persist"
 ENTITIES_GROUP = "entities"
@@ -39,13 +40,13 @@ _PACKED = b"\xc1"  # never the first byte of MessagePack ("never used") or of JS
 
 
 def stream_key(shard: int) -> str:
-    return f"{PREFIX}:ev:{shard}"
+    return f"{PREFIX}:ev:{shard_tag(shard)}"
 
 
 def entities_stream_key(shard: int) -> str:
     """Events newly stored in ClickHouse, handed on by the persist pump to the entities pump. Entries
     have the same fields, with "r" naming the events-stream entry they came from."""
-    return f"{PREFIX}:ent:{shard}"
+    return f"{PREFIX}:ent:{shard_tag(shard)}"
 
 
 def all_streams(shards: int) -> list[str]:
@@ -201,7 +202,7 @@ def stranded_shards(client: redis.Redis, shards: int) -> list[int]:
     found = set()
     for key in client.scan_iter(match=f"{PREFIX}:*", count=1000, _type="stream"):  # one pass over the keys
         name = key.decode()
-        suffix = name.rpartition(":")[2]
+        suffix = name.rpartition(":")[2].strip("{}")
         if (
             suffix.isdigit()
             and int(suffix) >= shards
@@ -219,3 +220,27 @@ def persisted_watch(shards: int) -> list[tuple[str, str]]:
 def realtime_watch(shards: int) -> list[tuple[str, str]]:
     """What must be acknowledged for an event to be in the real-time snapshots."""
     return persisted_watch(shards) + [(entities_stream_key(shard), REALTIME_GROUP) for shard in range(shards)]
+
+
+_UNTAGGED = re.compile(rf"^{PREFIX}:(ev|ent|handed):(\d+)$|^{PREFIX}:failures:{PREFIX}:(ev|ent):(\d+):(\w+)$")
+
+
+def tag_untagged_keys(client: redis.Redis) -> list[str]:
+    """Renames the stream-shard keys of a single Redis written before they carried a hash tag
+    (`adt:ev:3` -> `adt:ev:{3}`), keeping their entries and consumer groups; returns the old names.
+    A key whose new name exists already is left alone (and not returned). Run while no process
+    writes (as `adtivity migrate` is)."""
+    renamed = []
+    for key in client.scan_iter(match=f"{PREFIX}:*", count=1000):
+        name = key.decode()
+        found = _UNTAGGED.match(name)
+        if found is None:
+            continue
+        kind, shard, failures_kind, failures_shard, group = found.groups()
+        if kind:
+            new = f"{PREFIX}:{kind}:{shard_tag(int(shard))}"
+        else:
+            new = f"{PREFIX}:failures:{PREFIX}:{failures_kind}:{shard_tag(int(failures_shard))}:{group}"
+        if client.renamenx(name, new):
+            renamed.append(name)
+    return sorted(renamed)

@@ -30,6 +30,7 @@ from adtivity.logs import configure_logging, log_event
 from adtivity.metrics import serve
 from adtivity.settings import Settings
 from models import redis_keys
+from models.redis_client import redis_client
 from models.redis_streams import stranded_shards, unpumped
 from scheduler.leader import Leadership
 
@@ -127,10 +128,10 @@ def build_scheduler(settings: Settings, jobs: Jobs, client: redis.Redis, leaders
 def main() -> int:
     settings = Settings.from_env()
     configure_logging(settings, process="scheduler")
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+    client = redis_client(settings, timeout=2)
     client.ping()
     leadership = Leadership(client, lease_seconds=settings.scheduler_lease_seconds)
-    jobs = Jobs(redis_broker(settings.redis_url, settings.dramatiq_namespace))
+    jobs = Jobs(redis_broker(settings))
     scheduler = build_scheduler(settings, jobs, client, leadership)
 
     def stop(signum, frame) -> None:

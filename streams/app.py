@@ -23,12 +23,13 @@ import time
 import faust
 import msgspec
 import redis
-import redis.asyncio as aioredis
 
+import models.redis_client
 from adtivity.logs import log_event, log_handler
 from adtivity.metrics import REALTIME_MESSAGES, REALTIME_SECONDS_BEHIND, serve
 from adtivity.settings import Settings
 from models import realtime, redis_keys
+from models.redis_client import async_redis_client
 from models.redis_streams import backlog_since, realtime_watch
 from streams.bridge import Bridge
 
@@ -60,8 +61,8 @@ def create_app(settings: Settings) -> faust.App:
 
 settings = Settings.from_env()
 app = create_app(settings)
-redis_client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5)  # connects lazily
-sync_redis = redis.Redis.from_url(settings.redis_url, socket_timeout=5)  # for the watermark, run in a thread
+redis_client = async_redis_client(settings, timeout=5)  # connects lazily
+sync_redis = models.redis_client.redis_client(settings, timeout=5)  # for the watermark, run in a thread
 events_topic = app.topic(
     f"{settings.streams_app_id}-events", key_type=bytes, value_type=bytes, partitions=settings.realtime_partitions
 )
@@ -97,7 +98,7 @@ async def announce_ready() -> None:
 
 @app.task
 async def bridge_streams() -> None:
-    bridge = Bridge(settings, redis_client, events_topic)
+    bridge = Bridge(settings, redis_client, sync_redis, events_topic)
     await asyncio.gather(*(bridge.run_shard(shard) for shard in range(settings.stream_shards)))
 
 

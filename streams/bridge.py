@@ -5,19 +5,30 @@ A loop reads a batch of entries, groups them by company (in entry order, split b
 one message per group keyed by company, waits until the broker acknowledged every one, and only then
 acknowledges the entries in Redis. After any failure it starts over from its own pending entries, so
 nothing is lost and a company's entries always reach the topic in order; the agent skips the ones it
-applied before (see models/realtime.py). One streams process runs the bridge.
+applied before (see models/realtime.py).
+
+Several streams processes share the shards: each shard's loop runs only while its process holds the
+shard's lease (`redis_keys.pump_lease("realtime", shard)`, renewed at every batch, lost after
+REALTIME_BRIDGE_LEASE_SECONDS without renewal), so a shard is bridged by one process at a time and
+another takes it over when that one dies. Every process reads a shard as the same consumer, so the
+one taking over starts from the entries its predecessor had read but not acknowledged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import time
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from adtivity.lease import Lease
 from adtivity.logs import log_event
 from adtivity.settings import Settings
+from models import redis_keys
 from models.realtime import BridgeMessage, encode_message
 from models.redis_streams import REALTIME_GROUP, entities_stream_key
 
@@ -45,17 +56,55 @@ def group_entries(entries: list[tuple[bytes, dict]], shard: int, max_bytes: int)
 
 
 class Bridge:
-    def __init__(self, settings: Settings, client: aioredis.Redis, topic) -> None:
+    """`client` (asyncio) moves the entries; `lease_client` (blocking, called in a thread) holds the leases."""
+
+    def __init__(self, settings: Settings, client: aioredis.Redis, lease_client, topic) -> None:
         self.settings = settings
         self.redis = client
+        self.lease_client = lease_client
         self.topic = topic
+        self.holder = f"{socket.gethostname()}:{os.getpid()}"
 
     async def run_shard(self, shard: int) -> None:
+        """Bridges the shard whenever this process holds its lease; otherwise waits for it."""
+        ttl = self.settings.realtime_bridge_lease_seconds
+        lease = Lease(self.lease_client, redis_keys.pump_lease("realtime", shard), ttl_seconds=ttl, holder=self.holder)
+        while True:
+            try:
+                held = await asyncio.to_thread(lease.acquire)
+            except Exception as error:  # Redis: try again
+                log_event(
+                    log, "bridge lease unavailable", level=logging.WARNING, shard=shard, error=type(error).__name__
+                )
+                held = False
+            if not held:
+                await asyncio.sleep(ttl / 3)
+                continue
+            log_event(log, "bridging shard", shard=shard, holder=self.holder)
+            try:
+                await self.bridge_shard(shard, lease)
+            finally:
+                await asyncio.to_thread(_release_quietly, lease)
+            log_event(log, "bridge lease lost", level=logging.WARNING, shard=shard, holder=self.holder)
+
+    async def bridge_shard(self, shard: int, lease: Lease) -> None:
+        """Moves the shard's entries until the lease is lost (or cannot be renewed in time)."""
         stream = entities_stream_key(shard)
         consumer = f"{REALTIME_GROUP}-{shard}"
         backlog = True  # own pending entries first: those sent before a failure, maybe not acknowledged
         backoff = 0.5
+        renew_every = self.settings.realtime_bridge_lease_seconds / 3
+        renewed = time.monotonic()
         while True:
+            if time.monotonic() - renewed >= renew_every:
+                try:
+                    still_held = await asyncio.to_thread(lease.renew)
+                except Exception:  # Redis down: keep trying while the lease may still be ours
+                    still_held = time.monotonic() - renewed < 2 * renew_every
+                else:
+                    renewed = time.monotonic() if still_held else renewed
+                if not still_held:
+                    return
             try:
                 if backlog:
                     await self.ensure_group(stream)
@@ -103,3 +152,10 @@ class Bridge:
         for message in group_entries(entries, shard, self.settings.realtime_message_max_bytes):
             deliveries.append(await self.topic.send(key=message.company_id.encode(), value=encode_message(message)))
         await asyncio.gather(*deliveries)
+
+
+def _release_quietly(lease: Lease) -> None:
+    try:
+        lease.release()
+    except Exception:  # Redis down: the lease expires by itself
+        pass

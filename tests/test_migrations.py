@@ -6,11 +6,13 @@ from adtivity.cli import run_migrations
 from models.accounts import ALL_MODELS
 from models.clickhouse import clickhouse_client
 from models.db import database
+from models import redis_keys
 from models.migrate import migration_files, sql_statements
+from models.redis_streams import ENTITIES_GROUP, PERSIST_GROUP, entities_stream_key, stream_key
 
 
 def test_running_migrations_again_applies_nothing(settings):
-    assert run_migrations(settings) == {"postgres": [], "clickhouse": []}
+    assert run_migrations(settings) == {"postgres": [], "clickhouse": [], "redis": []}
     with database.connection_context():
         recorded = [row[0] for row in database.execute_sql("SELECT version FROM schema_migrations ORDER BY version")]
     assert recorded == [version for version, _ in migration_files("postgres")]
@@ -18,6 +20,24 @@ def test_running_migrations_again_applies_nothing(settings):
         "SELECT version FROM schema_migrations ORDER BY version"
     )
     assert [row[0] for row in ch_recorded.result_rows] == [version for version, _ in migration_files("clickhouse")]
+
+
+def test_migrating_renames_stream_keys_written_before_their_hash_tags(settings, redis_client):
+    redis_client.xadd("adt:ev:2", {"e": "x"})
+    redis_client.xgroup_create("adt:ev:2", PERSIST_GROUP, id="0")
+    redis_client.xreadgroup(PERSIST_GROUP, "pump", {"adt:ev:2": ">"})
+    redis_client.sadd("adt:handed:2", "1-1")
+    redis_client.hset("adt:failures:adt:ent:2:entities", "1-1", 3)
+    redis_client.xadd("adt:ent:0", {"e": "old"})
+    redis_client.xadd(entities_stream_key(0), {"e": "new"})  # both names: the new one is kept as it is
+
+    assert run_migrations(settings)["redis"] == ["adt:ev:2", "adt:failures:adt:ent:2:entities", "adt:handed:2"]
+
+    assert redis_client.xpending(stream_key(2), PERSIST_GROUP)["pending"] == 1
+    assert redis_client.smembers(redis_keys.handed_over(2)) == {b"1-1"}
+    assert redis_client.hget(redis_keys.pump_failures(entities_stream_key(2), ENTITIES_GROUP), "1-1") == b"3"
+    assert [fields for _, fields in redis_client.xrange(entities_stream_key(0))] == [{b"e": b"new"}]
+    assert redis_client.exists("adt:ent:0")
 
 
 def test_every_model_column_exists_in_the_migrated_schema():

@@ -39,7 +39,7 @@ def test_ready_sums_up_the_latest_health_check(client, settings, redis_client):
     redis_client.xgroup_create(stream_key(1), PERSIST_GROUP, id="0", mkstream=True)
     redis_client.xadd(stream_key(1), {"e": "x"})
     redis_client.xadd(stream_key(1), {"e": "y"})
-    record_health(settings, redis_client, redis_broker(settings.redis_url, settings.dramatiq_namespace))
+    record_health(settings, redis_client, redis_broker(settings))
     pipeline = client.simulate_get("/ready").json["pipeline"]
     assert pipeline["stream_backlog"] == 2 and pipeline["quarantined_entries"] == 0 and pipeline["stale_rollups"] == 0
 

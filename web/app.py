@@ -23,6 +23,7 @@ from ingest.enrich import Enricher
 from ingest.geo import GeoIp
 from models.clickhouse import ClientPool, PoolExhausted
 from models.db import database, open_database, utcnow
+from models.redis_client import redis_client
 from web import openapi
 from web.bodies import MsgspecJson, ValidateBody
 from web.errors import handle_domain_error, handle_unavailable, handle_unexpected, serialize_error
@@ -77,9 +78,7 @@ class Deps:
         """`clock` is what now is for key expiry (tests move it)."""
         open_database(settings.database_url)
         # Short timeouts: with Redis gone, ingest must answer 503 within a second, not hang.
-        client = redis.Redis.from_url(
-            settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5, health_check_interval=30
-        )
+        client = redis_client(settings, timeout=0.5, connect_timeout=0.5, health_check_interval=30)
         geoip = GeoIp(settings.geoip_database_path) if settings.geoip_database_path else None
         return cls(
             settings=settings,
@@ -91,7 +90,7 @@ class Deps:
                 max_entries=settings.key_cache_max_entries,
                 clock=clock,
             ),
-            jobs=Jobs(redis_broker(settings.redis_url, settings.dramatiq_namespace)),
+            jobs=Jobs(redis_broker(settings)),
             limiter=RateLimiter(client),
             ingest=IngestPipeline(settings, client, Enricher(settings, geoip)),
             clickhouse=ClientPool(

@@ -9,13 +9,13 @@ import os
 import time
 
 import dramatiq
-import redis
 
 from adtivity.logs import log_event
 from adtivity.metrics import serve
 from adtivity.settings import Settings
 from models import redis_keys
 from models.db import open_database
+from models.redis_client import redis_client
 from workers.pump import STOPPING
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ class Lifecycle(dramatiq.Middleware):
         open_database(self.settings.database_url)
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        client = redis.Redis.from_url(self.settings.redis_url, socket_timeout=2)
+        client = redis_client(self.settings, timeout=2)
         client.set(redis_keys.process_heartbeat("worker"), time.time())
         serve(self.settings, self.settings.worker_metrics_port, "worker")
         log_event(log, "ready", pid=os.getpid(), queues=sorted(broker.get_declared_queues()))

@@ -43,7 +43,7 @@ ACTOR_MODULES = (
 def build_runtime(settings: Settings) -> Runtime:
     """A broker with every actor declared on it (it becomes Dramatiq's global broker), installed as
     the runtime the actors use."""
-    broker = redis_broker(settings.redis_url, settings.dramatiq_namespace)
+    broker = redis_broker(settings)
     broker.add_middleware(Lifecycle(settings))
     dramatiq.set_broker(broker)
     for module in ACTOR_MODULES:

@@ -13,6 +13,7 @@ from adtivity.jobs import Jobs
 from adtivity.settings import Settings
 from dedup.filter import ShardFilter
 from models.clickhouse import PerThread
+from models.redis_client import redis_client
 
 
 @dataclass
@@ -26,7 +27,7 @@ class Runtime:
         """A Redis client (thread-safe, pooled) whose calls time out after `timeout` seconds."""
         return self._client(
             ("redis", timeout),
-            lambda: redis.Redis.from_url(self.settings.redis_url, socket_timeout=timeout, socket_connect_timeout=2),
+            lambda: redis_client(self.settings, timeout=timeout),
         )
 
     def clickhouse(self, timeout: float) -> PerThread:

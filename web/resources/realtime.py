@@ -13,6 +13,7 @@ import redis
 
 from adtivity.settings import Settings
 from models import realtime, redis_keys
+from models.redis_client import get_many
 from web.principals import company_id_access
 
 
@@ -23,7 +24,7 @@ class Realtime:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, company_id: str) -> None:
         company = str(company_id_access(req, company_id, min_role="viewer", read_key=True))
-        as_of, stored = self.redis.mget(redis_keys.REALTIME_AS_OF, redis_keys.realtime_snapshot(company))
+        as_of, stored = get_many(self.redis, [redis_keys.REALTIME_AS_OF, redis_keys.realtime_snapshot(company)])
         now = time.time()
         moment = float(as_of) if as_of else None
         view = (

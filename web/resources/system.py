@@ -10,6 +10,7 @@ import msgspec
 import redis
 
 from models import redis_keys
+from models.redis_client import get_many
 from web.principals import require_platform_admin
 
 BACKGROUND_PROCESSES = ("worker", "streams", "scheduler")
@@ -21,8 +22,8 @@ class SystemStatus:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         require_platform_admin(req)
-        health, *beats = self.redis.mget(
-            [redis_keys.HEALTH_STATUS, *(redis_keys.process_heartbeat(p) for p in BACKGROUND_PROCESSES)]
+        health, *beats = get_many(
+            self.redis, [redis_keys.HEALTH_STATUS, *(redis_keys.process_heartbeat(p) for p in BACKGROUND_PROCESSES)]
         )
         now = time.time()
         resp.media = {

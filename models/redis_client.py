@@ -1,0 +1,45 @@
+"""Redis clients, built from the settings: a single Redis, or a Redis Cluster when REDIS_CLUSTER is on.
+
+Every process makes its Redis clients here, so the same code runs on one node or on a cluster. On a
+cluster, REDIS_URL names any one of its nodes (the client discovers the rest and follows failovers);
+every Lua script and transaction touches keys of one hash slot (models/redis_keys.py tags a stream
+shard's keys with `{shard}`). Dramatiq's queues stay on a plain Redis (DRAMATIQ_REDIS_URL): its
+broker's scripts do not speak Redis Cluster.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.cluster import RedisCluster
+
+from adtivity.settings import Settings
+
+
+def redis_client(settings: Settings, *, timeout: float, connect_timeout: float = 2.0, **options: Any) -> Any:
+    """A thread-safe, pooled client whose calls time out after `timeout` seconds: redis.Redis, or a
+    redis.cluster.RedisCluster (the same commands, routed by key). `options` go to the connections."""
+    kind = RedisCluster if settings.redis_cluster else redis.Redis
+    return kind.from_url(settings.redis_url, socket_timeout=timeout, socket_connect_timeout=connect_timeout, **options)
+
+
+def async_redis_client(settings: Settings, *, timeout: float) -> Any:
+    """The asyncio twin of `redis_client`, for the streams process (connects lazily)."""
+    if settings.redis_cluster:
+        return AsyncRedisCluster.from_url(settings.redis_url, socket_timeout=timeout)
+    return aioredis.Redis.from_url(settings.redis_url, socket_timeout=timeout)
+
+
+def is_cluster(client: Any) -> bool:
+    return isinstance(client, RedisCluster | AsyncRedisCluster)
+
+
+def get_many(client: Any, keys: list[str]) -> list[bytes | None]:
+    """GET of each key, in one round trip a node: MGET on a single Redis; on a cluster, whose MGET
+    takes keys of one slot only, a pipeline split by node."""
+    if is_cluster(client):
+        return client.mget_nonatomic(keys)
+    return client.mget(keys)
