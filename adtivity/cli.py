@@ -16,6 +16,7 @@ from adtivity.settings import Settings
 
 def run_migrations(settings: Settings) -> dict[str, list[str]]:
     from models.clickhouse import clickhouse_client, database_name
+    from models.clickhouse_cluster import Layout
     from models.db import ensure_database_exists, open_database
     from models.migrate import migrate_clickhouse, migrate_postgres
     from models.redis_client import redis_client
@@ -24,8 +25,9 @@ def run_migrations(settings: Settings) -> dict[str, list[str]]:
     ensure_database_exists(settings.database_url)
     applied = {"postgres": migrate_postgres(open_database(settings.database_url))}
     admin = clickhouse_client(settings.clickhouse_url, database="default")
-    admin.command(f"CREATE DATABASE IF NOT EXISTS `{database_name(settings.clickhouse_url)}`")
-    applied["clickhouse"] = migrate_clickhouse(clickhouse_client(settings.clickhouse_url))
+    layout = Layout.from_settings(settings)
+    admin.command(f"CREATE DATABASE IF NOT EXISTS `{database_name(settings.clickhouse_url)}`{layout.on_cluster}")
+    applied["clickhouse"] = migrate_clickhouse(clickhouse_client(settings.clickhouse_url), layout)
     if not settings.redis_cluster:
         applied["redis"] = tag_untagged_keys(redis_client(settings, timeout=30))
     return applied

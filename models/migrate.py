@@ -4,6 +4,8 @@ Files live in models/migrations/{postgres,clickhouse}/NNNN_name.sql. Applied ver
 a `schema_migrations` table in each store, so running again applies nothing. Postgres migrations run
 in one transaction each, under an advisory lock so concurrent runners wait for each other.
 ClickHouse has no transactions: its files use IF NOT EXISTS so a run cut short can simply be repeated.
+Its files are written for one server; on a cluster each statement runs in its cluster form
+(models/clickhouse_cluster.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import peewee
 from clickhouse_connect.driver.client import Client
 
 from adtivity.logs import log_event
+from models.clickhouse_cluster import Layout
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 POSTGRES_LOCK_ID = 7_140_001
@@ -56,19 +59,19 @@ def migrate_postgres(db: peewee.Database) -> list[str]:
     return applied_now
 
 
-def migrate_clickhouse(client: Client) -> list[str]:
-    """Applies pending ClickHouse migrations to the client's database (which must exist)."""
-    client.command(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version String, applied_at DateTime DEFAULT now()) "
-        "ENGINE = MergeTree ORDER BY version"
-    )
+def migrate_clickhouse(client: Client, layout: Layout | None = None) -> list[str]:
+    """Applies pending ClickHouse migrations to the client's database (which must exist, on every
+    node of a cluster); `layout` says whether that is one server (the default) or a cluster."""
+    layout = layout or Layout(database=client.database)
+    client.command(layout.migrations_table())
     applied = {row[0] for row in client.query("SELECT version FROM schema_migrations").result_rows}
     applied_now = []
     for version, path in migration_files("clickhouse"):
         if version in applied:
             continue
         for statement in sql_statements(path):
-            client.command(statement)
+            for form in layout.statements(statement):
+                client.command(form, settings=layout.insert_settings)
         client.insert("schema_migrations", [[version]], column_names=["version"], column_type_names=["String"])
         applied_now.append(version)
         log_event(log, "migration applied", store="clickhouse", version=version)

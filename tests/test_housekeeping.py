@@ -7,6 +7,7 @@ import uuid
 
 from models.accounts import LoginAttempt, OneTimeToken, RefreshToken
 from models.clickhouse import clickhouse_client
+from models.clickhouse_cluster import Layout
 from models.db import database, utcnow
 from models.privacy import PrivacyRequest
 from models.tracking import PersistedEntry
@@ -24,7 +25,7 @@ def test_old_dedup_weeks_are_dropped_and_recent_ones_kept(settings):
         column_names=["company_id", "message_id", "received_at", "stream_entry"],
         column_type_names=["UUID", "String", "DateTime", "String"],
     )
-    dropped = drop_old_dedup_weeks(client, retention_days=35, today=today)
+    dropped = drop_old_dedup_weeks(client, Layout.from_settings(settings), retention_days=35, today=today)
     assert "2026-03-30" in dropped and "2026-06-08" not in dropped
     # Other tests may have left older weeks (1970's, from rows without a receive time): only old ones go.
     cutoff = today - dt.timedelta(days=35)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from adtivity.cli import run_migrations
+from models import redis_keys
 from models.accounts import ALL_MODELS
 from models.clickhouse import clickhouse_client
 from models.db import database
-from models import redis_keys
 from models.migrate import migration_files, sql_statements
 from models.redis_streams import ENTITIES_GROUP, PERSIST_GROUP, entities_stream_key, stream_key
 

@@ -16,6 +16,7 @@ from adtivity.logs import log_event
 from adtivity.settings import Settings
 from models.accounts import Company
 from models.clickhouse import clickhouse_client
+from models.clickhouse_cluster import Layout
 from models.db import database
 from models.privacy import PrivacyRequest
 from models.rollups import ROLLUP_MODELS
@@ -34,9 +35,11 @@ def purge_company_data(settings: Settings, company_id: uuid.UUID) -> bool:
             log_event(log, "purge refused: company is not deleted", level=logging.WARNING, company=str(company_id))
             return False
         clickhouse = clickhouse_client(settings.clickhouse_url)
+        layout = Layout.from_settings(settings)
         for table in COMPANY_TABLES:
             clickhouse.command(
-                f"ALTER TABLE {table} DELETE WHERE company_id = %(company)s", parameters={"company": str(company_id)}
+                f"ALTER TABLE {layout.storage(table)} DELETE WHERE company_id = %(company)s",
+                parameters={"company": str(company_id)},
             )
         for model in (*ROLLUP_MODELS, PrivacyRequest):
             model.delete().where(model.company_id == company_id).execute()

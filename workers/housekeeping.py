@@ -16,6 +16,7 @@ from adtivity.logs import log_event
 from adtivity.settings import Settings
 from models.accounts import LoginAttempt, MailOutbox, OneTimeToken, RefreshToken
 from models.clickhouse import clickhouse_client
+from models.clickhouse_cluster import Layout
 from models.db import database, utcnow
 from models.privacy import PrivacyRequest
 from models.tracking import PersistedEntry
@@ -25,22 +26,16 @@ from workers.runtime import current
 log = logging.getLogger(__name__)
 
 
-def drop_old_dedup_weeks(client, *, retention_days: int, today: dt.date) -> list[str]:
+def drop_old_dedup_weeks(client, layout: Layout, *, retention_days: int, today: dt.date) -> list[str]:
     """Drops the `event_ids` partitions whose whole week ended more than `retention_days` ago."""
-    partition_ids = [
-        row[0]
-        for row in client.query(
-            "SELECT DISTINCT partition_id FROM system.parts WHERE database = currentDatabase() "
-            "AND table = 'event_ids' AND active"
-        ).result_rows
-    ]
+    partition_ids = layout.partitions(client, "event_ids")
     cutoff = today - dt.timedelta(days=retention_days)
     dropped = []
     for partition_id in sorted(partition_ids):
         week = dt.datetime.strptime(partition_id, "%Y%m%d").date()  # a Date partition's id is YYYYMMDD
         if week + dt.timedelta(days=7) <= cutoff:
             # By id: ClickHouse 18.16 cannot name the 1970-01-01 week by its value.
-            client.command(f"ALTER TABLE event_ids DROP PARTITION ID '{partition_id}'")
+            client.command(f"ALTER TABLE {layout.storage('event_ids')} DROP PARTITION ID '{partition_id}'")
             dropped.append(week.isoformat())
     return dropped
 
@@ -64,6 +59,7 @@ def keep_house(settings: Settings) -> dict:
     done = {
         "event_ids_weeks_dropped": drop_old_dedup_weeks(
             clickhouse_client(settings.clickhouse_url),
+            Layout.from_settings(settings),
             retention_days=settings.dedup_retention_days,
             today=utcnow().date(),
         ),

@@ -35,23 +35,27 @@ from adtivity.jobs import PERSIST_SHARD
 from adtivity.settings import Settings
 from dedup.filter import ShardFilter
 from models import redis_keys
+from models.clickhouse_cluster import Layout
 from models.events_table import INSERT_SETTINGS, insert_rows, stream_rows
-from models.redis_streams import PERSIST_GROUP, encode_events, entities_stream_key, entry_fields, stream_key, unpack
+from models.redis_streams import PERSIST_GROUP, encode_events, entities_stream_key, stream_key, unpack
 from workers.actor import actor
 from workers.pump import Entry, StreamPump, run_pump
 from workers.runtime import current
 
-# KEYS: the events stream, the shard's hand-over set. ARGV: the group, then entry ids. Returns those
-# still pending in the group and not handed over yet.
-_TO_HAND_OVER = """
-local waiting = {}
-for i = 2, #ARGV do
+# KEYS: the events stream, the shard's hand-over set, the entities stream. ARGV: the group, then four
+# a entry: its id, company, events and session ids. Appends the entries still pending in the group
+# and not handed over yet (fields as models/redis_streams.entry_fields), and notes them as handed over.
+_HAND_OVER = """
+local handed = 0
+for i = 2, #ARGV, 4 do
   local id = ARGV[i]
   if redis.call('SISMEMBER', KEYS[2], id) == 0 and #redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1) == 1 then
-    waiting[#waiting + 1] = id
+    redis.call('XADD', KEYS[3], '*', 'c', ARGV[i + 1], 'r', id, 'e', ARGV[i + 2], 's', ARGV[i + 3])
+    redis.call('SADD', KEYS[2], id)
+    handed = handed + 1
   end
 end
-return waiting
+return handed
 """
 _json = msgspec.json.Encoder()
 
@@ -85,43 +89,34 @@ class EventsPump(StreamPump):
         self.connect = connect
         self.filter = dedup_filter or ShardFilter(settings, client, shard)
         self.handed_key = redis_keys.handed_over(shard)
-        self._to_hand_over = client.register_script(_TO_HAND_OVER)
+        self._hand_over = client.register_script(_HAND_OVER)
+        self.insert_settings = {**INSERT_SETTINGS, **Layout.from_settings(settings).insert_settings}
 
     def store(self, entries: list[Entry]) -> None:
         to_insert, to_forward = self.sort_out(entries)
         if to_insert:
             self.connect().raw_insert(
-                "events", insert_block=b"\n".join(to_insert) + b"\n", fmt="JSONEachRow", settings=INSERT_SETTINGS
+                "events", insert_block=b"\n".join(to_insert) + b"\n", fmt="JSONEachRow", settings=self.insert_settings
             )
         self.hand_over(entries, to_forward)
 
     def hand_over(self, entries: list[Entry], to_forward: dict[str, list[int]]) -> None:
         """Appends each entry's events (those at the indexes in `to_forward`) to the entities stream,
-        named by the entry's id, and notes the entry in the hand-over set, in one transaction; unless
-        an earlier delivery of the entry did, or the entry is no longer pending (another pump, which
-        had claimed it too, finished it). The transaction watches the hand-over set, which every
-        hand-over and acknowledgement changes, so it only commits if the check still holds."""
-        forwarding = {entry.id: entry for entry in entries if to_forward.get(entry.id)}
-        if not forwarding:
-            return
-        stream = entities_stream_key(self.shard)
-
-        def transaction(pipe) -> None:
-            waiting = self._to_hand_over(
-                keys=[self.stream, self.handed_key], args=[self.group, *forwarding], client=pipe
-            )
-            pipe.multi()
-            for entry_id in waiting:
-                entry = forwarding[entry_id.decode()]
-                indexes = to_forward[entry.id]
-                if len(indexes) == len(entry.message_ids):  # the whole entry: pass its bytes on as they are
-                    payload, sessions = entry.fields[b"e"], entry.fields.get(b"s", b"")
-                else:  # a part: the decoded events carry their session ids already
-                    payload, sessions = encode_events([entry.events[index] for index in indexes]), b""
-                pipe.xadd(stream, entry_fields(entry.fields[b"c"], entry.id, payload, sessions))
-                pipe.sadd(self.handed_key, entry.id)
-
-        self.redis.transaction(transaction, self.handed_key)
+        named by the entry's id, and notes the entry in the hand-over set, in one script; unless an
+        earlier delivery of the entry did, or the entry is no longer pending (another pump, which had
+        claimed it too, finished it)."""
+        args: list[str | bytes] = [self.group]
+        for entry in entries:
+            indexes = to_forward.get(entry.id)
+            if not indexes:
+                continue
+            if len(indexes) == len(entry.message_ids):  # the whole entry: pass its bytes on as they are
+                payload, sessions = entry.fields[b"e"], entry.fields.get(b"s", b"")
+            else:  # a part: the decoded events carry their session ids already
+                payload, sessions = encode_events([entry.events[index] for index in indexes]), b""
+            args += [entry.id, entry.fields[b"c"], payload, sessions]
+        if len(args) > 1:
+            self._hand_over(keys=[self.stream, self.handed_key, entities_stream_key(self.shard)], args=args)
 
     def forget(self, pipe, ids: list[str]) -> None:
         pipe.srem(self.handed_key, *ids)

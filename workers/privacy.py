@@ -23,6 +23,7 @@ from adtivity.jobs import DELETE_USER, EXPORT_USER
 from adtivity.logs import log_event
 from adtivity.settings import Settings
 from models.clickhouse import clickhouse_client
+from models.clickhouse_cluster import Layout
 from models.db import database, utcnow
 from models.privacy import DONE, FAILED, RUNNING, PrivacyRequest
 from models.tracking import EndUser, Identity, PaymentSession, Session, Wallet
@@ -63,11 +64,9 @@ def entity_rows(company_id: uuid.UUID, user_id: str, identities: list[str]) -> l
     ]
 
 
-def wait_for_mutations(clickhouse, seconds: float) -> None:
+def wait_for_mutations(clickhouse, layout: Layout, seconds: float) -> None:
     deadline = time.monotonic() + seconds
-    while clickhouse.query(
-        "SELECT count() FROM system.mutations WHERE database = currentDatabase() AND NOT is_done"
-    ).result_rows[0][0]:
+    while layout.mutations_running(clickhouse):
         if time.monotonic() > deadline:
             raise TimeoutError("ClickHouse mutations still running")
         time.sleep(0.2)
@@ -80,12 +79,14 @@ def delete_user_data(settings: Settings, client: redis.Redis, request: PrivacyRe
     first, count = clickhouse.query(
         f"SELECT min(event_time), count() FROM events WHERE {USER_EVENTS}", parameters=params
     ).result_rows[0]
-    clickhouse.command(f"ALTER TABLE events DELETE WHERE {USER_EVENTS}", parameters=params)
+    layout = Layout.from_settings(settings)
+    clickhouse.command(f"ALTER TABLE {layout.storage('events')} DELETE WHERE {USER_EVENTS}", parameters=params)
     clickhouse.command(
-        "ALTER TABLE identity_first_seen DELETE WHERE company_id = toUUID(%(c)s) AND identity IN %(ids)s",
+        f"ALTER TABLE {layout.storage('identity_first_seen')} "
+        "DELETE WHERE company_id = toUUID(%(c)s) AND identity IN %(ids)s",
         parameters=params,
     )
-    wait_for_mutations(clickhouse, settings.privacy_mutation_timeout_seconds)
+    wait_for_mutations(clickhouse, layout, settings.privacy_mutation_timeout_seconds)
     with database.connection_context(), database.atomic():
         for _, query in entity_rows(request.company_id, request.user_id, identities):
             for row in list(query):

@@ -18,6 +18,7 @@ from adtivity.logs import log_event
 from adtivity.settings import Settings
 from models.accounts import Company
 from models.clickhouse import clickhouse_client
+from models.clickhouse_cluster import Layout
 from models.db import database, utcnow
 from models.rollups import RollupCount, RollupSketch
 from models.tracking import EndUser, Identity, PaymentSession, Session, Wallet
@@ -33,20 +34,14 @@ def months_before(moment: dt.datetime, months: int) -> dt.datetime:
     return dt.datetime(index // 12, index % 12 + 1, 1)
 
 
-def drop_old_months(client, *, keep_months: int, now: dt.datetime) -> list[str]:
+def drop_old_months(client, layout: Layout, *, keep_months: int, now: dt.datetime) -> list[str]:
     """Drops the `events` partitions (YYYYMM) of months before the kept ones."""
     first_kept = months_before(now, keep_months - 1)
-    partitions = [
-        row[0]
-        for row in client.query(
-            "SELECT DISTINCT partition_id FROM system.parts WHERE database = currentDatabase() AND table = 'events' "
-            "AND active"
-        ).result_rows
-    ]
+    partitions = layout.partitions(client, "events")
     dropped = []
     for partition_id in sorted(partitions):
         if int(partition_id) < first_kept.year * 100 + first_kept.month:
-            client.command(f"ALTER TABLE events DROP PARTITION ID '{partition_id}'")
+            client.command(f"ALTER TABLE {layout.storage('events')} DROP PARTITION ID '{partition_id}'")
             dropped.append(partition_id)
     return dropped
 
@@ -57,7 +52,10 @@ def apply_retention_now(settings: Settings, *, now: dt.datetime | None = None) -
     with database.connection_context():
         companies = list(Company.select(Company.id, Company.retention_months).where(Company.deleted_at.is_null()))
     longest = max((c.retention_months for c in companies), default=13)
-    done = {"months_dropped": drop_old_months(client, keep_months=longest, now=now), "companies_trimmed": 0}
+    done = {
+        "months_dropped": drop_old_months(client, Layout.from_settings(settings), keep_months=longest, now=now),
+        "companies_trimmed": 0,
+    }
     for company in companies:
         cutoff = months_before(now, company.retention_months - 1)
         params = {"c": str(company.id), "cutoff": int(cutoff.replace(tzinfo=dt.UTC).timestamp())}
@@ -67,7 +65,8 @@ def apply_retention_now(settings: Settings, *, now: dt.datetime | None = None) -
         ).result_rows[0][0]
         if old:
             client.command(
-                "ALTER TABLE events DELETE WHERE company_id = toUUID(%(c)s) AND event_time < toDateTime(%(cutoff)s)",
+                f"ALTER TABLE {Layout.from_settings(settings).storage('events')} "
+                "DELETE WHERE company_id = toUUID(%(c)s) AND event_time < toDateTime(%(cutoff)s)",
                 parameters=params,
             )
             done["companies_trimmed"] += 1
