@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast test-shifted lint bench fuzz chaos load services services-down status migrate venv clean assets browser
+.PHONY: cluster cluster-down cluster-test run test test-fast test-shifted lint bench fuzz chaos load services services-down status migrate venv clean assets browser
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,11 +46,26 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint services assets browser
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "not cluster" $(PYTEST_ARGS)
 
 # Everything but the tests that start the Procfile's processes (marker `processes`).
 test-fast: lint services
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "not processes" $(PYTEST_ARGS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "not processes and not cluster" $(PYTEST_ARGS)
+
+# The whole system as a cluster on loopback (bin/cluster): web on :8100 and :8101.
+cluster: services assets
+	$(BIN)/python bin/cluster up
+
+cluster-down:
+	$(BIN)/python bin/cluster down
+
+# The cluster's end-to-end tests (tests/cluster) and the short cluster chaos run, on a fresh cluster,
+# stopped and deleted afterwards (CLUSTER_KEEP=1 keeps it running).
+cluster-test: services assets
+	$(BIN)/python bin/cluster down
+	$(BIN)/python bin/cluster up
+	ADTIVITY_CLUSTER_TESTS=1 PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m cluster tests/cluster $(PYTEST_ARGS); \
+	  status=$$?; [ -n "$${CLUSTER_KEEP:-}" ] || $(BIN)/python bin/cluster down; exit $$status
 
 # The whole suite with every clock the tests and their processes read moved a year ahead (the
 # libfaketime that the PyPI package `libfaketime` carries; Debian's 0.9.10 breaks timed waits):
