@@ -85,6 +85,9 @@ def rollup_version(company_id: str) -> str:
 # Seconds since the epoch up to which every accepted event is counted in the real-time snapshots.
 REALTIME_AS_OF = f"{PREFIX}:rt:as-of"
 
+# Sorted set of the streams processes running the real-time bridge, by when each was last seen.
+BRIDGES = f"{PREFIX}:bridges"
+
 # Held by the scheduler replica that schedules; its value starts with "<host>:<pid>:".
 SCHEDULER_LEADER = f"{PREFIX}:lease:scheduler"
 

@@ -11,7 +11,10 @@ Several streams processes share the shards: each shard's loop runs only while it
 shard's lease (`redis_keys.pump_lease("realtime", shard)`, renewed at every batch, lost after
 REALTIME_BRIDGE_LEASE_SECONDS without renewal), so a shard is bridged by one process at a time and
 another takes it over when that one dies. Every process reads a shard as the same consumer, so the
-one taking over starts from the entries its predecessor had read but not acknowledged.
+one taking over starts from the entries its predecessor had read but not acknowledged. The processes
+share the shards evenly: each notes itself in `redis_keys.BRIDGES` as it renews, takes a lease only
+while it holds fewer than its share (the shards over the live processes, rounded up), and gives up
+its highest shard while it holds more (so a process that joins gets shards).
 """
 
 from __future__ import annotations
@@ -64,6 +67,18 @@ class Bridge:
         self.lease_client = lease_client
         self.topic = topic
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
+        self.held: set[int] = set()
+
+    def fair_share(self) -> int:
+        """Notes this process as live and returns how many shards it should bridge (blocking)."""
+        now = time.time()
+        ttl = self.settings.realtime_bridge_lease_seconds
+        with self.lease_client.pipeline(transaction=False) as pipe:
+            pipe.zadd(redis_keys.BRIDGES, {self.holder: now})
+            pipe.zremrangebyscore(redis_keys.BRIDGES, "-inf", now - ttl)
+            pipe.zcard(redis_keys.BRIDGES)
+            live = pipe.execute()[-1]
+        return -(-self.settings.stream_shards // max(live, 1))
 
     async def run_shard(self, shard: int) -> None:
         """Bridges the shard whenever this process holds its lease; otherwise waits for it."""
@@ -71,7 +86,9 @@ class Bridge:
         lease = Lease(self.lease_client, redis_keys.pump_lease("realtime", shard), ttl_seconds=ttl, holder=self.holder)
         while True:
             try:
-                held = await asyncio.to_thread(lease.acquire)
+                held = len(self.held) < await asyncio.to_thread(self.fair_share) and await asyncio.to_thread(
+                    lease.acquire
+                )
             except Exception as error:  # Redis: try again
                 log_event(
                     log, "bridge lease unavailable", level=logging.WARNING, shard=shard, error=type(error).__name__
@@ -81,14 +98,18 @@ class Bridge:
                 await asyncio.sleep(ttl / 3)
                 continue
             log_event(log, "bridging shard", shard=shard, holder=self.holder)
+            self.held.add(shard)
             try:
                 await self.bridge_shard(shard, lease)
             finally:
+                self.held.discard(shard)
                 await asyncio.to_thread(_release_quietly, lease)
-            log_event(log, "bridge lease lost", level=logging.WARNING, shard=shard, holder=self.holder)
+            log_event(log, "bridge lease given up", shard=shard, holder=self.holder)
+            await asyncio.sleep(ttl)  # a process below its share takes it meanwhile
 
     async def bridge_shard(self, shard: int, lease: Lease) -> None:
-        """Moves the shard's entries until the lease is lost (or cannot be renewed in time)."""
+        """Moves the shard's entries until the lease is lost (or cannot be renewed in time), or this
+        process holds more than its share and this is its highest shard."""
         stream = entities_stream_key(shard)
         consumer = f"{REALTIME_GROUP}-{shard}"
         backlog = True  # own pending entries first: those sent before a failure, maybe not acknowledged
@@ -99,11 +120,12 @@ class Bridge:
             if time.monotonic() - renewed >= renew_every:
                 try:
                     still_held = await asyncio.to_thread(lease.renew)
+                    over_share = len(self.held) > await asyncio.to_thread(self.fair_share)
                 except Exception:  # Redis down: keep trying while the lease may still be ours
-                    still_held = time.monotonic() - renewed < 2 * renew_every
+                    still_held, over_share = time.monotonic() - renewed < 2 * renew_every, False
                 else:
                     renewed = time.monotonic() if still_held else renewed
-                if not still_held:
+                if not still_held or (over_share and shard == max(self.held)):
                     return
             try:
                 if backlog:
