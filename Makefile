@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: cluster cluster-down cluster-test run test test-fast test-shifted lint bench fuzz chaos load services services-down status migrate venv clean assets browser
+.PHONY: cluster cluster-down cluster-test run test test-chdb test-fast test-shifted lint bench fuzz chaos load services services-down status migrate venv clean assets browser
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,17 @@ lint: $(STAMP)
 
 test: lint services assets browser
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "not cluster" $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-chdb
+
+# The ClickHouse layer's tests (migrations, persist, rollups, drill-downs, analytics, privacy deletes,
+# retention) once more on a current ClickHouse: chDB 26.x in process, beside the 18.16 server.
+CHDB_TESTS := tests/test_clickhouse.py tests/test_migrations.py tests/test_persist.py tests/test_dedup.py \
+  tests/test_rollups.py tests/test_drilldowns.py tests/test_analytics.py tests/test_privacy.py \
+  tests/test_housekeeping.py tests/test_retention.py tests/test_companies.py
+test-chdb: services
+	rm -rf .data/chdb && mkdir -p .data/chdb
+	TEST_CLICKHOUSE_URL="chdb:///$(CURDIR)/.data/chdb/adtivity_test" PATH="$(CURDIR)/$(BIN):$$PATH" \
+	  $(BIN)/python -m pytest -m "not processes and not cluster" $(CHDB_TESTS) $(PYTEST_ARGS)
 
 # Everything but the tests that start the Procfile's processes (marker `processes`).
 test-fast: lint services

@@ -1,5 +1,9 @@
 """ClickHouse clients, built from CLICKHOUSE_URL (http://user:password@host:port/database).
 
+`chdb:///data/directory/database` is ClickHouse in this process instead (chDB, a current release,
+installed for the tests only): one process a data directory, so it serves the tests of the
+ClickHouse layer as a second engine, never the processes of the system.
+
 clickhouse-connect is pinned to 1.6.0 and used with compress=False so the same code runs on the
 ClickHouse 18.16 found on these machines and on current releases. A client serves one query at a
 time: the workers hold one per thread (`PerThread`), the web's greenlets borrow one (`ClientPool`).
@@ -8,21 +12,27 @@ time: the workers hold one per thread (`PerThread`), the web's greenlets borrow 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.external import ExternalData
+from clickhouse_connect.driver.httpclient import HttpClient
 
 
 def database_name(url: str) -> str:
-    return urlsplit(url).path.strip("/") or "default"
+    return urlsplit(url).path.strip("/").rsplit("/", 1)[-1] or "default"
 
 
 def clickhouse_client(url: str, *, database: str | None = None, timeout: float = 10.0) -> Client:
     """A client for the database in `url` (or `database`, e.g. "default" before it exists)."""
     parts = urlsplit(url)
+    if parts.scheme == "chdb":
+        directory = parts.path.rstrip("/").rsplit("/", 1)[0]
+        return clickhouse_connect.get_client(interface="chdb", path=directory, database=database or database_name(url))
     return clickhouse_connect.get_client(
         host=parts.hostname,
         port=parts.port or 8123,
@@ -33,6 +43,22 @@ def clickhouse_client(url: str, *, database: str | None = None, timeout: float =
         connect_timeout=timeout,
         send_receive_timeout=timeout,
     )
+
+
+def tab_separated(values: Iterable[str]) -> bytes:
+    """One value a line in ClickHouse's TabSeparated format (backslash, tab and newline escaped)."""
+    escaped = (v.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n") for v in values)
+    return ("\n".join(escaped) + "\n").encode()
+
+
+def string_set(client: Client, name: str, values: Iterable[str]) -> tuple[str, dict[str, Any]]:
+    """A set of strings for `x IN <set>`: what the query names it, and the query's arguments that
+    carry it. To a server, a table sent beside the query (external data: any size, no parsing of a
+    literal); to chDB, which takes no external data, a bound tuple."""
+    if isinstance(client, HttpClient):
+        table = ExternalData(file_name=name, data=tab_separated(values), fmt="TabSeparated", structure=["v String"])
+        return name, {"external_data": table}
+    return f"%({name})s", {"parameters": {name: tuple(values)}}
 
 
 class PerThread:

@@ -21,7 +21,9 @@ TEST_ENV = {
     "ADTIVITY_ENV": "test",
     "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/adtivity_test",
     "REDIS_URL": "redis://127.0.0.1:6379/15",
-    "CLICKHOUSE_URL": "http://default:@127.0.0.1:8123/adtivity_test",
+    # TEST_CLICKHOUSE_URL picks another engine: `make test` runs the ClickHouse layer's tests on
+    # chDB too (chdb:///dir/database, a current ClickHouse in process).
+    "CLICKHOUSE_URL": os.environ.get("TEST_CLICKHOUSE_URL") or "http://default:@127.0.0.1:8123/adtivity_test",
     "DRAMATIQ_NAMESPACE": "adtivity-test",
     "JWT_SECRET": "test-only-secret-that-is-long-enough-0123456789",
     "BCRYPT_ROUNDS": "4",

@@ -29,12 +29,12 @@ from collections.abc import Callable
 import msgspec
 import redis
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.external import ExternalData
 
 from adtivity.jobs import PERSIST_SHARD
 from adtivity.settings import Settings
 from dedup.filter import ShardFilter
 from models import redis_keys
+from models.clickhouse import string_set
 from models.clickhouse_cluster import Layout
 from models.events_table import INSERT_SETTINGS, insert_rows, stream_rows
 from models.redis_streams import PERSIST_GROUP, encode_events, entities_stream_key, stream_key, unpack
@@ -63,12 +63,6 @@ _json = msgspec.json.Encoder()
 def string_literal(value: str) -> str:
     """A ClickHouse string literal: backslash and quote escaped (the only specials inside quotes)."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def tab_separated(values) -> bytes:
-    """One value a line in ClickHouse's TabSeparated format (backslash, tab and newline escaped)."""
-    escaped = (v.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n") for v in values)
-    return ("\n".join(escaped) + "\n").encode()
 
 
 class EventsPump(StreamPump):
@@ -168,16 +162,13 @@ class EventsPump(StreamPump):
         message_ids = self.maybe_stored(entries)
         stored: dict[tuple[str, str], str] = {}
         if message_ids:
-            result = self.connect().query(
+            client = self.connect()
+            ids, carrying = string_set(client, "batch_ids", message_ids)
+            result = client.query(
                 "SELECT toString(company_id), message_id, any(stream_entry) FROM event_ids "
-                f"WHERE company_id IN ({companies_of(entries)}) AND message_id IN batch_ids "
+                f"WHERE company_id IN ({companies_of(entries)}) AND message_id IN {ids} "
                 "GROUP BY company_id, message_id",
-                external_data=ExternalData(
-                    file_name="batch_ids",
-                    data=tab_separated(message_ids),
-                    fmt="TabSeparated",
-                    structure=["message_id String"],
-                ),
+                **carrying,
             )
             stored = owners(result)
         redelivered = [entry for entry in entries if entry.redelivered]
@@ -204,20 +195,17 @@ class EventsPump(StreamPump):
         """(company, message id) -> entry, for rows these entries put in `events` (bounded by the
         entries' companies and event times, so the primary key narrows the scan)."""
         events = [event for entry in entries for event in entry.events]
-        result = self.connect().query(
+        client = self.connect()
+        ids, carrying = string_set(client, "batch_entries", [entry.id for entry in entries])
+        carrying.setdefault("parameters", {}).update(
+            first=int(min(event.event_time for event in events).timestamp()),
+            last=int(max(event.event_time for event in events).timestamp()) + 1,
+        )
+        result = client.query(
             "SELECT toString(company_id), message_id, stream_entry FROM events "
             f"WHERE company_id IN ({companies_of(entries)}) AND event_time >= toDateTime(%(first)s) "
-            "AND event_time <= toDateTime(%(last)s) AND stream_entry IN batch_entries",
-            parameters={
-                "first": int(min(event.event_time for event in events).timestamp()),
-                "last": int(max(event.event_time for event in events).timestamp()) + 1,
-            },
-            external_data=ExternalData(
-                file_name="batch_entries",
-                data=tab_separated(entry.id for entry in entries),
-                fmt="TabSeparated",
-                structure=["stream_entry String"],
-            ),
+            f"AND event_time <= toDateTime(%(last)s) AND stream_entry IN {ids}",
+            **carrying,
         )
         return owners(result)
 

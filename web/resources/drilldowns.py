@@ -108,10 +108,10 @@ class Retention(Drilldown):
             "    SELECT identity, minMerge(first_seen) AS first FROM identity_first_seen"
             "    WHERE company_id = toUUID(%(company)s) GROUP BY identity)"
             "  WHERE first >= toDateTime(%(start)s) AND first < toDateTime(%(end)s)"
-            ") ALL INNER JOIN ("
+            ") AS cohorts ALL INNER JOIN ("
             f"  SELECT DISTINCT {IDENTITY} AS who, toMonday(event_time) AS week FROM events WHERE {COMPANY_HUMANS}"
             "   AND event_time >= toDateTime(%(start)s)"
-            f") USING who WHERE offset <= {RETENTION_WEEKS} GROUP BY cohort, offset ORDER BY cohort, offset",
+            f") AS weeks USING who WHERE offset <= {RETENTION_WEEKS} GROUP BY cohort, offset ORDER BY cohort, offset",
             params,
         )
         cohorts: dict[dt.date, list[int]] = {}
