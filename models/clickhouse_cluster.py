@@ -19,6 +19,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from clickhouse_connect.driver.client import Client
+
 from adtivity.settings import Settings
 from models.clickhouse import database_name
 from models.events_table import IDENTITY
@@ -63,7 +65,7 @@ class Layout:
         """A system table (e.g. "parts", "mutations") of this server, or of every node of the cluster."""
         return f"cluster('{self.cluster}', system.{table})" if self.cluster else f"system.{table}"
 
-    def partitions(self, client, table: str) -> list[str]:
+    def partitions(self, client: Client, table: str) -> list[str]:
         """The ids of the table's partitions that hold rows, on any node."""
         rows = client.query(
             f"SELECT DISTINCT partition_id FROM {self.system('parts')} "
@@ -72,12 +74,14 @@ class Layout:
         ).result_rows
         return sorted(row[0] for row in rows)
 
-    def mutations_running(self, client) -> int:
+    def mutations_running(self, client: Client) -> int:
         """How many mutations of the database have not finished, on any node."""
-        return client.query(
-            f"SELECT count() FROM {self.system('mutations')} WHERE database = %(database)s AND NOT is_done",
-            parameters={"database": self.database},
-        ).result_rows[0][0]
+        return int(
+            client.query(
+                f"SELECT count() FROM {self.system('mutations')} WHERE database = %(database)s AND NOT is_done",
+                parameters={"database": self.database},
+            ).result_rows[0][0]
+        )
 
     @property
     def insert_settings(self) -> dict[str, int]:

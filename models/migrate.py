@@ -62,7 +62,7 @@ def migrate_postgres(db: peewee.Database) -> list[str]:
 def migrate_clickhouse(client: Client, layout: Layout | None = None) -> list[str]:
     """Applies pending ClickHouse migrations to the client's database (which must exist, on every
     node of a cluster); `layout` says whether that is one server (the default) or a cluster."""
-    layout = layout or Layout(database=client.database)
+    layout = layout or Layout(database=client.database or "default")
     client.command(layout.migrations_table())
     applied = {row[0] for row in client.query("SELECT version FROM schema_migrations").result_rows}
     applied_now = []

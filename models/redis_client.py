@@ -40,6 +40,5 @@ def is_cluster(client: Any) -> bool:
 def get_many(client: Any, keys: list[str]) -> list[bytes | None]:
     """GET of each key, in one round trip a node: MGET on a single Redis; on a cluster, whose MGET
     takes keys of one slot only, a pipeline split by node."""
-    if is_cluster(client):
-        return client.mget_nonatomic(keys)
-    return client.mget(keys)
+    values: list[bytes | None] = client.mget_nonatomic(keys) if is_cluster(client) else client.mget(keys)
+    return values
