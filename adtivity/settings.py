@@ -23,6 +23,8 @@ class Settings:
     adtivity_env: str = "production"
     # Addresses of the services.
     database_url: str = "postgresql://postgres@127.0.0.1:5432/adtivity"
+    # The analytics API's reads of the rollups, from a streaming replica; empty means DATABASE_URL.
+    database_read_url: str = ""
     redis_url: str = "redis://127.0.0.1:6379/0"
     # REDIS_URL names one node of a Redis Cluster (models/redis_client.py).
     redis_cluster: bool = False
@@ -170,7 +172,14 @@ class Settings:
         for broken, message in self.rules():
             if broken:
                 raise SettingsError(message)
-        for name in ("database_url", "redis_url", "clickhouse_url", "kafka_broker_url", "dramatiq_redis_url"):
+        for name in (
+            "database_url",
+            "database_read_url",
+            "redis_url",
+            "clickhouse_url",
+            "kafka_broker_url",
+            "dramatiq_redis_url",
+        ):
             url = urlsplit(getattr(self, name))
             in_process = name == "clickhouse_url" and url.scheme == "chdb"  # the tests' second engine
             if getattr(self, name) and not url.hostname and not in_process:

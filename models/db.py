@@ -1,4 +1,6 @@
-"""The Postgres connection: one DatabaseProxy every model is declared against, bound at start-up."""
+"""The Postgres connections: one DatabaseProxy every model is declared against, bound at start-up to
+the primary, and one for the analytics API's reads of the rollups, bound to DATABASE_READ_URL (a
+streaming replica) when it is set, else to the primary's pool too."""
 
 from __future__ import annotations
 
@@ -13,26 +15,39 @@ from playhouse.db_url import connect
 from psycopg2 import sql
 
 database = peewee.DatabaseProxy()
+read_database = peewee.DatabaseProxy()
+
+_bound_urls: dict[int, str] = {}
 
 
-_bound_url: str | None = None
+def _bind(proxy: peewee.DatabaseProxy, url: str, connect_timeout: int, max_connections: int) -> peewee.Database:
+    if proxy.obj is not None and _bound_urls.get(id(proxy)) == url:
+        return cast(peewee.Database, proxy.obj)
+    scheme, _, rest = url.partition("://")
+    pooled_url = f"{scheme.split('+')[0]}+pool://{rest}"
+    db = connect(
+        pooled_url, connect_timeout=connect_timeout, max_connections=max_connections, stale_timeout=300, timeout=10
+    )
+    proxy.initialize(db)
+    _bound_urls[id(proxy)] = url
+    return cast(peewee.Database, db)
 
 
 def open_database(url: str, *, connect_timeout: int = 3, max_connections: int = 20) -> peewee.Database:
     """Binds the proxy to a pooled database at `url` and returns it; bound to that URL already, it
     returns the same pool (so one process never holds two pools of one database). Connections open
     lazily, one per thread; close() hands one back to the pool instead of tearing it down."""
-    global _bound_url
-    if database.obj is not None and _bound_url == url:
+    return _bind(database, url, connect_timeout, max_connections)
+
+
+def open_read_database(url: str, *, connect_timeout: int = 3, max_connections: int = 20) -> peewee.Database:
+    """Binds `read_database` to a pool at `url` (a replica), or, with `url` empty, to the primary's
+    pool (open_database first)."""
+    if not url:
+        read_database.initialize(database.obj)
+        _bound_urls.pop(id(read_database), None)
         return cast(peewee.Database, database.obj)
-    scheme, _, rest = url.partition("://")
-    pooled_url = f"{scheme.split('+')[0]}+pool://{rest}"
-    db = connect(
-        pooled_url, connect_timeout=connect_timeout, max_connections=max_connections, stale_timeout=300, timeout=10
-    )
-    database.initialize(db)
-    _bound_url = url
-    return cast(peewee.Database, db)
+    return _bind(read_database, url, connect_timeout, max_connections)
 
 
 def utcnow() -> dt.datetime:
@@ -50,7 +65,7 @@ class BaseModel(peewee.Model):
         legacy_table_names = False
 
 
-__all__ = ["BaseModel", "database", "new_id", "open_database", "utcnow"]
+__all__ = ["BaseModel", "database", "new_id", "open_database", "open_read_database", "read_database", "utcnow"]
 
 
 def ensure_database_exists(url: str) -> bool:

@@ -10,8 +10,11 @@ import random
 
 import pytest
 
+from adtivity.cli import run_migrations
 from models.clickhouse import clickhouse_client
+from models.db import open_database, open_read_database
 from rollups.compute import rollup_company_now
+from tests.conftest import drop_postgres_database
 from tests.ingest_helpers import CHROME, tenant
 from tests.pipeline_helpers import drain, send, week_of_events
 
@@ -238,3 +241,24 @@ def test_answers_are_cached_until_the_next_rollup_run_replaces_them(rolled_up, a
     assert ask(api, rolled_up, "overview")["metrics"]["events"]["value"] == first  # the rollups are unchanged
     rollup_company_now(settings, redis_client, clickhouse_client(settings.clickhouse_url), rolled_up.company_id)
     assert ask(api, rolled_up, "overview")["metrics"]["events"]["value"] == first + 4
+
+
+def test_analytics_read_the_rollups_from_the_read_database_when_one_is_set(
+    rolled_up, settings, with_settings, redis_client
+):
+    """DATABASE_READ_URL (a replica in production): the rollups are read there. Here it is a second,
+    empty database with the same schema, so the same question answers 0 there and the truth on the
+    primary."""
+    replica = settings.database_url + "_replica"
+    drop_postgres_database(replica)
+    run_migrations(dataclasses.replace(settings, database_url=replica))
+    open_database(settings.database_url)  # run_migrations bound the models to the new database
+    try:
+        replicated = ask(with_settings(database_read_url=replica), rolled_up, "overview")
+        redis_client.delete(*redis_client.keys("adt:an:*"))  # the answer cache, which both would share
+        on_primary = ask(with_settings(), rolled_up, "overview")
+        assert replicated["metrics"]["events"]["value"] == 0
+        assert on_primary["metrics"]["events"]["value"] > 0
+    finally:
+        open_read_database("")
+        drop_postgres_database(replica)

@@ -22,7 +22,7 @@ from ingest.accept import IngestPipeline
 from ingest.enrich import Enricher
 from ingest.geo import GeoIp
 from models.clickhouse import ClientPool, PoolExhausted
-from models.db import database, open_database, utcnow
+from models.db import database, open_database, open_read_database, read_database, utcnow
 from models.redis_client import redis_client
 from web import openapi
 from web.bodies import MsgspecJson, ValidateBody
@@ -77,6 +77,7 @@ class Deps:
     def from_settings(cls, settings: Settings, *, clock: Callable[[], dt.datetime] = utcnow) -> Deps:
         """`clock` is what now is for key expiry (tests move it)."""
         open_database(settings.database_url)
+        open_read_database(settings.database_read_url)
         # Short timeouts: with Redis gone, ingest must answer 503 within a second, not hang.
         client = redis_client(settings, timeout=0.5, connect_timeout=0.5, health_check_interval=30)
         geoip = GeoIp(settings.geoip_database_path) if settings.geoip_database_path else None
@@ -107,8 +108,9 @@ class DatabaseConnection:
     to the pool when the request ends. Ingest requests with a cached key never open one."""
 
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource, req_succeeded: bool) -> None:
-        if not database.is_closed():
-            database.close()
+        for bound in {id(proxy.obj): proxy.obj for proxy in (database, read_database) if proxy.obj}.values():
+            if not bound.is_closed():
+                bound.close()
 
 
 def create_app(deps: Deps) -> falcon.App:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from models.db import database
+from models.db import read_database
 from models.realtime import estimate_union
 from models.rollups import DAY, HOUR
 
@@ -75,7 +75,7 @@ class RollupReader:
         self.lg_k = lg_k
 
     def _rows(self, sql: str, params: tuple) -> list:
-        return database.execute_sql(sql, params).fetchall()
+        return read_database.execute_sql(sql, params).fetchall()
 
     def state(self) -> tuple[dt.datetime | None, dt.datetime | None]:
         """(as_of: when the rollups were computed, complete_until: every event accepted before it is in them)."""
