@@ -134,6 +134,7 @@ class Settings:
     streams_app_id: str = "adtivity-streams"
     streams_data_dir: str = ".data/streams"
     kafka_producer_max_batch_size: int = 1
+    kafka_replication_factor: int = 1
     realtime_partitions: int = 4
     realtime_read_entries: int = 500
     realtime_message_max_bytes: int = 524_288
@@ -207,6 +208,7 @@ class Settings:
                 "DRAMATIQ_REDIS_URL must name a plain Redis when REDIS_CLUSTER is on "
                 "(Dramatiq's broker does not speak Redis Cluster)",
             ),
+            (self.kafka_replication_factor < 1, "KAFKA_REPLICATION_FACTOR must be at least 1"),
             (self.realtime_bridge_lease_seconds <= 0, "REALTIME_BRIDGE_LEASE_SECONDS must be more than 0"),
             (self.web_clickhouse_clients < 1, "WEB_CLICKHOUSE_CLIENTS must be at least 1"),
             (self.web_clickhouse_wait_seconds < 0, "WEB_CLICKHOUSE_WAIT_SECONDS must be 0 or more"),

@@ -9,7 +9,8 @@ which every accepted event is counted (models.redis_streams.backlog_since), whic
 (models/realtime.py has the bucket logic).
 
 Broker settings (measured against Tansu, the broker dev and CI run): short session/rebalance timeouts and heartbeats (Tansu holds a
-group join for half the session timeout), earliest offsets, replication factor 1, no web server (nothing
+group join for half the session timeout), earliest offsets, the replication factor as a setting (1 on
+one broker; 3 on a production cluster of 3), no web server (nothing
 listens), and the producer batch size as a setting (1 works around a Tansu bug; real Kafka needs none).
 """
 
@@ -45,7 +46,7 @@ def create_app(settings: Settings) -> faust.App:
         settings.streams_app_id,
         broker=settings.kafka_broker_url,
         store="memory://",
-        topic_replication_factor=1,
+        topic_replication_factor=settings.kafka_replication_factor,
         topic_partitions=settings.realtime_partitions,
         producer_max_batch_size=settings.kafka_producer_max_batch_size,
         broker_session_timeout=6,

@@ -9,12 +9,15 @@ import os
 import shlex
 import threading
 import urllib.request
+from urllib.parse import urlsplit
+from xml.etree import ElementTree
 
 import psycopg2
 import pytest
 import redis
 import yaml
 
+from adtivity.settings import Settings
 from models import redis_keys
 from tests.processes import ROOT, Process, free_port, process_env, procfile, stop_all, wait_for
 
@@ -83,10 +86,11 @@ def test_all_four_processes_start_work_and_stop_cleanly(settings):
     assert "gunicorn" in loggers["web"] and "dramatiq" in loggers["worker"] and "faust" in loggers["streams"]
 
 
-def test_docker_compose_runs_what_the_procfile_runs():
-    """docker-compose.yml's four processes are the Procfile's commands, with the Procfile's
-    `env NAME=value` prefix as the service's environment: the two cannot drift apart."""
-    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+@pytest.mark.parametrize("compose_file", ["docker-compose.yml", "docker-compose.cluster.yml"])
+def test_docker_compose_runs_what_the_procfile_runs(compose_file):
+    """Each compose file's four processes are the Procfile's commands, with the Procfile's
+    `env NAME=value` prefix as the service's environment: they cannot drift apart."""
+    services = yaml.safe_load((ROOT / compose_file).read_text())["services"]
     for name, line in procfile().items():
         words, environment = shlex.split(line), {}
         if words[0] == "env":
@@ -97,6 +101,49 @@ def test_docker_compose_runs_what_the_procfile_runs():
         assert services[name]["command"] == words, name
         assert environment.items() <= services[name]["environment"].items(), name
     assert services["worker"]["environment"]["DATABASE_URL"] == services["web"]["environment"]["DATABASE_URL"]
+
+
+def test_the_cluster_compose_file_is_a_consistent_cluster():
+    """docker-compose.cluster.yml: two or more of each process, settings the app accepts, a Redis
+    Cluster of 3 masters and 3 replicas apart from Dramatiq's plain Redis, ClickHouse as 2 shards x 2
+    replicas on a 3-node Keeper with each node's macros matching its place, topics replicated once
+    a broker."""
+    document = yaml.safe_load((ROOT / "docker-compose.cluster.yml").read_text())
+    services, configs = document["services"], document["configs"]
+    env = services["web"]["environment"]
+    settings = Settings.from_env(env | {"JWT_SECRET": "x" * 32})
+    assert all(services[name]["deploy"]["replicas"] >= 2 for name in procfile())
+    threads = int(services["worker"]["command"][services["worker"]["command"].index("--threads") + 1])
+    assert threads * services["worker"]["deploy"]["replicas"] > 2 * settings.stream_shards
+
+    def host(url: str) -> str:
+        return urlsplit(url).hostname
+
+    redis_nodes = [name for name, s in services.items() if "--cluster-enabled" in (s.get("command") or [])]
+    assert len(redis_nodes) == 6 and settings.redis_cluster and host(settings.redis_url) in redis_nodes
+    create = services["redis-cluster-init"]["command"][0]
+    assert all(f"{node}:6379" in create for node in redis_nodes) and "--cluster-replicas 1" in create
+    assert host(settings.dramatiq_redis_url) in services and host(settings.dramatiq_redis_url) not in redis_nodes
+
+    cluster = ElementTree.fromstring(configs["clickhouse-cluster"]["content"])
+    [servers] = cluster.find("remote_servers")
+    assert servers.tag == settings.clickhouse_cluster
+    shards = [[r.findtext("host") for r in shard.iter("replica")] for shard in servers.iter("shard")]
+    assert [len(replicas) for replicas in shards] == [2, 2]
+    assert all(shard.findtext("internal_replication") == "true" for shard in servers.iter("shard"))
+    assert host(settings.clickhouse_url) in shards[0]
+    for number, replicas in enumerate(shards, 1):
+        for replica in replicas:
+            macros_source = next(c["source"] for c in services[replica]["configs"] if "macros" in c["target"])
+            macros = ElementTree.fromstring(configs[macros_source]["content"]).find("macros")
+            assert (int(macros.findtext("shard")), macros.findtext("replica")) == (number, replica)
+    keepers = sorted(name for name in services if name.startswith("keeper-"))
+    keeper = ElementTree.fromstring(configs["keeper"]["content"])
+    assert sorted(s.findtext("hostname") for s in keeper.iter("server")) == keepers
+    assert sorted(n.findtext("host") for n in cluster.find("zookeeper")) == keepers and len(keepers) == 3
+
+    brokers = [name for name in services if name.startswith("redpanda-")]
+    assert settings.kafka_replication_factor == len(brokers) == 3 and host(settings.kafka_broker_url) in brokers
 
 
 def test_the_worker_has_a_thread_for_other_jobs_beside_every_pump(settings):
