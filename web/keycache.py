@@ -42,13 +42,13 @@ class KeyRecord:
 
 
 def announce_revoked(client: redis.Redis, *, public_ids: list[str] = (), company_id: uuid.UUID | None = None) -> None:
-    """Tells every web worker to forget these keys (or all keys of a company)."""
-    with client.pipeline(transaction=False) as pipe:
-        for public_id in public_ids:
-            pipe.publish(redis_keys.KEY_INVALIDATION_CHANNEL, f"key:{public_id}")
-        if company_id is not None:
-            pipe.publish(redis_keys.KEY_INVALIDATION_CHANNEL, f"company:{company_id}")
-        pipe.execute()
+    """Tells every web worker to forget these keys (or all keys of a company): a message each, sent
+    one by one (a Redis Cluster's pipelines refuse PUBLISH; revocations are rare)."""
+    messages = [f"key:{public_id}" for public_id in public_ids]
+    if company_id is not None:
+        messages.append(f"company:{company_id}")
+    for message in messages:
+        client.publish(redis_keys.KEY_INVALIDATION_CHANNEL, message)
 
 
 class KeyCache:

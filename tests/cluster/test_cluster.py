@@ -2,7 +2,8 @@
 ClickHouse as 2 shards x 2 replicas, 4 stream shards and broker partitions, two of each process.
 Events sent through either web process, in every wire format and by the real SDKs, are stored once;
 each shard's replicas hold the same rows and one person's events sit on one shard; real-time equals
-ClickHouse; the analytics and drill-down answers equal those of one node for the same events."""
+ClickHouse; the analytics and drill-down answers equal those of one node for the same events; a key
+revoked through one web process is refused by the other; one scheduler leads."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ import pytest
 import requests
 from playhouse.db_url import connect
 
+from models import redis_keys
 from models.clickhouse import clickhouse_client
+from models.redis_client import redis_client
 from rollups.compute import rollup_company_now
 from tests.cluster.conftest import WEB
 from tests.ingest_helpers import CHROME, tenant
 from tests.pipeline_helpers import drain, setup_company, stored, week_of_events
-from tests.processes import wait_for
+from tests.processes import ROOT, wait_for
 from tests.test_pipeline_e2e import native_batch
 from tests.test_realtime_e2e import humans, matches_clickhouse, mixed_events
 
@@ -193,3 +196,35 @@ def test_analytics_and_drilldowns_equal_one_nodes_answers_for_the_same_events(cl
     )
     for index, (path, params) in enumerate(ANALYTICS):
         assert on_cluster(path, params, WEB[index % 2]) == expected[path, str(params)], (path, params)
+
+
+def test_a_key_revoked_through_one_web_process_is_refused_by_the_other_within_seconds(cluster):
+    company, _, auth = setup_company(WEB[0])
+    created = requests.post(f"{WEB[0]}/v1/companies/{company}/keys", json={"kind": "write"}, headers=auth, timeout=10)
+    key, key_id = created.json()["key"], created.json()["details"]["id"]
+    post(WEB[1], key, [{"type": "track", "name": "Cached", "user_id": "k"}])  # web 2 now holds the key in its cache
+    assert (
+        requests.delete(f"{WEB[0]}/v1/companies/{company}/keys/{key_id}", headers=auth, timeout=10).status_code == 204
+    )
+
+    def refused() -> bool:
+        answer = requests.post(
+            f"{WEB[1]}/v1/events",
+            json=[{"type": "track", "name": "After", "user_id": "k"}],
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=10,
+        )
+        return answer.status_code == 401
+
+    wait_for(refused, 5, "web 2 to refuse the revoked key")
+
+
+def test_one_scheduler_leads_and_the_other_stands_by(cluster):
+    client = redis_client(cluster, timeout=5)
+    leader = client.get(redis_keys.SCHEDULER_LEADER)
+    assert leader is not None
+    holders = set()
+    for name in ("scheduler-1", "scheduler-2"):
+        pid = (ROOT / ".data" / "cluster" / "run" / f"{name}.pid").read_text().strip()
+        holders.add(f":{pid}:" in leader.decode())
+    assert holders == {True, False}
