@@ -28,6 +28,8 @@ class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     # REDIS_URL names one node of a Redis Cluster (models/redis_client.py).
     redis_cluster: bool = False
+    # More nodes of the Redis Cluster to discover it from (host:port,...), when REDIS_URL's is down.
+    redis_cluster_nodes: tuple[str, ...] = ()
     # Dramatiq's queues: a plain Redis (its broker does not speak Redis Cluster); empty means REDIS_URL.
     dramatiq_redis_url: str = ""
     clickhouse_url: str = "http://default:@127.0.0.1:8123/adtivity"
@@ -208,6 +210,10 @@ class Settings:
                 "DRAMATIQ_REDIS_URL must name a plain Redis when REDIS_CLUSTER is on "
                 "(Dramatiq's broker does not speak Redis Cluster)",
             ),
+            (
+                not all(_host_and_port(node) for node in self.redis_cluster_nodes),
+                "REDIS_CLUSTER_NODES must be host:port pairs separated by commas",
+            ),
             (self.kafka_replication_factor < 1, "KAFKA_REPLICATION_FACTOR must be at least 1"),
             (self.realtime_bridge_lease_seconds <= 0, "REALTIME_BRIDGE_LEASE_SECONDS must be more than 0"),
             (self.web_clickhouse_clients < 1, "WEB_CLICKHOUSE_CLIENTS must be at least 1"),
@@ -264,6 +270,11 @@ class Settings:
     def kafka_bootstrap(self) -> str:
         parts = urlsplit(self.kafka_broker_url)
         return f"{parts.hostname}:{parts.port or 9092}"
+
+
+def _host_and_port(node: str) -> bool:
+    host, _, port = node.rpartition(":")
+    return bool(host) and port.isdigit()
 
 
 def _parse(name: str, kind: str, raw: str) -> object:

@@ -5,7 +5,8 @@
 
 Needs a running cluster (`bin/cluster up`). While the load runs through both web processes (harness.Load:
 a batch not answered 200 is sent again with the same message ids, as an SDK does), one after another:
-SIGKILL a Redis master (its replica takes over; the old master comes back as a replica); stop a
+SIGKILL a Redis master, the one REDIS_URL names (its replica takes over; the old master comes back as
+a replica; the processes started afterwards find the cluster through REDIS_CLUSTER_NODES); stop a
 ClickHouse replica (SIGTERM) and start it again; SIGKILL one web, one worker, one streams and one
 scheduler process, each started again after the pause, as a supervisor would. Afterwards: every
 accepted event in ClickHouse exactly once, rollups equal to ClickHouse, real-time against ClickHouse
@@ -20,6 +21,7 @@ import json
 import os
 import subprocess
 import time
+from urllib.parse import urlsplit
 
 from common import ROOT, bench_company, record
 from harness import Load, drain, verify
@@ -31,7 +33,7 @@ from tests.processes import wait_for
 CLUSTER = [str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "bin" / "cluster")]
 ENV_FILE = ROOT / ".data" / "cluster" / "env"
 WEB = ("http://127.0.0.1:8100", "http://127.0.0.1:8101")
-ENTRY_REDIS_PORT = 7001  # REDIS_URL's node: the one new clients discover the cluster from
+REDIS_PORTS = range(7001, 7007)
 
 
 def cluster(*args: str) -> str:
@@ -42,23 +44,25 @@ def cluster_info(port: int) -> str:
     return subprocess.run(["redis-cli", "-p", str(port), "cluster", "info"], capture_output=True, text=True).stdout
 
 
-def a_redis_master() -> int:
-    """A master's port, not the entry node's."""
+def a_redis_master(entry: int) -> int:
+    """The master REDIS_URL names (`entry`) when it is one: the processes started again afterwards
+    then find the cluster through REDIS_CLUSTER_NODES; else another master."""
     nodes = subprocess.run(
-        ["redis-cli", "-p", str(ENTRY_REDIS_PORT), "cluster", "nodes"], capture_output=True, text=True, check=True
+        ["redis-cli", "-p", str(entry), "cluster", "nodes"], capture_output=True, text=True, check=True
     ).stdout
+    masters = []
     for line in nodes.splitlines():
         fields = line.split()
-        port = int(fields[1].split("@")[0].rsplit(":", 1)[1])
-        if "master" in fields[2] and "fail" not in fields[2] and port != ENTRY_REDIS_PORT:
-            return port
-    raise RuntimeError("no Redis master but the entry node")
+        if "master" in fields[2] and "fail" not in fields[2]:
+            masters.append(int(fields[1].split("@")[0].rsplit(":", 1)[1]))
+    return entry if entry in masters else masters[0]
 
 
-def kill_redis_master(pause: float) -> str:
-    port = a_redis_master()
+def kill_redis_master(settings: Settings, pause: float) -> str:
+    port = a_redis_master(urlsplit(settings.redis_url).port)
+    other = next(p for p in REDIS_PORTS if p != port)
     cluster("kill", f"redis-{port}")
-    wait_for(lambda: "cluster_state:ok" in cluster_info(ENTRY_REDIS_PORT), 60, "the failover", interval=0.5)
+    wait_for(lambda: "cluster_state:ok" in cluster_info(other), 60, "the failover", interval=0.5)
     time.sleep(pause)
     cluster("start", f"redis-{port}")
     return f"SIGKILL Redis master :{port}, its replica took over, it came back as a replica"
@@ -101,7 +105,7 @@ def main() -> int:
         for base, share in zip(WEB, (companies[:half], companies[half:]), strict=True)
     ]
     actions = [
-        kill_redis_master,
+        lambda pause: kill_redis_master(settings, pause),
         stop_clickhouse_replica,
         kill_process("web-1"),
         kill_process("worker-1"),

@@ -1,7 +1,8 @@
 """Redis clients, built from the settings: a single Redis, or a Redis Cluster when REDIS_CLUSTER is on.
 
 Every process makes its Redis clients here, so the same code runs on one node or on a cluster. On a
-cluster, REDIS_URL names any one of its nodes (the client discovers the rest and follows failovers);
+cluster, REDIS_URL names one of its nodes and REDIS_CLUSTER_NODES more (the client discovers the
+rest from any that answers, and follows failovers);
 every Lua script and transaction touches keys of one hash slot (models/redis_keys.py tags a stream
 shard's keys with `{shard}`). Dramatiq's queues stay on a plain Redis (DRAMATIQ_REDIS_URL): its
 broker's scripts do not speak Redis Cluster.
@@ -13,8 +14,9 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
-from redis.cluster import RedisCluster
+from redis.cluster import ClusterNode, RedisCluster
 
 from adtivity.settings import Settings
 
@@ -22,15 +24,29 @@ from adtivity.settings import Settings
 def redis_client(settings: Settings, *, timeout: float, connect_timeout: float = 2.0, **options: Any) -> Any:
     """A thread-safe, pooled client whose calls time out after `timeout` seconds: redis.Redis, or a
     redis.cluster.RedisCluster (the same commands, routed by key). `options` go to the connections."""
-    kind = RedisCluster if settings.redis_cluster else redis.Redis
-    return kind.from_url(settings.redis_url, socket_timeout=timeout, socket_connect_timeout=connect_timeout, **options)
+    if settings.redis_cluster:
+        options["startup_nodes"] = startup_nodes(settings, ClusterNode)
+        return RedisCluster.from_url(
+            settings.redis_url, socket_timeout=timeout, socket_connect_timeout=connect_timeout, **options
+        )
+    return redis.Redis.from_url(
+        settings.redis_url, socket_timeout=timeout, socket_connect_timeout=connect_timeout, **options
+    )
 
 
 def async_redis_client(settings: Settings, *, timeout: float) -> Any:
     """The asyncio twin of `redis_client`, for the streams process (connects lazily)."""
     if settings.redis_cluster:
-        return AsyncRedisCluster.from_url(settings.redis_url, socket_timeout=timeout)
+        return AsyncRedisCluster.from_url(
+            settings.redis_url, socket_timeout=timeout, startup_nodes=startup_nodes(settings, AsyncClusterNode)
+        )
     return aioredis.Redis.from_url(settings.redis_url, socket_timeout=timeout)
+
+
+def startup_nodes(settings: Settings, node: Any) -> list[Any]:
+    """REDIS_CLUSTER_NODES as the client's extra startup nodes (REDIS_URL's node comes first): a
+    process that starts while that node is down still finds the cluster."""
+    return [node(host, int(port)) for host, _, port in (n.rpartition(":") for n in settings.redis_cluster_nodes)]
 
 
 def is_cluster(client: Any) -> bool:

@@ -121,6 +121,8 @@ def test_the_cluster_compose_file_is_a_consistent_cluster():
 
     redis_nodes = [name for name, s in services.items() if "--cluster-enabled" in (s.get("command") or [])]
     assert len(redis_nodes) == 6 and settings.redis_cluster and host(settings.redis_url) in redis_nodes
+    others = sorted(node.partition(":")[0] for node in settings.redis_cluster_nodes)
+    assert others == sorted(set(redis_nodes) - {host(settings.redis_url)})
     create = services["redis-cluster-init"]["command"][0]
     assert all(f"{node}:6379" in create for node in redis_nodes) and "--cluster-replicas 1" in create
     assert host(settings.dramatiq_redis_url) in services and host(settings.dramatiq_redis_url) not in redis_nodes

@@ -74,6 +74,7 @@ def test_defaults_follow_the_security_policy():
         ({"ADTIVITY_ENV": "staging"}, "ADTIVITY_ENV"),
         ({"JWT_SECRET": SECRET, "WEB_KEEPALIVE_REQUESTS": "0"}, "WEB_KEEPALIVE_REQUESTS"),
         ({"JWT_SECRET": SECRET, "REDIS_CLUSTER": "true"}, "DRAMATIQ_REDIS_URL must name a plain Redis"),
+        ({"JWT_SECRET": SECRET, "REDIS_CLUSTER_NODES": "10.0.0.1:7001,10.0.0.2"}, "REDIS_CLUSTER_NODES"),
         ({"JWT_SECRET": SECRET, "DRAMATIQ_REDIS_URL": "redis:///0"}, "DRAMATIQ_REDIS_URL has no host"),
         ({"JWT_SECRET": SECRET, "REALTIME_BRIDGE_LEASE_SECONDS": "0"}, "REALTIME_BRIDGE_LEASE_SECONDS"),
         ({"JWT_SECRET": SECRET, "WEB_WORKER_CONNECTIONS": "0"}, "WEB_WORKER_CONNECTIONS"),
