@@ -142,12 +142,26 @@ NO_PAGE = Page("", dict.fromkeys(UTM_FIELDS, ""), "", "")
 
 _crawlers = CrawlerDetect()
 NO_AGENT = AgentFields(browser="", browser_version="", os="", os_version="", device="", is_bot=False)
+# HTTP libraries a backend sends events with: a server-side sender, not a crawler. Its events count
+# (device "Server", the library as the browser); crawler lists flag most of these names as bots.
+HTTP_LIBRARY = re.compile(
+    r"^(python-requests|python-urllib3|Python-urllib|python-httpx|aiohttp|Go-http-client|okhttp|node-fetch|"
+    r"node|undici|axios|got|curl|Wget|Java|Apache-HttpClient|libwww-perl|Ruby|Faraday|Guzzle|GuzzleHttp|"
+    r"RestSharp|Dart|reqwest|Deno|Bun|PostmanRuntime|insomnia|HTTPie)(?=[/ ]|$)",
+    re.IGNORECASE,
+)
+SERVER_DEVICE = "Server"
 
 
 def agent_fields(user_agent: str) -> AgentFields:
     """What the user agent says, as the envelope's fields (cached per user agent by the Enricher)."""
     if not user_agent:
         return NO_AGENT
+    library = HTTP_LIBRARY.match(user_agent)
+    if library:
+        return AgentFields(
+            browser=library[1], browser_version="", os="", os_version="", device=SERVER_DEVICE, is_bot=False
+        )
     parsed = ua_parser.parse(user_agent)
     browser = parsed.user_agent
     system = parsed.os

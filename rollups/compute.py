@@ -104,6 +104,7 @@ class Rollup:
 
     def compute(self) -> None:
         self.add_totals()
+        self.add_bots()
         self.add_counts()
         self.add_sums()
         self.add_sessions()
@@ -121,6 +122,14 @@ class Rollup:
         ):
             self.add("events", "", hour, "", events)
             self.add("page_views", "", hour, "", pages)
+
+    def add_bots(self) -> None:
+        """Bot events, which every other metric leaves out: answers say how many they left out."""
+        for hour, bots in self.rows(
+            "SELECT toStartOfHour(event_time) AS h, count() FROM events WHERE company_id = toUUID(%(company)s) "
+            "AND is_bot = 1 AND event_time >= toDateTime(%(start)s) AND event_time < toDateTime(%(end)s) GROUP BY h"
+        ):
+            self.add("bot_events", "", hour, "", bots)
 
     def add_counts(self) -> None:
         """One query per dimension: each reads only its columns (faster than one ARRAY JOIN of all)."""

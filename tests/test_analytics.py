@@ -74,6 +74,11 @@ def test_overview_equals_clickhouse_and_compares_with_the_previous_period(rolled
     assert metrics["sessions"] == truth.one("SELECT uniqExact(session_id) FROM events WHERE {scope}")
     assert overview["metrics"]["events"]["previous"] == 0 and overview["metrics"]["events"]["change"] is None
     assert overview["as_of"] is not None and overview["complete_until"] <= overview["as_of"]
+    bots = truth.one(
+        "SELECT count() FROM events WHERE {scope}".replace("{scope}", truth.scope.replace("is_bot = 0", "is_bot = 1"))
+    )
+    assert overview["bot_events_excluded"] == bots > 0  # the week's crawler page views, left out above
+    assert ask(api, rolled_up, "breakdown", dimension="page_path")["bot_events_excluded"] == bots
     assert overview["previous"] == {
         "from": (TODAY - dt.timedelta(days=15)).isoformat() + "T00:00:00+00:00",
         "to": FROM + "T00:00:00+00:00",

@@ -430,6 +430,47 @@ def test_bots_are_flagged_not_dropped(api, redis_client, settings):
     assert streamed(redis_client, settings)[0].is_bot is True
 
 
+@pytest.mark.parametrize(
+    "agent, library",
+    [
+        ("python-requests/2.32.3", "python-requests"),
+        ("Python-urllib/3.11", "Python-urllib"),
+        ("Go-http-client/1.1", "Go-http-client"),
+        ("okhttp/4.12.0", "okhttp"),
+        ("node", "node"),
+        ("undici", "undici"),
+        ("axios/1.7.2", "axios"),
+        ("curl/8.5.0", "curl"),
+    ],
+)
+def test_a_backend_posting_with_an_http_library_is_counted_as_sent_server_side(
+    api, redis_client, settings, agent, library
+):
+    t = tenant(api)
+    answer = api.post(
+        "/v1/events", auth=t.write_key, headers={"User-Agent": agent}, json={"type": "track", "name": "Paid", "user_id": "u"}
+    )
+    assert answer.status_code == 200
+    [event] = streamed(redis_client, settings)
+    assert (event.is_bot, event.device, event.browser) == (False, "Server", library)
+
+
+def test_a_crawler_named_in_the_events_context_is_a_bot_whatever_library_sent_it(api, redis_client, settings):
+    t = tenant(api)
+    api.post(
+        "/v1/events",
+        auth=t.write_key,
+        headers={"User-Agent": "python-requests/2.32.3"},
+        json=[
+            {"type": "page", "anonymous_id": "crawled", "context": {"userAgent": GOOGLEBOT}},
+            {"type": "page", "anonymous_id": "person", "context": {"userAgent": CHROME}},
+        ],
+    )
+    by_identity = {event.anonymous_id: event for event in streamed(redis_client, settings)}
+    assert by_identity["crawled"].is_bot is True
+    assert (by_identity["person"].is_bot, by_identity["person"].browser) == (False, "Chrome")
+
+
 def test_ip_is_kept_whole_when_anonymising_is_off(with_settings, redis_client, settings):
     api = with_settings(anonymise_ip=False)
     t = tenant(api)

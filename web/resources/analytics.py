@@ -154,6 +154,7 @@ class AnalyticsResource:
                     "timezone": span.tz.key,
                     "as_of": iso(as_of),
                     "complete_until": iso(complete_until),
+                    "bot_events_excluded": count(reader.totals(span, ("bot_events",))["bot_events"]),
                     **self.compute(req, reader, span),
                 }
             )
