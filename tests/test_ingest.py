@@ -448,7 +448,10 @@ def test_a_backend_posting_with_an_http_library_is_counted_as_sent_server_side(
 ):
     t = tenant(api)
     answer = api.post(
-        "/v1/events", auth=t.write_key, headers={"User-Agent": agent}, json={"type": "track", "name": "Paid", "user_id": "u"}
+        "/v1/events",
+        auth=t.write_key,
+        headers={"User-Agent": agent},
+        json={"type": "track", "name": "Paid", "user_id": "u"},
     )
     assert answer.status_code == 200
     [event] = streamed(redis_client, settings)
