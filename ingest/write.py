@@ -2,9 +2,14 @@
 events that arrive without one, and the XADD, in a single atomic Lua script (one round trip).
 
 Sessions: a session per identity ends after SESSION_TIMEOUT_SECONDS without events (30 minutes, as
-in Segment and GA). State is one string per identity, "<session id> <last activity>"; the last
-activity is rewritten only when it moves on by more than ACTIVITY_GRANULARITY_SECONDS, so an active
-session costs its part of one MGET a request, and the timeout is exact to within that granularity.
+in Segment and GA), in event time, in either direction: an event belongs to a session whose events
+are within the timeout of its own time, wherever it arrives (a shuffled batch, a late batch from a
+device that was offline, two tabs), else it begins a new one. State is one string per identity,
+its most recent SESSION_HISTORY sessions as "<session id> <first event> <last event>" joined by
+";"; a session's bounds are rewritten only when they move by more than ACTIVITY_GRANULARITY_SECONDS,
+so an active session costs its part of one MGET a request, and the timeout is exact to within that
+granularity. A session is never merged with another afterwards: a late event within the timeout of
+two sessions joins one of them, though together they would have been one.
 Derived ids travel in the entry's "s" field (see models/redis_streams.py), in the order of the events that
 lack one; the entry's ClickHouse rows leave those session ids blank for the persist pump to fill in.
 """
@@ -25,6 +30,7 @@ from models.events_table import UnixSeconds
 from models.redis_streams import encode_stored, stream_key
 
 ACTIVITY_GRANULARITY_SECONDS = 60
+SESSION_HISTORY = 8
 
 # KEYS: the rate-limit bucket and the stream. The session keys are made here from ARGV[10] (prefix)
 # and the identities in ARGV[11], so the arguments stay few (one MessagePack array of
@@ -33,7 +39,8 @@ ACTIVITY_GRANULARITY_SECONDS = 60
 # ARGV[14] (a UUIDv7 made for the request, less its last four hex digits) and the event's place in
 # that array, in four hex digits: a UUIDv7 still, unique while a request has at most 65,536 events.
 # ARGV: capacity, rate, now, cost, timeout, granularity, company, request id, encoded events,
-#       session key prefix, the MessagePack array, message ids, ClickHouse rows, session id prefix.
+#       session key prefix, the MessagePack array, message ids, ClickHouse rows, session id prefix,
+#       sessions kept an identity.
 _WRITE = (
     TAKE_TOKENS_LUA
     + """
@@ -48,35 +55,55 @@ local keys = {}
 for i, event in ipairs(wanted) do
   keys[i] = ARGV[10] .. event[1]
 end
--- state per session key: {session id, last activity, changed}; read with MGET, in chunks that
--- stay within Lua's limit on unpacked arguments, and written once each at the end
+local kept = tonumber(ARGV[15])
+-- state per session key: {changed, {session id, first, last}, ...} (the most recent last first);
+-- read with MGET, in chunks that stay within Lua's limit on unpacked arguments, written once each
 local states = {}
 for first = 1, #keys, 1000 do
   local chunk = {unpack(keys, first, math.min(first + 999, #keys))}
   for offset, stored in ipairs(redis.call('MGET', unpack(chunk))) do
     local key = chunk[offset]
-    if stored and not states[key] then
-      local space = string.find(stored, ' ', 1, true)
-      states[key] = {string.sub(stored, 1, space - 1), tonumber(string.sub(stored, space + 1)), false}
+    if not states[key] then
+      local state = {false}
+      if stored then
+        for id, from, to in string.gmatch(stored, '([^ ;]+) (%d+) (%d+)') do
+          state[#state + 1] = {id, tonumber(from), tonumber(to)}
+        end
+      end
+      states[key] = state
     end
   end
 end
 local sessions = {}
 for i, event in ipairs(wanted) do
-  local key, ts = keys[i], event[2]
-  local state = states[key]
-  if (not state) or ts - state[2] > timeout then
-    state = {string.format('%s%04x', ARGV[14], i - 1), ts, true}
-    states[key] = state
-  elseif ts - state[2] > granularity then
-    state[2] = ts
-    state[3] = true
+  local state, ts = states[keys[i]], event[2]
+  local found = nil
+  for s = 2, #state do
+    local session = state[s]
+    if ts >= session[2] - timeout and ts <= session[3] + timeout then
+      found = session
+      break
+    end
   end
-  sessions[i] = state[1]
+  if not found then
+    found = {string.format('%s%04x', ARGV[14], i - 1), ts, ts}
+    state[#state + 1] = found
+    state[1] = true
+  elseif ts > found[3] + granularity or ts < found[2] - granularity then
+    found[2], found[3] = math.min(found[2], ts), math.max(found[3], ts)
+    state[1] = true
+  end
+  sessions[i] = found[1]
 end
 for key, state in pairs(states) do
-  if state[3] then
-    redis.call('SET', key, state[1] .. ' ' .. state[2], 'EX', timeout * 2)
+  if state[1] then
+    local list = {unpack(state, 2)}
+    table.sort(list, function(a, b) return a[3] > b[3] end)
+    local parts = {}
+    for s = 1, math.min(#list, kept) do
+      parts[s] = list[s][1] .. ' ' .. list[s][2] .. ' ' .. list[s][3]
+    end
+    redis.call('SET', key, table.concat(parts, ';'), 'EX', timeout * 2)
   end
 end
 local id = redis.call('XADD', KEYS[2], '*', 'c', ARGV[7], 'r', ARGV[8], 'e', ARGV[9], 's', table.concat(sessions, ' '),
@@ -116,6 +143,7 @@ class EventWriter:
             message_ids,
             rows,
             str(uuid_utils.uuid7())[:-4],
+            SESSION_HISTORY,
         ]
         allowed, detail = self._write([bucket, stream_key(shard)], args)
         return decision(allowed, detail if not allowed else 0, limit, len(events))

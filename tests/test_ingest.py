@@ -8,6 +8,7 @@ import dataclasses
 import datetime as dt
 import gzip
 import json
+import random
 import uuid
 
 import msgspec
@@ -582,6 +583,87 @@ def test_sessions_are_derived_per_identity_with_a_30_minute_timeout(api, redis_c
         json={"type": "track", "name": "later", "user_id": "u", "timestamp": iso(times[-1] + dt.timedelta(minutes=10))},
     )
     assert streamed(redis_client, settings)[-1].session_id == sessions["e3"]
+
+
+def sessions_by_gaps(times: dict[str, tuple[str, dt.datetime]], timeout: int) -> set[frozenset[str]]:
+    """Sessions computed independently: each identity's events in time order, a new session after a
+    gap of more than `timeout` seconds. `times` maps a message id to (identity, event time)."""
+    sessions: list[set[str]] = []
+    last: dict[str, tuple[dt.datetime, set[str]]] = {}
+    for message_id, (identity, moment) in sorted(times.items(), key=lambda item: item[1][1]):
+        previous = last.get(identity)
+        if previous is None or (moment - previous[0]).total_seconds() > timeout:
+            previous = (moment, set())
+            sessions.append(previous[1])
+        previous[1].add(message_id)
+        last[identity] = (moment, previous[1])
+    return {frozenset(session) for session in sessions}
+
+
+def test_sessions_follow_event_time_in_shuffled_and_late_batches(api, redis_client, settings):
+    """Each of three people has four sessions of six events five minutes apart, three hours apart, and
+    one lone event (a bounce). The newest two sessions' even events come first, shuffled; then, late,
+    shuffled, everything else: the older sessions and the odd events between the first request's.
+    Sessions, their sizes and their durations equal those computed from the sorted event times."""
+    t = tenant(api)
+    rng = random.Random(7)
+    base = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=3)
+    times: dict[str, tuple[str, dt.datetime]] = {}
+    first, late = [], []
+    for person in ("ann", "bob", "cy"):
+        start = base + dt.timedelta(minutes=rng.randrange(60))
+        for session in range(5):
+            for index in range(6 if session < 4 else 1):
+                moment = start + dt.timedelta(hours=3 * session, minutes=5 * index)
+                message_id = f"{person}-{session}-{index}"
+                times[message_id] = (person, moment)
+                event = {"type": "page", "user_id": person, "message_id": message_id, "timestamp": iso(moment)}
+                (first if session in (2, 3) and index % 2 == 0 else late).append(event)
+    rng.shuffle(first)
+    rng.shuffle(late)
+    for batch in (first, late):
+        assert api.post("/v1/events", auth=t.write_key, json=batch).json["accepted"] == len(batch)
+
+    derived: dict[str, set[str]] = {}
+    for event in streamed(redis_client, settings):
+        derived.setdefault(event.session_id, set()).add(event.message_id)
+    expected = sessions_by_gaps(times, settings.session_timeout_seconds)
+    assert {frozenset(ids) for ids in derived.values()} == expected
+    assert len(expected) == 15  # 3 people x (4 sessions + a bounce)
+
+    def shape(sessions) -> list[tuple[int, float]]:
+        spans = [[times[message_id][1] for message_id in session] for session in sessions]
+        return sorted((len(span), (max(span) - min(span)).total_seconds()) for span in spans)
+
+    assert shape(derived.values()) == shape(expected) == sorted([(6, 1500.0)] * 12 + [(1, 0.0)] * 3)
+
+
+def test_one_batch_spanning_days_out_of_order_makes_a_session_a_day(api, redis_client, settings):
+    t = tenant(api)
+    now = dt.datetime.now(dt.UTC)
+    days = {"dec2": 4, "dec5": 1, "dec3": 3}
+    api.post(
+        "/v1/events",
+        auth=t.write_key,
+        json=[
+            {"type": "track", "name": name, "user_id": "u", "timestamp": iso(now - dt.timedelta(days=ago))}
+            for name, ago in days.items()
+        ],
+    )
+    assert len({event.session_id for event in streamed(redis_client, settings)}) == 3
+    # An event of Dec 3, a minute later, arriving afterwards, joins Dec 3's session and no other.
+    api.post(
+        "/v1/events",
+        auth=t.write_key,
+        json={
+            "type": "track",
+            "name": "dec3b",
+            "user_id": "u",
+            "timestamp": iso(now - dt.timedelta(days=3, minutes=-1)),
+        },
+    )
+    sessions = {event.name: event.session_id for event in streamed(redis_client, settings)}
+    assert sessions["dec3b"] == sessions["dec3"] and len(set(sessions.values())) == 3
 
 
 def test_a_batch_larger_than_one_session_lookup_keeps_each_identity_in_its_session(
