@@ -9,6 +9,7 @@ from accounts.audit import audit
 from adtivity.errors import Conflict
 from models.accounts import Company, Membership, User
 from models.db import database, utcnow
+from models.rollups import RollupState
 
 
 def name_taken() -> Conflict:
@@ -21,6 +22,8 @@ def create_company(owner: User, name: str, *, ip: str) -> Company:
         with database.atomic():
             company = Company.create(name=name.strip(), owner=owner)
             Membership.create(company=company, user=owner, role="owner")
+            # Nothing was accepted for it before now, so its (empty) rollups are complete until now.
+            RollupState.create(company_id=company.id, complete_until=company.created_at, computed_at=company.created_at)
     except peewee.IntegrityError:
         raise name_taken() from None
     audit("company.created", actor_id=owner.id, company_id=company.id, ip=ip)

@@ -10,8 +10,9 @@ import json
 import logging
 import sys
 
+from adtivity.errors import DomainError, InvalidInput, NotFound
 from adtivity.logs import configure_logging
-from adtivity.settings import Settings
+from adtivity.settings import Settings, SettingsError
 
 
 def run_migrations(settings: Settings) -> dict[str, list[str]]:
@@ -31,6 +32,25 @@ def run_migrations(settings: Settings) -> dict[str, list[str]]:
     if not settings.redis_cluster:
         applied["redis"] = tag_untagged_keys(redis_client(settings, timeout=30))
     return applied
+
+
+def live_company(settings: Settings, company_id: str) -> str:
+    """`company_id` as a live company's id; InvalidInput if it is not a UUID, NotFound if there is no
+    such company (or it was deleted)."""
+    import uuid
+
+    from models.accounts import Company
+    from models.db import database, open_database
+
+    try:
+        parsed = uuid.UUID(company_id)
+    except ValueError:
+        raise InvalidInput("invalid_company", f"{company_id!r} is not a company id (a UUID)") from None
+    open_database(settings.database_url)
+    with database.connection_context():
+        if not Company.select().where(Company.id == parsed, Company.deleted_at.is_null()).exists():
+            raise NotFound("unknown_company", f"no company {company_id}")
+    return str(parsed)
 
 
 def make_platform_admin(settings: Settings, email: str, password: str | None) -> str:
@@ -54,7 +74,7 @@ def create_company(settings: Settings, owner_email: str, name: str) -> dict:
     with database.connection_context(), database.atomic():
         owner = User.get_or_none(User.email == normalise_email(owner_email))
         if owner is None:
-            raise SystemExit(f"no user {owner_email}: register first, or use create-admin")
+            raise NotFound("unknown_user", f"no user {owner_email}: register first, or use create-admin")
         company = create(owner, name, ip="cli")
         keys = {kind: create_key(company, kind, "created by the CLI", owner)[0] for kind in ("write", "read")}
     return {"company_id": str(company.id), "write_key": keys["write"], "read_key": keys["read"]}
@@ -82,16 +102,20 @@ def show_status(settings: Settings) -> dict:
 def rebuild_rollups(
     settings: Settings, company_id: str, first: dt.date, last: dt.date, *, progress: bool = True
 ) -> int:
-    """Recomputes a company's rollups day by day from `first` to `last` (UTC days, both included)."""
+    """Recomputes a company's rollups day by day from `first` to `last` (UTC days, both included).
+    A company never rolled up (no state) is then rolled up over the trailing window too, so its
+    answers say how complete they are."""
     from tqdm import tqdm
 
     from models.clickhouse import clickhouse_client
-    from models.db import open_database
+    from models.db import database, open_database
     from models.redis_client import redis_client
+    from models.rollups import RollupState
     from rollups.compute import rollup_company_now
 
     if last < first:
-        raise SystemExit("--to must not be before --from")
+        raise InvalidInput("invalid_range", "--to must not be before --from")
+    company_id = live_company(settings, company_id)
     open_database(settings.database_url)
     client = redis_client(settings, timeout=10)
     clickhouse = clickhouse_client(settings.clickhouse_url, timeout=settings.rollup_query_timeout_seconds + 10)
@@ -102,6 +126,10 @@ def rebuild_rollups(
         rows += rollup_company_now(
             settings, client, clickhouse, company_id, start=start, end=start + dt.timedelta(days=1)
         )["rows"]
+    with database.connection_context():
+        never_rolled_up = not RollupState.select().where(RollupState.company_id == company_id).exists()
+    if never_rolled_up:
+        rows += rollup_company_now(settings, client, clickhouse, company_id)["rows"]
     return rows
 
 
@@ -112,8 +140,9 @@ def replay_quarantine(settings: Settings, company_id: str | None) -> tuple[int, 
     from models.db import open_database
     from models.redis_client import redis_client
 
+    company = uuid.UUID(live_company(settings, company_id)) if company_id else None
     open_database(settings.database_url)
-    return replay_quarantined(redis_client(settings, timeout=10), uuid.UUID(company_id) if company_id else None)
+    return replay_quarantined(redis_client(settings, timeout=10), company)
 
 
 def import_events(settings: Settings, company_id: str, path: str, *, batch: int, progress: bool = True) -> dict:
@@ -133,6 +162,9 @@ def import_events(settings: Settings, company_id: str, path: str, *, batch: int,
     from models.db import utcnow
     from models.redis_client import redis_client
 
+    company_id = live_company(settings, company_id)
+    if not os.path.isfile(path):
+        raise InvalidInput("no_file", f"no such file: {path}")
     pipeline = IngestPipeline(settings, redis_client(settings, timeout=10), Enricher(settings))
     outcome: dict = {"accepted": 0, "rejected": []}
 
@@ -189,6 +221,8 @@ def rebuild_dedup(settings: Settings, company_id: str | None, *, progress: bool)
     from models.clickhouse import clickhouse_client
     from models.redis_client import redis_client
 
+    if company_id:
+        company_id = live_company(settings, company_id)
     rebuild = Rebuild(
         settings,
         redis_client(settings, timeout=60),
@@ -223,8 +257,31 @@ def main(argv: list[str] | None = None) -> int:
         "rebuild-dedup", help="refill the de-duplication filters from ClickHouse (after Redis lost them)"
     )
     dedup.add_argument("--company", help="only this company's ids (default: every shard, every company)")
+    parser.add_argument("--traceback", action="store_true", help="on failure, the whole traceback, not one line")
     args = parser.parse_args(argv)
+    try:
+        return run_command(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:
+        if args.traceback:
+            raise
+        print(f"adtivity {args.command}: {failure(error)}", file=sys.stderr)
+        return 1
 
+
+def failure(error: Exception) -> str:
+    """One line that says what went wrong: a domain error's or a setting's own message, otherwise the
+    kind of error and the first line of its text (a store that does not answer, a bug)."""
+    if isinstance(error, DomainError):
+        return error.message
+    if isinstance(error, SettingsError):
+        return str(error)
+    text = (str(error).strip().splitlines() or [""])[0]
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def run_command(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     configure_logging(settings, process="cli")
     log = logging.getLogger("adtivity.cli")
@@ -253,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"entries": entries, "events": events}))
     elif args.command == "import-events":
         if not 1 <= args.batch <= settings.ingest_max_batch:
-            raise SystemExit(f"--batch must be 1 to {settings.ingest_max_batch}")
+            raise InvalidInput("invalid_batch", f"--batch must be 1 to {settings.ingest_max_batch}")
         outcome = import_events(settings, args.company, args.file, batch=args.batch, progress=sys.stderr.isatty())
         print(json.dumps(outcome))
         return 1 if outcome["rejected"] else 0

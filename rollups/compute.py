@@ -318,8 +318,13 @@ def rollup_company_now(
     return done
 
 
-def active_companies(settings: Settings, clickhouse: Client, *, now: dt.datetime) -> list[str]:
-    """Live companies with events since the window began (deleted ones are left out)."""
+def companies_to_roll_up(settings: Settings, client: redis.Redis, clickhouse: Client, *, now: dt.datetime) -> list[str]:
+    """Live companies with events since the window began (deleted ones are left out), to be rolled up.
+    The others have nothing to roll up: their rollups are recorded as computed now and complete until
+    the moment before which every accepted event was in ClickHouse when their events were looked for."""
+    complete_until = dt.datetime.fromtimestamp(
+        backlog_since(client, persisted_watch(settings.stream_shards), time.time()), dt.UTC
+    ).replace(tzinfo=None)
     since = day_of(now - dt.timedelta(hours=settings.rollup_window_hours))
     with_events = {
         str(row[0])
@@ -330,4 +335,13 @@ def active_companies(settings: Settings, clickhouse: Client, *, now: dt.datetime
     }
     with database.connection_context():
         live = {str(c.id) for c in Company.select(Company.id).where(Company.deleted_at.is_null())}
+        quiet = [
+            {"company_id": company, "complete_until": min(complete_until, now), "computed_at": now}
+            for company in live - with_events
+        ]
+        for chunk in range(0, len(quiet), 1000):
+            RollupState.insert_many(quiet[chunk : chunk + 1000]).on_conflict(
+                conflict_target=[RollupState.company_id],
+                preserve=[RollupState.complete_until, RollupState.computed_at],
+            ).execute()
     return sorted(with_events & live)

@@ -198,10 +198,14 @@ def test_sessions_web3_and_payments(rolled_up, api, settings):
     }
 
 
-def test_before_any_rollup_the_numbers_are_zero_and_say_so(api):
+def test_a_new_company_answers_zeros_complete_since_its_creation(api):
+    """Nothing was accepted for a company before it was created: its empty rollups are complete until
+    then, which a dashboard tells from "not computed" (a null)."""
+    before = dt.datetime.now(dt.UTC)
     t = tenant(api)
     overview = ask(api, t, "overview")
-    assert overview["as_of"] is None and overview["complete_until"] is None
+    assert before <= dt.datetime.fromisoformat(overview["complete_until"]) <= dt.datetime.now(dt.UTC)
+    assert overview["as_of"] == overview["complete_until"]
     assert overview["metrics"]["events"]["value"] == 0 and overview["metrics"]["users"]["value"] == 0
 
 

@@ -6,7 +6,6 @@ import uuid
 
 from models.accounts import ApiKey, AuditLog, Company, Membership
 from models.clickhouse import clickhouse_client
-from models.db import utcnow
 from models.rollups import RollupState
 from tests.pipeline_helpers import run_queued_jobs
 from tests.processes import wait_for
@@ -67,7 +66,7 @@ def test_delete_stops_keys_at_once_and_purges_in_the_background(api, settings):
         column_names=["company_id", "message_id", "type", "name", "anonymous_id"],
         column_type_names=["UUID", "String", "String", "String", "String"],
     )
-    RollupState.create(company_id=company_id, complete_until=utcnow(), computed_at=utcnow())
+    assert RollupState.select().where(RollupState.company_id == company_id).exists()  # made with the company
 
     assert api.delete(f"/v1/companies/{company_id}", auth=owner).status_code == 204
     assert api.get(f"/v1/companies/{company_id}", auth=key).status_code == 401

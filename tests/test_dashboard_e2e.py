@@ -214,6 +214,8 @@ def test_dashboard_login_figures_chart_live_panel_and_key_lifecycle(company_with
 
 def test_sign_up_then_first_company_then_log_out(web_url, page, api):
     page.goto(f"{web_url}/app")
+    expect(page.locator("#login-form")).to_be_visible()
+    expect(page.locator("#controls")).to_be_hidden()  # no company picker, period or "Log out" before a login
     page.click("#switch-mode")
     page.fill("#email", "newcomer@example.com")
     page.fill("#password", "short")
@@ -231,6 +233,7 @@ def test_sign_up_then_first_company_then_log_out(web_url, page, api):
     expect(page.locator("#login-error")).to_have_text("You have logged out.")
     page.reload()
     expect(page.locator("#login-form")).to_be_visible()  # the login is gone, not merely hidden
+    expect(page.locator("#controls")).to_be_hidden()
     assert page.problems == []
 
 

@@ -11,10 +11,12 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 from adtivity.pipeline_status import group_backlog, stream_groups
 from models import redis_keys
 from models.accounts import User
-from models.db import utcnow
+from models.db import database, utcnow
 from models.redis_streams import PERSIST_GROUP, stream_key
 from models.rollups import RollupState
 from models.tracking import Quarantine
@@ -123,6 +125,8 @@ def test_operator_commands_create_a_company_show_the_pipeline_and_rebuild_rollup
     assert pipeline["dependencies"]["postgres"]["up"] and "queues" in pipeline and "rollups" in pipeline
 
     day = dt.date.today() - dt.timedelta(days=3)
+    with database.connection_context():  # as for a company made before companies were made with a state
+        RollupState.delete().where(RollupState.company_id == company["company_id"]).execute()
     rebuilt = operator(
         "rebuild-rollups",
         "--company",
@@ -139,6 +143,7 @@ def test_operator_commands_create_a_company_show_the_pipeline_and_rebuild_rollup
         params={"from": str(day), "to": str(day + dt.timedelta(days=1))},
     ).json
     assert overview["metrics"]["page_views"]["value"] == 6
+    assert overview["as_of"] is not None  # rolled up over the trailing window too, never "not yet"
     assert operator("create-company", "--owner-email", "nobody@example.com", "--name", "x").returncode != 0
     assert (
         operator(
@@ -251,3 +256,54 @@ def test_a_backlog_redis_cannot_count_is_never_reported_empty(settings, redis_cl
     assert redis_client.xinfo_groups(stream)[0]["lag"] is None
     group = stream_groups(settings, redis_client)[stream][PERSIST_GROUP]
     assert group == {"pending": 0, "lag": 0} and group_backlog(group) == 0
+
+
+UNKNOWN_COMPANY = "00000000-0000-4000-8000-000000000000"
+
+
+@pytest.mark.parametrize(
+    "args, environment, says",
+    [
+        (["create-admin", "--email", "new@example.com"], {}, "a new user needs a password"),
+        (["create-company", "--owner-email", "nobody@example.com", "--name", "X"], {}, "no user nobody@example.com"),
+        (
+            ["rebuild-rollups", "--company", "acme", "--from", "2026-01-02", "--to", "2026-01-03"],
+            {},
+            "not a company id",
+        ),
+        (
+            ["rebuild-rollups", "--company", UNKNOWN_COMPANY, "--from", "2026-01-02", "--to", "2026-01-03"],
+            {},
+            f"no company {UNKNOWN_COMPANY}",
+        ),
+        (["rebuild-rollups", "--company", UNKNOWN_COMPANY, "--from", "2026-01-03", "--to", "2026-01-02"], {}, "--to"),
+        (["replay-quarantine", "--company", UNKNOWN_COMPANY], {}, f"no company {UNKNOWN_COMPANY}"),
+        (
+            ["import-events", "--company", UNKNOWN_COMPANY, "--file", "events.ndjson"],
+            {},
+            f"no company {UNKNOWN_COMPANY}",
+        ),
+        (["import-events", "--company", "x", "--file", "x", "--batch", "0"], {}, "--batch must be 1 to"),
+        (["rebuild-dedup", "--company", "acme"], {}, "not a company id"),
+        (["status"], {"PORT": "eighty"}, "PORT must be a int"),
+        (["migrate"], {"CLICKHOUSE_URL": "http://default:@127.0.0.1:1/adtivity_test"}, "OperationalError"),
+    ],
+)
+def test_every_cli_failure_is_one_clear_line_and_a_non_zero_exit(settings, args, environment, says):
+    done = subprocess.run(
+        [sys.executable, "-m", "adtivity", *args],
+        cwd=ROOT,
+        env={**os.environ, **environment},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.splitlines() if not line.startswith("{")]  # JSON log lines aside
+    assert len(lines) == 1 and lines[0].startswith(f"adtivity {args[0]}: ") and says in lines[0], done.stderr
+
+
+def test_a_missing_import_file_is_named(api, settings):
+    company = api.company(api.user())
+    done = operator("import-events", "--company", company, "--file", "no/such/file.ndjson")
+    assert (done.returncode, done.stderr.strip()) == (1, "adtivity import-events: no such file: no/such/file.ndjson")

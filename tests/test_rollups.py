@@ -14,7 +14,7 @@ import pytest
 from models.clickhouse import clickhouse_client
 from models.db import database
 from models.rollups import DAY, HOUR, OTHER, RollupCount, RollupState
-from rollups.compute import rollup_company_now
+from rollups.compute import companies_to_roll_up, rollup_company_now
 from tests.ingest_helpers import CHROME, tenant
 from tests.pipeline_helpers import NOW, drain, send, week_of_events
 
@@ -221,3 +221,20 @@ def test_sessions_new_and_returning_users(api, settings, redis_client):
     assert rows[("new_users", "", hour, "")] == 1
     assert rows[("users", "", hour, "")] == 2
     assert rows[("returning_users", "", hour, "")] == 1
+
+
+def test_a_company_without_events_says_its_rollups_are_complete_not_missing(api, settings, redis_client):
+    quiet, busy = tenant(api), tenant(api)
+    overview = api.get(f"/v1/companies/{quiet.company_id}/analytics/overview", auth=quiet.read_key).json
+    assert overview["metrics"]["events"]["value"] == 0
+    assert overview["as_of"] is not None and overview["complete_until"] is not None  # since its creation
+
+    send(api, busy.write_key, [{"type": "track", "name": "Signup", "user_id": "u", "context": {"userAgent": CHROME}}])
+    drain(settings, redis_client)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    chosen = companies_to_roll_up(settings, redis_client, clickhouse_client(settings.clickhouse_url), now=now)
+    assert busy.company_id in chosen and quiet.company_id not in chosen
+    with database.connection_context():
+        state = RollupState.get_by_id(quiet.company_id)
+    created = dt.datetime.fromisoformat(overview["complete_until"]).replace(tzinfo=None)
+    assert state.computed_at == now and created <= state.complete_until <= now

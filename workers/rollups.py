@@ -1,6 +1,7 @@
 """Actors `rollup_all` and `rollup_company`: keep every live company's rollups current (the work is
 rollups/compute.py). The scheduler enqueues `rollup_all` every ROLLUP_EVERY_SECONDS; it enqueues
-`rollup_company` for each live company with events since the trailing window began."""
+`rollup_company` for each live company with events since the trailing window began, and records the
+others' rollups as current."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import datetime as dt
 import uuid
 
 from adtivity.jobs import ROLLUP_ALL, ROLLUP_COMPANY
-from rollups.compute import active_companies, rollup_company_now
+from rollups.compute import companies_to_roll_up, rollup_company_now
 from workers.actor import actor
 from workers.runtime import current
 
@@ -22,7 +23,7 @@ def clickhouse_clients():
 def rollup_all() -> None:
     runtime = current()
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    for company_id in active_companies(runtime.settings, clickhouse_clients().get(), now=now):
+    for company_id in companies_to_roll_up(runtime.settings, runtime.redis(10), clickhouse_clients().get(), now=now):
         runtime.enqueue(ROLLUP_COMPANY, company_id)
 
 
