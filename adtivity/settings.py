@@ -46,6 +46,8 @@ class Settings:
     web_keepalive_requests: int = 100
     web_reuse_port: bool = True
     cors_allowed_origins: tuple[str, ...] = ()
+    # Strict-Transport-Security's max-age on every answer, once the API is served over HTTPS only (0: none).
+    hsts_seconds: int = 0
     max_body_bytes: int = 1_048_576
     max_json_depth: int = 32
     # Auth.
@@ -216,6 +218,7 @@ class Settings:
             ),
             (self.kafka_replication_factor < 1, "KAFKA_REPLICATION_FACTOR must be at least 1"),
             (self.realtime_bridge_lease_seconds <= 0, "REALTIME_BRIDGE_LEASE_SECONDS must be more than 0"),
+            (self.hsts_seconds < 0, "HSTS_SECONDS must be 0 or more"),
             (self.web_clickhouse_clients < 1, "WEB_CLICKHOUSE_CLIENTS must be at least 1"),
             (self.web_clickhouse_wait_seconds < 0, "WEB_CLICKHOUSE_WAIT_SECONDS must be 0 or more"),
             (

@@ -240,3 +240,32 @@ def test_a_nul_in_a_dashboard_api_body_is_a_422_not_a_500(api):
     owner = api.user()
     assert api.post("/v1/companies", auth=owner, json={"name": "bad\u0000name"}).status_code == 422
     assert api.post("/v1/companies", auth=owner, json={"name": "fine \\u0000 as text"}).status_code == 201
+
+
+def test_every_route_answers_head_as_get_and_carries_the_security_headers(with_settings):
+    """Walks every GET route of the app, signed in as an owner of a real company (so most answer
+    200) and anonymously: HEAD answers GET's status with no body; every answer says nosniff and its
+    referrer policy, HSTS when set; HTML pages carry the CSP that forbids framing; authenticated JSON
+    is never stored."""
+    secure = with_settings(hsts_seconds=31_536_000)
+    owner = secure.user()
+    company = secure.company(owner)
+    key = secure.key(owner, company)["details"]["id"]
+    filled = {"company_id": company, "key_id": key, "user_id": "someone", "address": WALLET}
+    routes = sorted(path for path, method in served(secure.client.app) if method == "get")
+    assert "/app" in routes and "/docs" in routes and "/v1/companies/{company_id}/analytics/overview" in routes
+    for path in routes:
+        concrete_path = re.sub(r"\{([^}]+)\}", lambda found: filled.get(found[1], str(uuid.uuid4())), path)
+        for auth in (owner, None):
+            got = secure.get(concrete_path, auth=auth)
+            head = secure.request("HEAD", concrete_path, auth=auth)
+            assert head.status_code == got.status_code, (path, auth is not None, head.status_code, got.status_code)
+            assert head.content == b"", path
+            for answer in (got, head):
+                assert answer.headers["x-content-type-options"] == "nosniff", path
+                assert answer.headers["referrer-policy"] == "same-origin", path
+                assert answer.headers["strict-transport-security"] == "max-age=31536000; includeSubDomains", path
+            if got.headers.get("content-type", "").startswith("text/html"):
+                assert "frame-ancestors 'none'" in got.headers["content-security-policy"], path
+            elif auth is not None and got.headers.get("content-type", "").startswith("application/json"):
+                assert got.headers["cache-control"] == "no-store", path

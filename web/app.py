@@ -29,7 +29,7 @@ from web.bodies import MsgspecJson, ValidateBody
 from web.errors import handle_domain_error, handle_unavailable, handle_unexpected, serialize_error
 from web.keycache import KeyCache
 from web.metrics import MetricsEndpoint, RecordMetrics
-from web.middleware import Cors, RequestId, ResponseHeaders
+from web.middleware import Cors, RequestId, ResponseHeaders, answering_head
 from web.principals import Authenticate, KeyAuthenticator, KeyFailures
 from web.resources import (
     analytics,
@@ -120,7 +120,7 @@ def create_app(deps: Deps) -> falcon.App:
         middleware=[
             RequestId(),
             RecordMetrics(),
-            ResponseHeaders(),
+            ResponseHeaders(hsts_seconds=settings.hsts_seconds),
             Cors(ingest_prefixes=INGEST_PREFIXES, allowed_origins=settings.cors_allowed_origins),
             DatabaseConnection(),
             Authenticate(settings, key_authenticator),
@@ -144,7 +144,7 @@ def create_app(deps: Deps) -> falcon.App:
 
     def route(path: str, resource) -> None:
         routes.append((path, resource))
-        app.add_route(path, resource)
+        app.add_route(path, answering_head(resource))
 
     accounts = Accounts(settings)
     ip_limit = auth.PerIpLimit(deps.limiter, settings)
@@ -198,7 +198,7 @@ def create_app(deps: Deps) -> falcon.App:
     for path, resource in ingest_routes(settings, deps.ingest, key_authenticator).items():
         route(path, resource)
     route("/sdk/adtivity.js", sdk.BrowserSnippet())
-    app.add_route("/openapi.json", openapi.Document(routes))
+    app.add_route("/openapi.json", answering_head(openapi.Document(routes)))
     add_page_routes(app)
     return app
 

@@ -83,17 +83,32 @@ class Cors:
             resp.set_header("Access-Control-Max-Age", "600")
 
 
+def answering_head(resource):
+    """The resource, answering HEAD as it answers GET (Falcon sends no body to a HEAD): uptime and
+    link checkers send HEAD."""
+    if hasattr(resource, "on_get") and not hasattr(resource, "on_head"):
+        resource.on_head = resource.on_get
+    return resource
+
+
 class ResponseHeaders:
-    """Every answer says nosniff (its type is what it declares); an answer to an authenticated
-    request is never stored by a browser or a proxy (Cache-Control: no-store), unless its resource
-    set a Cache-Control of its own; every HTML answer, whatever path reached it (a page, a static
-    file, an error page), carries the Content-Security-Policy and may not be framed."""
+    """Every answer says nosniff (its type is what it declares) and sends no referrer to other
+    origins; with `hsts_seconds`, browsers keep to HTTPS for that long (Strict-Transport-Security);
+    an answer to an authenticated request is never stored by a browser or a proxy (Cache-Control:
+    no-store), unless its resource set a Cache-Control of its own; every HTML answer, whatever path
+    reached it (a page, a static file, an error page), carries the Content-Security-Policy and may
+    not be framed."""
+
+    def __init__(self, *, hsts_seconds: int = 0) -> None:
+        self.hsts = f"max-age={hsts_seconds}; includeSubDomains" if hsts_seconds else ""
 
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource, req_succeeded: bool) -> None:
         resp.set_header("X-Content-Type-Options", "nosniff")
+        resp.set_header("Referrer-Policy", "same-origin")
+        if self.hsts:
+            resp.set_header("Strict-Transport-Security", self.hsts)
         if (resp.content_type or "").startswith("text/html"):
             resp.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
             resp.set_header("X-Frame-Options", "DENY")
-            resp.set_header("Referrer-Policy", "same-origin")
         if getattr(req.context, "principal", None) is not None and resp.get_header("Cache-Control") is None:
             resp.set_header("Cache-Control", "no-store")

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import falcon
 
+from web.middleware import answering_head
+
 PUBLIC = Path(__file__).resolve().parent.parent / "dashboard" / "public"
 
 
@@ -33,8 +35,8 @@ class Page:
 
 
 def add_page_routes(app: falcon.App) -> None:
-    dashboard = Page("index.html")
+    dashboard = answering_head(Page("index.html"))
     for path in ("/app", "/app/reset", "/app/invite"):
         app.add_route(path, dashboard)
-    app.add_route("/docs", Page("api-docs.html"))
+    app.add_route("/docs", answering_head(Page("api-docs.html")))
     app.add_static_route("/app/assets", str(PUBLIC), fallback_filename=None)
