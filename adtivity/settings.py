@@ -155,6 +155,9 @@ class Settings:
     health_check_seconds: int = 15
     scheduler_lease_seconds: int = 20
     scheduler_leader_check_seconds: int = 5
+    # Error tracking (adtivity/errortracking.py): a Sentry DSN; empty sends nothing.
+    sentry_dsn: str = field(default="", repr=False)
+    sentry_release: str = ""
     # Logs.
     log_level: str = "INFO"
     log_format: str = "json"

@@ -14,6 +14,7 @@ import time
 import redis
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from adtivity.errortracking import init_error_tracking
 from adtivity.jobs import (
     APPLY_RETENTION,
     CHECK_HEALTH,
@@ -128,6 +129,7 @@ def build_scheduler(settings: Settings, jobs: Jobs, client: redis.Redis, leaders
 def main() -> int:
     settings = Settings.from_env()
     configure_logging(settings, process="scheduler")
+    init_error_tracking(settings, process="scheduler")
     client = redis_client(settings, timeout=2)
     client.ping()
     leadership = Leadership(client, lease_seconds=settings.scheduler_lease_seconds)

@@ -26,6 +26,7 @@ import msgspec
 import redis
 
 import models.redis_client
+from adtivity.errortracking import init_error_tracking
 from adtivity.logs import log_event, log_handler
 from adtivity.metrics import REALTIME_MESSAGES, REALTIME_SECONDS_BEHIND, serve
 from adtivity.settings import Settings
@@ -61,6 +62,7 @@ def create_app(settings: Settings) -> faust.App:
 
 
 settings = Settings.from_env()
+init_error_tracking(settings, process="streams")
 app = create_app(settings)
 redis_client = async_redis_client(settings, timeout=5)  # connects lazily
 sync_redis = models.redis_client.redis_client(settings, timeout=5)  # for the watermark, run in a thread

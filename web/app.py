@@ -14,6 +14,7 @@ import redis
 
 from accounts.sessions import Accounts
 from adtivity.errors import DomainError
+from adtivity.errortracking import init_error_tracking
 from adtivity.jobs import Jobs, redis_broker
 from adtivity.logs import configure_logging, log_event
 from adtivity.ratelimit import RateLimiter
@@ -206,6 +207,7 @@ def create_app(deps: Deps) -> falcon.App:
 def get_app() -> falcon.App:
     settings = Settings.from_env()
     configure_logging(settings, process="web")
+    init_error_tracking(settings, process="web")
     app = create_app(Deps.from_settings(settings))
     log_event(log, "ready", port=settings.port)
     return app

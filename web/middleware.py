@@ -8,6 +8,7 @@ import re
 import time
 
 import falcon
+import sentry_sdk
 import uuid_utils
 
 from adtivity.logs import log_event
@@ -28,6 +29,7 @@ class RequestId:
         given = req.get_header("X-Request-Id")
         req.context.request_id = given if given and REQUEST_ID.match(given) else uuid_utils.uuid4().hex
         req.context.started_at = time.perf_counter()
+        sentry_sdk.set_tag("request_id", req.context.request_id)  # the request's own scope; a no-op without Sentry
         resp.set_header("X-Request-Id", req.context.request_id)
 
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource, req_succeeded: bool) -> None:

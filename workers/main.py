@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dramatiq
 
+from adtivity.errortracking import init_error_tracking
 from adtivity.jobs import redis_broker
 from adtivity.logs import configure_logging
 from adtivity.settings import Settings
@@ -58,4 +59,5 @@ def build_runtime(settings: Settings) -> Runtime:
 def set_up() -> None:
     settings = Settings.from_env()
     configure_logging(settings, process="worker")
+    init_error_tracking(settings, process="worker")
     build_runtime(settings)
