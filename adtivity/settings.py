@@ -158,6 +158,11 @@ class Settings:
     # Error tracking (adtivity/errortracking.py): a Sentry DSN; empty sends nothing.
     sentry_dsn: str = field(default="", repr=False)
     sentry_release: str = ""
+    # Database monitoring (adtivity/querymetrics.py): a query slower than this is logged (0: never).
+    slow_query_ms_postgres: int = 200
+    slow_query_ms_clickhouse: int = 2_000
+    # A pooled Postgres connection older than this is closed instead of being lent again.
+    database_max_connection_age_seconds: int = 300
     # Logs.
     log_level: str = "INFO"
     log_format: str = "json"
@@ -222,6 +227,9 @@ class Settings:
             (self.kafka_replication_factor < 1, "KAFKA_REPLICATION_FACTOR must be at least 1"),
             (self.realtime_bridge_lease_seconds <= 0, "REALTIME_BRIDGE_LEASE_SECONDS must be more than 0"),
             (self.hsts_seconds < 0, "HSTS_SECONDS must be 0 or more"),
+            (self.slow_query_ms_postgres < 0, "SLOW_QUERY_MS_POSTGRES must be 0 or more"),
+            (self.slow_query_ms_clickhouse < 0, "SLOW_QUERY_MS_CLICKHOUSE must be 0 or more"),
+            (self.database_max_connection_age_seconds < 1, "DATABASE_MAX_CONNECTION_AGE_SECONDS must be at least 1"),
             (self.web_clickhouse_clients < 1, "WEB_CLICKHOUSE_CLIENTS must be at least 1"),
             (self.web_clickhouse_wait_seconds < 0, "WEB_CLICKHOUSE_WAIT_SECONDS must be 0 or more"),
             (

@@ -12,7 +12,7 @@ time: the workers hold one per thread (`PerThread`), the web's greenlets borrow 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -21,6 +21,8 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.external import ExternalData
 from clickhouse_connect.driver.httpclient import HttpClient
+
+from adtivity.querymetrics import WatchedPool, timed, watch_pool
 
 
 def database_name(url: str) -> str:
@@ -32,17 +34,47 @@ def clickhouse_client(url: str, *, database: str | None = None, timeout: float =
     parts = urlsplit(url)
     if parts.scheme == "chdb":
         directory = parts.path.rstrip("/").rsplit("/", 1)[0]
-        return clickhouse_connect.get_client(interface="chdb", path=directory, database=database or database_name(url))
-    return clickhouse_connect.get_client(
-        host=parts.hostname,
-        port=parts.port or 8123,
-        username=unquote(parts.username or "default"),
-        password=unquote(parts.password or ""),
-        database=database or database_name(url),
-        compress=False,
-        connect_timeout=timeout,
-        send_receive_timeout=timeout,
+        return timed_client(
+            clickhouse_connect.get_client(interface="chdb", path=directory, database=database or database_name(url))
+        )
+    return timed_client(
+        clickhouse_connect.get_client(
+            host=parts.hostname,
+            port=parts.port or 8123,
+            username=unquote(parts.username or "default"),
+            password=unquote(parts.password or ""),
+            database=database or database_name(url),
+            compress=False,
+            connect_timeout=timeout,
+            send_receive_timeout=timeout,
+        )
     )
+
+
+# The client's methods that run a statement, and how to read the statement of a call.
+_STATEMENTS: dict[str, Callable[[tuple[Any, ...], dict[str, Any]], str]] = {
+    "query": lambda args, kwargs: args[0] if args else kwargs.get("query", ""),
+    "command": lambda args, kwargs: args[0] if args else kwargs.get("cmd", ""),
+    "insert": lambda args, kwargs: f"INSERT INTO {args[0] if args else kwargs.get('table', '')}",
+    "raw_insert": lambda args, kwargs: f"INSERT INTO {args[0] if args else kwargs.get('table', '')}",
+    "query_column_block_stream": lambda args, kwargs: args[0] if args else kwargs.get("query", ""),
+}
+
+
+def timed_client(client: Client) -> Client:
+    """The client, each of its statements timed (adtivity/querymetrics.py): the query, or for a
+    stream the time to its first block."""
+    for name, statement_of in _STATEMENTS.items():
+        original = getattr(client, name)
+
+        def run(*args: Any, _original: Any = original, _statement_of: Any = statement_of, **kwargs: Any) -> Any:
+            with timed("clickhouse", _statement_of(args, kwargs)) as noted:
+                result = _original(*args, **kwargs)
+                noted["rows"] = getattr(result, "row_count", None)
+                return result
+
+        setattr(client, name, run)
+    return client
 
 
 def tab_separated(values: Iterable[str]) -> bytes:
@@ -91,17 +123,25 @@ class ClientPool:
         self.timeout = timeout
         self.wait = wait
         self._idle: list[Client] = []
+        self._lent = 0
         self._free = threading.BoundedSemaphore(size)
+        self.watched = watch_pool(
+            WatchedPool("clickhouse", "clickhouse", lambda: self._lent, lambda: len(self._idle), size)
+        )
 
     @contextmanager
     def client(self) -> Iterator[Client]:
-        if not self._free.acquire(timeout=self.wait):
-            raise PoolExhausted(f"all ClickHouse clients busy for {self.wait} s")
+        if not self._free.acquire(blocking=False):
+            self.watched.waited()
+            if not self._free.acquire(timeout=self.wait):
+                raise PoolExhausted(f"all ClickHouse clients busy for {self.wait} s")
         try:
             client = self._idle.pop() if self._idle else clickhouse_client(self.url, timeout=self.timeout)
+            self._lent += 1
             try:
                 yield client
             finally:
+                self._lent -= 1
                 self._idle.append(client)
         finally:
             self._free.release()

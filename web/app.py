@@ -13,6 +13,7 @@ import peewee
 import redis
 
 from accounts.sessions import Accounts
+from adtivity import querymetrics
 from adtivity.errors import DomainError
 from adtivity.errortracking import init_error_tracking
 from adtivity.jobs import Jobs, redis_broker
@@ -77,10 +78,12 @@ class Deps:
     @classmethod
     def from_settings(cls, settings: Settings, *, clock: Callable[[], dt.datetime] = utcnow) -> Deps:
         """`clock` is what now is for key expiry (tests move it)."""
-        open_database(settings.database_url)
-        open_read_database(settings.database_read_url)
+        querymetrics.configure(settings)
+        open_database(settings.database_url, max_age=settings.database_max_connection_age_seconds)
+        open_read_database(settings.database_read_url, max_age=settings.database_max_connection_age_seconds)
         # Short timeouts: with Redis gone, ingest must answer 503 within a second, not hang.
         client = redis_client(settings, timeout=0.5, connect_timeout=0.5, health_check_interval=30)
+        querymetrics.watch_redis("redis", client)
         geoip = GeoIp(settings.geoip_database_path) if settings.geoip_database_path else None
         return cls(
             settings=settings,

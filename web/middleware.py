@@ -11,6 +11,7 @@ import falcon
 import sentry_sdk
 import uuid_utils
 
+from adtivity import querymetrics
 from adtivity.logs import log_event
 
 log = logging.getLogger("web.requests")
@@ -31,6 +32,10 @@ class RequestId:
         req.context.started_at = time.perf_counter()
         sentry_sdk.set_tag("request_id", req.context.request_id)  # the request's own scope; a no-op without Sentry
         resp.set_header("X-Request-Id", req.context.request_id)
+
+    def process_resource(self, req: falcon.Request, resp: falcon.Response, resource, params: dict) -> None:
+        """A slow query names the route and request that ran it."""
+        querymetrics.origin.set(querymetrics.Origin(req.uri_template or "", req.context.request_id))
 
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource, req_succeeded: bool) -> None:
         if req.path in QUIET_PATHS:

@@ -1,4 +1,5 @@
-"""Dramatiq middleware for the worker process's life: opens Postgres when a worker process boots,
+"""Dramatiq middleware for the worker process's life: opens Postgres when a worker process boots (and
+sets the slow-query thresholds; each job names itself to the slow-query log),
 serves its Prometheus metrics, logs one structured "ready" line, keeps a heartbeat in Redis that the
 health check reads, and tells the stream pumps when the process begins to shut down."""
 
@@ -10,6 +11,7 @@ import time
 
 import dramatiq
 
+from adtivity import querymetrics
 from adtivity.logs import log_event
 from adtivity.metrics import serve
 from adtivity.settings import Settings
@@ -26,7 +28,12 @@ class Lifecycle(dramatiq.Middleware):
         self.settings = settings
 
     def after_process_boot(self, broker: dramatiq.Broker) -> None:
-        open_database(self.settings.database_url)
+        querymetrics.configure(self.settings)
+        open_database(self.settings.database_url, max_age=self.settings.database_max_connection_age_seconds)
+
+    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+        """A slow query names the job that ran it."""
+        querymetrics.origin.set(querymetrics.Origin(f"job {message.actor_name}", message.message_id))
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         client = redis_client(self.settings, timeout=2)

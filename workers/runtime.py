@@ -10,6 +10,7 @@ import dramatiq
 import redis
 
 from adtivity.jobs import Jobs
+from adtivity.querymetrics import watch_redis
 from adtivity.settings import Settings
 from dedup.filter import ShardFilter
 from models.clickhouse import PerThread
@@ -25,10 +26,12 @@ class Runtime:
 
     def redis(self, timeout: float) -> redis.Redis:
         """A Redis client (thread-safe, pooled) whose calls time out after `timeout` seconds."""
-        return self._client(
-            ("redis", timeout),
-            lambda: redis_client(self.settings, timeout=timeout),
-        )
+        return self._client(("redis", timeout), lambda: self._watched_redis(timeout))
+
+    def _watched_redis(self, timeout: float):
+        client = redis_client(self.settings, timeout=timeout)
+        watch_redis(f"redis-{timeout:g}s", client)
+        return client
 
     def clickhouse(self, timeout: float) -> PerThread:
         """ClickHouse clients, one per thread, whose queries time out after `timeout` seconds."""

@@ -9,6 +9,7 @@ import falcon
 import msgspec
 import redis
 
+from adtivity.querymetrics import pool_statistics
 from models import redis_keys
 from models.redis_client import get_many
 from web.principals import require_platform_admin
@@ -29,6 +30,7 @@ class SystemStatus:
         resp.media = {
             "as_of": now,
             "health_check": msgspec.json.decode(health) if health else None,
+            "pools": pool_statistics.snapshot(),  # this web process's connection pools
             "processes": {
                 name: {"last_seen": float(beat), "seconds_ago": round(now - float(beat), 3)} if beat else None
                 for name, beat in zip(BACKGROUND_PROCESSES, beats, strict=False)
