@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: cluster cluster-down cluster-test run test test-chdb test-fast test-shifted lint bench fuzz chaos load services services-down status migrate venv clean assets browser
+.PHONY: cluster cluster-down cluster-test coverage run test test-chdb test-fast test-shifted lint bench fuzz chaos load services services-down status migrate venv clean assets browser
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,13 @@ test-chdb: services
 # Everything but the tests that start the Procfile's processes (marker `processes`).
 test-fast: lint services
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "not processes and not cluster" $(PYTEST_ARGS)
+
+# The whole suite under coverage (the processes it starts too: pyproject.toml [tool.coverage]), then
+# line and branch coverage per package (bin/coverage-by-package: it fails below 90% of lines).
+coverage: services assets browser
+	rm -rf .data/coverage && mkdir -p .data/coverage
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "not cluster" --cov --cov-report= $(PYTEST_ARGS)
+	$(BIN)/python bin/coverage-by-package
 
 # The whole system as a cluster on loopback (bin/cluster): web on :8100 and :8101.
 cluster: services assets
