@@ -24,7 +24,7 @@ import subprocess
 import time
 
 from common import ROOT, bench_company, record
-from harness import Fleet, Load, Run, drain, verify
+from harness import Fleet, Load, Run, check_lines, drain, verify
 
 from models import redis_keys
 from tests.processes import wait_for
@@ -142,11 +142,8 @@ def main() -> int:
                 f"- Events accepted and checked: **{checks['events_checked']:,}** over {args.companies} companies "
                 f"({result['load']['resent_batches']} batches resent on purpose, {result['load']['late_events']:,} late "
                 f"events); answers seen by the load: {result['load']['answers']}.",
-                f"- Every accepted event in ClickHouse exactly once: **{checks['clickhouse_exactly_once']}**.",
-                f"- Rollups equal ClickHouse: **{checks['rollups_equal_clickhouse']}**.",
-                f"- Real-time drift against ClickHouse (today's events, all companies): **{checks['realtime_drift_events']:+}**.",
+                *check_lines(checks),
                 f"- Processes that exited by themselves and were started again: {result['processes_exited_on_their_own'] or 'none'}.",
-                *(f"- Problem: {problem}" for problem in checks["problems"]),
             ],
             document="reliability.md",
         )

@@ -24,7 +24,7 @@ import time
 from urllib.parse import urlsplit
 
 from common import ROOT, bench_company, record
-from harness import Load, drain, verify
+from harness import Load, check_lines, drain, verify
 
 from adtivity.settings import Settings
 from models.redis_client import redis_client
@@ -154,10 +154,7 @@ def main() -> int:
                 "",
                 f"- Events accepted and checked: **{totals['events_checked']:,}** over {args.companies} companies, "
                 f"through both web processes; answers seen by the load: {[load['answers'] for load in result['load']]}.",
-                f"- Every accepted event in ClickHouse exactly once: **{totals['clickhouse_exactly_once']}**.",
-                f"- Rollups equal ClickHouse: **{totals['rollups_equal_clickhouse']}**.",
-                f"- Real-time drift against ClickHouse (today's events, all companies): **{totals['realtime_drift_events']:+}**.",
-                *(f"- Problem: {problem}" for problem in totals["problems"]),
+                *check_lines(totals),
             ],
             document="reliability.md",
         )

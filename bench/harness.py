@@ -738,3 +738,13 @@ def verify(settings, client, load: Load, *, realtime_settle_seconds: float = 60)
     checks["realtime_drift_events"] = drift
     checks["problems"] = problems
     return checks
+
+
+def check_lines(checks: dict) -> list[str]:
+    """The lines of docs/reliability.md that say what `verify` found."""
+    return [
+        f"- Every accepted event in ClickHouse exactly once: **{checks['clickhouse_exactly_once']}**.",
+        f"- Rollups equal ClickHouse: **{checks['rollups_equal_clickhouse']}**.",
+        f"- Real-time drift against ClickHouse (today's events, all companies): **{checks['realtime_drift_events']:+}**.",
+        *(f"- Problem: {problem}" for problem in checks["problems"]),
+    ]

@@ -180,3 +180,18 @@ def stop_all(processes: dict[str, Process], seconds: float = 20) -> dict[str, in
     for process in processes.values():
         process.terminate()
     return {name: process.exit_code(seconds) for name, process in processes.items()}
+
+
+def run_bench_script(name: str, *args: str, timeout: float = 900) -> dict:
+    """Runs bench/<name> (e.g. a chaos run's short form) and returns the JSON document it prints
+    last; fails the test, with the script's last output, when it exits non-zero."""
+    finished = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / name), *args],
+        cwd=ROOT / "bench",
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    output = finished.stdout
+    assert finished.returncode == 0, output[-3000:] + finished.stderr[-3000:]
+    return json.loads(output[output.index("\n{") + 1 :])

@@ -6,28 +6,15 @@ form (3 rounds, 60 s outages) and records it in docs/reliability.md."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 
-from tests.processes import ROOT
+from tests.processes import run_bench_script
 
 pytestmark = pytest.mark.processes
 
 
 def test_crashes_and_outages_under_load_lose_nothing_and_count_nothing_twice():
-    finished = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "chaos.py"), "--short"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    output = finished.stdout
-    assert finished.returncode == 0, output[-3000:] + finished.stderr[-3000:]
-    result = json.loads(output[output.index("\n{") + 1 :])
+    result = run_bench_script("chaos.py", "--short")
     assert result["actions"] == 7 and result["load"]["events_accepted"] > 10_000
     checks = result["checks"]
     assert checks["clickhouse_exactly_once"] and checks["rollups_equal_clickhouse"], checks["problems"]
