@@ -4,7 +4,7 @@ integration everywhere (an ERROR line becomes an event, lower lines its breadcru
 
 What leaves the machine is scrubbed first (`scrub`): no request bodies (event payloads), cookies or
 local variables are collected; headers are cut to an allow-list; any field whose name suggests a
-secret (adtivity.logs.SECRET_FIELD_MARKERS) is redacted at any depth; API keys and bearer tokens
+secret (adtivity.logs.is_secret_field) is redacted at any depth; API keys and bearer tokens
 (JWTs, refresh and reset tokens) are cut out of every string. Each event carries the process, the
 environment, the release and, in the web, the request id.
 """
@@ -19,7 +19,7 @@ from sentry_sdk.integrations.dramatiq import DramatiqIntegration
 from sentry_sdk.integrations.falcon import FalconIntegration
 from sentry_sdk.integrations.logging import LoggingIntegration
 
-from adtivity.logs import SECRET_FIELD_MARKERS
+from adtivity.logs import is_secret_field
 from adtivity.settings import Settings
 
 REDACTED = "[redacted]"
@@ -69,13 +69,9 @@ def scrub_breadcrumb(crumb: dict[str, Any], hint: dict[str, Any]) -> dict[str, A
 def scrub(value: Any) -> Any:
     """`value` with secret-named fields redacted and secret-looking text cut out, at any depth."""
     if isinstance(value, dict):
-        return {name: REDACTED if _secret_name(name) else scrub(item) for name, item in value.items()}
+        return {name: REDACTED if is_secret_field(name) else scrub(item) for name, item in value.items()}
     if isinstance(value, list | tuple):
         return [scrub(item) for item in value]
     if isinstance(value, str):
         return SECRET_TEXT.sub(REDACTED, value)
     return value
-
-
-def _secret_name(name: object) -> bool:
-    return isinstance(name, str) and any(marker in name.lower() for marker in SECRET_FIELD_MARKERS)

@@ -19,11 +19,13 @@ SECRET_FIELD_MARKERS = ("password", "secret", "token", "authorization", "api_key
 _encoder = msgspec.json.Encoder()
 
 
+def is_secret_field(name: object) -> bool:
+    """Whether a field's name suggests a secret (its value is then never written anywhere)."""
+    return isinstance(name, str) and any(marker in name.lower() for marker in SECRET_FIELD_MARKERS)
+
+
 def _redact(fields: dict) -> dict:
-    return {
-        name: "[redacted]" if any(marker in name.lower() for marker in SECRET_FIELD_MARKERS) else value
-        for name, value in fields.items()
-    }
+    return {name: "[redacted]" if is_secret_field(name) else value for name, value in fields.items()}
 
 
 class JsonFormatter(logging.Formatter):

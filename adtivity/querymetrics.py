@@ -130,12 +130,12 @@ def timed(store: str, sql: str) -> Iterator[dict[str, Any]]:
 
 @dataclass
 class WatchedPool:
-    """A pool's figures: `in_use` and `idle` read its state; `waited` and `closed_for_age` are told."""
+    """A pool's figures: `counts` reads its connections (in use, idle); `waited` and
+    `closed_for_age` are told."""
 
     name: str
     store: str
-    in_use: Callable[[], int]
-    idle: Callable[[], int]
+    counts: Callable[[], tuple[int, int]]
     maximum: int
     waits: int = 0
     closed: int = 0
@@ -156,17 +156,18 @@ class PoolStatistics:
         self.pools: dict[str, WatchedPool] = {}
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
-        return {
-            pool.name: {
+        figures = {}
+        for pool in list(self.pools.values()):
+            in_use, idle = pool.counts()
+            figures[pool.name] = {
                 "store": pool.store,
-                "in_use": pool.in_use(),
-                "idle": pool.idle(),
+                "in_use": in_use,
+                "idle": idle,
                 "max": pool.maximum,
                 "waits": pool.waits,
                 "closed_for_age": pool.closed,
             }
-            for pool in list(self.pools.values())
-        }
+        return figures
 
     def collect(self):
         labels = ["pool", "store"]
@@ -216,4 +217,4 @@ def watch_redis(name: str, client: Any) -> None:
 
     maximum = getattr(getattr(client, "connection_pool", None), "max_connections", 0) or 0
     maximum = 0 if maximum >= 2**31 - 1 else maximum  # redis-py's default: no limit
-    watch_pool(WatchedPool(name, "redis", lambda: counts()[0], lambda: counts()[1], maximum))
+    watch_pool(WatchedPool(name, "redis", counts, maximum))

@@ -12,7 +12,7 @@ time: the workers hold one per thread (`PerThread`), the web's greenlets borrow 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -51,29 +51,37 @@ def clickhouse_client(url: str, *, database: str | None = None, timeout: float =
     )
 
 
-# The client's methods that run a statement, and how to read the statement of a call.
-_STATEMENTS: dict[str, Callable[[tuple[Any, ...], dict[str, Any]], str]] = {
-    "query": lambda args, kwargs: args[0] if args else kwargs.get("query", ""),
-    "command": lambda args, kwargs: args[0] if args else kwargs.get("cmd", ""),
-    "insert": lambda args, kwargs: f"INSERT INTO {args[0] if args else kwargs.get('table', '')}",
-    "raw_insert": lambda args, kwargs: f"INSERT INTO {args[0] if args else kwargs.get('table', '')}",
-    "query_column_block_stream": lambda args, kwargs: args[0] if args else kwargs.get("query", ""),
+# The client's methods that run a statement: the argument that holds its SQL (or, for an insert, its
+# table), and whether it inserts.
+_STATEMENTS = {
+    "query": ("query", False),
+    "command": ("cmd", False),
+    "query_column_block_stream": ("query", False),
+    "insert": ("table", True),
+    "raw_insert": ("table", True),
 }
+
+
+def _statement(args: tuple[Any, ...], kwargs: dict[str, Any], name: str, insert: bool) -> str:
+    first = args[0] if args else kwargs.get(name, "")
+    return f"INSERT INTO {first}" if insert else first
 
 
 def timed_client(client: Client) -> Client:
     """The client, each of its statements timed (adtivity/querymetrics.py): the query, or for a
     stream the time to its first block."""
-    for name, statement_of in _STATEMENTS.items():
-        original = getattr(client, name)
+    for method, (argument, insert) in _STATEMENTS.items():
+        original = getattr(client, method)
 
-        def run(*args: Any, _original: Any = original, _statement_of: Any = statement_of, **kwargs: Any) -> Any:
-            with timed("clickhouse", _statement_of(args, kwargs)) as noted:
+        def run(
+            *args: Any, _original: Any = original, _argument: str = argument, _insert: bool = insert, **kwargs: Any
+        ) -> Any:
+            with timed("clickhouse", _statement(args, kwargs, _argument, _insert)) as noted:
                 result = _original(*args, **kwargs)
                 noted["rows"] = getattr(result, "row_count", None)
                 return result
 
-        setattr(client, name, run)
+        setattr(client, method, run)
     return client
 
 
@@ -125,9 +133,7 @@ class ClientPool:
         self._idle: list[Client] = []
         self._lent = 0
         self._free = threading.BoundedSemaphore(size)
-        self.watched = watch_pool(
-            WatchedPool("clickhouse", "clickhouse", lambda: self._lent, lambda: len(self._idle), size)
-        )
+        self.watched = watch_pool(WatchedPool("clickhouse", "clickhouse", lambda: (self._lent, len(self._idle)), size))
 
     @contextmanager
     def client(self) -> Iterator[Client]:

@@ -33,7 +33,7 @@ class MonitoredPostgres(PooledPostgresqlDatabase):  # type: ignore[misc]  # peew
         super().__init__(*args, **kwargs)
         self.watched = watch_pool(
             WatchedPool(
-                pool_name, "postgres", lambda: len(self._in_use), lambda: len(self._connections), self._max_connections
+                pool_name, "postgres", lambda: (len(self._in_use), len(self._connections)), self._max_connections
             )
         )
 

@@ -285,6 +285,14 @@ class Rollup:
         return len(counts) + len(sketches)
 
 
+def persisted_until(settings: Settings, client: redis.Redis) -> dt.datetime:
+    """Naive UTC: every event accepted before it is in ClickHouse (the oldest events-stream entry the
+    persist pumps have not acknowledged)."""
+    return dt.datetime.fromtimestamp(
+        backlog_since(client, persisted_watch(settings.stream_shards), time.time()), dt.UTC
+    ).replace(tzinfo=None)
+
+
 def rollup_company_now(
     settings: Settings,
     client: redis.Redis,
@@ -298,9 +306,7 @@ def rollup_company_now(
     """Recomputes the company's rollups in [start, end): UTC midnights; by default from the day the
     trailing window begins in, on."""
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    complete_until = dt.datetime.fromtimestamp(
-        backlog_since(client, persisted_watch(settings.stream_shards), time.time()), dt.UTC
-    ).replace(tzinfo=None)
+    complete_until = persisted_until(settings, client)
     started = time.perf_counter()
     rollup = Rollup(
         settings, clickhouse, company_id, start or day_of(now - dt.timedelta(hours=settings.rollup_window_hours)), end
@@ -322,9 +328,7 @@ def companies_to_roll_up(settings: Settings, client: redis.Redis, clickhouse: Cl
     """Live companies with events since the window began (deleted ones are left out), to be rolled up.
     The others have nothing to roll up: their rollups are recorded as computed now and complete until
     the moment before which every accepted event was in ClickHouse when their events were looked for."""
-    complete_until = dt.datetime.fromtimestamp(
-        backlog_since(client, persisted_watch(settings.stream_shards), time.time()), dt.UTC
-    ).replace(tzinfo=None)
+    complete_until = persisted_until(settings, client)
     since = day_of(now - dt.timedelta(hours=settings.rollup_window_hours))
     with_events = {
         str(row[0])

@@ -25,13 +25,13 @@ import faust
 import msgspec
 import redis
 
-import models.redis_client
 from adtivity.errortracking import init_error_tracking
 from adtivity.logs import log_event, log_handler
 from adtivity.metrics import REALTIME_MESSAGES, REALTIME_SECONDS_BEHIND, serve
 from adtivity.settings import Settings
 from models import realtime, redis_keys
 from models.redis_client import async_redis_client
+from models.redis_client import redis_client as blocking_redis_client
 from models.redis_streams import backlog_since, realtime_watch
 from streams.bridge import Bridge
 
@@ -65,7 +65,7 @@ settings = Settings.from_env()
 init_error_tracking(settings, process="streams")
 app = create_app(settings)
 redis_client = async_redis_client(settings, timeout=5)  # connects lazily
-sync_redis = models.redis_client.redis_client(settings, timeout=5)  # for the watermark, run in a thread
+sync_redis = blocking_redis_client(settings, timeout=5)  # for the watermark, run in a thread
 events_topic = app.topic(
     f"{settings.streams_app_id}-events", key_type=bytes, value_type=bytes, partitions=settings.realtime_partitions
 )
