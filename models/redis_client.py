@@ -14,11 +14,24 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+import redis.exceptions
 from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import ClusterNode, RedisCluster
 
 from adtivity.settings import Settings
+
+# What a caller sees while Redis, or a part of a cluster, is unreachable or failing over: worth trying
+# again later. A cluster adds its own (CLUSTERDOWN, TRYAGAIN, a slot without a master for a moment,
+# a write that reached a master just demoted), some of which are not even RedisErrors.
+UNAVAILABLE = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.ClusterError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.RedisClusterException,
+)
 
 
 def redis_client(settings: Settings, *, timeout: float, connect_timeout: float = 2.0, **options: Any) -> Any:

@@ -13,6 +13,7 @@ from adtivity.lease import Lease
 from adtivity.logs import log_event
 from adtivity.metrics import SCHEDULED
 from models import redis_keys
+from models.redis_client import UNAVAILABLE
 
 log = logging.getLogger("scheduler.leader")
 
@@ -31,7 +32,7 @@ class Leadership:
         """Renews the lease if this replica leads, else tries to take it; says whether it leads now."""
         try:
             leading = self.lease.renew() if self.leading else self.lease.acquire()
-        except redis.RedisError as error:
+        except (redis.RedisError, *UNAVAILABLE) as error:
             log_event(log, "leadership unknown: redis unreachable", level=logging.WARNING, error=type(error).__name__)
             leading = False
         if leading != self.leading:

@@ -23,20 +23,18 @@ import time
 
 import faust
 import msgspec
-import redis
 
 from adtivity.errortracking import init_error_tracking
 from adtivity.logs import log_event, log_handler
 from adtivity.metrics import REALTIME_MESSAGES, REALTIME_SECONDS_BEHIND, serve
 from adtivity.settings import Settings
 from models import realtime, redis_keys
-from models.redis_client import async_redis_client
+from models.redis_client import UNAVAILABLE, async_redis_client
 from models.redis_client import redis_client as blocking_redis_client
 from models.redis_streams import backlog_since, realtime_watch
 from streams.bridge import Bridge
 
 log = logging.getLogger("streams")
-REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 HEARTBEAT_SECONDS = 1.0
 SNAPSHOT_TTL_SECONDS = 2 * 86400
 _json = msgspec.json.Encoder()
@@ -167,7 +165,7 @@ async def publish_snapshots() -> None:
             pipe.set(redis_keys.REALTIME_AS_OF, as_of)
             REALTIME_SECONDS_BEHIND.set(now - as_of)
             await pipe.execute()
-    except REDIS_DOWN as error:  # publish them at a later tick; the snapshots' as-of tells readers meanwhile
+    except UNAVAILABLE as error:  # publish them at a later tick; the snapshots' as-of tells readers meanwhile
         publishing.changed |= due
         log_event(log, "could not publish snapshots; will retry", level=logging.WARNING, error=type(error).__name__)
         return
@@ -202,5 +200,5 @@ async def heartbeat() -> None:
     """Tells the health check the streams process is alive."""
     try:
         await redis_client.set(redis_keys.process_heartbeat("streams"), time.time())
-    except REDIS_DOWN as error:
+    except UNAVAILABLE as error:
         log_event(log, "could not write the heartbeat; will retry", level=logging.WARNING, error=type(error).__name__)

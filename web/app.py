@@ -25,7 +25,7 @@ from ingest.enrich import Enricher
 from ingest.geo import GeoIp
 from models.clickhouse import ClientPool, PoolExhausted
 from models.db import database, open_database, open_read_database, read_database, utcnow
-from models.redis_client import redis_client
+from models.redis_client import UNAVAILABLE, redis_client
 from web import openapi
 from web.bodies import MsgspecJson, ValidateBody
 from web.errors import handle_domain_error, handle_unavailable, handle_unexpected, serialize_error
@@ -140,8 +140,8 @@ def create_app(deps: Deps) -> falcon.App:
     app.add_error_handler(DomainError, handle_domain_error)
     app.add_error_handler(peewee.OperationalError, handle_unavailable)
     app.add_error_handler(peewee.InterfaceError, handle_unavailable)
-    app.add_error_handler(redis.ConnectionError, handle_unavailable)
-    app.add_error_handler(redis.TimeoutError, handle_unavailable)
+    for redis_unavailable in UNAVAILABLE:
+        app.add_error_handler(redis_unavailable, handle_unavailable)
     app.add_error_handler(PoolExhausted, handle_unavailable)
 
     routes: list[tuple[str, object]] = []

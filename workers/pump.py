@@ -37,6 +37,7 @@ from adtivity.settings import Settings
 from models import redis_keys
 from models.db import database
 from models.events import Event
+from models.redis_client import UNAVAILABLE
 from models.redis_streams import DEAD_LETTER_STREAM, decode_entry, decode_message_ids, encode_events, unpumped
 from models.tracking import Quarantine
 
@@ -45,8 +46,7 @@ TRANSIENT = (
     peewee.OperationalError,
     peewee.InterfaceError,
     ch_errors.OperationalError,
-    redis.ConnectionError,
-    redis.TimeoutError,
+    *UNAVAILABLE,
     ConnectionError,
     TimeoutError,
 )
