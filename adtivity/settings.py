@@ -124,6 +124,13 @@ class Settings:
     analytics_cache_seconds: int = 900
     drilldown_max_rows: int = 1_000
     drilldown_max_steps: int = 10
+    # The query API (queries/) and saved segments.
+    query_max_dimensions: int = 3
+    query_max_filters: int = 20
+    query_max_filter_values: int = 100
+    query_max_rows: int = 10_000
+    query_live_cache_seconds: int = 10
+    segment_max_members: int = 10_000
     # Reading events back.
     events_page_max: int = 1_000
     query_timeout_seconds: int = 10

@@ -48,6 +48,7 @@ from models.clickhouse import clickhouse_client, database_name  # noqa: E402
 from models.db import database, utcnow  # noqa: E402
 from models.privacy import PrivacyRequest  # noqa: E402
 from models.rollups import ROLLUP_MODELS  # noqa: E402
+from models.segments import Segment  # noqa: E402
 from models.tracking import TRACKING_MODELS  # noqa: E402
 from tests import processes  # noqa: E402
 from tests.helpers import Api  # noqa: E402
@@ -101,7 +102,9 @@ def clean_state(request: pytest.FixtureRequest):
     if "settings" not in request.fixturenames:
         return
     settings = request.getfixturevalue("settings")
-    tables = [model._meta.table_name for model in ALL_MODELS + TRACKING_MODELS + ROLLUP_MODELS + (PrivacyRequest,)]
+    tables = [
+        model._meta.table_name for model in ALL_MODELS + TRACKING_MODELS + ROLLUP_MODELS + (PrivacyRequest, Segment)
+    ]
     # DELETE with the foreign-key triggers off for the transaction: every table is emptied, so no
     # order is needed, and it costs a few ms where TRUNCATE ... CASCADE cost about 100.
     with database.connection_context(), database.atomic():

@@ -10,7 +10,7 @@ import sys
 from tests.processes import ROOT
 
 PROCESS_FOLDERS = ("web", "workers", "streams", "scheduler")
-SHARED = ("adtivity", "models", "ingest", "accounts", "rollups")
+SHARED = ("adtivity", "models", "ingest", "accounts", "rollups", "queries")
 
 
 def imported_packages(folder: str) -> dict[str, set[str]]:

@@ -26,6 +26,7 @@ from ingest.geo import GeoIp
 from models.clickhouse import ClientPool, PoolExhausted
 from models.db import database, open_database, open_read_database, read_database, utcnow
 from models.redis_client import UNAVAILABLE, redis_client
+from queries.engine import QueryEngine
 from web import openapi
 from web.bodies import MsgspecJson, ValidateBody
 from web.errors import handle_domain_error, handle_unavailable, handle_unexpected, serialize_error
@@ -44,8 +45,10 @@ from web.resources import (
     members,
     privacy,
     quarantine,
+    query,
     realtime,
     sdk,
+    segments,
     system,
 )
 from web.resources.dashboard import add_page_routes
@@ -74,6 +77,7 @@ class Deps:
     limiter: RateLimiter
     ingest: IngestPipeline
     clickhouse: ClientPool
+    queries: QueryEngine
 
     @classmethod
     def from_settings(cls, settings: Settings, *, clock: Callable[[], dt.datetime] = utcnow) -> Deps:
@@ -85,6 +89,12 @@ class Deps:
         client = redis_client(settings, timeout=0.5, connect_timeout=0.5, health_check_interval=30)
         querymetrics.watch_redis("redis", client)
         geoip = GeoIp(settings.geoip_database_path) if settings.geoip_database_path else None
+        clickhouse = ClientPool(
+            settings.clickhouse_url,
+            size=settings.web_clickhouse_clients,
+            wait=settings.web_clickhouse_wait_seconds,
+            timeout=settings.query_timeout_seconds + 5,
+        )
         return cls(
             settings=settings,
             redis=client,
@@ -98,12 +108,8 @@ class Deps:
             jobs=Jobs(redis_broker(settings)),
             limiter=RateLimiter(client),
             ingest=IngestPipeline(settings, client, Enricher(settings, geoip)),
-            clickhouse=ClientPool(
-                settings.clickhouse_url,
-                size=settings.web_clickhouse_clients,
-                wait=settings.web_clickhouse_wait_seconds,
-                timeout=settings.query_timeout_seconds + 5,
-            ),
+            clickhouse=clickhouse,
+            queries=QueryEngine(settings, client, clickhouse, lambda: clock().replace(tzinfo=dt.UTC)),
         )
 
 
@@ -197,6 +203,10 @@ def create_app(deps: Deps) -> falcon.App:
     )
     for name, resource in analytics.ROUTES.items():
         route(f"/v1/companies/{{company_id}}/analytics/{name}", resource(settings, deps.redis))
+    route("/v1/companies/{company_id}/query", query.Query(deps.queries))
+    route("/v1/companies/{company_id}/segments", segments.Segments(deps.queries))
+    route("/v1/companies/{company_id}/segments/{segment_id}", segments.SegmentItem(deps.queries))
+    route("/v1/companies/{company_id}/segments/{segment_id}/size", segments.SegmentSize(deps.queries))
     route("/v1/companies/{company_id}/quarantine", quarantine.QuarantineList(settings))
     route("/v1/companies/{company_id}/quarantine/replay", quarantine.QuarantineReplay(settings, deps.redis))
     for path, resource in ingest_routes(settings, deps.ingest, key_authenticator).items():

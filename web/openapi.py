@@ -78,6 +78,31 @@ EXAMPLES = {
     schemas.OwnershipTransfer: {"user_id": "5f264c4c-d3b1-4bb5-9a37-44a7f1c0c2aa"},
     schemas.KeyCreate: {"kind": "write", "label": "website"},
     schemas.KeyRotate: {"grace_seconds": 3600},
+    schemas.QueryRequest: {
+        "metrics": ["users", "page_views", "bounce_rate"],
+        "date_range": ["2026-11-01", "2026-11-30"],
+        "dimensions": ["time:day", "country"],
+        "filters": [
+            ["is", "country", ["DE", "FR"]],
+            ["contains", "page_path", ["/pricing"]],
+            ["or", [["is", "utm_source", ["newsletter"]], ["matches", "referrer_domain", ["^news\\."]]]],
+            ["is", "property:plan", ["pro"]],
+        ],
+        "timezone": "Europe/Berlin",
+        "order_by": [["time:day", "asc"], ["users", "desc"]],
+        "limit": 100,
+        "offset": 0,
+    },
+    schemas.SegmentBody: {
+        "name": "Pro users who swapped on Base",
+        "kind": "rule",
+        "rule": {
+            "all": [
+                {"user_property": ["is", "plan", ["pro"]]},
+                {"did": {"event": "Swap", "filters": [["is", "chain", ["8453"]]], "min_times": 1, "date_range": "30d"}},
+            ]
+        },
+    },
     INGEST_BODIES["/v1/events"]: [
         {
             "type": "track",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import msgspec
 
@@ -83,6 +83,29 @@ class KeyCreate(Strict):
 
 class KeyRotate(Strict):
     grace_seconds: Annotated[int, msgspec.Meta(ge=0, le=30 * 86400)] | None = None
+
+
+class QueryRequest(Strict):
+    """POST /v1/companies/{id}/query (queries/spec.py checks the names and values)."""
+
+    metrics: list[str]
+    date_range: str | list[str] = "7d"
+    dimensions: list[str] = []
+    filters: list[list[Any]] = []
+    timezone: str = "UTC"
+    order_by: list[list[str]] | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+class SegmentBody(Strict):
+    """A saved segment (queries/segments.py checks the rule or the list)."""
+
+    name: str
+    kind: Literal["rule", "static"]
+    rule: dict[str, Any] | None = None
+    user_ids: list[str] | str | None = None
+    wallets: list[str] | str | None = None
 
 
 # Responses.

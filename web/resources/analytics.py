@@ -1,4 +1,4 @@
-"""`/v1/companies/{id}/analytics/...`: dashboards' numbers, read from the rollups only (web/rollup_reader.py).
+"""`/v1/companies/{id}/analytics/...`: dashboards' numbers, read from the rollups only (queries/rollup_reader.py).
 
 Every endpoint takes `from` and `to` (a date, read as local midnight, or an ISO 8601 time; default the
 7 local days ending today) and `tz` (an IANA zone, default UTC), and answers `as_of` (when the rollups
@@ -19,10 +19,11 @@ import redis
 
 from adtivity.settings import Settings
 from models import redis_keys
+from queries.rollup_reader import INTERVALS, UTC, Range, RollupReader, advance
 from web.errors import ApiError
 from web.moments import EARLIEST, LATEST, naive_utc
 from web.principals import company_id_access
-from web.rollup_reader import INTERVALS, UTC, Range, RollupReader, advance
+from web.tables import CSV, analytics_csv, wants_csv
 
 # Dimension -> the metric it breaks down.
 DIMENSIONS = {
@@ -159,8 +160,12 @@ class AnalyticsResource:
                 }
             )
             self.redis.set(key, version + b"\n" + answer, ex=self.settings.analytics_cache_seconds)
-        resp.data = answer
-        resp.content_type = falcon.MEDIA_JSON
+        if wants_csv(req):
+            resp.content_type = CSV
+            resp.text = analytics_csv(msgspec.json.decode(answer))
+        else:
+            resp.data = answer
+            resp.content_type = falcon.MEDIA_JSON
 
     def limit(self, req: falcon.Request) -> int:
         return req.get_param_as_int("limit", min_value=1, max_value=self.settings.analytics_breakdown_max) or 10

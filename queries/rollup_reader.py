@@ -9,8 +9,10 @@ a zone with a half-hour offset sees each hour in the local day it begins in).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from models.db import read_database
@@ -74,8 +76,9 @@ class RollupReader:
         self.company_id = company_id
         self.lg_k = lg_k
 
-    def _rows(self, sql: str, params: tuple) -> list:
-        return read_database.execute_sql(sql, params).fetchall()
+    def _rows(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        rows: list[Any] = read_database.execute_sql(sql, params).fetchall()
+        return rows
 
     def state(self) -> tuple[dt.datetime | None, dt.datetime | None]:
         """(as_of: when the rollups were computed, complete_until: every event accepted before it is in them)."""
@@ -123,7 +126,7 @@ class RollupReader:
             (*params, self.company_id, grain, metric, span.start, span.end),
         )
 
-    def estimate(self, sketches) -> int:
+    def estimate(self, sketches: Iterable[bytes]) -> int:
         return estimate_union((bytes(sketch) for sketch in sketches), self.lg_k)
 
     def distinct(self, span: Range, metric: str) -> int:
@@ -132,7 +135,8 @@ class RollupReader:
     def sketches_by_bucket(self, span: Range, metric: str, interval: str) -> dict[dt.datetime, list[bytes]]:
         grouped: dict[dt.datetime, list[bytes]] = {}
         for local, sketch in self._sketches(span, metric, interval):
-            grouped.setdefault(local, []).append(sketch)
+            if local is not None:  # always, with an interval
+                grouped.setdefault(local, []).append(sketch)
         return grouped
 
     def distinct_series(self, span: Range, metric: str, interval: str) -> dict[dt.datetime, int]:

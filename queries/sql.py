@@ -1,0 +1,82 @@
+"""Turning a query's dimensions and filters into ClickHouse SQL over `events`, every value bound as a
+parameter (never spliced into the text), every query scoped to one company's human events."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from adtivity.errors import Unprocessable
+from adtivity.settings import Settings
+from models.segments import Segment
+from queries.segments import segment_condition
+from queries.spec import Condition, Filter, InSegment, Logical
+from queries.vocabulary import DIMENSIONS, PROPERTY, TIME_DIMENSIONS, property_expression, time_expression
+
+SCOPE = "company_id = toUUID(%(company)s) AND is_bot = 0"
+
+
+class Compiler:
+    """Builds conditions and expressions for one company's query, collecting their parameters."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        now: dt.datetime,
+        company_id: str,
+        timezone: str = "UTC",
+        segments: dict[str, Segment] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.now = now
+        self.scope = SCOPE
+        self.segments = segments or {}
+        self.params: dict[str, Any] = {"company": company_id, "tz": timezone}
+
+    def bind(self, value: Any) -> str:
+        name = f"p{len(self.params)}"
+        self.params[name] = value
+        return f"%({name})s"
+
+    def dimension(self, name: str) -> str:
+        if name in TIME_DIMENSIONS:
+            return time_expression(name, "tz")
+        if name.startswith(PROPERTY):
+            prefix = f"k{len(self.params)}_"
+            for index, part in enumerate(name[len(PROPERTY) :].split(".")):
+                self.params[f"{prefix}{index}"] = part
+            return property_expression(name[len(PROPERTY) :], prefix)
+        return DIMENSIONS[name]
+
+    def condition_on(self, operator: str, expression: str, values: tuple[str, ...]) -> str:
+        if operator in ("is", "is_not"):
+            test = f"{expression} IN {self.bind(values)}"
+        elif operator.startswith("contains"):
+            test = "(" + " OR ".join(f"position({expression}, {self.bind(v)}) > 0" for v in values) + ")"
+        else:
+            test = "(" + " OR ".join(f"match({expression}, {self.bind(v)})" for v in values) + ")"
+        return f"NOT ({test})" if operator.endswith("_not") else test
+
+    def filter_condition(self, item: Filter) -> str:
+        if isinstance(item, Condition):
+            return self.condition_on(item.operator, self.dimension(item.dimension), item.values)
+        if isinstance(item, InSegment):
+            segment = self.segments.get(item.segment_id)
+            if segment is None:
+                raise Unprocessable(
+                    "invalid_query", f"filters: no segment {item.segment_id}", details={"part": "filters"}
+                )
+            return segment_condition(segment, self)
+        assert isinstance(item, Logical)
+        if item.operator == "not":
+            return f"NOT ({self.filter_condition(item.children[0])})"
+        joiner = " AND " if item.operator == "and" else " OR "
+        return "(" + joiner.join(self.filter_condition(child) for child in item.children) + ")"
+
+    def where(self, start: dt.datetime, end: dt.datetime, filters: tuple[Filter, ...]) -> str:
+        """The company's human events in [start, end) that pass every filter."""
+        first = self.bind(int(start.replace(tzinfo=dt.UTC).timestamp()))
+        last = self.bind(int(end.replace(tzinfo=dt.UTC).timestamp()))
+        conditions = [self.scope, f"event_time >= toDateTime({first})", f"event_time < toDateTime({last})"]
+        conditions.extend(self.filter_condition(item) for item in filters)
+        return " AND ".join(conditions)

@@ -1,0 +1,88 @@
+"""The names a query may use, and what each means over the ClickHouse `events` table.
+
+Metrics count a company's human (non-bot) events of the slice: `users` are distinct people (user id,
+else anonymous id), `wallets` distinct wallet addresses (lower case), `sessions` distinct session
+ids; `bounce_rate` and `avg_session_seconds` measure each session by its events in the slice (a bounce
+is a one-event session), as ratios; `volume` sums transaction values, `revenue` completed payments
+(per currency when broken down by it); `conversion_rate` is the row's users over all users of the
+date range (the share of people who did what the filters describe), a ratio.
+
+Dimensions: `time:hour|day|week|month` (local to the query's time zone; weeks begin on Monday),
+event and page fields, campaign, place, device, web3 and payment fields, and `property:<key>` for
+a top-level key of the event's properties (`property:a.b` for a nested one).
+"""
+
+from __future__ import annotations
+
+IDENTITY = "if(user_id != '', user_id, anonymous_id)"
+
+# Metric -> its aggregate over the slice's events. Session ratios need the per-session pass.
+AGGREGATES = {
+    "events": "count()",
+    "page_views": "countIf(type = 'page')",
+    "users": f"uniqExactIf({IDENTITY}, {IDENTITY} != '')",
+    "wallets": "uniqExactIf(lower(wallet_address), wallet_address != '')",
+    "sessions": "uniqExactIf(session_id, session_id != '')",
+    "transactions": "countIf(type = 'transaction')",
+    "volume": "sumIf(tx_value_num, type = 'transaction')",
+    "revenue": "sumIf(amount, type = 'payment' AND status = 'completed')",
+}
+SESSION_RATIOS = ("bounce_rate", "avg_session_seconds")
+METRICS = (*AGGREGATES, *SESSION_RATIOS, "conversion_rate")
+
+TIME_DIMENSIONS = ("time:hour", "time:day", "time:week", "time:month")
+# Dimension -> its expression; rows whose value is empty are left out of a breakdown.
+DIMENSIONS = {
+    "event:type": "type",
+    "event:name": "name",
+    "page_path": "page_path",
+    "referrer_domain": "referrer_domain",
+    "utm_source": "utm_source",
+    "utm_medium": "utm_medium",
+    "utm_campaign": "utm_campaign",
+    "utm_term": "utm_term",
+    "utm_content": "utm_content",
+    "country": "country",
+    "region": "region",
+    "city": "city",
+    "browser": "browser",
+    "os": "os",
+    "device": "device",
+    "chain": "chain_id",
+    "token": "token",
+    "contract": "lower(contract_address)",
+    "wallet": "lower(wallet_address)",
+    "transaction_status": "if(type = 'transaction', status, '')",
+    "payment_status": "if(type = 'payment', status, '')",
+    "currency": "currency",
+}
+PROPERTY = "property:"
+PROPERTY_KEY_MAX = 200
+
+FILTER_OPERATORS = ("is", "is_not", "contains", "contains_not", "matches", "matches_not")
+LOGICAL_OPERATORS = ("and", "or", "not")
+
+
+def time_expression(dimension: str, timezone: str) -> str:
+    """The local hour, day, week (its Monday) or month an event falls in, as text ("2026-11-02" or
+    "2026-11-02 13:00:00"); `timezone` is a checked IANA name, bound as a parameter by the caller."""
+    local = "toTimeZone(event_time, %(tz)s)"
+    return {
+        "time:hour": f"toString(toStartOfHour({local}))",
+        "time:day": f"toString(toDate({local}))",
+        "time:week": f"toString(toMonday({local}))",
+        "time:month": f"toString(toStartOfMonth({local}))",
+    }[dimension]
+
+
+def property_expression(key: str, parameter: str) -> str:
+    """A property's value as text (a string's characters, else its JSON: 42, true, {"a":1}); a dotted
+    key walks into nested objects. `parameter` names the bound parameter holding each part
+    (`parameter`0, `parameter`1, ...). Works on ClickHouse 18.16 (visitParam*) and current releases."""
+    parts = key.split(".")
+    source = "properties"
+    for index in range(len(parts) - 1):
+        source = f"visitParamExtractRaw({source}, %({parameter}{index})s)"
+    last = f"%({parameter}{len(parts) - 1})s"
+    text = f"visitParamExtractString({source}, {last})"
+    return f"if({text} != '', {text}, visitParamExtractRaw({source}, {last}))"
