@@ -79,13 +79,18 @@ def settle(clickhouse, seconds: float = 180) -> None:
         time.sleep(1)
 
 
-def load(url: str, key: str, rate: int, seconds: int, connections: int = 20) -> dict:
+def load(url: str, key: str, rate: int, seconds: int, connections: int = 20, body_file: str | None = None) -> dict:
     """wrk with bench/get.lua: each connection waits an exponential gap between requests, sized so the
     whole comes to about `rate` requests/s (arrivals like independent users, not lock-step bursts)."""
     mean_gap_ms = connections * 1000 / rate - 2  # about 2 ms of each cycle is the request itself
     output = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(ROOT / "bench" / "get.lua"), url],
-        env={**os.environ, "KEY": key, "MEAN_GAP_MS": str(mean_gap_ms)},
+        env={
+            **os.environ,
+            "KEY": key,
+            "MEAN_GAP_MS": str(mean_gap_ms),
+            **({"BODY_FILE": body_file} if body_file else {}),
+        },
         capture_output=True,
         text=True,
         check=True,

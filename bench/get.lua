@@ -1,4 +1,4 @@
--- wrk script: GET with a bearer key, each connection waiting an exponentially distributed gap (mean
+-- wrk script: GET (or POST BODY_FILE) with a bearer key, each connection waiting an exponentially distributed gap (mean
 -- MEAN_GAP_MS) before its next request, so requests arrive like independent users (no lock-step bursts).
 local key = os.getenv("KEY")
 local mean_gap_ms = tonumber(os.getenv("MEAN_GAP_MS"))
@@ -14,4 +14,14 @@ end
 
 function delay()
   return -mean_gap_ms * math.log(1 - math.random())
+end
+
+-- With BODY_FILE set: POST that JSON body instead (the query API).
+local body_file = os.getenv("BODY_FILE")
+if body_file then
+  local file = assert(io.open(body_file, "rb"))
+  wrk.method = "POST"
+  wrk.body = file:read("*a")
+  file:close()
+  wrk.headers["Content-Type"] = "application/json"
 end

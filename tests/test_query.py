@@ -459,3 +459,29 @@ def test_csv_answers_the_same_rows(company, api):
         f"/v1/companies/{t.company_id}/analytics/timeseries", auth=t.read_key, headers={"Accept": "text/csv"}
     )
     assert series.status_code == 200 and series.text.split("\n")[0] == "start,end,value"
+
+
+def test_funnels_and_retention_narrowed_to_a_segment(company, api):
+    t, events = company
+    signed_up = sorted({e.identity for e in events if not e.bot and e.body.get("name") == "Signup"})
+    chosen = signed_up[:3]
+    segment = api.post(
+        f"/v1/companies/{t.company_id}/segments",
+        auth=t.owner,
+        json={"name": "Three", "kind": "static", "user_ids": chosen},
+    ).json
+    span = {"from": FROM.isoformat(), "to": TO.isoformat()}
+    everyone = api.get(
+        f"/v1/companies/{t.company_id}/drilldowns/funnel", auth=t.read_key, params={**span, "steps": "Signup,Search"}
+    ).json
+    narrowed = api.get(
+        f"/v1/companies/{t.company_id}/drilldowns/funnel",
+        auth=t.read_key,
+        params={**span, "steps": "Signup,Search", "segment": segment["id"]},
+    ).json
+    assert everyone["steps"][0]["people"] == len(signed_up) > 3
+    assert narrowed["steps"][0]["people"] == 3
+    cohorts = api.get(
+        f"/v1/companies/{t.company_id}/drilldowns/retention", auth=t.read_key, params={**span, "segment": segment["id"]}
+    ).json["cohorts"]
+    assert sum(cohort["people"] for cohort in cohorts) == 3

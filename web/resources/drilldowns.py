@@ -2,6 +2,8 @@
 the company's filter in every query, at most DRILLDOWN_MAX_ROWS rows back and QUERY_TIMEOUT_SECONDS
 each. Members of any role or a read key may ask. Bots are left out, as in every metric.
 
+`segment=<id>` narrows the funnel and the retention table to a saved segment's people.
+
 - `funnel?steps=Signup,page:/pricing,type:payment&window=86400`: people (user or anonymous id) who did
   the steps in order within the window, step by step (ClickHouse's windowFunnel);
 - `retention`: weekly cohorts by the week people were first seen, and how many came back each week after;
@@ -18,6 +20,8 @@ import falcon
 from adtivity.settings import Settings
 from models.clickhouse import ClientPool
 from models.events_table import COMPANY_HUMANS, IDENTITY
+from queries.segments import company_segment, segment_condition
+from queries.sql import Compiler
 from web.errors import ApiError
 from web.principals import company_id_access
 from web.resources.analytics import bad, iso, parse_range
@@ -55,7 +59,9 @@ class Drilldown:
                 },
             ).result_rows
 
-    def scope(self, req: falcon.Request, company_id: str) -> tuple[str, dict]:
+    def scope(self, req: falcon.Request, company_id: str) -> tuple[str, dict, str]:
+        """(the company's human events of the range, their parameters, the segment's condition: "" or
+        " AND ..." when `segment` names one, already part of the first)."""
         company = company_id_access(req, company_id, min_role="viewer", read_key=True)
         span = parse_range(req, self.settings)
         params = {
@@ -64,12 +70,18 @@ class Drilldown:
             "end": int(span.end.replace(tzinfo=dt.UTC).timestamp()),
         }
         where = f"{COMPANY_HUMANS} AND event_time >= toDateTime(%(start)s) AND event_time < toDateTime(%(end)s)"
-        return where, {**params, "from": iso(span.start), "to": iso(span.end)}
+        people = ""
+        segment_id = req.get_param("segment")
+        if segment_id:  # only the segment's people (queries/segments.py)
+            compiler = Compiler(self.settings, dt.datetime.now(dt.UTC), str(company))
+            people = " AND " + segment_condition(company_segment(company, segment_id), compiler)
+            params |= {name: value for name, value in compiler.params.items() if name not in ("company", "tz")}
+        return where + people, {**params, "from": iso(span.start), "to": iso(span.end)}, people
 
 
 class Funnel(Drilldown):
     def on_get(self, req: falcon.Request, resp: falcon.Response, company_id: str) -> None:
-        where, params = self.scope(req, company_id)
+        where, params, _ = self.scope(req, company_id)
         steps = [step.strip() for step in (req.get_param("steps") or "").split(",") if step.strip()]
         if not 2 <= len(steps) <= self.settings.drilldown_max_steps:
             raise bad("steps", f"give 2 to {self.settings.drilldown_max_steps} comma-separated steps")
@@ -101,7 +113,7 @@ class Funnel(Drilldown):
 
 class Retention(Drilldown):
     def on_get(self, req: falcon.Request, resp: falcon.Response, company_id: str) -> None:
-        where, params = self.scope(req, company_id)
+        _, params, segment = self.scope(req, company_id)
         rows = self.rows(
             "SELECT cohort, intDiv(toUInt32(week - cohort), 7) AS offset, uniqExact(who) FROM ("
             "  SELECT identity AS who, toMonday(first) AS cohort FROM ("
@@ -110,7 +122,7 @@ class Retention(Drilldown):
             "  WHERE first >= toDateTime(%(start)s) AND first < toDateTime(%(end)s)"
             ") AS cohorts ALL INNER JOIN ("
             f"  SELECT DISTINCT {IDENTITY} AS who, toMonday(event_time) AS week FROM events WHERE {COMPANY_HUMANS}"
-            "   AND event_time >= toDateTime(%(start)s)"
+            f"   AND event_time >= toDateTime(%(start)s){segment}"
             f") AS weeks USING who WHERE offset <= {RETENTION_WEEKS} GROUP BY cohort, offset ORDER BY cohort, offset",
             params,
         )
@@ -141,7 +153,7 @@ class Activity(Drilldown):
     column = "wallet_address"
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, company_id: str, address: str) -> None:
-        where, params = self.scope(req, company_id)
+        where, params, _ = self.scope(req, company_id)
         if not address or len(address) > 256:
             raise ApiError(400, "invalid_parameter", "address must be 1 to 256 characters")
         params["address"] = address.lower()
