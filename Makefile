@@ -95,7 +95,7 @@ test-shifted: services assets browser
 
 bench: services
 	command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
-	cd bench && ../$(BIN)/python ingest_throughput.py && ../$(BIN)/python persist.py && ../$(BIN)/python freshness.py && ../$(BIN)/python realtime.py && ../$(BIN)/python analytics.py
+	cd bench && ../$(BIN)/python ingest_throughput.py && ../$(BIN)/python persist.py && ../$(BIN)/python freshness.py && ../$(BIN)/python realtime.py && ../$(BIN)/python analytics.py && ../$(BIN)/python query.py
 
 # Crashes and outages under load, long form (3 rounds, 60 s outages); figures in docs/reliability.md.
 chaos: services

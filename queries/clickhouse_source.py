@@ -41,7 +41,7 @@ def settings_for(settings: Settings) -> dict[str, Any]:
 
 def money(amount: Decimal) -> str:
     """Exact, without trailing zeros or an exponent: 949.44, 100."""
-    return format(amount.normalize(), "f") if amount else "0"
+    return format(amount.normalize(), "f")
 
 
 def shaped(metric: str, value: Any) -> Any:
@@ -142,6 +142,8 @@ def run(client: Client, settings: Settings, query: Query, compiler: Compiler, st
     ]
     if not keys:
         return Rows(rows if query.offset == 0 else [], 1)
+    if query.offset == 0 and len(rows) < query.limit:
+        return Rows(rows, len(rows))  # every row is here: no second pass to count them
     total_rows = client.query(
         f"SELECT count() FROM (SELECT {', '.join(selected)} FROM events WHERE {where}{grouping})",
         parameters=compiler.params,

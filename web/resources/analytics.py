@@ -19,6 +19,7 @@ import redis
 
 from adtivity.settings import Settings
 from models import redis_keys
+from queries.clickhouse_source import money
 from queries.rollup_reader import INTERVALS, UTC, Range, RollupReader, advance
 from web.errors import ApiError
 from web.moments import EARLIEST, LATEST, naive_utc
@@ -93,11 +94,6 @@ def parse_range(req: falcon.Request, settings: Settings) -> Range:
 
 def count(amount: Decimal) -> int:
     return int(amount)
-
-
-def money(amount: Decimal) -> str:
-    """Exact, without trailing zeros or an exponent: 949.44, 100."""
-    return format(amount.normalize(), "f")
 
 
 def ratio(numerator: Decimal, denominator: Decimal) -> float | None:
