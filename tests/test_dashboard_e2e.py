@@ -151,6 +151,63 @@ def test_page_and_assets_come_from_the_app_with_a_strict_content_security_policy
     assert client.simulate_get("/app/assets/../resources/dashboard.py").status_code == 404
 
 
+def log_in(page: Page, web_url: str, t) -> None:
+    page.goto(f"{web_url}/app")
+    page.fill("#email", t.owner.email)
+    page.fill("#password", "correct horse battery staple")
+    page.click("#login-form button[type=submit]")
+    page.select_option("#company", t.company_id)
+    expect(page.locator("#tab-analytics[data-loaded=true]")).to_be_attached()
+
+
+def figures(page: Page) -> tuple[int, int, int]:
+    """The events and page views tiles, and the sum of the trend's data table."""
+    expect(page.locator("#tab-analytics[data-loaded=true]")).to_be_attached()
+    tiles = [
+        int(page.locator(f"[data-metric={m}] .value").text_content().replace(",", "")) for m in ("events", "page_views")
+    ]
+    charted = [int(v.replace(",", "")) for v in page.locator("#trend-data td:nth-child(2)").all_text_contents()]
+    return tiles[0], tiles[1], sum(charted)
+
+
+def test_the_filter_bar_narrows_every_figure_to_a_breakdown_row_or_a_segment(
+    company_with_data, web_url, page, settings, api
+):
+    t = company_with_data
+    people = ("u1", "u2", "u3", "u4", "u5")
+    segment = api.post(
+        f"/v1/companies/{t.company_id}/segments",
+        auth=t.owner,
+        json={"name": "Five people", "kind": "static", "user_ids": list(people)},
+    )
+    assert segment.status_code == 201, segment.text
+    log_in(page, web_url, t)
+    everything = clickhouse_count(settings, t.company_id, "1")
+    assert figures(page)[0] == everything
+
+    page.select_option("#breakdown-dimension", "type")
+    page.locator("#breakdown-table a.filter-by", has_text="track").click()
+    expect(page.locator("#filter-bar .chip")).to_have_text("Event type is track×")
+    assert "filters=" in page.url  # the link shares the view
+    tracks = clickhouse_count(settings, t.company_id, "type = 'track'")
+    wait_for(lambda: figures(page) == (tracks, 0, tracks), 10, "the tiles and chart of the track events")
+    page.screenshot(path=ARTIFACTS / "dashboard-filtered.png", full_page=True)
+    page.reload()  # the filter comes back from the URL
+    wait_for(lambda: figures(page) == (tracks, 0, tracks), 10, "the filtered view after a reload")
+
+    page.click("#filter-bar .chip button.remove")
+    expect(page.locator("#filter-bar .chip")).to_have_count(0)
+    wait_for(lambda: figures(page)[0] == everything, 10, "the whole company again")
+
+    page.select_option("#segment-picker", segment.json["id"])
+    listed = ", ".join(f"'{p}'" for p in people)
+    theirs = clickhouse_count(settings, t.company_id, f"user_id IN ({listed})")
+    pages = clickhouse_count(settings, t.company_id, f"user_id IN ({listed}) AND type = 'page'")
+    assert 0 < theirs < everything
+    wait_for(lambda: figures(page) == (theirs, pages, theirs), 10, "the segment's figures")
+    assert page.problems == []
+
+
 def test_dashboard_login_figures_chart_live_panel_and_key_lifecycle(company_with_data, web_url, page, settings):
     t = company_with_data
     ARTIFACTS.mkdir(exist_ok=True)

@@ -349,6 +349,8 @@ def test_segments_filter_queries_and_have_a_size(company, api):
     )
     assert size.status_code == 200 and size.json["people"] == len(swappers)
     assert sum(p["people"] for p in size.json["points"]) >= len(swappers)
+    wrong = api.get(f"/v1/companies/{t.company_id}/segments/{created.json['id']}/size?interval=year", auth=t.read_key)
+    assert wrong.status_code == 422 and wrong.json["error"]["details"]["part"] == "interval"
     listed = api.get(f"/v1/companies/{t.company_id}/segments", auth=t.read_key).json["items"]
     assert [s["name"] for s in listed] == ["Pro swappers", "Two", "W"]
 

@@ -9,6 +9,7 @@ from typing import Any
 import falcon
 import msgspec
 
+from adtivity.errors import Unprocessable
 from queries import segments
 from queries.engine import QueryEngine
 from web import schemas
@@ -86,6 +87,10 @@ class SegmentSize:
             asked["date_range"] = asked["date_range"].split(",", 1)
         total = msgspec.json.decode(self.engine.answer(str(company), asked))
         interval = req.get_param("interval") or "day"
+        if interval not in ("hour", "day", "week", "month"):
+            raise Unprocessable(
+                "invalid_query", "interval: must be hour, day, week or month", details={"part": "interval"}
+            )
         series = msgspec.json.decode(
             self.engine.answer(str(company), {**asked, "dimensions": [f"time:{interval}"], "limit": 1000})
         )

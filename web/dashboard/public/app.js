@@ -21,6 +21,11 @@
                       ["utm_campaign", "UTM campaigns"], ["name", "Events"], ["type", "Event types"],
                       ["country", "Countries"], ["browser", "Browsers"], ["os", "Operating systems"],
                       ["device", "Devices"]];
+  // The breakdown's dimensions as the query API names them, where the names differ.
+  const QUERY_DIMENSIONS = { name: "event:name", type: "event:type" };
+  const FILTER_LABELS = { page_path: "Page", referrer_domain: "Referrer", utm_source: "UTM source",
+                          utm_campaign: "UTM campaign", "event:name": "Event", "event:type": "Event type",
+                          country: "Country", browser: "Browser", os: "OS", device: "Device" };
   const RANKS = { viewer: 0, member: 1, admin: 2, owner: 3 };
   const LIVE_REFRESH_MS = 5000;
   const REFRESH_TOKEN = "adtivity.refresh";
@@ -194,11 +199,48 @@
 
   function period() {
     const days = Number($("#period").value);
-    const start = new Date();
-    start.setDate(start.getDate() - (days - 1));
     const end = new Date();
     end.setDate(end.getDate() + 1);
-    return { days, query: new URLSearchParams({ from: localDate(start), to: localDate(end), tz: TIME_ZONE }) };
+    return { days, query: new URLSearchParams({ from: dateRange(days)[0], to: localDate(end), tz: TIME_ZONE }) };
+  }
+
+  function dateRange(days) {
+    const start = new Date();
+    start.setDate(start.getDate() - (days - 1));
+    return [localDate(start), localDate(new Date())];
+  }
+
+  // ---- the analytics view's filters, kept in the URL: #/c/<id>/analytics?filters=<JSON>&segment=<id> ----
+  function viewFilters() {
+    const params = new URLSearchParams(location.hash.split("?")[1] || "");
+    let filters;
+    try { filters = JSON.parse(params.get("filters") || "[]"); } catch { filters = []; }
+    return { filters: Array.isArray(filters) ? filters : [], segment: params.get("segment") || "" };
+  }
+
+  function showFiltered(view) {
+    const params = new URLSearchParams();
+    if (view.filters.length) params.set("filters", JSON.stringify(view.filters));
+    if (view.segment) params.set("segment", view.segment);
+    const path = location.hash.split("?")[0];
+    location.hash = params.toString() ? `${path}?${params}` : path;
+  }
+
+  function withFilter(view, dimension, value) {
+    const others = view.filters.filter((filter) => filter[1] !== dimension);
+    return { ...view, filters: [...others, ["is", dimension, [value]]] };
+  }
+
+  async function filterBar(company, view) {
+    const segments = await call("GET", `/v1/companies/${company.id}/segments`);
+    const chips = view.filters.map((filter, index) => h("span", { class: "chip", "data-dimension": filter[1] },
+      `${FILTER_LABELS[filter[1]] || filter[1]} is ${filter[2].join(" or ")}`,
+      h("button", { type: "button", class: "remove", title: "Remove this filter",
+                    onclick: () => showFiltered({ ...view, filters: view.filters.filter((_, i) => i !== index) }) }, "×")));
+    const picker = select("segment-picker", [["", "Everyone"], ...segments.items.map((s) => [s.id, s.name])],
+                          view.segment, (event) => showFiltered({ ...view, segment: event.target.value }));
+    return h("div", { id: "filter-bar", class: "filter-bar" }, h("label", {}, "Segment", picker), chips,
+             chips.length ? null : h("span", { class: "muted" }, "Click a row of a breakdown to filter by it."));
   }
 
   // ---- views: login (or sign up), first company ----
@@ -315,47 +357,97 @@
   }
 
   // ---- the company's tabs ----
+  /* Unfiltered, the figures come from the analytics endpoints (rollups); with filters or a segment,
+   * from the query API, which narrows every figure to the slice. */
   async function analyticsTab(company, root) {
     const { days, query } = period();
+    const view = viewFilters();
+    const filtered = view.filters.length > 0 || view.segment !== "";
     const base = `/v1/companies/${company.id}/analytics`;
-    const overview = await call("GET", `${base}/overview?${query}`);
-    root.append(section("Overview",
-      h("div", { id: "overview", class: "tiles" }, TILES.map(([metric, label]) => {
-        const figure = overview.metrics[metric];
-        return tile(label, formatMetric(metric, figure.value), changeBadge(figure.change, figure.previous, metric),
-                    { "data-metric": metric });
-      })),
-      h("p", { class: "muted", id: "freshness" },
-        overview.as_of ? `Computed ${moment(overview.as_of)}; complete up to ${moment(overview.complete_until)}.`
-                       : "No rollup has run for this company yet.")));
-    if (overview.metrics.events.value === 0) root.append(gettingStarted(company));
+    const ask = (body) => call("POST", `/v1/companies/${company.id}/query`, {
+      date_range: dateRange(days), timezone: TIME_ZONE,
+      filters: [...view.filters, ...(view.segment ? [["in_segment", view.segment]] : [])], ...body });
+    root.append(await filterBar(company, view));
+
+    if (filtered) {
+      const shown = TILES.filter(([metric]) => metric !== "new_users");
+      const answer = await ask({ metrics: shown.map(([metric]) => metric) });
+      const values = answer.results[0].metrics;
+      root.append(section("Overview",
+        h("div", { id: "overview", class: "tiles" }, shown.map(([metric, label], index) =>
+          tile(label, formatMetric(metric, values[index]), null, { "data-metric": metric }))),
+        h("p", { class: "muted", id: "freshness" }, "Filtered: counted from the stored events, up to now.")));
+    } else {
+      const overview = await call("GET", `${base}/overview?${query}`);
+      root.append(section("Overview",
+        h("div", { id: "overview", class: "tiles" }, TILES.map(([metric, label]) => {
+          const figure = overview.metrics[metric];
+          return tile(label, formatMetric(metric, figure.value), changeBadge(figure.change, figure.previous, metric),
+                      { "data-metric": metric });
+        })),
+        h("p", { class: "muted", id: "freshness" },
+          overview.as_of ? `Computed ${moment(overview.as_of)}; complete up to ${moment(overview.complete_until)}.`
+                         : "No rollup has run for this company yet.")));
+      if (overview.metrics.events.value === 0) root.append(gettingStarted(company));
+    }
 
     const interval = days === 1 ? "hour" : "day";
+    const series = filtered ? SERIES.filter(([metric]) => !["new_users", "returning_users"].includes(metric)) : SERIES;
     const chartBox = h("div", { id: "trend-chart", class: "chart" });
     const dataBox = h("div", {});
+    const points = async (metric) => {
+      if (!filtered) {
+        const answer = await call("GET", `${base}/timeseries?${query}&metric=${metric}&interval=${interval}`);
+        return answer.points.map((point) => ({ at: new Date(point.start), value: point.value }));
+      }
+      const answer = await ask({ metrics: [metric], dimensions: [`time:${interval}`], limit: 1000 });
+      const found = Object.fromEntries(answer.results.map((row) => [row.dimensions[0], row.metrics[0]]));
+      const first = new Date(`${dateRange(days)[0]}T00:00:00`);
+      return Array.from({ length: interval === "hour" ? 24 : days }, (_, index) => {
+        const at = new Date(first);
+        if (interval === "hour") at.setHours(index); else at.setDate(at.getDate() + index);
+        const label = interval === "hour" ? `${localDate(at)} ${String(index).padStart(2, "0")}:00:00` : localDate(at);
+        const ratio = metric === "bounce_rate" || metric === "avg_session_seconds";
+        return { at, value: label in found ? found[label] : (ratio ? null : 0) };
+      });
+    };
     const drawTrend = async (metric) => {
-      const series = await call("GET", `${base}/timeseries?${query}&metric=${metric}&interval=${interval}`);
+      const shown = await points(metric);
       state.charts.forEach((plot) => plot.destroy());
       state.charts = [];
       chartBox.replaceChildren();
-      chart(chartBox, SERIES.find(([name]) => name === metric)[1],
-            series.points.map((point) => Date.parse(point.start) / 1000), series.points.map((point) => point.value));
+      chart(chartBox, series.find(([name]) => name === metric)[1],
+            shown.map((point) => point.at.getTime() / 1000), shown.map((point) => point.value));
       dataBox.replaceChildren(h("details", {}, h("summary", {}, "Data"),
-        table("trend-data", ["Starts", "Value"], series.points.map((point) => [
-          h("time", { datetime: point.start }, moment(point.start)), formatMetric(metric, point.value)]))));
+        table("trend-data", ["Starts", "Value"], shown.map((point) => [
+          h("time", { datetime: point.at.toISOString() }, point.at.toLocaleString()), formatMetric(metric, point.value)]))));
     };
-    root.append(section("Trend", select("trend-metric", SERIES, "events", (event) =>
+    root.append(section("Trend", select("trend-metric", series, "events", (event) =>
       drawTrend(event.target.value).catch(reportError)), chartBox, dataBox));
     await drawTrend("events");
 
     const breakdownBox = h("div", {});
     const drawBreakdown = async (dimension) => {
-      const breakdown = await call("GET", `${base}/breakdown?${query}&dimension=${dimension}&limit=10`);
-      const top = Math.max(1, ...breakdown.items.map((item) => Number(item.amount)));
-      breakdownBox.replaceChildren(table("breakdown-table", ["Value", "Count", ""], breakdown.items.map((item) => {
+      const name = QUERY_DIMENSIONS[dimension] || dimension;
+      let items;
+      if (filtered) {
+        const answer = await ask({ metrics: [dimension === "page_path" ? "page_views" : "events"], dimensions: [name],
+                                   limit: 10 });
+        items = answer.results.map((row) => ({ value: row.dimensions[0], amount: row.metrics[0] }))
+          .filter((item) => item.amount > 0);
+      } else {
+        items = (await call("GET", `${base}/breakdown?${query}&dimension=${dimension}&limit=10`)).items;
+      }
+      const top = Math.max(1, ...items.map((item) => Number(item.amount)));
+      breakdownBox.replaceChildren(table("breakdown-table", ["Value", "Count", ""], items.map((item) => {
         const bar = h("div", { class: "bar" });
         bar.style.width = `${(100 * Number(item.amount)) / top}%`;
-        return [item.value || "(none)", count(Number(item.amount)), bar];
+        const value = item.value && item.value !== "(other)"
+          ? h("a", { href: "#", class: "filter-by", title: "Filter the dashboard by this",
+                     onclick: (event) => { event.preventDefault(); showFiltered(withFilter(view, name, item.value)); } },
+              item.value)
+          : item.value || "(none)";
+        return [value, count(Number(item.amount)), bar];
       })));
     };
     root.append(section("Breakdown", select("breakdown-dimension", DIMENSIONS, "page_path", (event) =>
@@ -545,7 +637,7 @@
     try {
       state.me = state.me || await call("GET", "/v1/me");
     } catch (error) { reportError(error); return; }
-    const [, kind, companyId, tab] = location.hash.split("/");
+    const [, kind, companyId, tab] = location.hash.split("?")[0].split("/");
     const companies = state.me.companies;
     if (!companies.length) { $("#controls").hidden = true; showNewCompany(); return; }
     const company = companies.find((c) => c.id === companyId);
@@ -566,7 +658,7 @@
   }
 
   function currentTab() {
-    return location.hash.split("/")[3] || "analytics";
+    return location.hash.split("?")[0].split("/")[3] || "analytics";
   }
 
   document.addEventListener("DOMContentLoaded", () => {
