@@ -108,6 +108,12 @@ def main() -> int:
         f"exponential gaps), answered from the cache: p50 {cached['p50']:.1f} ms, **p99 {cached['p99']:.1f} ms**, "
         f"slowest {cached['slowest']:.1f} ms, {cached['errors']} errors.",
     ]
+    lines += [
+        "",
+        f"Targets: the filtered query's p95 under 300 ms: **{'met' if filtered['p95'] < 300 else 'not met'}**; "
+        f"unfiltered p99 under 10 ms at about {args.rate} requests/s: "
+        f"**{'met' if cached['p99'] < 10 and cached['errors'] == 0 else 'not met'}**.",
+    ]
     print("\n".join(lines))
     record("Query API", lines)
     return 0

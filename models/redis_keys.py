@@ -76,6 +76,18 @@ def analytics_answer(company_id: str, request_digest: str) -> str:
     return f"{PREFIX}:an:{{{company_id}}}:{request_digest}"
 
 
+def query_answer(company_id: str, query_digest: str) -> str:
+    """A cached query answer (queries/engine.py): the rollup version it was computed from, a newline,
+    the Unix time it is fresh until, a newline, the JSON."""
+    return f"{PREFIX}:qa:{{{company_id}}}:{query_digest}"
+
+
+def query_refresh(company_id: str, query_digest: str) -> str:
+    """Held (SET NX, with an expiry) by the one request recomputing a stale query answer; the others
+    answer the stale one meanwhile."""
+    return f"{PREFIX}:qr:{{{company_id}}}:{query_digest}"
+
+
 def rollup_version(company_id: str) -> str:
     """When the company's rollups were last computed (set by each rollup run): cached answers of
     another version are stale."""

@@ -487,3 +487,29 @@ def test_funnels_and_retention_narrowed_to_a_segment(company, api):
         f"/v1/companies/{t.company_id}/drilldowns/retention", auth=t.read_key, params={**span, "segment": segment["id"]}
     ).json["cohorts"]
     assert sum(cohort["people"] for cohort in cohorts) == 3
+
+
+def test_a_stale_answer_is_recomputed_by_one_request_while_the_others_get_it_stale(
+    with_settings, settings, redis_client
+):
+    from models import redis_keys
+
+    api = with_settings(query_live_cache_seconds=0)  # every answer about today is stale at once
+    t = tenant(api)
+    body = {"metrics": ["events"], "date_range": [NOW.date().isoformat()] * 2}
+    sent = generate(random.Random(9), "s", 30)
+    for event in sent:
+        event.body["timestamp"] = NOW.isoformat() + "Z"
+    send(api, t.write_key, sent[:10])
+    drain(settings, redis_client)
+    first = query(api, t, body)["results"][0]["metrics"][0]
+    assert first == sum(not e.bot for e in sent[:10])
+    send(api, t.write_key, sent[10:])
+    drain(settings, redis_client)
+    # Another request is recomputing it: this one gets the stale answer rather than asking ClickHouse too.
+    for key in redis_client.scan_iter(redis_keys.query_answer(t.company_id, "*")):
+        redis_client.set(key.replace(b":qa:", b":qr:"), b"1", ex=30)
+    assert query(api, t, body)["results"][0]["metrics"][0] == first
+    for key in redis_client.scan_iter(redis_keys.query_refresh(t.company_id, "*")):
+        redis_client.delete(key)
+    assert query(api, t, body)["results"][0]["metrics"][0] == sum(not e.bot for e in sent)
