@@ -198,6 +198,77 @@ def test_analytics_and_drilldowns_equal_one_nodes_answers_for_the_same_events(cl
         assert on_cluster(path, params, WEB[index % 2]) == expected[path, str(params)], (path, params)
 
 
+QUERIES = [
+    {
+        "metrics": ["events", "users", "sessions", "bounce_rate", "avg_session_seconds", "conversion_rate"],
+        "dimensions": ["time:day", "event:type"],
+        "filters": [["is_not", "event:type", ["payment"]]],
+        "timezone": "Europe/Berlin",
+        "limit": 1000,
+    },
+    {
+        "metrics": ["wallets", "transactions", "volume"],
+        "dimensions": ["chain"],
+        "filters": [["matches", "wallet", ["^0x0"]]],
+    },
+    {"metrics": ["revenue", "users"], "dimensions": ["currency"], "filters": [["is", "event:type", ["payment"]]]},
+    {
+        "metrics": ["page_views", "users"],
+        "dimensions": ["page_path"],
+        "filters": [["contains", "referrer_domain", ["news"]]],
+    },
+]
+SEGMENTS = [
+    {"name": "Searched twice", "kind": "rule", "rule": {"did": {"event": "Search", "min_times": 2}}},
+    {"name": "Wallets", "kind": "static", "wallets": [f"0x{n:040x}" for n in range(3)]},
+    {"name": "Users", "kind": "static", "user_ids": [f"u{n}" for n in range(10)]},
+]
+
+
+def test_queries_and_segments_equal_one_nodes_answers_for_the_same_events(cluster, api, settings, redis_client):
+    """The query API's SQL (joins of subqueries, a segment's IN subquery) on the Distributed tables:
+    each shard tests its own people, which is exact as a person's events share a shard."""
+    events = week_of_events(random.Random(17), "c", 900)
+    single = tenant(api)
+    for start in range(0, len(events), 200):
+        assert api.post("/v1/events", auth=single.write_key, json=events[start : start + 200]).status_code == 200
+    drain(settings, redis_client)
+    company, key, auth = setup_company(WEB[0])
+    post(WEB[0], key, events)
+    wait_for(lambda: stored(cluster, company) == len(events), 60, "every event in the cluster's ClickHouse")
+    span = [(TODAY - dt.timedelta(days=7)).isoformat(), TODAY.isoformat()]
+
+    def one_node(body: dict) -> dict:
+        answer = api.post(
+            f"/v1/companies/{single.company_id}/query", auth=single.read_key, json={**body, "date_range": span}
+        )
+        assert answer.status_code == 200, answer.text
+        return {"results": answer.json["results"], "total_rows": answer.json["meta"]["total_rows"]}
+
+    def on_cluster(body: dict, base: str) -> dict:
+        answer = requests.post(
+            f"{base}/v1/companies/{company}/query", json={**body, "date_range": span}, headers=auth, timeout=30
+        )
+        assert answer.status_code == 200, answer.text
+        return {"results": answer.json()["results"], "total_rows": answer.json()["meta"]["total_rows"]}
+
+    bodies = list(QUERIES)
+    for segment in SEGMENTS:
+        mine = api.post(f"/v1/companies/{single.company_id}/segments", auth=single.owner, json=segment).json["id"]
+        theirs = requests.post(f"{WEB[1]}/v1/companies/{company}/segments", json=segment, headers=auth, timeout=10)
+        assert theirs.status_code == 201, theirs.text
+        bodies.append(({"metrics": ["users", "events"], "dimensions": ["event:type"]}, mine, theirs.json()["id"]))
+    for index, body in enumerate(bodies):
+        if isinstance(body, tuple):
+            asked, mine, theirs = body
+            expected = one_node({**asked, "filters": [["in_segment", mine]]})
+            found = on_cluster({**asked, "filters": [["in_segment", theirs]]}, WEB[index % 2])
+        else:
+            expected, found = one_node(body), on_cluster(body, WEB[index % 2])
+        assert expected["results"], body
+        assert found == expected, body
+
+
 def test_a_key_revoked_through_one_web_process_is_refused_by_the_other_within_seconds(cluster):
     company, _, auth = setup_company(WEB[0])
     created = requests.post(f"{WEB[0]}/v1/companies/{company}/keys", json={"kind": "write"}, headers=auth, timeout=10)
