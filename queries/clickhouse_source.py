@@ -68,18 +68,20 @@ def first_event(client: Client, settings: Settings, company_id: str) -> dt.datet
 def accepted_since(
     client: Client, settings: Settings, company_id: str, start: dt.datetime, end: dt.datetime, watermark: dt.datetime
 ) -> bool:
-    """Whether a human event of [start, end) was accepted at or after `watermark` (so the rollups,
-    complete for what was accepted before it, may lack it: a late or imported event)."""
+    """Whether an event of [start, end) was accepted at or after `watermark` (so the rollups, complete
+    for what was accepted before it, may lack it: a late or imported event; a bot's counts too, which
+    only costs a fall back to ClickHouse)."""
     seconds = {
         "company": company_id,
         "start": int(start.replace(tzinfo=dt.UTC).timestamp()),
         "end": int(end.replace(tzinfo=dt.UTC).timestamp()),
         "watermark": int(watermark.replace(tzinfo=dt.UTC).timestamp()),
     }
+    # PREWHERE: only received_at is read until a row matches, and usually none does (a third of the time).
     found = client.query(
-        "SELECT count() FROM events WHERE company_id = toUUID(%(company)s) AND is_bot = 0 "
-        "AND event_time >= toDateTime(%(start)s) AND event_time < toDateTime(%(end)s) "
-        "AND received_at >= toDateTime(%(watermark)s)",
+        "SELECT count() FROM events PREWHERE received_at >= toDateTime(%(watermark)s) "
+        "WHERE company_id = toUUID(%(company)s) AND event_time >= toDateTime(%(start)s) "
+        "AND event_time < toDateTime(%(end)s)",
         parameters=seconds,
         settings=settings_for(settings),
     ).result_rows[0][0]
