@@ -170,10 +170,13 @@ def parse_dimensions(value: Any, settings: Settings) -> tuple[str, ...]:
 
 
 def parse_timezone(value: Any) -> ZoneInfo:
+    message = "must be an IANA time zone such as Europe/Berlin"
+    if not isinstance(value, str) or not value:
+        raise wrong("timezone", message)
     try:
-        return ZoneInfo(value) if isinstance(value, str) and value else ZoneInfo("")
+        return ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise wrong("timezone", "must be an IANA time zone such as Europe/Berlin") from None
+        raise wrong("timezone", message) from None
 
 
 def local_midnight(day: dt.date, tz: ZoneInfo) -> dt.datetime:
