@@ -70,15 +70,9 @@ def realtime_snapshot(company_id: str) -> str:
     return f"{PREFIX}:rt:{company_id}"
 
 
-def analytics_answer(company_id: str, request_digest: str) -> str:
-    """A cached analytics answer for one resolved request: the rollup version it was computed from, a
-    newline, the JSON."""
-    return f"{PREFIX}:an:{{{company_id}}}:{request_digest}"
-
-
 def query_answer(company_id: str, query_digest: str) -> str:
-    """A cached query answer (queries/engine.py): the rollup version it was computed from, a newline,
-    the Unix time it is fresh until, a newline, the JSON."""
+    """A cached answer of the query API or an analytics endpoint (queries/cache.py): the rollup version
+    it was computed from, a newline, the Unix time it is fresh until, a newline, the JSON."""
     return f"{PREFIX}:qa:{{{company_id}}}:{query_digest}"
 
 

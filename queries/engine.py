@@ -1,16 +1,12 @@
 """Running a query for a company: check it, resolve its segments, answer it from the rollups when they
 hold it exactly or else from ClickHouse, and cache the answer in Redis stamped with the rollups'
-version (a rollup run makes new answers at once). An answer that reaches past the rollups' watermark
-is fresh only QUERY_LIVE_CACHE_SECONDS, so "today" keeps moving. A stale answer is recomputed by one
-request at a time; requests meanwhile get the stale answer (stale-while-revalidate), so a popular
-dashboard does not send the same question to ClickHouse from every viewer at once.
+version (queries/cache.py: a rollup run makes new answers at once). An answer that reaches past the
+rollups' watermark is fresh only QUERY_LIVE_CACHE_SECONDS, so "today" keeps moving.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -19,10 +15,10 @@ import msgspec
 
 from adtivity.errors import NotFound, Unprocessable
 from adtivity.settings import Settings
-from models import redis_keys
 from models.clickhouse import ClientPool
 from models.segments import Segment
 from queries import clickhouse_source, rollup_source
+from queries.cache import AnswerCache
 from queries.rollup_reader import RollupReader
 from queries.segments import company_segment
 from queries.spec import Query, local_midnight, parse_query
@@ -43,6 +39,7 @@ class QueryEngine:
         self.redis = redis
         self.clickhouse = clickhouse
         self.clock = clock  # aware UTC now
+        self.cache = AnswerCache(settings, redis)
 
     def answer(self, company_id: str, body: Any) -> bytes:
         """The answer's JSON: `results` rows of dimension and metric values, `meta`, and how fresh."""
@@ -57,26 +54,9 @@ class QueryEngine:
                     "invalid_query", f"filters: no segment {segment_id}", details={"part": "filters"}
                 ) from None
         stamps = ",".join(f"{s.id}@{s.updated_at.isoformat()}" for s in segments.values())
-        digest = hashlib.blake2b(f"{query.normalised()}|{stamps}".encode(), digest_size=16).hexdigest()
-        key = redis_keys.query_answer(company_id, digest)
-        found: list[bytes | None] = self.redis.mget(redis_keys.rollup_version(company_id), key)
-        version, cached = found[0] or b"none", found[1]
-        if cached is not None:
-            stamp, fresh_until, answer = cached.split(b"\n", 2)
-            if stamp == version and float(fresh_until) > time.time():
-                return answer
-            # Stale: one request recomputes it; the others answer the stale one meanwhile, rather
-            # than all asking ClickHouse the same question at once.
-            refresh = redis_keys.query_refresh(company_id, digest)
-            if not self.redis.set(refresh, b"1", nx=True, ex=self.settings.query_timeout_seconds + 5):
-                return answer
-        answer, settled = self.compute(company_id, query, segments, now)
-        seconds = self.settings.analytics_cache_seconds if settled else self.settings.query_live_cache_seconds
-        fresh_until = str(time.time() + seconds).encode()
-        self.redis.set(key, b"\n".join((version, fresh_until, answer)), ex=self.settings.analytics_cache_seconds)
-        if cached is not None:
-            self.redis.delete(redis_keys.query_refresh(company_id, digest))
-        return answer
+        return self.cache.answer(
+            company_id, f"query|{query.normalised()}|{stamps}", lambda: self.compute(company_id, query, segments, now)
+        )
 
     def compute(
         self, company_id: str, query: Query, segments: dict[str, Segment], now: dt.datetime

@@ -11,6 +11,7 @@ import random
 import pytest
 
 from adtivity.cli import run_migrations
+from models import redis_keys
 from models.clickhouse import clickhouse_client
 from models.db import open_database, open_read_database
 from rollups.compute import rollup_company_now
@@ -264,7 +265,8 @@ def test_analytics_read_the_rollups_from_the_read_database_when_one_is_set(
     open_database(settings.database_url)  # run_migrations bound the models to the new database
     try:
         replicated = ask(with_settings(database_read_url=replica), rolled_up, "overview")
-        redis_client.delete(*redis_client.keys("adt:an:*"))  # the answer cache, which both would share
+        cached = redis_client.keys(redis_keys.query_answer(rolled_up.company_id, "*"))
+        redis_client.delete(*cached)  # the answer cache, which both would share
         on_primary = ask(with_settings(), rolled_up, "overview")
         assert replicated["metrics"]["events"]["value"] == 0
         assert on_primary["metrics"]["events"]["value"] > 0

@@ -9,7 +9,6 @@ or a read key may read.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -18,7 +17,7 @@ import msgspec
 import redis
 
 from adtivity.settings import Settings
-from models import redis_keys
+from queries.cache import AnswerCache
 from queries.clickhouse_source import money
 from queries.rollup_reader import INTERVALS, UTC, Range, RollupReader, advance
 from web.errors import ApiError
@@ -111,13 +110,13 @@ def iso(moment: dt.datetime | None, tz: ZoneInfo = UTC) -> str | None:
 
 
 class AnalyticsResource:
-    """Answers GET with `compute`'s body and the common fields. An answer is cached in Redis by the
-    resolved request, stamped with the rollups' version (which each rollup run sets), so a repeated read
-    costs one Redis round trip until the next run changes the numbers."""
+    """Answers GET with `compute`'s body and the common fields, cached like the query API's answers
+    (queries/cache.py): stamped with the rollups' version, which each rollup run sets, so a repeated
+    read costs one Redis round trip until the next run changes the numbers."""
 
     def __init__(self, settings: Settings, client: redis.Redis) -> None:
         self.settings = settings
-        self.redis = client
+        self.cache = AnswerCache(settings, client)
 
     def compute(self, req: falcon.Request, reader: RollupReader, span: Range) -> dict:
         raise NotImplementedError
@@ -126,8 +125,9 @@ class AnalyticsResource:
         company = company_id_access(req, company_id, min_role="viewer", read_key=True)
         reader = RollupReader(str(company), self.settings.rollup_hll_lg_k)
         span = parse_range(req, self.settings)
-        request = "|".join(
+        question = "|".join(
             [
+                "analytics",
                 type(self).__name__,
                 span.start.isoformat(),
                 span.end.isoformat(),
@@ -135,32 +135,28 @@ class AnalyticsResource:
                 *sorted(f"{k}={v}" for k, v in req.params.items() if k not in ("from", "to", "tz")),
             ]
         )
-        key = redis_keys.analytics_answer(
-            reader.company_id, hashlib.blake2b(request.encode(), digest_size=16).hexdigest()
-        )
-        version, cached = self.redis.mget(redis_keys.rollup_version(reader.company_id), key)
-        version = version or b"none"
-        stamp, _, answer = (cached or b"").partition(b"\n")
-        if cached is None or stamp != version:
+
+        def answer() -> tuple[bytes, bool]:
+            """From the rollups alone: it changes only with them."""
             as_of, complete_until = reader.state()
-            answer = _json.encode(
-                {
-                    "company_id": reader.company_id,
-                    "from": iso(span.start),
-                    "to": iso(span.end),
-                    "timezone": span.tz.key,
-                    "as_of": iso(as_of),
-                    "complete_until": iso(complete_until),
-                    "bot_events_excluded": count(reader.totals(span, ("bot_events",))["bot_events"]),
-                    **self.compute(req, reader, span),
-                }
-            )
-            self.redis.set(key, version + b"\n" + answer, ex=self.settings.analytics_cache_seconds)
+            body = {
+                "company_id": reader.company_id,
+                "from": iso(span.start),
+                "to": iso(span.end),
+                "timezone": span.tz.key,
+                "as_of": iso(as_of),
+                "complete_until": iso(complete_until),
+                "bot_events_excluded": count(reader.totals(span, ("bot_events",))["bot_events"]),
+                **self.compute(req, reader, span),
+            }
+            return _json.encode(body), True
+
+        cached = self.cache.answer(reader.company_id, question, answer)
         if wants_csv(req):
             resp.content_type = CSV
-            resp.text = analytics_csv(msgspec.json.decode(answer))
+            resp.text = analytics_csv(msgspec.json.decode(cached))
         else:
-            resp.data = answer
+            resp.data = cached
             resp.content_type = falcon.MEDIA_JSON
 
     def limit(self, req: falcon.Request) -> int:
