@@ -174,11 +174,20 @@ def test_the_filter_bar_narrows_every_figure_to_a_breakdown_row_or_a_segment(
     company_with_data, web_url, page, settings, api
 ):
     t = company_with_data
-    people = ("u1", "u2", "u3", "u4", "u5")
+    people = [  # five people, those with the most transactions first
+        row[0]
+        for row in clickhouse_client(settings.clickhouse_url)
+        .query(
+            "SELECT user_id FROM events WHERE company_id = toUUID(%(c)s) AND user_id != '' GROUP BY user_id "
+            "ORDER BY countIf(type = 'transaction') DESC, user_id LIMIT 5",
+            parameters={"c": t.company_id},
+        )
+        .result_rows
+    ]
     segment = api.post(
         f"/v1/companies/{t.company_id}/segments",
         auth=t.owner,
-        json={"name": "Five people", "kind": "static", "user_ids": list(people)},
+        json={"name": "Five people", "kind": "static", "user_ids": people},
     )
     assert segment.status_code == 201, segment.text
     log_in(page, web_url, t)
@@ -205,6 +214,20 @@ def test_the_filter_bar_narrows_every_figure_to_a_breakdown_row_or_a_segment(
     pages = clickhouse_count(settings, t.company_id, f"user_id IN ({listed}) AND type = 'page'")
     assert 0 < theirs < everything
     wait_for(lambda: figures(page) == (theirs, pages, theirs), 10, "the segment's figures")
+
+    # The Payments and Web3 tabs keep the segment (the tab links carry the URL's filters).
+    page.click("nav.tabs >> text=Payments")
+    expect(page.locator("#tab-payments[data-loaded=true]")).to_be_attached()
+    expect(page.locator("#segment-picker")).to_have_value(segment.json["id"])
+    completed = clickhouse_count(
+        settings, t.company_id, f"user_id IN ({listed}) AND type = 'payment' AND status = 'completed'"
+    )
+    expect(page.locator("#payment-tiles .tile").nth(1)).to_contain_text(f"{completed:,}")
+    page.click("nav.tabs >> text=Web3")
+    expect(page.locator("#tab-web3[data-loaded=true]")).to_be_attached()
+    transactions = clickhouse_count(settings, t.company_id, f"user_id IN ({listed}) AND type = 'transaction'")
+    rows = page.locator("#web3-transactions td:nth-child(3)").all_text_contents()
+    assert transactions > 0 and sum(int(v.replace(",", "")) for v in rows) == transactions
     assert page.problems == []
 
 

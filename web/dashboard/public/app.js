@@ -231,6 +231,17 @@
     return { ...view, filters: [...others, ["is", dimension, [value]]] };
   }
 
+  /* The query API over the period, narrowed by the view's filters and segment (and `more` filters). */
+  function querying(company, view, days) {
+    return (body, more = []) => call("POST", `/v1/companies/${company.id}/query`, {
+      date_range: dateRange(days), timezone: TIME_ZONE, limit: 100, ...body,
+      filters: [...view.filters, ...(view.segment ? [["in_segment", view.segment]] : []), ...more] });
+  }
+
+  const FILTERED_TABS = ["analytics", "web3", "payments"];
+  const filtersOfUrl = () => (location.hash.includes("?") ? `?${location.hash.split("?")[1]}` : "");
+  const isFiltered = (view) => view.filters.length > 0 || view.segment !== "";
+
   async function filterBar(company, view) {
     const segments = await call("GET", `/v1/companies/${company.id}/segments`);
     const chips = view.filters.map((filter, index) => h("span", { class: "chip", "data-dimension": filter[1] },
@@ -362,11 +373,9 @@
   async function analyticsTab(company, root) {
     const { days, query } = period();
     const view = viewFilters();
-    const filtered = view.filters.length > 0 || view.segment !== "";
+    const filtered = isFiltered(view);
     const base = `/v1/companies/${company.id}/analytics`;
-    const ask = (body) => call("POST", `/v1/companies/${company.id}/query`, {
-      date_range: dateRange(days), timezone: TIME_ZONE,
-      filters: [...view.filters, ...(view.segment ? [["in_segment", view.segment]] : [])], ...body });
+    const ask = querying(company, view, days);
     root.append(await filterBar(company, view));
 
     if (filtered) {
@@ -502,10 +511,34 @@
   }
 
   async function web3Tab(company, root) {
-    const web3 = await call("GET", `/v1/companies/${company.id}/analytics/web3?${period().query}`);
+    const { days, query } = period();
+    const view = viewFilters();
+    root.append(await filterBar(company, view));
+    let web3;
+    if (isFiltered(view)) {
+      const ask = querying(company, view, days);
+      const transactions = [["is", "event:type", ["transaction"]]];
+      const rows = async (body, more) => (await ask(body, more)).results;
+      const [wallets, connects, byStatus, volume, contracts, topWallets] = await Promise.all([
+        rows({ metrics: ["wallets"] }), rows({ metrics: ["events"] }, [["is", "event:type", ["wallet_connect"]]]),
+        rows({ metrics: ["transactions"], dimensions: ["chain", "transaction_status"] }, transactions),
+        rows({ metrics: ["volume"], dimensions: ["chain", "token"] }, transactions),
+        rows({ metrics: ["transactions"], dimensions: ["contract"], limit: 10 }, transactions),
+        rows({ metrics: ["transactions"], dimensions: ["wallet"], limit: 10 }, transactions)]);
+      const pairs = (found, names) => found.map((row) => Object.fromEntries(names.map((name, i) =>
+        [name, i < 2 ? row.dimensions[i] : row.metrics[0]])));
+      const top = (found) => found.map((row) => ({ address: row.dimensions[0], transactions: row.metrics[0] }));
+      web3 = { wallets: wallets[0].metrics[0], wallet_connects: connects[0].metrics[0],
+               transactions: pairs(byStatus, ["chain_id", "status", "count"]),
+               volume: pairs(volume, ["chain_id", "token", "volume"]),
+               top_contracts: top(contracts), top_wallets: top(topWallets) };
+    } else {
+      web3 = await call("GET", `/v1/companies/${company.id}/analytics/web3?${query}`);
+    }
+    const change = isFiltered(view) ? null : changeBadge(web3.wallets_change, web3.wallets_previous, "wallets");
     root.append(
-      section("Wallets", h("div", { class: "tiles" },
-        tile("Distinct wallets", count(web3.wallets), changeBadge(web3.wallets_change, web3.wallets_previous, "wallets")),
+      section("Wallets", h("div", { id: "web3-tiles", class: "tiles" },
+        tile("Distinct wallets", count(web3.wallets), change),
         tile("Wallet connects", count(web3.wallet_connects)))),
       section("Transactions", table("web3-transactions", ["Chain", "Status", "Transactions"],
         web3.transactions.map((row) => [row.chain_id, row.status, count(row.count)]))),
@@ -518,7 +551,24 @@
   }
 
   async function paymentsTab(company, root) {
-    const payments = await call("GET", `/v1/companies/${company.id}/analytics/payments?${period().query}`);
+    const { days, query } = period();
+    const view = viewFilters();
+    root.append(await filterBar(company, view));
+    let payments;
+    if (isFiltered(view)) {
+      const ask = querying(company, view, days);
+      const [statuses, revenue] = await Promise.all([
+        ask({ metrics: ["events"], dimensions: ["payment_status"] }),
+        ask({ metrics: ["revenue"], dimensions: ["currency"] }, [["is", "event:type", ["payment"]]])]);
+      const byStatus = Object.fromEntries(statuses.results.map((row) => [row.dimensions[0], row.metrics[0]]));
+      const [started, completed] = [byStatus.started || 0, byStatus.completed || 0];
+      payments = { started, completed, failed: byStatus.failed || 0, cancelled: byStatus.cancelled || 0,
+                   funnel: [{}, { conversion: started ? completed / started : null }],
+                   revenue: revenue.results.filter((row) => row.metrics[0] !== "0")
+                     .map((row) => ({ currency: row.dimensions[0], amount: row.metrics[0] })) };
+    } else {
+      payments = await call("GET", `/v1/companies/${company.id}/analytics/payments?${query}`);
+    }
     const conversion = payments.funnel[1].conversion;
     root.append(
       section("Payments", h("div", { id: "payment-tiles", class: "tiles" },
@@ -649,7 +699,8 @@
     const root = h("div", { id: `tab-${tab}`, class: "tab" });
     $("#view").replaceChildren(
       h("nav", { class: "tabs" }, TABS.map(([name, label]) =>
-        h("a", { href: `#/c/${company.id}/${name}`, class: name === tab ? "active" : null }, label))),
+        h("a", { href: `#/c/${company.id}/${name}${FILTERED_TABS.includes(name) ? filtersOfUrl() : ""}`,
+                 class: name === tab ? "active" : null }, label))),
       root);
     try {
       await TAB_VIEWS[tab](company, root);
