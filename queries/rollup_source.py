@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections import defaultdict
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -98,8 +97,7 @@ def answer(
 
 def sort_key(query: Query) -> Callable[[tuple[Key, list[int]]], tuple[object, ...]]:
     """The query's order: metrics compare as numbers (negated for desc), the dimension as text."""
-    by_position: dict[str, int] = defaultdict(int)
-    by_position.update({metric: i for i, metric in enumerate(query.metrics)})
+    by_position = {metric: i for i, metric in enumerate(query.metrics)}
 
     def key(row: tuple[Key, list[int]]) -> tuple[object, ...]:
         dimensions, values = row

@@ -114,6 +114,7 @@ def value_of(event: Sent, dimension: str, tz: ZoneInfo) -> str:
     return {
         "time:day": lambda: local.date().isoformat(),
         "time:hour": lambda: local.strftime("%Y-%m-%d %H:00:00"),
+        "time:week": lambda: (local.date() - dt.timedelta(days=local.weekday())).isoformat(),
         "country": lambda: event.country,
         "browser": lambda: event.browser,
         "page_path": lambda: event.path,
@@ -280,6 +281,13 @@ def test_the_rollups_answer_what_they_hold_exactly_and_clickhouse_the_rest(compa
     by_day = query(api, t, {"metrics": ["events", "page_views"], "date_range": RANGE, "dimensions": ["time:day"]})
     assert by_day["meta"]["source"] == "rollups"
     assert rows_of(by_day) == truth(events, ["events", "page_views"], ["time:day"], lambda e: True)
+    new_york = ZoneInfo("America/New_York")
+    weekly = {"metrics": ["events"], "date_range": RANGE, "dimensions": ["time:week"], "timezone": new_york.key}
+    by_week = query(api, t, {**weekly, "order_by": [["time:week", "desc"]]})
+    assert by_week["meta"]["source"] == "rollups"
+    assert rows_of(by_week) == truth(events, ["events"], ["time:week"], lambda e: True, new_york)
+    weeks = [row["dimensions"][0] for row in by_week["results"]]
+    assert weeks == sorted(weeks, reverse=True)
     # Events stored after the rollups ran are counted at once (from ClickHouse, after the watermark).
     late = generate(random.Random(5), "late", 40)
     for event in late:
