@@ -156,7 +156,9 @@ def log_in(page: Page, web_url: str, t) -> None:
     page.fill("#email", t.owner.email)
     page.fill("#password", "correct horse battery staple")
     page.click("#login-form button[type=submit]")
+    expect(page.locator("#controls")).to_be_visible()
     page.select_option("#company", t.company_id)
+    expect(page).to_have_url(f"{web_url}/app#/c/{t.company_id}/analytics")
     expect(page.locator("#tab-analytics[data-loaded=true]")).to_be_attached()
 
 
