@@ -20,13 +20,23 @@ import msgspec
 from models.events import Event
 
 _json = msgspec.json.Encoder(decimal_format="number")
-# SQL over `events` shared by rollups and drill-downs: a company's human (non-bot) events, and who did one.
+# SQL over `events` shared by rollups, drill-downs and queries: a company's human (non-bot) events, who
+# did one, and when each of the company's people was first seen (columns identity, first).
 COMPANY_HUMANS = "company_id = toUUID(%(company)s) AND is_bot = 0"
 IDENTITY = "if(user_id != '', user_id, anonymous_id)"
+FIRST_SEEN = (
+    "SELECT identity, minMerge(first_seen) AS first FROM identity_first_seen "
+    "WHERE company_id = toUUID(%(company)s) GROUP BY identity"
+)
 JSON_OBJECTS = ("properties", "traits", "context")
 INSERT_SETTINGS = {"input_format_skip_unknown_fields": 1}
 # How a stream row begins when its event came without a session id (one is derived as it is written).
 NO_SESSION = b'{"session_id":"",'
+
+
+def unix_seconds(moment: dt.datetime) -> int:
+    """A naive UTC moment as whole Unix seconds, as a DateTime parameter takes it."""
+    return int(moment.replace(tzinfo=dt.UTC).timestamp())
 
 
 class UnixSeconds(dict[dt.datetime, int]):

@@ -53,9 +53,10 @@ class QueryEngine:
                 raise Unprocessable(
                     "invalid_query", f"filters: no segment {segment_id}", details={"part": "filters"}
                 ) from None
+        # The query's repr says all it asks (a frozen dataclass); a changed segment makes a new question.
         stamps = ",".join(f"{s.id}@{s.updated_at.isoformat()}" for s in segments.values())
         return self.cache.answer(
-            company_id, f"query|{query.normalised()}|{stamps}", lambda: self.compute(company_id, query, segments, now)
+            company_id, f"query|{query!r}|{stamps}", lambda: self.compute(company_id, query, segments, now)
         )
 
     def compute(

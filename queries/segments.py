@@ -27,9 +27,10 @@ from zoneinfo import ZoneInfo
 from adtivity.errors import NotFound, Unprocessable
 from adtivity.settings import Settings
 from models.db import utcnow
+from models.events_table import FIRST_SEEN, IDENTITY, unix_seconds
 from models.segments import Segment
 from queries import spec
-from queries.vocabulary import FILTER_OPERATORS, IDENTITY
+from queries.vocabulary import FILTER_OPERATORS, json_value
 
 if TYPE_CHECKING:
     from queries.sql import Compiler
@@ -40,6 +41,7 @@ RULE_MAX_PARTS = 20
 RULE_KINDS = ("did", "did_not", "first_seen", "user_property", "all", "any")
 EVENT_FIELDS = ("event", "filters", "min_times", "date_range")
 UTC = ZoneInfo("UTC")  # rules' date ranges are in UTC days
+EPOCH = dt.datetime(1970, 1, 1)  # where a rule's "all" date range begins
 
 
 def wrong(part: str, message: str) -> Unprocessable:
@@ -213,42 +215,29 @@ def rule_condition(rule: dict[str, Any], compiler: Compiler) -> str:
     if kind in ("all", "any"):
         joiner = " AND " if kind == "all" else " OR "
         return "(" + joiner.join(rule_condition(child, compiler) for child in body) + ")"
-    if kind == "first_seen":
-        start, end = time_bounds(body.get("date_range", "all"), compiler)
-        people = (
-            "SELECT identity FROM (SELECT identity, minMerge(first_seen) AS first FROM identity_first_seen "
-            f"WHERE company_id = toUUID(%(company)s) GROUP BY identity) WHERE first >= {start} AND first < {end}"
-        )
-        return f"({IDENTITY} IN ({people}))"
-    if kind == "user_property":
+    if kind == "user_property":  # a trait as identify calls carry it (the key taken whole, dots and all)
         operator, key, values = body
-        trait = compiler.condition_on(operator, trait_expression(key, compiler), tuple(values))
+        trait = compiler.condition_on(operator, json_value("traits", [compiler.bind(key)]), tuple(values))
         people = f"SELECT DISTINCT {IDENTITY} FROM events WHERE {compiler.scope} AND traits != '{{}}' AND {trait}"
         return f"({IDENTITY} IN ({people}))"
-    start, end = time_bounds(body.get("date_range", "all"), compiler)
-    conditions = [compiler.scope, f"event_time >= {start}", f"event_time < {end}"]
-    if "event" in body:
-        conditions.append(f"name = {compiler.bind(body['event'])}")
+    start, end = spec.parse_date_range(body.get("date_range", "all"), UTC, compiler.now, compiler.settings)
+    start = start or EPOCH
+    if kind == "first_seen":
+        first, last = compiler.bind(unix_seconds(start)), compiler.bind(unix_seconds(end))
+        people = (
+            f"SELECT identity FROM ({FIRST_SEEN}) WHERE first >= toDateTime({first}) AND first < toDateTime({last})"
+        )
+        return f"({IDENTITY} IN ({people}))"
     counter = [0]
-    for index, item in enumerate(body.get("filters", [])):
-        parsed = spec.parse_filter(item, f"filters[{index}]", compiler.settings, counter)
-        conditions.append(compiler.filter_condition(parsed))
+    filters = tuple(
+        spec.parse_filter(item, f"filters[{index}]", compiler.settings, counter)
+        for index, item in enumerate(body.get("filters", []))
+    )
+    events = compiler.where(start, end, filters)
+    if "event" in body:
+        events += f" AND name = {compiler.bind(body['event'])}"
     people = (
-        f"SELECT {IDENTITY} AS who FROM events WHERE {' AND '.join(conditions)} "
+        f"SELECT {IDENTITY} AS who FROM events WHERE {events} "
         f"GROUP BY who HAVING count() >= {int(body.get('min_times', 1))}"
     )
     return f"({IDENTITY} {'NOT IN' if kind == 'did_not' else 'IN'} ({people}))"
-
-
-def time_bounds(date_range: Any, compiler: Compiler) -> tuple[str, str]:
-    start, end = spec.parse_date_range(date_range, UTC, compiler.now, compiler.settings)
-    first = int(start.replace(tzinfo=dt.UTC).timestamp()) if start else 0
-    last = int(end.replace(tzinfo=dt.UTC).timestamp())
-    return f"toDateTime({compiler.bind(first)})", f"toDateTime({compiler.bind(last)})"
-
-
-def trait_expression(key: str, compiler: Compiler) -> str:
-    """A trait's value as text (strings unquoted), from the event's traits (identify calls carry them)."""
-    name = compiler.bind(key)
-    text = f"visitParamExtractString(traits, {name})"
-    return f"if({text} != '', {text}, visitParamExtractRaw(traits, {name}))"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -67,24 +67,11 @@ class Query:
     order_by: tuple[tuple[str, str], ...]
     limit: int
     offset: int
-    segments: tuple[str, ...] = field(default=())  # every segment id the filters name
 
-    def normalised(self) -> str:
-        """A stable text of what is asked (for the answer cache)."""
-        start = self.start.isoformat() if self.start else "all"
-        return "|".join(
-            [
-                ",".join(self.metrics),
-                ",".join(self.dimensions),
-                repr(self.filters),
-                self.timezone.key,
-                start,
-                self.end.isoformat(),
-                repr(self.order_by),
-                str(self.limit),
-                str(self.offset),
-            ]
-        )
+    @property
+    def segments(self) -> tuple[str, ...]:
+        """Every segment id the filters name, once each."""
+        return tuple(dict.fromkeys(segment_ids(self.filters)))
 
 
 def wrong(part: str, message: str) -> Unprocessable:
@@ -120,7 +107,6 @@ def parse_query(body: Any, settings: Settings, now: dt.datetime) -> Query:
         order_by=order_by,
         limit=limit,
         offset=offset,
-        segments=tuple(dict.fromkeys(segment_ids(filters))),
     )
 
 

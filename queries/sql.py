@@ -6,14 +6,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from adtivity.errors import Unprocessable
 from adtivity.settings import Settings
+from models.events_table import COMPANY_HUMANS, unix_seconds
 from models.segments import Segment
 from queries.segments import segment_condition
 from queries.spec import Condition, Filter, InSegment, Logical
-from queries.vocabulary import DIMENSIONS, PROPERTY, TIME_DIMENSIONS, property_expression, time_expression
-
-SCOPE = "company_id = toUUID(%(company)s) AND is_bot = 0"
+from queries.vocabulary import DIMENSIONS, PROPERTY, TIME_DIMENSIONS, json_value, time_expression
 
 
 class Compiler:
@@ -29,8 +27,8 @@ class Compiler:
     ) -> None:
         self.settings = settings
         self.now = now
-        self.scope = SCOPE
-        self.segments = segments or {}
+        self.scope = COMPANY_HUMANS
+        self.segments = segments or {}  # every segment the filters name (the engine resolves them)
         self.params: dict[str, Any] = {"company": company_id, "tz": timezone}
 
     def bind(self, value: Any) -> str:
@@ -42,10 +40,7 @@ class Compiler:
         if name in TIME_DIMENSIONS:
             return time_expression(name, "tz")
         if name.startswith(PROPERTY):
-            prefix = f"k{len(self.params)}_"
-            for index, part in enumerate(name[len(PROPERTY) :].split(".")):
-                self.params[f"{prefix}{index}"] = part
-            return property_expression(name[len(PROPERTY) :], prefix)
+            return json_value("properties", [self.bind(key) for key in name[len(PROPERTY) :].split(".")])
         return DIMENSIONS[name]
 
     def condition_on(self, operator: str, expression: str, values: tuple[str, ...]) -> str:
@@ -61,12 +56,7 @@ class Compiler:
         if isinstance(item, Condition):
             return self.condition_on(item.operator, self.dimension(item.dimension), item.values)
         if isinstance(item, InSegment):
-            segment = self.segments.get(item.segment_id)
-            if segment is None:
-                raise Unprocessable(
-                    "invalid_query", f"filters: no segment {item.segment_id}", details={"part": "filters"}
-                )
-            return segment_condition(segment, self)
+            return segment_condition(self.segments[item.segment_id], self)
         assert isinstance(item, Logical)
         if item.operator == "not":
             return f"NOT ({self.filter_condition(item.children[0])})"
@@ -75,8 +65,7 @@ class Compiler:
 
     def where(self, start: dt.datetime, end: dt.datetime, filters: tuple[Filter, ...]) -> str:
         """The company's human events in [start, end) that pass every filter."""
-        first = self.bind(int(start.replace(tzinfo=dt.UTC).timestamp()))
-        last = self.bind(int(end.replace(tzinfo=dt.UTC).timestamp()))
+        first, last = self.bind(unix_seconds(start)), self.bind(unix_seconds(end))
         conditions = [self.scope, f"event_time >= toDateTime({first})", f"event_time < toDateTime({last})"]
         conditions.extend(self.filter_condition(item) for item in filters)
         return " AND ".join(conditions)

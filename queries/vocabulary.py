@@ -16,7 +16,7 @@ a top-level key of the event's properties (`property:a.b` for a nested one).
 
 from __future__ import annotations
 
-IDENTITY = "if(user_id != '', user_id, anonymous_id)"
+from models.events_table import IDENTITY
 
 # Metric -> its aggregate over the slice's events. Session ratios need the per-session pass.
 AGGREGATES = {
@@ -77,14 +77,12 @@ def time_expression(dimension: str, timezone: str) -> str:
     }[dimension]
 
 
-def property_expression(key: str, parameter: str) -> str:
-    """A property's value as text (a string's characters, else its JSON: 42, true, {"a":1}); a dotted
-    key walks into nested objects. `parameter` names the bound parameter holding each part
-    (`parameter`0, `parameter`1, ...). Works on ClickHouse 18.16 (visitParam*) and current releases."""
-    parts = key.split(".")
-    source = "properties"
-    for index in range(len(parts) - 1):
-        source = f"visitParamExtractRaw({source}, %({parameter}{index})s)"
-    last = f"%({parameter}{len(parts) - 1})s"
-    text = f"visitParamExtractString({source}, {last})"
-    return f"if({text} != '', {text}, visitParamExtractRaw({source}, {last}))"
+def json_value(column: str, path: list[str]) -> str:
+    """A value in a JSON text column as text (a string's characters, else its JSON: 42, true, {"a":1}),
+    walking `path` (bound parameters, one a key) into nested objects. Works on ClickHouse 18.16
+    (visitParam*) and current releases."""
+    source = column
+    for key in path[:-1]:
+        source = f"visitParamExtractRaw({source}, {key})"
+    text = f"visitParamExtractString({source}, {path[-1]})"
+    return f"if({text} != '', {text}, visitParamExtractRaw({source}, {path[-1]}))"

@@ -38,7 +38,7 @@ from adtivity.settings import Settings
 from models import redis_keys
 from models.accounts import Company
 from models.db import database
-from models.events_table import COMPANY_HUMANS, IDENTITY
+from models.events_table import COMPANY_HUMANS, FIRST_SEEN, IDENTITY, unix_seconds
 from models.redis_streams import backlog_since, persisted_watch
 from models.rollups import DAY, HOUR, OTHER, USERS, WALLETS, RollupState
 
@@ -84,8 +84,8 @@ class Rollup:
         self.start, self.end = start, end
         self.params = {
             "company": company_id,
-            "start": int(start.replace(tzinfo=dt.UTC).timestamp()),
-            "end": int(end.replace(tzinfo=dt.UTC).timestamp()),
+            "start": unix_seconds(start),
+            "end": unix_seconds(end),
         }
         self.hourly: dict[Key, int | Decimal] = defaultdict(int)  # Decimal only for money
         self.sketches: dict[tuple[str, str, dt.datetime], datasketches.hll_sketch] = {}
@@ -185,10 +185,7 @@ class Rollup:
     def add_new_and_returning(self) -> None:
         """New users: identities first seen in the hour (identity_first_seen); returning: the rest."""
         for hour, new in self.rows(
-            "SELECT toStartOfHour(first) AS h, count() FROM ("
-            "  SELECT identity, minMerge(first_seen) AS first FROM identity_first_seen"
-            "  WHERE company_id = toUUID(%(company)s) GROUP BY identity"
-            ") WHERE first >= toDateTime(%(start)s) AND first < toDateTime(%(end)s) GROUP BY h"
+            f"SELECT toStartOfHour(first) AS h, count() FROM ({FIRST_SEEN}) WHERE first >= toDateTime(%(start)s) AND first < toDateTime(%(end)s) GROUP BY h"
         ):
             self.add("new_users", "", hour, "", new)
         for (metric, _dimension, bucket, _value), users in list(self.hourly.items()):
@@ -334,7 +331,7 @@ def companies_to_roll_up(settings: Settings, client: redis.Redis, clickhouse: Cl
         str(row[0])
         for row in clickhouse.query(
             "SELECT DISTINCT company_id FROM events WHERE event_time >= toDateTime(%(since)s)",
-            parameters={"since": int(since.replace(tzinfo=dt.UTC).timestamp())},
+            parameters={"since": unix_seconds(since)},
         ).result_rows
     }
     with database.connection_context():

@@ -61,6 +61,12 @@ def read_bounded(req: falcon.Request, limit: int) -> bytes:
     return body
 
 
+def given_fields(body: msgspec.Struct) -> dict:
+    """A decoded body as a dict of the fields that hold a value (a None field is left out, so the
+    domain applies its own default)."""
+    return {name: value for name, value in msgspec.structs.asdict(body).items() if value is not None}
+
+
 class ValidateBody:
     """Decodes the body of any request whose resource declares `<METHOD>_SCHEMA`."""
 

@@ -20,6 +20,7 @@ from models.accounts import Company
 from models.clickhouse import clickhouse_client
 from models.clickhouse_cluster import Layout
 from models.db import database, utcnow
+from models.events_table import unix_seconds
 from models.rollups import RollupCount, RollupSketch
 from models.tracking import EndUser, Identity, PaymentSession, Session, Wallet
 from workers.actor import actor
@@ -58,7 +59,7 @@ def apply_retention_now(settings: Settings, *, now: dt.datetime | None = None) -
     }
     for company in companies:
         cutoff = months_before(now, company.retention_months - 1)
-        params = {"c": str(company.id), "cutoff": int(cutoff.replace(tzinfo=dt.UTC).timestamp())}
+        params = {"c": str(company.id), "cutoff": unix_seconds(cutoff)}
         old = client.query(
             "SELECT count() FROM events WHERE company_id = toUUID(%(c)s) AND event_time < toDateTime(%(cutoff)s)",
             parameters=params,

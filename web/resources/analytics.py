@@ -23,7 +23,7 @@ from queries.rollup_reader import INTERVALS, UTC, Range, RollupReader, advance
 from web.errors import ApiError
 from web.moments import EARLIEST, LATEST, naive_utc
 from web.principals import company_id_access
-from web.tables import CSV, analytics_csv, wants_csv
+from web.tables import analytics_csv, reply
 
 # Dimension -> the metric it breaks down.
 DIMENSIONS = {
@@ -151,13 +151,7 @@ class AnalyticsResource:
             }
             return _json.encode(body), True
 
-        cached = self.cache.answer(reader.company_id, question, answer)
-        if wants_csv(req):
-            resp.content_type = CSV
-            resp.text = analytics_csv(msgspec.json.decode(cached))
-        else:
-            resp.data = cached
-            resp.content_type = falcon.MEDIA_JSON
+        reply(req, resp, self.cache.answer(reader.company_id, question, answer), analytics_csv)
 
     def limit(self, req: falcon.Request) -> int:
         return req.get_param_as_int("limit", min_value=1, max_value=self.settings.analytics_breakdown_max) or 10

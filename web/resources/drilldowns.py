@@ -19,7 +19,7 @@ import falcon
 
 from adtivity.settings import Settings
 from models.clickhouse import ClientPool
-from models.events_table import COMPANY_HUMANS, IDENTITY
+from models.events_table import COMPANY_HUMANS, FIRST_SEEN, IDENTITY, unix_seconds
 from queries.segments import company_segment, segment_condition
 from queries.sql import Compiler
 from web.errors import ApiError
@@ -66,8 +66,8 @@ class Drilldown:
         span = parse_range(req, self.settings)
         params = {
             "company": str(company),
-            "start": int(span.start.replace(tzinfo=dt.UTC).timestamp()),
-            "end": int(span.end.replace(tzinfo=dt.UTC).timestamp()),
+            "start": unix_seconds(span.start),
+            "end": unix_seconds(span.end),
         }
         where = f"{COMPANY_HUMANS} AND event_time >= toDateTime(%(start)s) AND event_time < toDateTime(%(end)s)"
         people = ""
@@ -116,9 +116,7 @@ class Retention(Drilldown):
         _, params, segment = self.scope(req, company_id)
         rows = self.rows(
             "SELECT cohort, intDiv(toUInt32(week - cohort), 7) AS offset, uniqExact(who) FROM ("
-            "  SELECT identity AS who, toMonday(first) AS cohort FROM ("
-            "    SELECT identity, minMerge(first_seen) AS first FROM identity_first_seen"
-            "    WHERE company_id = toUUID(%(company)s) GROUP BY identity)"
+            f"  SELECT identity AS who, toMonday(first) AS cohort FROM ({FIRST_SEEN})"
             "  WHERE first >= toDateTime(%(start)s) AND first < toDateTime(%(end)s)"
             ") AS cohorts ALL INNER JOIN ("
             f"  SELECT DISTINCT {IDENTITY} AS who, toMonday(event_time) AS week FROM events WHERE {COMPANY_HUMANS}"

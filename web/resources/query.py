@@ -4,20 +4,12 @@
 from __future__ import annotations
 
 import falcon
-import msgspec
 
 from queries.engine import QueryEngine
 from web import schemas
+from web.bodies import given_fields
 from web.principals import company_id_access
-from web.tables import CSV, query_csv, wants_csv
-
-
-def query_body(body: schemas.QueryRequest) -> dict:
-    """The decoded body as the engine reads it (an order left out takes the engine's default)."""
-    fields = msgspec.structs.asdict(body)
-    if fields["order_by"] is None:
-        del fields["order_by"]
-    return fields
+from web.tables import query_csv, reply
 
 
 class Query:
@@ -29,10 +21,4 @@ class Query:
     def on_post(self, req: falcon.Request, resp: falcon.Response, company_id: str) -> None:
         """Metrics by dimensions over a date range, narrowed by filters and segments (Plausible Stats API v2 shape)."""
         company = company_id_access(req, company_id, min_role="viewer", read_key=True)
-        answer = self.engine.answer(str(company), query_body(req.context.body))
-        if wants_csv(req):
-            resp.content_type = CSV
-            resp.text = query_csv(msgspec.json.decode(answer))
-        else:
-            resp.content_type = falcon.MEDIA_JSON
-            resp.data = answer
+        reply(req, resp, self.engine.answer(str(company), given_fields(req.context.body)), query_csv)

@@ -4,8 +4,6 @@ in each day, or hour, week or month, of a date range), from the query engine."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import falcon
 import msgspec
 
@@ -13,11 +11,8 @@ from adtivity.errors import Unprocessable
 from queries import segments
 from queries.engine import QueryEngine
 from web import schemas
+from web.bodies import given_fields
 from web.principals import company_access, company_id_access
-
-
-def segment_body(body: schemas.SegmentBody) -> dict[str, Any]:
-    return {name: value for name, value in msgspec.structs.asdict(body).items() if value is not None}
 
 
 class Segments:
@@ -36,7 +31,7 @@ class Segments:
         access = company_access(req, company_id, min_role="member")
         segment = segments.create_segment(
             access.company.id,
-            segment_body(req.context.body),
+            given_fields(req.context.body),
             self.engine.settings,
             self.engine.clock(),
             access.user.id if access.user else None,
@@ -59,7 +54,7 @@ class SegmentItem:
         """Replaces the segment's name and definition."""
         access = company_access(req, company_id, min_role="member")
         segment = segments.replace_segment(
-            access.company.id, segment_id, segment_body(req.context.body), self.engine.settings, self.engine.clock()
+            access.company.id, segment_id, given_fields(req.context.body), self.engine.settings, self.engine.clock()
         )
         resp.media = segments.describe(segment)
 

@@ -231,16 +231,23 @@
     return { ...view, filters: [...others, ["is", dimension, [value]]] };
   }
 
-  /* The query API over the period, narrowed by the view's filters and segment (and `more` filters). */
-  function querying(company, view, days) {
-    return (body, more = []) => call("POST", `/v1/companies/${company.id}/query`, {
-      date_range: dateRange(days), timezone: TIME_ZONE, limit: 100, ...body,
-      filters: [...view.filters, ...(view.segment ? [["in_segment", view.segment]] : []), ...more] });
-  }
-
   const FILTERED_TABS = ["analytics", "web3", "payments"];
   const filtersOfUrl = () => (location.hash.includes("?") ? `?${location.hash.split("?")[1]}` : "");
-  const isFiltered = (view) => view.filters.length > 0 || view.segment !== "";
+
+  /* A tab that takes the filter bar: draws it, and gives the period and the view's filters. With any
+   * filter or segment set, `ask` queries the query API over the period, narrowed by them (and `more`
+   * filters); without, it is null and the tab reads the analytics endpoints. */
+  async function filteredTab(company, root) {
+    const { days, query } = period();
+    const view = viewFilters();
+    root.append(await filterBar(company, view));
+    const ask = view.filters.length || view.segment
+      ? (body, more = []) => call("POST", `/v1/companies/${company.id}/query`, {
+          date_range: dateRange(days), timezone: TIME_ZONE, limit: 100, ...body,
+          filters: [...view.filters, ...(view.segment ? [["in_segment", view.segment]] : []), ...more] })
+      : null;
+    return { days, query, view, ask };
+  }
 
   async function filterBar(company, view) {
     const segments = await call("GET", `/v1/companies/${company.id}/segments`);
@@ -371,12 +378,9 @@
   /* Unfiltered, the figures come from the analytics endpoints (rollups); with filters or a segment,
    * from the query API, which narrows every figure to the slice. */
   async function analyticsTab(company, root) {
-    const { days, query } = period();
-    const view = viewFilters();
-    const filtered = isFiltered(view);
+    const { days, query, view, ask } = await filteredTab(company, root);
+    const filtered = ask !== null;
     const base = `/v1/companies/${company.id}/analytics`;
-    const ask = querying(company, view, days);
-    root.append(await filterBar(company, view));
 
     if (filtered) {
       const shown = TILES.filter(([metric]) => metric !== "new_users");
@@ -511,12 +515,9 @@
   }
 
   async function web3Tab(company, root) {
-    const { days, query } = period();
-    const view = viewFilters();
-    root.append(await filterBar(company, view));
+    const { query, ask } = await filteredTab(company, root);
     let web3;
-    if (isFiltered(view)) {
-      const ask = querying(company, view, days);
+    if (ask) {
       const transactions = [["is", "event:type", ["transaction"]]];
       const rows = async (body, more) => (await ask(body, more)).results;
       const [wallets, connects, byStatus, volume, contracts, topWallets] = await Promise.all([
@@ -535,7 +536,7 @@
     } else {
       web3 = await call("GET", `/v1/companies/${company.id}/analytics/web3?${query}`);
     }
-    const change = isFiltered(view) ? null : changeBadge(web3.wallets_change, web3.wallets_previous, "wallets");
+    const change = ask ? null : changeBadge(web3.wallets_change, web3.wallets_previous, "wallets");
     root.append(
       section("Wallets", h("div", { id: "web3-tiles", class: "tiles" },
         tile("Distinct wallets", count(web3.wallets), change),
@@ -551,12 +552,9 @@
   }
 
   async function paymentsTab(company, root) {
-    const { days, query } = period();
-    const view = viewFilters();
-    root.append(await filterBar(company, view));
+    const { query, ask } = await filteredTab(company, root);
     let payments;
-    if (isFiltered(view)) {
-      const ask = querying(company, view, days);
+    if (ask) {
       const [statuses, revenue] = await Promise.all([
         ask({ metrics: ["events"], dimensions: ["payment_status"] }),
         ask({ metrics: ["revenue"], dimensions: ["currency"] }, [["is", "event:type", ["payment"]]])]);
