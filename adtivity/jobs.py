@@ -24,6 +24,7 @@ DELETE_USER = "delete_user"
 EXPORT_USER = "export_user"
 SEND_PASSWORD_RESET = "send_password_reset"
 REBUILD_DEDUP = "rebuild_dedup"
+VERIFY_CHAIN = "verify_chain"
 DEFAULT_QUEUE = "default"
 
 

@@ -37,6 +37,15 @@ ROLLUP_SECONDS = Histogram(
     "Time to recompute one company's rollups",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
 )
+CHAIN_RPC_CALLS = Counter(
+    "adtivity_chain_rpc_calls_total", "JSON-RPC calls made to verify transactions", ["chain", "method"]
+)
+CHAIN_RPC_FAILURES = Counter(
+    "adtivity_chain_rpc_failures_total", "Batched JSON-RPC requests an endpoint failed to answer", ["chain"]
+)
+CHAIN_VERIFIED = Counter(
+    "adtivity_chain_transactions_final_total", "Transactions given a final state by the verifier", ["chain", "state"]
+)
 STREAM_BACKLOG = Gauge(
     "adtivity_stream_backlog_entries",
     "Entries a consumer group has not acknowledged (pending or not yet read), at the latest health check",

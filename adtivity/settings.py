@@ -131,6 +131,23 @@ class Settings:
     query_max_rows: int = 10_000
     query_live_cache_seconds: int = 10
     segment_max_members: int = 10_000
+    # On-chain verification (chain/): JSON-RPC endpoints as chain_id=url pairs (a chain may have several,
+    # tried in turn); confirmations for finality as chain_id=n pairs, CHAIN_DEFAULT_CONFIRMATIONS for
+    # the others. A chain without an endpoint is not verified: its transactions say "unverified".
+    chain_rpc_urls: tuple[str, ...] = field(default=(), repr=False)
+    chain_confirmations: tuple[str, ...] = ()
+    chain_default_confirmations: int = 12
+    chain_poll_seconds: int = 15
+    # A hash the chain has not seen this long after it was first reported is "not_found".
+    chain_unseen_timeout_seconds: int = 3600
+    # Hashes looked up in one batched JSON-RPC request, and at most this many of one company's per round.
+    chain_batch_size: int = 100
+    chain_max_checks_per_company: int = 500
+    # Hashes verified per round of one chain (a round ends sooner when nothing more is due).
+    chain_max_checks_per_round: int = 2_000
+    chain_rpc_timeout_seconds: float = 10.0
+    # A hash not yet mined is looked up again after CHAIN_POLL_SECONDS x 2^lookups, at most this long.
+    chain_max_backoff_seconds: int = 600
     # Reading events back.
     events_page_max: int = 1_000
     query_timeout_seconds: int = 10
@@ -273,6 +290,22 @@ class Settings:
             (self.password_hash_wait_seconds < 0, "PASSWORD_HASH_WAIT_SECONDS must be 0 or more"),
             (not 4 <= self.bcrypt_rounds <= 16, "BCRYPT_ROUNDS must be between 4 and 16"),
             (
+                not all(_chain_pair(pair, url=True) for pair in self.chain_rpc_urls),
+                "CHAIN_RPC_URLS must be chain_id=url pairs separated by commas (e.g. 1=https://rpc.example)",
+            ),
+            (
+                not all(_chain_pair(pair, url=False) for pair in self.chain_confirmations),
+                "CHAIN_CONFIRMATIONS must be chain_id=count pairs separated by commas (e.g. 1=12,10=5)",
+            ),
+            (self.chain_default_confirmations < 1, "CHAIN_DEFAULT_CONFIRMATIONS must be at least 1"),
+            (self.chain_poll_seconds < 1, "CHAIN_POLL_SECONDS must be at least 1"),
+            (self.chain_unseen_timeout_seconds < 1, "CHAIN_UNSEEN_TIMEOUT_SECONDS must be at least 1"),
+            (not 1 <= self.chain_batch_size <= 1_000, "CHAIN_BATCH_SIZE must be between 1 and 1000"),
+            (self.chain_max_checks_per_company < 1, "CHAIN_MAX_CHECKS_PER_COMPANY must be at least 1"),
+            (self.chain_max_checks_per_round < 1, "CHAIN_MAX_CHECKS_PER_ROUND must be at least 1"),
+            (self.chain_rpc_timeout_seconds <= 0, "CHAIN_RPC_TIMEOUT_SECONDS must be more than 0"),
+            (self.chain_max_backoff_seconds < 1, "CHAIN_MAX_BACKOFF_SECONDS must be at least 1"),
+            (
                 self.adtivity_env == "production" and self.bcrypt_rounds < 12,
                 "BCRYPT_ROUNDS must be at least 12 in production",
             ),
@@ -288,6 +321,23 @@ class Settings:
         return self.dramatiq_redis_url or self.redis_url
 
     @property
+    def chain_rpc(self) -> dict[str, tuple[str, ...]]:
+        """Chain id -> its JSON-RPC endpoints, in the order given."""
+        endpoints: dict[str, tuple[str, ...]] = {}
+        for pair in self.chain_rpc_urls:
+            chain, _, url = pair.partition("=")
+            endpoints[chain.strip()] = (*endpoints.get(chain.strip(), ()), url.strip())
+        return endpoints
+
+    def confirmations(self, chain_id: str) -> int:
+        """Blocks on top of (and including) a transaction's before it counts as final on `chain_id`."""
+        for pair in self.chain_confirmations:
+            chain, _, count = pair.partition("=")
+            if chain.strip() == chain_id:
+                return int(count)
+        return self.chain_default_confirmations
+
+    @property
     def kafka_bootstrap(self) -> str:
         parts = urlsplit(self.kafka_broker_url)
         return f"{parts.hostname}:{parts.port or 9092}"
@@ -296,6 +346,16 @@ class Settings:
 def _host_and_port(node: str) -> bool:
     host, _, port = node.rpartition(":")
     return bool(host) and port.isdigit()
+
+
+def _chain_pair(pair: str, *, url: bool) -> bool:
+    chain, _, value = pair.partition("=")
+    if not chain.strip().isdigit():
+        return False
+    if url:
+        parts = urlsplit(value.strip())
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    return value.strip().isdigit() and int(value) >= 1
 
 
 def _parse(name: str, kind: str, raw: str) -> object:

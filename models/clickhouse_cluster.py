@@ -30,6 +30,7 @@ SHARDING_KEYS = {
     "events": f"sipHash64(concat(toString(company_id), {IDENTITY}))",
     "event_ids": "sipHash64(concat(toString(company_id), message_id))",
     "identity_first_seen": "sipHash64(concat(toString(company_id), identity))",
+    "tx_verifications": "sipHash64(concat(toString(company_id), chain_id, tx_hash))",
 }
 _CREATE_TABLE = re.compile(
     r"^CREATE TABLE IF NOT EXISTS (?P<name>\w+) (?P<columns>\(.*\))\s*ENGINE = (?P<engine>\w+)\((?P<args>[^)]*)\)"

@@ -119,3 +119,14 @@ def dedup_staging(shard: int, generation: int, writer: str) -> str:
     """Where a writer ("pump" or "rebuild") uploads a generation's bitmap before it replaces (or is
     OR-ed into) the snapshot; one key a writer, so a pump and a rebuild never mix their uploads."""
     return f"{PREFIX}:dedup:{shard_tag(shard)}:staging:{writer}:{generation}"
+
+
+def chain_lease(chain_id: str) -> str:
+    """Held by the worker running a chain's verification round (one at a time per chain)."""
+    return f"{PREFIX}:chain:{chain_id}:lease"
+
+
+def chain_backoff(chain_id: str) -> str:
+    """While a chain's endpoints are failing: JSON {"failures": in a row, "until": Unix time before
+    which its rounds wait}; deleted by the next round that succeeds."""
+    return f"{PREFIX}:chain:{chain_id}:backoff"

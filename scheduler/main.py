@@ -10,6 +10,7 @@ import datetime as dt
 import logging
 import signal
 import time
+from collections.abc import Callable
 
 import redis
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -24,6 +25,7 @@ from adtivity.jobs import (
     REBUILD_DEDUP,
     ROLLUP_ALL,
     TRIM_STREAMS,
+    VERIFY_CHAIN,
     Jobs,
     redis_broker,
 )
@@ -38,6 +40,17 @@ from scheduler.leader import Leadership
 log = logging.getLogger("scheduler")
 PUMP_QUEUED_SECONDS = 60
 PUMPS = (("persist", PERSIST_SHARD), ("entities", ENTITIES_SHARD))
+
+
+def enqueuer(jobs: Jobs, actor_name: str, *arguments: tuple) -> Callable[[], None]:
+    """A job that enqueues the actor once, or once per tuple of arguments given."""
+
+    def enqueue() -> None:
+        for args in arguments or ((),):
+            jobs.enqueue(actor_name, *args)
+
+    enqueue.__name__ = f"enqueue_{actor_name}"
+    return enqueue
 
 
 def build_scheduler(settings: Settings, jobs: Jobs, client: redis.Redis, leadership: Leadership) -> BlockingScheduler:
@@ -71,21 +84,6 @@ def build_scheduler(settings: Settings, jobs: Jobs, client: redis.Redis, leaders
                 if client.set(redis_keys.pump_queued(kind, shard), 1, nx=True, ex=PUMP_QUEUED_SECONDS):
                     jobs.enqueue(actor, shard)
 
-    def enqueue_trim() -> None:
-        jobs.enqueue(TRIM_STREAMS)
-
-    def enqueue_housekeeping() -> None:
-        jobs.enqueue(HOUSEKEEPING)
-
-    def enqueue_rollups() -> None:
-        jobs.enqueue(ROLLUP_ALL)
-
-    def enqueue_retention() -> None:
-        jobs.enqueue(APPLY_RETENTION)
-
-    def enqueue_dedup_rebuild() -> None:
-        jobs.enqueue(REBUILD_DEDUP)
-
     now = dt.datetime.now(dt.UTC)
     scheduler.add_job(
         leadership.check,
@@ -108,21 +106,32 @@ def build_scheduler(settings: Settings, jobs: Jobs, client: redis.Redis, leaders
         id="persist-pumps",
         next_run_time=now + dt.timedelta(seconds=1),
     )
-    scheduler.add_job(leading(enqueue_trim), "interval", seconds=settings.stream_trim_seconds, id="trim-streams")
     scheduler.add_job(
-        leading(enqueue_housekeeping), "interval", seconds=settings.housekeeping_seconds, id="housekeeping"
+        leading(enqueuer(jobs, TRIM_STREAMS)), "interval", seconds=settings.stream_trim_seconds, id="trim-streams"
     )
     scheduler.add_job(
-        leading(enqueue_rollups),
+        leading(enqueuer(jobs, HOUSEKEEPING)), "interval", seconds=settings.housekeeping_seconds, id="housekeeping"
+    )
+    scheduler.add_job(
+        leading(enqueuer(jobs, ROLLUP_ALL)),
         "interval",
         seconds=settings.rollup_every_seconds,
         id="rollups",
         next_run_time=now + dt.timedelta(seconds=5),
     )
-    scheduler.add_job(leading(enqueue_retention), "interval", seconds=settings.retention_every_seconds, id="retention")
     scheduler.add_job(
-        leading(enqueue_dedup_rebuild), "interval", seconds=settings.dedup_check_seconds, id="dedup-rebuild"
+        leading(enqueuer(jobs, APPLY_RETENTION)), "interval", seconds=settings.retention_every_seconds, id="retention"
     )
+    scheduler.add_job(
+        leading(enqueuer(jobs, REBUILD_DEDUP)), "interval", seconds=settings.dedup_check_seconds, id="dedup-rebuild"
+    )
+    if settings.chain_rpc:
+        scheduler.add_job(
+            leading(enqueuer(jobs, VERIFY_CHAIN, *((chain,) for chain in settings.chain_rpc))),
+            "interval",
+            seconds=settings.chain_poll_seconds,
+            id="verify-chains",
+        )
     return scheduler
 
 

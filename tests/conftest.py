@@ -44,6 +44,7 @@ import redis  # noqa: E402
 from adtivity.cli import run_migrations  # noqa: E402
 from adtivity.settings import Settings  # noqa: E402
 from models.accounts import ALL_MODELS  # noqa: E402
+from models.chain import CHAIN_MODELS  # noqa: E402
 from models.clickhouse import clickhouse_client, database_name  # noqa: E402
 from models.db import database, utcnow  # noqa: E402
 from models.privacy import PrivacyRequest  # noqa: E402
@@ -103,7 +104,8 @@ def clean_state(request: pytest.FixtureRequest):
         return
     settings = request.getfixturevalue("settings")
     tables = [
-        model._meta.table_name for model in ALL_MODELS + TRACKING_MODELS + ROLLUP_MODELS + (PrivacyRequest, Segment)
+        model._meta.table_name
+        for model in ALL_MODELS + TRACKING_MODELS + ROLLUP_MODELS + CHAIN_MODELS + (PrivacyRequest, Segment)
     ]
     # DELETE with the foreign-key triggers off for the transaction: every table is emptied, so no
     # order is needed, and it costs a few ms where TRUNCATE ... CASCADE cost about 100.

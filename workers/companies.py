@@ -1,5 +1,5 @@
 """Actor `purge_company`: removes a deleted company's data from ClickHouse (events, their ids, first
-sightings) and Postgres (the company row and what cascades from it, its rollups and privacy requests).
+sightings, transaction verifications) and Postgres (the company row and what cascades from it, its rollups, verified transactions and privacy requests).
 
 The web API marks the company deleted (its keys stop at once) and enqueues this. Idempotent: running
 it again, or for a company already gone, does nothing more. A company not marked deleted is refused,
@@ -15,6 +15,7 @@ from adtivity.jobs import PURGE_COMPANY
 from adtivity.logs import log_event
 from adtivity.settings import Settings
 from models.accounts import Company
+from models.chain import ChainTransaction
 from models.clickhouse import clickhouse_client
 from models.clickhouse_cluster import Layout
 from models.db import database
@@ -24,7 +25,12 @@ from workers.actor import actor
 from workers.runtime import current
 
 log = logging.getLogger(__name__)
-COMPANY_TABLES = ("events", "event_ids", "identity_first_seen")  # the ClickHouse tables holding a company's rows
+COMPANY_TABLES = (
+    "events",
+    "event_ids",
+    "identity_first_seen",
+    "tx_verifications",
+)  # the ClickHouse tables holding a company's rows
 
 
 def purge_company_data(settings: Settings, company_id: uuid.UUID) -> bool:
@@ -41,7 +47,7 @@ def purge_company_data(settings: Settings, company_id: uuid.UUID) -> bool:
                 f"ALTER TABLE {layout.storage(table)} DELETE WHERE company_id = %(company)s",
                 parameters={"company": str(company_id)},
             )
-        for model in (*ROLLUP_MODELS, PrivacyRequest):
+        for model in (*ROLLUP_MODELS, ChainTransaction, PrivacyRequest):
             model.delete().where(model.company_id == company_id).execute()
         if company is not None:
             company.delete_instance()

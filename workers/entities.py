@@ -1,4 +1,5 @@
-"""Actor `entities_shard`: end users, identities, wallets, sessions and payment sessions in Postgres,
+"""Actor `entities_shard`: end users, identities, wallets, sessions, payment sessions and the reported
+transactions to verify on chain (chain/feed.py) in Postgres,
 from the events the persist pump stored in ClickHouse (it hands them on in the entities stream).
 
 Each batch is applied in one transaction that also records the source entries (the events-stream
@@ -25,6 +26,7 @@ from adtivity.jobs import ENTITIES_SHARD
 from adtivity.logs import log_event
 from adtivity.metrics import REPEATED_HAND_OVERS
 from adtivity.settings import Settings
+from chain.feed import UPSERT_CHAIN_TRANSACTIONS, chain_transaction_rows
 from models import events as ev
 from models import redis_keys
 from models.db import database
@@ -121,6 +123,7 @@ def apply_entities(events: list[SlimEvent]) -> None:
         (UPSERT_WALLETS, wallet_rows(events)),
         (UPSERT_SESSIONS, session_rows(events)),
         (UPSERT_PAYMENTS, payment_rows(events)),
+        (UPSERT_CHAIN_TRANSACTIONS, chain_transaction_rows(events)),
     ):
         if rows:
             cursor.execute(statement, (rows_json(rows),))

@@ -11,6 +11,7 @@ from adtivity.jobs import redis_broker
 from adtivity.logs import configure_logging
 from adtivity.settings import Settings
 from workers import (
+    chain,
     companies,
     dedup,
     entities,
@@ -27,6 +28,7 @@ from workers.lifecycle import Lifecycle
 from workers.runtime import Runtime, install
 
 ACTOR_MODULES = (
+    chain,
     companies,
     dedup,
     entities,

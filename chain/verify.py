@@ -1,0 +1,434 @@
+"""One verification round of one chain: the due `chain_transactions` rows looked up in at most two
+batched JSON-RPC round trips, their new states written to Postgres, and every new version exported to
+ClickHouse (`tx_verifications`).
+
+States (models/chain.py):
+- pending: not mined yet, or mined with fewer than the chain's confirmations (CHAIN_CONFIRMATIONS);
+- confirmed: mined, succeeded, final, and what the client reported (from, to, value) is what the chain has;
+- reverted: mined and final, but the transaction failed;
+- mismatch: mined and final, but the chain's from, to or value differ from what the client reported
+  (a value agrees when given in wei or whole coins, or as the amount of one of its ERC-20 transfers);
+- replaced: never mined, and its sender's nonce was used by another transaction;
+- not_found: the chain never saw it within CHAIN_UNSEEN_TIMEOUT_SECONDS of the first report.
+Final rows are not looked up again. A mined row whose block is no longer canonical (a reorg) goes
+back to pending and is looked up again at once.
+
+The cost per transaction: one receipt look-up when it is mined by its first look-up; its block (with
+the transactions, for value and nonce) and each later confirmation check are shared by every due
+transaction of that block, and the head by the whole round. A hash not mined yet is looked up again
+after CHAIN_POLL_SECONDS x 2^lookups (at most CHAIN_MAX_BACKOFF_SECONDS), with its pool entry (for
+its nonce) the first time and its sender's nonce after that.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
+
+from adtivity.logs import log_event
+from adtivity.metrics import CHAIN_VERIFIED
+from adtivity.settings import Settings
+from chain import decode
+from chain.rpc import CallFailed, ChainRpc, ChainUnavailable
+from models.chain import (
+    CONFIRMED,
+    MISMATCH,
+    NOT_FOUND,
+    PENDING,
+    REPLACED,
+    REVERTED,
+    ChainToken,
+    ChainTransaction,
+)
+from models.clickhouse_cluster import Layout
+from models.db import database
+from models.events_table import unix_seconds
+
+log = logging.getLogger(__name__)
+_json = msgspec.json.Encoder()
+DUE = """
+SELECT * FROM (
+    SELECT t.*, row_number() OVER (PARTITION BY company_id ORDER BY next_check_at) AS nth
+    FROM chain_transactions t WHERE chain_id = %s AND NOT final AND next_check_at <= %s
+) AS due WHERE nth <= %s ORDER BY next_check_at LIMIT %s
+"""
+EXPORT_COLUMNS = (
+    "company_id",
+    "chain_id",
+    "tx_hash",
+    "reported_at",
+    "reported_status",
+    "reported_value_num",
+    "state",
+    "final",
+    "disagrees",
+    "block_number",
+    "tx_from",
+    "tx_to",
+    "value_num",
+    "gas_used",
+    "transfer_tokens",
+    "transfer_amounts",
+    "verified_at",
+    "version",
+)
+
+
+def disagrees(state: str, reported_status: str) -> bool:
+    """The chain contradicts the client: a made-up or lost hash, other from/to/value, or a status the
+    chain's final answer denies."""
+    return (
+        state in (MISMATCH, NOT_FOUND)
+        or (reported_status == "confirmed" and state in (REVERTED, REPLACED))
+        or (reported_status == "failed" and state == CONFIRMED)
+    )
+
+
+@dataclass
+class RoundResult:
+    looked_up: int = 0
+    finalized: dict[str, int] = field(default_factory=dict)
+    reorged: int = 0
+    exported: int = 0
+
+
+@dataclass
+class Round:
+    settings: Settings
+    rpc: ChainRpc
+    now: dt.datetime  # naive UTC
+    result: RoundResult = field(default_factory=RoundResult)
+
+    @property
+    def chain_id(self) -> str:
+        return self.rpc.chain_id
+
+    def run(self) -> RoundResult:
+        with database.connection_context():
+            rows = list(
+                ChainTransaction.raw(
+                    DUE,
+                    self.chain_id,
+                    self.now,
+                    self.settings.chain_max_checks_per_company,
+                    self.settings.chain_max_checks_per_round,
+                )
+            )
+            if rows:
+                self.verify(rows)
+        return self.result
+
+    def verify(self, rows: list[ChainTransaction]) -> None:
+        unmined = [row for row in rows if row.block_hash is None]
+        mined = [row for row in rows if row.block_hash is not None]
+        mined_blocks = sorted({row.block_number or 0 for row in mined})
+        answers = self.rpc.batch(
+            [
+                ("eth_blockNumber", []),
+                *(("eth_getTransactionReceipt", [row.tx_hash]) for row in unmined),
+                *(("eth_getBlockByNumber", [hex(number), False]) for number in mined_blocks),
+            ]
+        )
+        if isinstance(answers[0], CallFailed) or answers[0] is None:
+            raise ChainUnavailable(f"chain {self.chain_id} did not say its head block")
+        head = decode.quantity(answers[0]) or 0
+        receipts = {
+            row.tx_hash: decode.receipt(answer)
+            for row, answer in zip(unmined, answers[1 : 1 + len(unmined)], strict=True)
+            if isinstance(answer, dict) and answer.get("blockNumber")
+        }
+        canonical = {
+            number: answer["hash"].lower() if isinstance(answer, dict) else None
+            for number, answer in zip(mined_blocks, answers[1 + len(unmined) :], strict=True)
+        }
+        looked_up_failed = {
+            row.tx_hash
+            for row, answer in zip(unmined, answers[1 : 1 + len(unmined)], strict=True)
+            if isinstance(answer, CallFailed)
+        }
+        unseen = [row for row in unmined if row.tx_hash not in receipts and row.tx_hash not in looked_up_failed]
+        blocks, pool, nonces, tokens = self.second_look(receipts, unseen)
+        self.result.looked_up += len(rows)
+        updates = [self.mined_update(row, head, canonical.get(row.block_number or 0)) for row in mined]
+        for row in unmined:
+            if row.tx_hash in receipts:
+                update = self.newly_mined_update(row, head, receipts[row.tx_hash], blocks, tokens)
+            elif row.tx_hash in looked_up_failed:
+                update = {"next_check_at": self.now + dt.timedelta(seconds=self.settings.chain_poll_seconds)}
+            else:
+                update = self.unseen_update(row, pool.get(row.tx_hash), nonces)
+            updates.append(update)
+        self.write(rows, updates)
+
+    def second_look(
+        self, receipts: dict[str, decode.Receipt], unseen: list[ChainTransaction]
+    ) -> tuple[
+        dict[int, tuple[str, dict[str, decode.BlockTransaction]]],
+        dict[str, Any],
+        dict[str, int],
+        dict[str, ChainToken],
+    ]:
+        """One more batch: the new receipts' blocks with their transactions, the pool entries of unseen
+        hashes whose nonce is not known, their senders' nonces where it is, and new tokens' metadata."""
+        block_numbers = sorted({receipt.block_number for receipt in receipts.values()})
+        first_looks = [row for row in unseen if row.nonce is None]
+        senders = sorted({row.tx_from for row in unseen if row.nonce is not None and row.tx_from})
+        token_addresses = sorted({transfer.token for receipt in receipts.values() for transfer in receipt.transfers})
+        known = {
+            token.address: token
+            for token in ChainToken.select().where(
+                ChainToken.chain_id == self.chain_id, ChainToken.address.in_(token_addresses)
+            )
+        }
+        new_tokens = [address for address in token_addresses if address not in known]
+        calls: list[tuple[str, list[Any]]] = [
+            *(("eth_getBlockByNumber", [hex(number), True]) for number in block_numbers),
+            *(("eth_getTransactionByHash", [row.tx_hash]) for row in first_looks),
+            *(("eth_getTransactionCount", [sender, "latest"]) for sender in senders),
+            *(
+                ("eth_call", [{"to": address, "data": data}, "latest"])
+                for address in new_tokens
+                for data in (decode.DECIMALS_CALL, decode.SYMBOL_CALL)
+            ),
+        ]
+        answers = iter(self.rpc.batch(calls) if calls else [])
+        blocks = {}
+        for number in block_numbers:
+            block = next(answers)
+            if isinstance(block, dict):
+                blocks[number] = (block["hash"].lower(), decode.block_transactions(block))
+        pool = {row.tx_hash: next(answers) for row in first_looks}
+        nonces = {}
+        for sender in senders:
+            count = next(answers)
+            if isinstance(count, str):
+                nonces[sender] = decode.quantity(count) or 0
+        for address in new_tokens:
+            decimals, symbol = next(answers), next(answers)
+            known[address] = ChainToken(
+                chain_id=self.chain_id,
+                address=address,
+                decimals=decode.token_decimals(decimals),
+                symbol=decode.token_symbol(symbol),
+            )
+        if new_tokens:
+            ChainToken.insert_many(
+                [
+                    {"chain_id": self.chain_id, "address": a, "decimals": known[a].decimals, "symbol": known[a].symbol}
+                    for a in new_tokens
+                ]
+            ).on_conflict_ignore().execute()
+        return blocks, pool, nonces, known
+
+    # What each row becomes.
+    def mined_update(self, row: ChainTransaction, head: int, canonical_hash: str | None) -> dict[str, Any]:
+        """A row mined at an earlier look-up: still in the canonical chain (count its confirmations),
+        or reorged out (back to pending, looked up again at once)."""
+        if canonical_hash != row.block_hash:
+            self.result.reorged += 1
+            log_event(log, "transaction's block left the chain", chain=self.chain_id, block=row.block_number)
+            return {
+                "state": PENDING,
+                "block_number": None,
+                "block_hash": None,
+                "succeeded": None,
+                "gas_used": None,
+                "value": None,
+                "transfers": [],
+                "confirmations": 0,
+                "lookups": 0,
+                "reorgs": row.reorgs + 1,
+                "next_check_at": self.now,
+                "visible": True,
+            }
+        return self.confirmation_update(row, head, row.block_number or 0, bool(row.succeeded), row.value, row.transfers)
+
+    def newly_mined_update(
+        self,
+        row: ChainTransaction,
+        head: int,
+        receipt: decode.Receipt,
+        blocks: dict[int, tuple[str, dict[str, decode.BlockTransaction]]],
+        tokens: dict[str, ChainToken],
+    ) -> dict[str, Any]:
+        block_hash, transactions = blocks.get(receipt.block_number, ("", {}))
+        recorded = transactions.get(row.tx_hash)
+        if block_hash != receipt.block_hash or recorded is None:  # a reorg between the two look-ups
+            return {"next_check_at": self.now}
+        transfers = [
+            {
+                "token": transfer.token,
+                "symbol": tokens[transfer.token].symbol if transfer.token in tokens else "",
+                "from": transfer.sender,
+                "to": transfer.recipient,
+                "amount": str(transfer.amount),
+                "decimals": tokens[transfer.token].decimals if transfer.token in tokens else 0,
+            }
+            for transfer in receipt.transfers
+        ]
+        mined = {
+            "block_number": receipt.block_number,
+            "block_hash": receipt.block_hash,
+            "succeeded": receipt.succeeded,
+            "gas_used": receipt.gas_used,
+            "tx_from": recorded.sender,
+            "tx_to": recorded.recipient,
+            "value": Decimal(recorded.value),
+            "nonce": recorded.nonce,
+            "transfers": transfers,
+        }
+        row.tx_from, row.tx_to = recorded.sender, recorded.recipient
+        return mined | self.confirmation_update(
+            row, head, receipt.block_number, receipt.succeeded, Decimal(recorded.value), transfers
+        )
+
+    def confirmation_update(
+        self,
+        row: ChainTransaction,
+        head: int,
+        block_number: int,
+        succeeded: bool,
+        value: Decimal | None,
+        transfers: list[dict[str, Any]],
+    ) -> dict[str, Any]:
+        confirmations = max(0, head - block_number + 1)
+        update: dict[str, Any] = {
+            "confirmations": confirmations,
+            "next_check_at": self.now + dt.timedelta(seconds=self.settings.chain_poll_seconds),
+            "visible": True,
+        }
+        if confirmations >= self.settings.confirmations(self.chain_id):
+            state = (
+                MISMATCH if not self.agrees_with_report(row, value, transfers) else CONFIRMED if succeeded else REVERTED
+            )
+            update |= {"state": state, "final": True}
+        return update
+
+    def agrees_with_report(self, row: ChainTransaction, value: Decimal | None, transfers: list[dict[str, Any]]) -> bool:
+        if row.reported_from and row.reported_from != row.tx_from:
+            return False
+        if row.reported_to and row.reported_to != row.tx_to:
+            return False
+        if not row.reported_value:
+            return True
+        if value is not None and decode.reported_value_agrees(row.reported_value, int(value)):
+            return True
+        return any(
+            decode.reported_value_agrees(row.reported_value, int(transfer["amount"]))
+            or whole_units(transfer) == _decimal(row.reported_value)
+            for transfer in transfers
+        )
+
+    def unseen_update(self, row: ChainTransaction, pooled: Any, nonces: dict[str, int]) -> dict[str, Any]:
+        """Not mined: in the pool (note its sender and nonce), replaced (its nonce used by another),
+        not found (past the timeout), or looked up again later."""
+        update: dict[str, Any] = {"lookups": row.lookups + 1}
+        if isinstance(pooled, dict) and pooled.get("nonce") is not None:
+            update |= {"nonce": decode.quantity(pooled["nonce"]), "tx_from": str(pooled.get("from", "")).lower()}
+        elif row.nonce is not None and nonces.get(row.tx_from, -1) > row.nonce:
+            return update | {"state": REPLACED, "final": True, "visible": True}
+        deadline = row.reported_at + dt.timedelta(seconds=self.settings.chain_unseen_timeout_seconds)
+        if self.now >= deadline:
+            return update | {"state": NOT_FOUND, "final": True, "visible": True}
+        wait = min(self.settings.chain_poll_seconds * 2**row.lookups, self.settings.chain_max_backoff_seconds)
+        return update | {"next_check_at": min(self.now + dt.timedelta(seconds=wait), deadline)}
+
+    def write(self, rows: list[ChainTransaction], updates: list[dict[str, Any]]) -> None:
+        with database.atomic():
+            for row, update in zip(rows, updates, strict=True):
+                visible = update.pop("visible", False)
+                fields: dict[Any, Any] = {getattr(ChainTransaction, name): value for name, value in update.items()}
+                fields[ChainTransaction.checked_at] = self.now
+                if visible:
+                    fields[ChainTransaction.version] = ChainTransaction.version + 1
+                ChainTransaction.update(fields).where(
+                    ChainTransaction.company_id == row.company_id,
+                    ChainTransaction.chain_id == row.chain_id,
+                    ChainTransaction.tx_hash == row.tx_hash,
+                ).execute()
+                if update.get("final"):
+                    state = update["state"]
+                    self.result.finalized[state] = self.result.finalized.get(state, 0) + 1
+                    CHAIN_VERIFIED.labels(self.chain_id, state).inc()
+
+
+def whole_units(transfer: dict[str, Any]) -> Decimal:
+    return Decimal(transfer["amount"]) / Decimal(10) ** int(transfer.get("decimals") or 0)
+
+
+def _decimal(text: str) -> Decimal | None:
+    try:
+        return Decimal(text)
+    except ArithmeticError:
+        return None
+
+
+def export_versions(settings: Settings, clickhouse: Client, chain_id: str, *, limit: int) -> int:
+    """Inserts into ClickHouse each chain_transactions row of the chain whose newest version it lacks
+    (at most `limit`), then records them exported; returns how many. A failed insert leaves them to
+    the next round."""
+    with database.connection_context():
+        rows = list(
+            ChainTransaction.select()
+            .where(ChainTransaction.chain_id == chain_id, ChainTransaction.exported_version < ChainTransaction.version)
+            .limit(limit)
+        )
+        if not rows:
+            return 0
+        clickhouse.raw_insert(
+            "tx_verifications",
+            insert_block=b"\n".join(_json.encode(export_row(row)) for row in rows) + b"\n",
+            fmt="JSONEachRow",
+            settings=Layout.from_settings(settings).insert_settings,
+        )
+        with database.atomic():
+            for row in rows:
+                ChainTransaction.update(exported_version=row.version).where(
+                    ChainTransaction.company_id == row.company_id,
+                    ChainTransaction.chain_id == row.chain_id,
+                    ChainTransaction.tx_hash == row.tx_hash,
+                    ChainTransaction.exported_version < row.version,
+                ).execute()
+    return len(rows)
+
+
+def export_row(row: ChainTransaction) -> dict[str, Any]:
+    transfers: Iterable[dict[str, Any]] = row.transfers or ()
+    return {
+        "company_id": str(row.company_id),
+        "chain_id": row.chain_id,
+        "tx_hash": row.tx_hash,
+        "reported_at": unix_seconds(row.reported_at),
+        "reported_status": row.reported_status,
+        "reported_value_num": float(_decimal(row.reported_value) or 0),
+        "state": row.state,
+        "final": int(row.final),
+        "disagrees": int(row.final and disagrees(row.state, row.reported_status)),
+        "block_number": row.block_number or 0,
+        "tx_from": row.tx_from,
+        "tx_to": row.tx_to,
+        "value_num": float(Decimal(row.value) / decode.WEI_PER_COIN) if row.value is not None else 0.0,
+        "gas_used": row.gas_used or 0,
+        "transfer_tokens": [transfer["token"] for transfer in transfers],
+        "transfer_amounts": [float(whole_units(transfer)) for transfer in row.transfers or ()],
+        "verified_at": unix_seconds(row.checked_at or row.reported_at),
+        "version": row.version,
+    }
+
+
+def verify_chain(settings: Settings, rpc: ChainRpc, clickhouse: Client, *, now: dt.datetime) -> RoundResult:
+    """A round of the chain: look-ups, then the export of what changed (also what a failed export left)."""
+    result = Round(settings, rpc, now).run()
+    try:
+        result.exported = export_versions(settings, clickhouse, rpc.chain_id, limit=settings.chain_max_checks_per_round)
+    except (ClickHouseError, OSError) as error:  # left unexported: the next round sends them
+        log_event(log, "verifications not exported", level=logging.WARNING, chain=rpc.chain_id, error=str(error)[:200])
+    return result

@@ -1,0 +1,71 @@
+"""The Postgres models of on-chain verification (models/migrations/postgres/0006_chain_transactions.sql):
+a reported transaction and what the chain says of it, and the ERC-20 tokens met in transfers. What the
+states mean and how they are decided live in chain/verify.py."""
+
+from __future__ import annotations
+
+import peewee
+from playhouse.postgres_ext import BinaryJSONField
+
+from models.db import BaseModel
+
+PENDING, CONFIRMED, REVERTED, REPLACED, NOT_FOUND, MISMATCH = (
+    "pending",
+    "confirmed",
+    "reverted",
+    "replaced",
+    "not_found",
+    "mismatch",
+)
+STATES = (PENDING, CONFIRMED, REVERTED, REPLACED, NOT_FOUND, MISMATCH)
+# What analytics call a transaction no verifier has looked at (its chain has no RPC endpoint, or no
+# round has reached it yet).
+UNVERIFIED = "unverified"
+
+
+class ChainTransaction(BaseModel):
+    company_id = peewee.UUIDField()
+    chain_id = peewee.TextField()
+    tx_hash = peewee.TextField()
+    reported_at = peewee.DateTimeField()
+    last_reported_at = peewee.DateTimeField()
+    reported_status = peewee.TextField(default="")
+    reported_from = peewee.TextField(default="")
+    reported_to = peewee.TextField(default="")
+    reported_value = peewee.TextField(default="")
+    state = peewee.TextField(default=PENDING)
+    final = peewee.BooleanField(default=False)
+    block_number = peewee.BigIntegerField(null=True)
+    block_hash = peewee.TextField(null=True)
+    tx_from = peewee.TextField(default="")
+    tx_to = peewee.TextField(default="")
+    value = peewee.DecimalField(max_digits=78, decimal_places=0, null=True, auto_round=False)
+    nonce = peewee.BigIntegerField(null=True)
+    gas_used = peewee.BigIntegerField(null=True)
+    succeeded = peewee.BooleanField(null=True)
+    transfers = BinaryJSONField(default=list)
+    confirmations = peewee.IntegerField(default=0)
+    lookups = peewee.IntegerField(default=0)
+    reorgs = peewee.IntegerField(default=0)
+    next_check_at = peewee.DateTimeField()
+    checked_at = peewee.DateTimeField(null=True)
+    version = peewee.BigIntegerField(default=1)
+    exported_version = peewee.BigIntegerField(default=0)
+
+    class Meta:
+        table_name = "chain_transactions"
+        primary_key = peewee.CompositeKey("company_id", "chain_id", "tx_hash")
+
+
+class ChainToken(BaseModel):
+    chain_id = peewee.TextField()
+    address = peewee.TextField()
+    decimals = peewee.IntegerField()
+    symbol = peewee.TextField(default="")
+
+    class Meta:
+        table_name = "chain_tokens"
+        primary_key = peewee.CompositeKey("chain_id", "address")
+
+
+CHAIN_MODELS = (ChainTransaction, ChainToken)

@@ -1,0 +1,272 @@
+"""On-chain verification against a real local chain (anvil): transactions sent for real, reported
+through the SDK's event format (some honestly, some with false statuses, values and made-up hashes),
+blocks mined, reorgs forced; every state, the cost in JSON-RPC calls, and the stored answers checked."""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+
+import pytest
+
+from chain.verify import disagrees
+from models import redis_keys
+from models.chain import ChainToken, ChainTransaction
+from models.clickhouse import clickhouse_client
+from models.db import database
+from tests.chain_helpers import CHAIN_ID, LocalChain
+from tests.ingest_helpers import tenant
+from tests.pipeline_helpers import drain, send
+from workers.chain import run_round
+
+CONFIRMATIONS = 3
+
+
+@pytest.fixture
+def chain():
+    local = LocalChain()
+    yield local
+    local.stop()
+
+
+@pytest.fixture
+def chain_settings(settings, chain):
+    return dataclasses.replace(
+        settings,
+        chain_rpc_urls=(f"{CHAIN_ID}={chain.url}",),
+        chain_confirmations=(f"{CHAIN_ID}={CONFIRMATIONS}",),
+        chain_poll_seconds=5,
+        chain_unseen_timeout_seconds=600,
+    )
+
+
+def report(api, key: str, tx_hash: str, **fields) -> None:
+    """A transaction event as the SDK sends it."""
+    send(
+        api,
+        key,
+        [{"type": "transaction", "anonymous_id": "visitor", "chain_id": CHAIN_ID, "tx_hash": tx_hash, **fields}],
+    )
+
+
+def rows(company_id: str) -> dict[str, ChainTransaction]:
+    with database.connection_context():
+        return {row.tx_hash: row for row in ChainTransaction.select().where(ChainTransaction.company_id == company_id)}
+
+
+def stored_states(settings, company_id: str) -> dict[str, tuple]:
+    """What ClickHouse has: the newest version of each hash."""
+    answer = clickhouse_client(settings.clickhouse_url).query(
+        "SELECT tx_hash, argMax(state, version), argMax(final, version), argMax(disagrees, version), "
+        "argMax(value_num, version), argMax(transfer_amounts, version) FROM tx_verifications "
+        "WHERE company_id = toUUID(%(c)s) GROUP BY tx_hash",
+        parameters={"c": company_id},
+    )
+    return {row[0]: tuple(row[1:]) for row in answer.result_rows}
+
+
+def test_each_reported_transaction_gets_the_state_the_chain_gives_it(api, chain, chain_settings, redis_client, clock):
+    t = tenant(api)
+    me, friend, broke = chain.accounts[0], chain.accounts[1], chain.accounts[3]
+    token = chain.deploy_token(me, 1_000 * 10**6)
+    plain = chain.send(me, friend, 10**18)
+    transfer = chain.token_transfer(token, me, friend, 250 * 10**6)
+    reverted = chain.token_transfer(token, broke, friend, 1)  # broke holds no tokens
+    lying = chain.send(me, friend, 5 * 10**17)
+    made_up = "0x" + secrets.token_hex(32)
+    report(api, t.write_key, plain, **{"from": me, "to": friend, "value": "1", "status": "confirmed"})
+    report(api, t.write_key, transfer, **{"from": me, "to": token.address, "value": "0", "status": "confirmed"})
+    report(api, t.write_key, reverted, **{"from": broke, "status": "confirmed"})
+    report(api, t.write_key, lying, **{"from": me, "to": friend, "value": "5", "status": "confirmed"})
+    report(api, t.write_key, made_up, status="submitted")
+    drain(chain_settings, redis_client)
+    assert set(rows(t.company_id)) == {plain.lower(), transfer.lower(), reverted.lower(), lying.lower(), made_up}
+
+    first = run_round(
+        chain_settings, redis_client, clickhouse_client(chain_settings.clickhouse_url), CHAIN_ID, now=clock()
+    )
+    # Blocks 2 to 5 hold plain, transfer, reverted and lying: the first two have their 3 confirmations.
+    assert first is not None and first["looked_up"] == 5 and first["finalized"] == {"confirmed": 2}
+    mined = rows(t.company_id)
+    assert mined[plain.lower()].confirmations == 4 and mined[plain.lower()].block_number == 2
+    assert (mined[reverted.lower()].state, mined[reverted.lower()].confirmations) == ("pending", 2)
+    assert (mined[lying.lower()].state, mined[lying.lower()].confirmations) == ("pending", 1)
+    assert mined[made_up].block_number is None and mined[made_up].lookups == 1
+
+    chain.mine(CONFIRMATIONS - 1)
+    clock.advance(5)
+    run_round(chain_settings, redis_client, clickhouse_client(chain_settings.clickhouse_url), CHAIN_ID, now=clock())
+    final = rows(t.company_id)
+    assert final[plain.lower()].state == "confirmed" and final[plain.lower()].final
+    assert final[plain.lower()].value == 10**18 and final[plain.lower()].tx_from == me.lower()
+    assert final[transfer.lower()].state == "confirmed"
+    assert final[transfer.lower()].transfers == [
+        {
+            "token": token.address.lower(),
+            "symbol": "TST",
+            "from": me.lower(),
+            "to": friend.lower(),
+            "amount": str(250 * 10**6),
+            "decimals": 6,
+        }
+    ]
+    assert final[reverted.lower()].state == "reverted" and final[reverted.lower()].succeeded is False
+    assert final[lying.lower()].state == "mismatch"
+    assert final[made_up].state == "pending" and not final[made_up].final
+    with database.connection_context():
+        assert [(token.address.lower(), 6, "TST")] == [
+            (row.address, row.decimals, row.symbol) for row in ChainToken.select()
+        ]
+
+    clock.advance(chain_settings.chain_unseen_timeout_seconds)
+    run_round(chain_settings, redis_client, clickhouse_client(chain_settings.clickhouse_url), CHAIN_ID, now=clock())
+    assert rows(t.company_id)[made_up].state == "not_found"
+
+    states = stored_states(chain_settings, t.company_id)
+    assert states[plain.lower()] == ("confirmed", 1, 0, 1.0, [])
+    assert states[transfer.lower()] == ("confirmed", 1, 0, 0.0, [250.0])
+    assert states[reverted.lower()][:3] == ("reverted", 1, 1)  # reported confirmed: the chain disagrees
+    assert states[lying.lower()][:3] == ("mismatch", 1, 1)
+    assert states[made_up][:3] == ("not_found", 1, 1)
+
+
+def test_verifying_costs_about_one_call_per_transaction_when_blocks_hold_many(
+    api, chain, chain_settings, redis_client, clock
+):
+    t = tenant(api)
+    chain.automine(False)
+    hashes = [chain.send(chain.accounts[i % 5], chain.accounts[9], 10**15 + i) for i in range(50)]
+    chain.mine(1)
+    for tx_hash in hashes:
+        report(api, t.write_key, tx_hash, status="submitted")
+    drain(chain_settings, redis_client)
+    clickhouse = clickhouse_client(chain_settings.clickhouse_url)
+    calls = run_round(chain_settings, redis_client, clickhouse, CHAIN_ID, now=clock())["calls"]
+    chain.mine(CONFIRMATIONS)
+    clock.advance(5)
+    last = run_round(chain_settings, redis_client, clickhouse, CHAIN_ID, now=clock())
+    assert last["finalized"] == {"confirmed": 50}
+    # Receipts: 50; the block with its transactions, the head twice and the block's hash again: 4.
+    assert calls + last["calls"] == 54
+
+
+def test_a_reorged_transaction_goes_back_to_pending_and_is_confirmed_in_its_new_block(
+    api, chain, chain_settings, redis_client, clock
+):
+    t = tenant(api)
+    tx_hash, raw = chain.signed(0, chain.accounts[1], 10**16)
+    chain.send_raw(raw)
+    report(api, t.write_key, tx_hash, status="submitted")
+    drain(chain_settings, redis_client)
+    clickhouse = clickhouse_client(chain_settings.clickhouse_url)
+    run_round(chain_settings, redis_client, clickhouse, CHAIN_ID, now=clock())
+    before = rows(t.company_id)[tx_hash]
+    assert before.block_number == 1 and before.confirmations == 1
+
+    chain.rpc("anvil_reorg", [1, []])  # block 1 is replaced by one without the transaction
+    clock.advance(5)
+    reorged = run_round(chain_settings, redis_client, clickhouse, CHAIN_ID, now=clock())
+    assert reorged["reorged"] == 1
+    after = rows(t.company_id)[tx_hash]
+    assert (after.state, after.block_number, after.block_hash, after.reorgs) == ("pending", None, None, 1)
+    run_round(chain_settings, redis_client, clickhouse, CHAIN_ID, now=clock())
+    assert rows(t.company_id)[tx_hash].block_number is None  # not in the chain now
+
+    chain.mine(2)
+    chain.send_raw(raw)  # broadcast again: mined in block 4
+    clock.advance(60)
+    run_round(chain_settings, redis_client, clickhouse, CHAIN_ID, now=clock())
+    chain.mine(CONFIRMATIONS - 1)
+    clock.advance(5)
+    run_round(chain_settings, redis_client, clickhouse, CHAIN_ID, now=clock())
+    final = rows(t.company_id)[tx_hash]
+    assert (final.state, final.final, final.block_number) == ("confirmed", True, 4)
+    assert final.block_hash != before.block_hash
+    assert stored_states(chain_settings, t.company_id)[tx_hash][:2] == ("confirmed", 1)
+
+
+def test_a_transaction_replaced_by_another_with_its_nonce_is_replaced(api, chain, chain_settings, redis_client, clock):
+    t = tenant(api)
+    chain.automine(False)
+    first, raw = chain.signed(0, chain.accounts[1], 10**16, nonce=0, gas_price=2 * 10**9)
+    chain.send_raw(raw)
+    report(api, t.write_key, first, status="confirmed")
+    drain(chain_settings, redis_client)
+    clickhouse = clickhouse_client(chain_settings.clickhouse_url)
+    run_round(chain_settings, redis_client, clickhouse, CHAIN_ID, now=clock())
+    pooled = rows(t.company_id)[first]
+    assert (pooled.state, pooled.nonce, pooled.tx_from) == ("pending", 0, chain.accounts[0].lower())
+
+    _, replacement = chain.signed(0, chain.accounts[2], 10**16, nonce=0, gas_price=5 * 10**9)
+    chain.send_raw(replacement)  # the same nonce at a higher price: the pool drops the first
+    chain.mine(1)
+    clock.advance(60)
+    run_round(chain_settings, redis_client, clickhouse, CHAIN_ID, now=clock())
+    assert rows(t.company_id)[first].state == "replaced"
+    assert stored_states(chain_settings, t.company_id)[first][:3] == ("replaced", 1, 1)
+
+
+def test_a_hash_not_mined_is_looked_up_again_later_and_later(api, chain, chain_settings, redis_client, clock):
+    t = tenant(api)
+    report(api, t.write_key, "0x" + "ab" * 32, status="submitted")
+    drain(chain_settings, redis_client)
+    clickhouse = clickhouse_client(chain_settings.clickhouse_url)
+    waits = []
+    for _ in range(4):
+        assert run_round(chain_settings, redis_client, clickhouse, CHAIN_ID, now=clock())["looked_up"] == 1
+        row = rows(t.company_id)["0x" + "ab" * 32]
+        waits.append((row.next_check_at - clock()).total_seconds())
+        assert run_round(chain_settings, redis_client, clickhouse, CHAIN_ID, now=clock())["looked_up"] == 0
+        clock.advance(waits[-1])
+    assert [round(wait) for wait in waits] == [5, 10, 20, 40]
+
+
+def test_each_company_gets_at_most_its_share_of_a_round(api, chain, chain_settings, redis_client, clock):
+    busy, quiet = tenant(api), tenant(api)
+    for i in range(5):
+        report(api, busy.write_key, f"0x{i:064x}", status="submitted")
+    report(api, quiet.write_key, "0x" + "cd" * 32, status="submitted")
+    drain(chain_settings, redis_client)
+    limited = dataclasses.replace(chain_settings, chain_max_checks_per_company=2)
+    clickhouse = clickhouse_client(chain_settings.clickhouse_url)
+    assert run_round(limited, redis_client, clickhouse, CHAIN_ID, now=clock())["looked_up"] == 3
+    assert sum(row.lookups for row in rows(busy.company_id).values()) == 2
+    assert rows(quiet.company_id)["0x" + "cd" * 32].lookups == 1
+
+
+def test_a_chain_whose_endpoints_fail_backs_off_and_a_second_endpoint_takes_over(
+    api, chain, chain_settings, redis_client, clock
+):
+    t = tenant(api)
+    tx_hash = chain.send(chain.accounts[0], chain.accounts[1], 10**15)
+    report(api, t.write_key, tx_hash, status="submitted")
+    drain(chain_settings, redis_client)
+    clickhouse = clickhouse_client(chain_settings.clickhouse_url)
+    dead = "http://127.0.0.1:9"  # nothing listens on the discard port here
+    down = dataclasses.replace(chain_settings, chain_rpc_urls=(f"{CHAIN_ID}={dead}",))
+    assert run_round(down, redis_client, clickhouse, CHAIN_ID, now=clock()) is None
+    assert rows(t.company_id)[tx_hash].lookups == 0  # nothing was written
+    assert redis_client.exists(redis_keys.chain_backoff(CHAIN_ID))
+    assert run_round(chain_settings, redis_client, clickhouse, CHAIN_ID, now=clock()) is None  # backing off
+
+    redis_client.delete(redis_keys.chain_backoff(CHAIN_ID))
+    failover = dataclasses.replace(chain_settings, chain_rpc_urls=(f"{CHAIN_ID}={dead}", f"{CHAIN_ID}={chain.url}"))
+    assert run_round(failover, redis_client, clickhouse, CHAIN_ID, now=clock())["looked_up"] == 1
+    assert rows(t.company_id)[tx_hash].block_number == 1
+
+
+@pytest.mark.parametrize(
+    ("state", "reported", "expected"),
+    [
+        ("confirmed", "confirmed", False),
+        ("confirmed", "failed", True),
+        ("reverted", "confirmed", True),
+        ("reverted", "submitted", False),
+        ("reverted", "failed", False),
+        ("replaced", "confirmed", True),
+        ("not_found", "submitted", True),
+        ("mismatch", "confirmed", True),
+    ],
+)
+def test_what_counts_as_the_chain_disagreeing_with_the_client(state, reported, expected):
+    assert disagrees(state, reported) is expected
