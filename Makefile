@@ -53,7 +53,8 @@ test: lint services assets browser
 # retention) once more on a current ClickHouse: chDB 26.x in process, beside the 18.16 server.
 CHDB_TESTS := tests/test_clickhouse.py tests/test_migrations.py tests/test_persist.py tests/test_dedup.py \
   tests/test_rollups.py tests/test_drilldowns.py tests/test_analytics.py tests/test_privacy.py \
-  tests/test_housekeeping.py tests/test_retention.py tests/test_companies.py tests/test_query.py
+  tests/test_housekeeping.py tests/test_retention.py tests/test_companies.py tests/test_query.py \
+  tests/test_onchain.py
 test-chdb: services
 	rm -rf .data/chdb && mkdir -p .data/chdb
 	TEST_CLICKHOUSE_URL="chdb:///$(CURDIR)/.data/chdb/adtivity_test" PATH="$(CURDIR)/$(BIN):$$PATH" \

@@ -23,6 +23,25 @@ STATES = (PENDING, CONFIRMED, REVERTED, REPLACED, NOT_FOUND, MISMATCH)
 UNVERIFIED = "unverified"
 
 
+def hashes_in_state(state: str) -> str:
+    """ClickHouse SQL: the company's (chain id, hash) pairs whose newest verified state is `state` (a
+    literal or a bound parameter), for `(chain_id, lower(tx_hash)) GLOBAL IN ...` over `events` (GLOBAL:
+    on a cluster the verifications are sharded by hash, not like the events)."""
+    return (
+        "(SELECT chain_id, tx_hash FROM tx_verifications WHERE company_id = toUUID(%(company)s) "
+        f"GROUP BY chain_id, tx_hash HAVING argMax(state, version) = {state})"
+    )
+
+
+def verified_state() -> str:
+    """ClickHouse SQL over `events`: what the chain says of a transaction event ("unverified" where no
+    verifier has answered), "" for other events."""
+    tests = ", ".join(
+        f"(chain_id, lower(tx_hash)) GLOBAL IN {hashes_in_state(repr(state))}, {state!r}" for state in STATES
+    )
+    return f"if(type = 'transaction', multiIf({tests}, {UNVERIFIED!r}), '')"
+
+
 class ChainTransaction(BaseModel):
     company_id = peewee.UUIDField()
     chain_id = peewee.TextField()

@@ -116,6 +116,17 @@ class RollupReader:
             (self.company_id, span.grain, metric, dimension, span.start, span.end, limit),
         )
 
+    def token_symbols(self, chain_tokens: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """(chain id, token address) -> the symbol the token's contract gave, for those known."""
+        if not chain_tokens:
+            return {}
+        rows = self._rows(
+            "SELECT chain_id, address, symbol FROM chain_tokens WHERE (chain_id, address) IN "
+            "(SELECT * FROM unnest(%s::text[], %s::text[]))",
+            ([chain for chain, _ in chain_tokens], [address for _, address in chain_tokens]),
+        )
+        return {(chain, address): symbol for chain, address, symbol in rows}
+
     def _sketches(self, span: Range, metric: str, interval: str | None) -> list[tuple[dt.datetime | None, bytes]]:
         grain = HOUR if interval == "hour" else span.grain
         local = "date_trunc(%s, (bucket AT TIME ZONE 'UTC') AT TIME ZONE %s)" if interval else "NULL"

@@ -10,12 +10,14 @@ is a one-event session), as ratios; `volume` sums transaction values, `revenue` 
 date range (the share of people who did what the filters describe), a ratio.
 
 Dimensions: `time:hour|day|week|month` (local to the query's time zone; weeks begin on Monday),
-event and page fields, campaign, place, device, web3 and payment fields, and `property:<key>` for
+event and page fields, campaign, place, device, web3 and payment fields (`transaction_status` is what
+the client reported, `verification` what the chain says: models/chain.py), and `property:<key>` for
 a top-level key of the event's properties (`property:a.b` for a nested one).
 """
 
 from __future__ import annotations
 
+from models.chain import verified_state
 from models.events_table import IDENTITY
 
 # Metric -> its aggregate over the slice's events. Session ratios need the per-session pass.
@@ -55,6 +57,7 @@ DIMENSIONS = {
     "contract": "lower(contract_address)",
     "wallet": "lower(wallet_address)",
     "transaction_status": "if(type = 'transaction', status, '')",
+    "verification": verified_state(),
     "payment_status": "if(type = 'payment', status, '')",
     "currency": "currency",
 }

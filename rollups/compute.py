@@ -9,7 +9,9 @@ it writes: events (total, by type, name, page, referrer, UTM source and campaign
 OS, device), page views (total and by page), sessions, bounces and session seconds (by the hour the
 session began; a bounce is a one-event session), new and returning users, users and wallets (sketches
 and their estimates), transactions (by chain and status, contract, wallet), volume (by chain and
-token), payments (by status) and revenue (completed, by currency). Bots are left out everywhere.
+token), payments (by status) and revenue (completed, by currency), and what the chain says of the
+reported transactions (verified transactions and disagreements by chain and state, the confirmed ones'
+volume by chain and token). Bots are left out everywhere.
 Each dimension keeps its ROLLUP_MAX_VALUES largest values per bucket; the rest are summed as "(other)".
 
 `complete_until` is taken before reading ClickHouse: the time of the oldest events-stream entry not yet
@@ -37,6 +39,7 @@ from adtivity.metrics import ROLLUP_SECONDS
 from adtivity.settings import Settings
 from models import redis_keys
 from models.accounts import Company
+from models.chain import CONFIRMED, UNVERIFIED
 from models.db import database
 from models.events_table import COMPANY_HUMANS, FIRST_SEEN, IDENTITY, unix_seconds
 from models.redis_streams import backlog_since, persisted_watch
@@ -64,6 +67,19 @@ SUMMED = (
     ("volume", "chain_token", "concat(chain_id, '|', token)", "tx_value_num", "type = 'transaction'"),
     ("revenue", "currency", "currency", "amount", "type = 'payment' AND status = 'completed'"),
 )
+# Each reported transaction once (company, chain, hash), by the hour of its first report in the range,
+# beside what the chain says of it: the newest version of its tx_verifications row (no row: state "").
+REPORTED_AND_VERIFIED = """
+SELECT toStartOfHour(first) AS h, chain_id, chain_state, disagreeing, value_num, tokens, amounts FROM (
+    SELECT chain_id, lower(tx_hash) AS tx_hash, min(event_time) AS first FROM events
+    WHERE {in_range} AND type = 'transaction' AND tx_hash != '' AND chain_id != '' GROUP BY chain_id, tx_hash
+) AS reported ANY LEFT JOIN (
+    SELECT chain_id, tx_hash, argMax(state, version) AS chain_state, argMax(disagrees, version) AS disagreeing,
+        argMax(value_num, version) AS value_num, argMax(transfer_tokens, version) AS tokens,
+        argMax(transfer_amounts, version) AS amounts
+    FROM tx_verifications WHERE company_id = toUUID(%(company)s) GROUP BY chain_id, tx_hash
+) AS verified USING (chain_id, tx_hash)
+"""
 Key = tuple[str, str, dt.datetime, str]  # metric, dimension, bucket, value
 FAR_FUTURE = dt.datetime(2100, 1, 1)  # the end of an open range
 
@@ -111,6 +127,7 @@ class Rollup:
         self.add_distinct(USERS, IDENTITY)
         self.add_distinct(WALLETS, "lower(wallet_address)")
         self.add_new_and_returning()
+        self.add_verified()
 
     def add(self, metric: str, dimension: str, bucket: dt.datetime, value: str, amount: int | Decimal) -> None:
         self.hourly[(metric, dimension, bucket, value)] += amount
@@ -193,6 +210,24 @@ class Rollup:
                 self.add(
                     "returning_users", "", bucket, "", max(0, users - self.hourly.get(("new_users", "", bucket, ""), 0))
                 )
+
+    def add_verified(self) -> None:
+        """Reported transactions by chain and what the chain says of them ("unverified" where no
+        verifier has answered: chain/verify.py), those the chain disagrees with, and the chain's volume
+        of the confirmed ones: the native value ("native") and each ERC-20 transfer (by token address)."""
+        for hour, chain, state, disagreeing, value, tokens, amounts in self.rows(
+            REPORTED_AND_VERIFIED.format(in_range=self.in_range())
+        ):
+            label = f"{chain}|{state or UNVERIFIED}"
+            self.add("verified_transactions", "", hour, "", 1)
+            self.add("verified_transactions", "chain_state", hour, label, 1)
+            if disagreeing:
+                self.add("disagreements", "", hour, "", 1)
+                self.add("disagreements", "chain_state", hour, label, 1)
+            if state == CONFIRMED:
+                self.add("verified_volume", "chain_token", hour, f"{chain}|native", Decimal(str(value)))
+                for token, amount in zip(tokens, amounts, strict=True):
+                    self.add("verified_volume", "chain_token", hour, f"{chain}|{token}", Decimal(str(amount)))
 
     # From hours to days, and the bound on dimension values.
     def daily(self) -> dict[Key, int | Decimal]:

@@ -5,6 +5,7 @@ blocks mined, reorgs forced; every state, the cost in JSON-RPC calls, and the st
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import secrets
 
 import pytest
@@ -14,6 +15,7 @@ from models import redis_keys
 from models.chain import ChainToken, ChainTransaction
 from models.clickhouse import clickhouse_client
 from models.db import database
+from rollups.compute import rollup_company_now
 from tests.chain_helpers import CHAIN_ID, LocalChain
 from tests.ingest_helpers import tenant
 from tests.pipeline_helpers import drain, send
@@ -270,3 +272,82 @@ def test_a_chain_whose_endpoints_fail_backs_off_and_a_second_endpoint_takes_over
 )
 def test_what_counts_as_the_chain_disagreeing_with_the_client(state, reported, expected):
     assert disagrees(state, reported) is expected
+
+
+def test_verified_figures_reach_the_rollups_the_funnels_and_the_query_api(
+    api, chain, chain_settings, redis_client, clock
+):
+    t = tenant(api)
+    me, friend, broke = chain.accounts[0], chain.accounts[1], chain.accounts[3]
+    token = chain.deploy_token(me, 1_000 * 10**6)
+    paid = chain.send(me, friend, 10**18)
+    reverted = chain.token_transfer(token, broke, friend, 1)
+    transfer = chain.token_transfer(token, me, friend, 250 * 10**6)
+    people = {"alice": (paid, CHAIN_ID), "bob": (reverted, CHAIN_ID), "carol": (transfer, CHAIN_ID)}
+    people["dave"] = ("0x" + "ee" * 32, "1")  # a chain with no endpoint: unverified
+    for person, (tx_hash, chain_id) in people.items():
+        send(
+            api,
+            t.write_key,
+            [
+                {"type": "page", "user_id": person, "properties": {"path": "/checkout"}},
+                {
+                    "type": "transaction",
+                    "user_id": person,
+                    "chain_id": chain_id,
+                    "tx_hash": tx_hash,
+                    "status": "confirmed",
+                },
+            ],
+        )
+    drain(chain_settings, redis_client)
+    clickhouse = clickhouse_client(chain_settings.clickhouse_url)
+    run_round(chain_settings, redis_client, clickhouse, CHAIN_ID, now=clock())
+    chain.mine(CONFIRMATIONS)
+    clock.advance(5)
+    run_round(chain_settings, redis_client, clickhouse, CHAIN_ID, now=clock())
+    rollup_company_now(chain_settings, redis_client, clickhouse, t.company_id)
+
+    today = clock().date()
+    span = {"from": (today - dt.timedelta(days=1)).isoformat(), "to": (today + dt.timedelta(days=1)).isoformat()}
+    answer = api.get(f"/v1/companies/{t.company_id}/analytics/web3", auth=t.read_key, params=span)
+    assert answer.status_code == 200, answer.text
+    verified = answer.json["verified"]
+    assert verified["transactions"] == 4
+    assert {(row["chain_id"], row["state"], row["count"]) for row in verified["by_state"]} == {
+        (CHAIN_ID, "confirmed", 2),
+        (CHAIN_ID, "reverted", 1),
+        ("1", "unverified", 1),
+    }
+    assert verified["disagreements"] == 1  # bob said confirmed; the chain says reverted
+    assert verified["disagreements_by_state"] == [{"chain_id": CHAIN_ID, "state": "reverted", "count": 1}]
+    assert {(row["chain_id"], row["token"], row["symbol"], float(row["volume"])) for row in verified["volume"]} == {
+        (CHAIN_ID, "native", "", 1.0),
+        (CHAIN_ID, token.address.lower(), "TST", 250.0),
+    }
+    # What the clients said, beside it: four "confirmed".
+    assert sum(row["count"] for row in answer.json["transactions"] if row["status"] == "confirmed") == 4
+
+    funnel = api.get(
+        f"/v1/companies/{t.company_id}/drilldowns/funnel",
+        auth=t.read_key,
+        params={**span, "steps": "page:/checkout,transaction:confirmed"},
+    )
+    assert funnel.status_code == 200, funnel.text
+    assert [step["people"] for step in funnel.json["steps"]] == [4, 2]
+
+    by_state = api.post(
+        f"/v1/companies/{t.company_id}/query",
+        auth=t.read_key,
+        json={
+            "metrics": ["transactions", "users"],
+            "dimensions": ["verification"],
+            "date_range": [span["from"], span["to"]],
+        },
+    )
+    assert by_state.status_code == 200, by_state.text
+    assert {tuple(row["dimensions"]): row["metrics"][0] for row in by_state.json["results"]} == {
+        ("confirmed",): 2,
+        ("reverted",): 1,
+        ("unverified",): 1,
+    }

@@ -308,6 +308,29 @@ class Web3(AnalyticsResource):
                 {"address": v, "transactions": count(a)}
                 for v, a in reader.breakdown(span, "transactions", "wallet_address", limit)
             ],
+            "verified": self.verified(reader, span),
+        }
+
+    def verified(self, reader: RollupReader, span: Range) -> dict:
+        """What the chain says of the reported transactions (docs/web3.md), beside what clients said."""
+        most = self.settings.analytics_breakdown_max
+        totals = reader.totals(span, ("verified_transactions", "disagreements"))
+        volume = pairs(
+            reader.breakdown(span, "verified_volume", "chain_token", most), ("chain_id", "token", "volume"), money
+        )
+        symbols = reader.token_symbols([(row["chain_id"], row["token"]) for row in volume if row["token"] != "native"])
+        return {
+            "transactions": count(totals["verified_transactions"]),
+            "by_state": pairs(
+                reader.breakdown(span, "verified_transactions", "chain_state", most),
+                ("chain_id", "state", "count"),
+                count,
+            ),
+            "disagreements": count(totals["disagreements"]),
+            "disagreements_by_state": pairs(
+                reader.breakdown(span, "disagreements", "chain_state", most), ("chain_id", "state", "count"), count
+            ),
+            "volume": [row | {"symbol": symbols.get((row["chain_id"], row["token"]), "")} for row in volume],
         }
 
 

@@ -4,8 +4,9 @@ each. Members of any role or a read key may ask. Bots are left out, as in every 
 
 `segment=<id>` narrows the funnel and the retention table to a saved segment's people.
 
-- `funnel?steps=Signup,page:/pricing,type:payment&window=86400`: people (user or anonymous id) who did
-  the steps in order within the window, step by step (ClickHouse's windowFunnel);
+- `funnel?steps=Signup,page:/pricing,transaction:confirmed&window=86400`: people (user or anonymous id)
+  who did the steps in order within the window, step by step (ClickHouse's windowFunnel); a
+  `transaction:<state>` step is a transaction the chain gives that state (confirmed: final on chain);
 - `retention`: weekly cohorts by the week people were first seen, and how many came back each week after;
 - `wallets/{address}` and `contracts/{address}`: a wallet's or a contract's activity;
 - `users/{user_id}/timeline`: a user's events, newest first (the events API filtered to the user).
@@ -18,6 +19,7 @@ import datetime as dt
 import falcon
 
 from adtivity.settings import Settings
+from models.chain import hashes_in_state
 from models.clickhouse import ClientPool
 from models.events_table import COMPANY_HUMANS, FIRST_SEEN, IDENTITY, unix_seconds
 from queries.segments import company_segment, segment_condition
@@ -27,12 +29,17 @@ from web.principals import company_id_access
 from web.resources.analytics import bad, iso, parse_range
 from web.resources.events import Events
 
-STEP_KINDS = {"page": "type = 'page' AND page_path = %({p})s", "type": "type = %({p})s"}
+STEP_KINDS = {
+    "page": "type = 'page' AND page_path = %({p})s",
+    "type": "type = %({p})s",
+    # What the chain says of the transaction (`transaction:confirmed`: final on chain, docs/web3.md).
+    "transaction": "type = 'transaction' AND (chain_id, lower(tx_hash)) GLOBAL IN " + hashes_in_state("%({p})s"),
+}
 RETENTION_WEEKS = 12
 
 
 def step_condition(step: str, index: int, params: dict) -> str:
-    """`page:/path`, `type:<event type>`, or an event name."""
+    """`page:/path`, `type:<event type>`, `transaction:<verified state>`, or an event name."""
     kind, _, value = step.partition(":")
     name = f"step{index}"
     if kind in STEP_KINDS and value:
