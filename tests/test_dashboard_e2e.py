@@ -230,6 +230,8 @@ def test_the_filter_bar_narrows_every_figure_to_a_breakdown_row_or_a_segment(
     transactions = clickhouse_count(settings, t.company_id, f"user_id IN ({listed}) AND type = 'transaction'")
     rows = page.locator("#web3-transactions td:nth-child(3)").all_text_contents()
     assert transactions > 0 and sum(int(v.replace(",", "")) for v in rows) == transactions
+    states = page.locator("#web3-verified td:nth-child(3)").all_text_contents()
+    assert sum(int(v.replace(",", "")) for v in states) == transactions  # each event, by what the chain says
     assert page.problems == []
 
 
@@ -269,6 +271,16 @@ def test_dashboard_login_figures_chart_live_panel_and_key_lifecycle(company_with
     completed = clickhouse_count(settings, t.company_id, "type = 'payment' AND status = 'completed'")
     page.click("nav.tabs >> text=Payments")
     expect(page.locator("#payment-tiles .tile").nth(1)).to_contain_text(f"{completed:,}")
+
+    # No chain has an endpoint here: every reported transaction is counted, as unverified.
+    page.click("nav.tabs >> text=Web3")
+    expect(page.locator("#tab-web3[data-loaded=true]")).to_be_attached()
+    reported = clickhouse_count(settings, t.company_id, "type = 'transaction' AND is_bot = 0")
+    expect(page.locator("#web3-verified-tiles .tile").nth(0)).to_contain_text(f"{reported:,}")
+    expect(page.locator("#web3-verified-tiles .tile").nth(1)).to_contain_text("0")
+    expect(page.locator("#web3-verified")).to_contain_text("unverified")
+    verified = page.locator("#web3-verified td:nth-child(3)").all_text_contents()
+    assert reported > 0 and sum(int(v.replace(",", "")) for v in verified) == reported
 
     page.click("nav.tabs >> text=Team & keys")
     expect(page.locator("#members")).to_contain_text(t.owner.email)

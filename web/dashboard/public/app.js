@@ -520,19 +520,21 @@
     if (ask) {
       const transactions = [["is", "event:type", ["transaction"]]];
       const rows = async (body, more) => (await ask(body, more)).results;
-      const [wallets, connects, byStatus, volume, contracts, topWallets] = await Promise.all([
+      const [wallets, connects, byStatus, volume, contracts, topWallets, byState] = await Promise.all([
         rows({ metrics: ["wallets"] }), rows({ metrics: ["events"] }, [["is", "event:type", ["wallet_connect"]]]),
         rows({ metrics: ["transactions"], dimensions: ["chain", "transaction_status"] }, transactions),
         rows({ metrics: ["volume"], dimensions: ["chain", "token"] }, transactions),
         rows({ metrics: ["transactions"], dimensions: ["contract"], limit: 10 }, transactions),
-        rows({ metrics: ["transactions"], dimensions: ["wallet"], limit: 10 }, transactions)]);
+        rows({ metrics: ["transactions"], dimensions: ["wallet"], limit: 10 }, transactions),
+        rows({ metrics: ["transactions"], dimensions: ["chain", "verification"] }, transactions)]);
       const pairs = (found, names) => found.map((row) => Object.fromEntries(names.map((name, i) =>
         [name, i < 2 ? row.dimensions[i] : row.metrics[0]])));
       const top = (found) => found.map((row) => ({ address: row.dimensions[0], transactions: row.metrics[0] }));
       web3 = { wallets: wallets[0].metrics[0], wallet_connects: connects[0].metrics[0],
                transactions: pairs(byStatus, ["chain_id", "status", "count"]),
                volume: pairs(volume, ["chain_id", "token", "volume"]),
-               top_contracts: top(contracts), top_wallets: top(topWallets) };
+               top_contracts: top(contracts), top_wallets: top(topWallets),
+               verified: { by_state: pairs(byState, ["chain_id", "state", "count"]) } };
     } else {
       web3 = await call("GET", `/v1/companies/${company.id}/analytics/web3?${query}`);
     }
@@ -548,7 +550,32 @@
       section("Top contracts", table("web3-contracts", ["Contract", "Transactions"],
         web3.top_contracts.map((row) => [h("code", {}, row.address), count(row.transactions)]))),
       section("Top wallets", table("web3-wallets", ["Wallet", "Transactions"],
-        web3.top_wallets.map((row) => [h("code", {}, row.address), count(row.transactions)]))));
+        web3.top_wallets.map((row) => [h("code", {}, row.address), count(row.transactions)]))),
+      ...verifiedSections(web3.verified));
+  }
+
+  /* What the chain says of the reported transactions (docs/web3.md). A filtered view has the states of
+   * the filtered transaction events only: the disagreements and the verified volume need the rollups. */
+  function verifiedSections(verified) {
+    const sections = [
+      section("Verified on chain", table("web3-verified", ["Chain", "Chain says", "Transactions"],
+        verified.by_state.map((row) => [row.chain_id, row.state, count(row.count)])))];
+    if (verified.disagreements === undefined) return sections;
+    sections.unshift(section("Chain check", h("div", { id: "web3-verified-tiles", class: "tiles" },
+      tile("Reported transactions", count(verified.transactions)),
+      tile("Chain disagrees", count(verified.disagreements)))));
+    sections.push(
+      section("Disagreements", table("web3-disagreements", ["Chain", "Chain says", "Transactions"],
+        verified.disagreements_by_state.map((row) => [row.chain_id, row.state, count(row.count)]))),
+      section("Verified volume", table("web3-verified-volume", ["Chain", "Token", "Volume"],
+        verified.volume.map((row) => [row.chain_id, tokenCell(row), row.volume]))));
+    return sections;
+  }
+
+  /* A token by its address (a symbol alone can be copied by any contract), with the symbol it gives. */
+  function tokenCell(row) {
+    if (row.token === "native") return "native";
+    return [row.symbol ? `${row.symbol} ` : "", h("code", {}, row.token)];
   }
 
   async function paymentsTab(company, root) {
