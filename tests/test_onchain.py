@@ -10,15 +10,18 @@ import secrets
 
 import pytest
 
+from adtivity.jobs import Jobs, redis_broker
 from chain.verify import disagrees
 from models import redis_keys
 from models.chain import ChainToken, ChainTransaction
 from models.clickhouse import clickhouse_client
 from models.db import database
 from rollups.compute import rollup_company_now
+from scheduler.leader import Leadership
+from scheduler.main import build_scheduler
 from tests.chain_helpers import CHAIN_ID, LocalChain
 from tests.ingest_helpers import tenant
-from tests.pipeline_helpers import drain, send
+from tests.pipeline_helpers import drain, run_queued_jobs, send
 from workers.chain import run_round
 
 CONFIRMATIONS = 3
@@ -351,3 +354,23 @@ def test_verified_figures_reach_the_rollups_the_funnels_and_the_query_api(
         ("reverted",): 1,
         ("unverified",): 1,
     }
+
+
+def test_the_leading_scheduler_has_each_configured_chain_verified_by_a_worker(api, chain, chain_settings, redis_client):
+    t = tenant(api)
+    tx_hash = chain.send(chain.accounts[0], chain.accounts[1], 10**15)
+    report(api, t.write_key, tx_hash, status="submitted")
+    drain(chain_settings, redis_client)
+    leadership = Leadership(redis_client, lease_seconds=20)
+    assert leadership.check()
+    scheduler = build_scheduler(chain_settings, Jobs(redis_broker(chain_settings)), redis_client, leadership)
+    job = scheduler.get_job("verify-chains")
+    assert job.trigger.interval.total_seconds() == chain_settings.chain_poll_seconds
+    job.func()
+    run_queued_jobs(chain_settings)
+    row = rows(t.company_id)[tx_hash]
+    assert (row.block_number, row.lookups, row.confirmations) == (1, 0, 1)
+    assert stored_states(chain_settings, t.company_id)[tx_hash][:2] == ("pending", 0)
+    no_chains = dataclasses.replace(chain_settings, chain_rpc_urls=())
+    jobs = build_scheduler(no_chains, Jobs(redis_broker(no_chains)), redis_client, leadership).get_jobs()
+    assert "verify-chains" not in {job.id for job in jobs}

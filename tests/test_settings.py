@@ -113,3 +113,35 @@ def test_lists_and_numbers_are_parsed():
     )
     assert settings.cors_allowed_origins == ("https://a.example", "https://b.example")
     assert settings.probe_timeout_seconds == 0.5 and settings.web_workers == 4
+
+
+def test_chain_endpoints_and_confirmations_are_read_per_chain():
+    settings = Settings.from_env(
+        {
+            "JWT_SECRET": SECRET,
+            "CHAIN_RPC_URLS": "1=https://eth.example/key, 1=https://backup.example ,10=http://127.0.0.1:8545",
+            "CHAIN_CONFIRMATIONS": "10=5",
+        }
+    )
+    assert settings.chain_rpc == {
+        "1": ("https://eth.example/key", "https://backup.example"),
+        "10": ("http://127.0.0.1:8545",),
+    }
+    assert (settings.confirmations("10"), settings.confirmations("1")) == (5, 12)
+    assert "eth.example" not in repr(settings)  # endpoint URLs often carry an API key
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("CHAIN_RPC_URLS", "mainnet=https://eth.example", "CHAIN_RPC_URLS must be chain_id=url pairs"),
+        ("CHAIN_RPC_URLS", "1=eth.example", "CHAIN_RPC_URLS must be chain_id=url pairs"),
+        ("CHAIN_CONFIRMATIONS", "1=0", "CHAIN_CONFIRMATIONS must be chain_id=count pairs"),
+        ("CHAIN_CONFIRMATIONS", "1=twelve", "CHAIN_CONFIRMATIONS must be chain_id=count pairs"),
+        ("CHAIN_BATCH_SIZE", "0", "CHAIN_BATCH_SIZE must be between 1 and 1000"),
+        ("CHAIN_POLL_SECONDS", "0", "CHAIN_POLL_SECONDS must be at least 1"),
+    ],
+)
+def test_chain_settings_that_make_no_sense_are_refused(name, value, message):
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env({"JWT_SECRET": SECRET, name: value})
