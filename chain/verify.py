@@ -51,6 +51,7 @@ from models.chain import (
 from models.clickhouse_cluster import Layout
 from models.db import database
 from models.events_table import unix_seconds
+from models.jsonrows import rows_json
 
 log = logging.getLogger(__name__)
 _json = msgspec.json.Encoder()
@@ -59,6 +60,40 @@ SELECT * FROM (
     SELECT t.*, row_number() OVER (PARTITION BY company_id ORDER BY next_check_at) AS nth
     FROM chain_transactions t WHERE chain_id = %s AND NOT final AND next_check_at <= %s
 ) AS due WHERE nth <= %s ORDER BY next_check_at LIMIT %s
+"""
+# The columns the verifier owns, as WRITE_VERIFICATIONS sets them from its JSON rows (after company,
+# chain, hash and whether the version changes).
+VERIFICATION_COLUMNS = (
+    "state",
+    "final",
+    "block_number",
+    "block_hash",
+    "tx_from",
+    "tx_to",
+    "value",
+    "nonce",
+    "gas_used",
+    "succeeded",
+    "transfers",
+    "confirmations",
+    "lookups",
+    "reorgs",
+    "next_check_at",
+)
+WRITE_VERIFICATIONS = """
+UPDATE chain_transactions AS t SET
+    checked_at = %s, version = t.version + (r->>3)::int, state = r->>4, final = (r->>5)::boolean,
+    block_number = (r->>6)::bigint, block_hash = r->>7, tx_from = r->>8, tx_to = r->>9, value = (r->>10)::numeric,
+    nonce = (r->>11)::bigint, gas_used = (r->>12)::bigint, succeeded = (r->>13)::boolean, transfers = r->14,
+    confirmations = (r->>15)::int, lookups = (r->>16)::int, reorgs = (r->>17)::int,
+    next_check_at = (r->>18)::timestamp
+FROM jsonb_array_elements(%s::jsonb) AS r
+WHERE t.company_id = (r->>0)::uuid AND t.chain_id = r->>1 AND t.tx_hash = r->>2
+"""
+MARK_EXPORTED = """
+UPDATE chain_transactions AS t SET exported_version = GREATEST(t.exported_version, (r->>3)::bigint)
+FROM jsonb_array_elements(%s::jsonb) AS r
+WHERE t.company_id = (r->>0)::uuid AND t.chain_id = r->>1 AND t.tx_hash = r->>2
 """
 EXPORT_COLUMNS = (
     "company_id",
@@ -90,6 +125,15 @@ def disagrees(state: str, reported_status: str) -> bool:
         or (reported_status == "confirmed" and state in (REVERTED, REPLACED))
         or (reported_status == "failed" and state == CONFIRMED)
     )
+
+
+@dataclass(frozen=True)
+class SecondLook:
+    blocks: dict[int, tuple[str, dict[str, decode.BlockTransaction]]]  # number -> (hash, its transactions)
+    pool: dict[str, Any]  # hash -> the pool's answer of a first look
+    nonces: dict[str, int]  # sender -> transactions it has mined
+    unmined: set[str]  # hashes with a known nonce still without a receipt after the nonce was read
+    tokens: dict[str, ChainToken]
 
 
 @dataclass
@@ -155,32 +199,27 @@ class Round:
             if isinstance(answer, CallFailed)
         }
         unseen = [row for row in unmined if row.tx_hash not in receipts and row.tx_hash not in looked_up_failed]
-        blocks, pool, nonces, tokens = self.second_look(receipts, unseen)
+        second = self.second_look(receipts, unseen)
         self.result.looked_up += len(rows)
         updates = [self.mined_update(row, head, canonical.get(row.block_number or 0)) for row in mined]
         for row in unmined:
             if row.tx_hash in receipts:
-                update = self.newly_mined_update(row, head, receipts[row.tx_hash], blocks, tokens)
+                update = self.newly_mined_update(row, head, receipts[row.tx_hash], second.blocks, second.tokens)
             elif row.tx_hash in looked_up_failed:
                 update = {"next_check_at": self.now + dt.timedelta(seconds=self.settings.chain_poll_seconds)}
             else:
-                update = self.unseen_update(row, pool.get(row.tx_hash), nonces)
+                update = self.unseen_update(row, second)
             updates.append(update)
-        self.write(rows, updates)
+        self.write(mined + unmined, updates)
 
-    def second_look(
-        self, receipts: dict[str, decode.Receipt], unseen: list[ChainTransaction]
-    ) -> tuple[
-        dict[int, tuple[str, dict[str, decode.BlockTransaction]]],
-        dict[str, Any],
-        dict[str, int],
-        dict[str, ChainToken],
-    ]:
+    def second_look(self, receipts: dict[str, decode.Receipt], unseen: list[ChainTransaction]) -> SecondLook:
         """One more batch: the new receipts' blocks with their transactions, the pool entries of unseen
-        hashes whose nonce is not known, their senders' nonces where it is, and new tokens' metadata."""
+        hashes whose nonce is not known, their senders' nonces where it is (then their receipts again:
+        one mined since the first batch must not pass for replaced), and new tokens' metadata."""
         block_numbers = sorted({receipt.block_number for receipt in receipts.values()})
         first_looks = [row for row in unseen if row.nonce is None]
-        senders = sorted({row.tx_from for row in unseen if row.nonce is not None and row.tx_from})
+        known_nonce = [row for row in unseen if row.nonce is not None and row.tx_from]
+        senders = sorted({row.tx_from for row in known_nonce})
         token_addresses = sorted({transfer.token for receipt in receipts.values() for transfer in receipt.transfers})
         known = {
             token.address: token
@@ -193,6 +232,7 @@ class Round:
             *(("eth_getBlockByNumber", [hex(number), True]) for number in block_numbers),
             *(("eth_getTransactionByHash", [row.tx_hash]) for row in first_looks),
             *(("eth_getTransactionCount", [sender, "latest"]) for sender in senders),
+            *(("eth_getTransactionReceipt", [row.tx_hash]) for row in known_nonce),
             *(
                 ("eth_call", [{"to": address, "data": data}, "latest"])
                 for address in new_tokens
@@ -211,6 +251,7 @@ class Round:
             count = next(answers)
             if isinstance(count, str):
                 nonces[sender] = decode.quantity(count) or 0
+        unmined = {row.tx_hash for row in known_nonce if next(answers) is None}
         for address in new_tokens:
             decimals, symbol = next(answers), next(answers)
             known[address] = ChainToken(
@@ -226,7 +267,7 @@ class Round:
                     for a in new_tokens
                 ]
             ).on_conflict_ignore().execute()
-        return blocks, pool, nonces, known
+        return SecondLook(blocks, pool, nonces, unmined, known)
 
     # What each row becomes.
     def mined_update(self, row: ChainTransaction, head: int, canonical_hash: str | None) -> dict[str, Any]:
@@ -327,13 +368,16 @@ class Round:
             for transfer in transfers
         )
 
-    def unseen_update(self, row: ChainTransaction, pooled: Any, nonces: dict[str, int]) -> dict[str, Any]:
+    def unseen_update(self, row: ChainTransaction, second: SecondLook) -> dict[str, Any]:
         """Not mined: in the pool (note its sender and nonce), replaced (its nonce used by another),
         not found (past the timeout), or looked up again later."""
         update: dict[str, Any] = {"lookups": row.lookups + 1}
+        pooled = second.pool.get(row.tx_hash)
         if isinstance(pooled, dict) and pooled.get("nonce") is not None:
             update |= {"nonce": decode.quantity(pooled["nonce"]), "tx_from": str(pooled.get("from", "")).lower()}
-        elif row.nonce is not None and nonces.get(row.tx_from, -1) > row.nonce:
+        elif row.nonce is not None and second.nonces.get(row.tx_from, -1) > row.nonce:
+            if row.tx_hash not in second.unmined:  # mined meanwhile: the next round reads it
+                return {"next_check_at": self.now}
             return update | {"state": REPLACED, "final": True, "visible": True}
         deadline = row.reported_at + dt.timedelta(seconds=self.settings.chain_unseen_timeout_seconds)
         if self.now >= deadline:
@@ -342,22 +386,22 @@ class Round:
         return update | {"next_check_at": min(self.now + dt.timedelta(seconds=wait), deadline)}
 
     def write(self, rows: list[ChainTransaction], updates: list[dict[str, Any]]) -> None:
+        """Every row's verification columns (the verifier alone writes them; the feed writes what the
+        client said) in one statement; a row whose answer changed gets a new version to export."""
+        written = []
+        for row, update in zip(rows, updates, strict=True):
+            visible = update.pop("visible", False)
+            for name, value in update.items():
+                setattr(row, name, value)
+            written.append(
+                [str(row.company_id), row.chain_id, row.tx_hash, int(visible)]
+                + [getattr(row, name) for name in VERIFICATION_COLUMNS]
+            )
+            if update.get("final"):
+                self.result.finalized[row.state] = self.result.finalized.get(row.state, 0) + 1
+                CHAIN_VERIFIED.labels(self.chain_id, row.state).inc()
         with database.atomic():
-            for row, update in zip(rows, updates, strict=True):
-                visible = update.pop("visible", False)
-                fields: dict[Any, Any] = {getattr(ChainTransaction, name): value for name, value in update.items()}
-                fields[ChainTransaction.checked_at] = self.now
-                if visible:
-                    fields[ChainTransaction.version] = ChainTransaction.version + 1
-                ChainTransaction.update(fields).where(
-                    ChainTransaction.company_id == row.company_id,
-                    ChainTransaction.chain_id == row.chain_id,
-                    ChainTransaction.tx_hash == row.tx_hash,
-                ).execute()
-                if update.get("final"):
-                    state = update["state"]
-                    self.result.finalized[state] = self.result.finalized.get(state, 0) + 1
-                    CHAIN_VERIFIED.labels(self.chain_id, state).inc()
+            database.execute_sql(WRITE_VERIFICATIONS, (self.now, rows_json(written)))
 
 
 def whole_units(transfer: dict[str, Any]) -> Decimal:
@@ -389,14 +433,9 @@ def export_versions(settings: Settings, clickhouse: Client, chain_id: str, *, li
             fmt="JSONEachRow",
             settings=Layout.from_settings(settings).insert_settings,
         )
-        with database.atomic():
-            for row in rows:
-                ChainTransaction.update(exported_version=row.version).where(
-                    ChainTransaction.company_id == row.company_id,
-                    ChainTransaction.chain_id == row.chain_id,
-                    ChainTransaction.tx_hash == row.tx_hash,
-                    ChainTransaction.exported_version < row.version,
-                ).execute()
+        database.execute_sql(
+            MARK_EXPORTED, (rows_json([[str(row.company_id), row.chain_id, row.tx_hash, row.version] for row in rows]),)
+        )
     return len(rows)
 
 

@@ -374,3 +374,20 @@ def test_the_leading_scheduler_has_each_configured_chain_verified_by_a_worker(ap
     no_chains = dataclasses.replace(chain_settings, chain_rpc_urls=())
     jobs = build_scheduler(no_chains, Jobs(redis_broker(no_chains)), redis_client, leadership).get_jobs()
     assert "verify-chains" not in {job.id for job in jobs}
+
+
+def test_a_round_of_mined_and_unmined_hashes_gives_each_its_own_answer(api, chain, chain_settings, redis_client, clock):
+    t = tenant(api)
+    mined = chain.send(chain.accounts[0], chain.accounts[1], 10**15)
+    report(api, t.write_key, mined, status="submitted")
+    drain(chain_settings, redis_client)
+    clickhouse = clickhouse_client(chain_settings.clickhouse_url)
+    run_round(chain_settings, redis_client, clickhouse, CHAIN_ID, now=clock())
+    unmined = "0x" + "12" * 32
+    report(api, t.write_key, unmined, status="submitted")  # due at once: before the mined one
+    drain(chain_settings, redis_client)
+    clock.advance(chain_settings.chain_poll_seconds)
+    assert run_round(chain_settings, redis_client, clickhouse, CHAIN_ID, now=clock())["looked_up"] == 2
+    found = rows(t.company_id)
+    assert (found[mined].block_number, found[mined].confirmations, found[mined].lookups) == (1, 1, 0)
+    assert (found[unmined].block_number, found[unmined].confirmations, found[unmined].lookups) == (None, 0, 1)

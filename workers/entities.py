@@ -16,10 +16,8 @@ workers/pump.py.
 from __future__ import annotations
 
 import logging
-import re
 from decimal import Decimal
 
-import msgspec
 import redis
 
 from adtivity.jobs import ENTITIES_SHARD
@@ -31,6 +29,7 @@ from models import events as ev
 from models import redis_keys
 from models.db import database
 from models.events import SlimEvent
+from models.jsonrows import rows_json
 from models.redis_streams import ENTITIES_GROUP, entities_stream_key
 from models.tracking import PersistedEntry
 from workers.actor import actor
@@ -92,25 +91,6 @@ ON CONFLICT (company_id, payment_id) DO UPDATE SET
     first_seen = LEAST(payment_sessions.first_seen, EXCLUDED.first_seen),
     last_seen = GREATEST(payment_sessions.last_seen, EXCLUDED.last_seen)
 """
-
-
-_json = msgspec.json.Encoder()
-# A NUL escape in msgspec's JSON: "\u0000" after an even number of backslashes (an odd number would
-# make it the text "\u0000", which is kept).
-_NUL_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
-
-
-def rows_json(rows: list) -> str:
-    """The rows as one JSON array for jsonb_array_elements. Times are UTC, written with a "Z" that a
-    cast to Postgres's timestamp (without time zone) ignores. Postgres text and jsonb cannot hold NUL:
-    each becomes U+FFFD (ClickHouse keeps the event verbatim). Without this, one such event would
-    fail its whole batch's entities again and again. The regular expression only runs on the rare
-    batch that holds the escape at all: it tries a match at every byte, about 16 us a row, and
-    was the largest share of the worker's CPU under load."""
-    encoded = _json.encode(rows)
-    if b"\\u0000" in encoded:
-        encoded = _NUL_ESCAPE.sub(rb"\1\\ufffd", encoded)
-    return encoded.decode()
 
 
 def apply_entities(events: list[SlimEvent]) -> None:
