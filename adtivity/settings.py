@@ -137,6 +137,11 @@ class Settings:
     chain_rpc_urls: tuple[str, ...] = field(default=(), repr=False)
     chain_confirmations: tuple[str, ...] = ()
     chain_default_confirmations: int = 12
+    # Seconds between blocks as chain_id=seconds pairs (e.g. 1=12,8453=2), CHAIN_DEFAULT_BLOCK_SECONDS for
+    # the others: a reported hash is first looked up when it should be final (confirmations x this after
+    # the report), so most cost one receipt and their share of a block (0: look at once).
+    chain_block_seconds: tuple[str, ...] = ()
+    chain_default_block_seconds: float = 12.0
     chain_poll_seconds: int = 15
     # A hash the chain has not seen this long after it was first reported is "not_found".
     chain_unseen_timeout_seconds: int = 3600
@@ -298,6 +303,11 @@ class Settings:
                 "CHAIN_CONFIRMATIONS must be chain_id=count pairs separated by commas (e.g. 1=12,10=5)",
             ),
             (self.chain_default_confirmations < 1, "CHAIN_DEFAULT_CONFIRMATIONS must be at least 1"),
+            (
+                not all(_chain_seconds(pair) for pair in self.chain_block_seconds),
+                "CHAIN_BLOCK_SECONDS must be chain_id=seconds pairs separated by commas (e.g. 1=12,8453=2)",
+            ),
+            (self.chain_default_block_seconds < 0, "CHAIN_DEFAULT_BLOCK_SECONDS must be 0 or more"),
             (self.chain_poll_seconds < 1, "CHAIN_POLL_SECONDS must be at least 1"),
             (self.chain_unseen_timeout_seconds < 1, "CHAIN_UNSEEN_TIMEOUT_SECONDS must be at least 1"),
             (not 1 <= self.chain_batch_size <= 1_000, "CHAIN_BATCH_SIZE must be between 1 and 1000"),
@@ -337,6 +347,14 @@ class Settings:
                 return int(count)
         return self.chain_default_confirmations
 
+    def block_seconds(self, chain_id: str) -> float:
+        """The time between blocks on `chain_id`."""
+        for pair in self.chain_block_seconds:
+            chain, _, seconds = pair.partition("=")
+            if chain.strip() == chain_id:
+                return float(seconds)
+        return self.chain_default_block_seconds
+
     @property
     def kafka_bootstrap(self) -> str:
         parts = urlsplit(self.kafka_broker_url)
@@ -356,6 +374,14 @@ def _chain_pair(pair: str, *, url: bool) -> bool:
         parts = urlsplit(value.strip())
         return parts.scheme in ("http", "https") and bool(parts.hostname)
     return value.strip().isdigit() and int(value) >= 1
+
+
+def _chain_seconds(pair: str) -> bool:
+    chain, _, value = pair.partition("=")
+    try:
+        return chain.strip().isdigit() and float(value) >= 0
+    except ValueError:
+        return False
 
 
 def _parse(name: str, kind: str, raw: str) -> object:

@@ -24,6 +24,17 @@ def quantity(value: str | None) -> int | None:
 
 
 @dataclass(frozen=True)
+class Header:
+    number: int
+    hash: str
+    timestamp: int
+
+
+def header(block: dict[str, Any]) -> Header:
+    return Header(to_int(hexstr=block["number"]), block["hash"].lower(), to_int(hexstr=block["timestamp"]))
+
+
+@dataclass(frozen=True)
 class Transfer:
     token: str
     sender: str

@@ -13,11 +13,15 @@ States (models/chain.py):
 Final rows are not looked up again. A mined row whose block is no longer canonical (a reorg) goes
 back to pending and is looked up again at once.
 
-The cost per transaction: one receipt look-up when it is mined by its first look-up; its block (with
-the transactions, for value and nonce) and each later confirmation check are shared by every due
-transaction of that block, and the head by the whole round. A hash not mined yet is looked up again
-after CHAIN_POLL_SECONDS x 2^lookups (at most CHAIN_MAX_BACKOFF_SECONDS), with its pool entry (for
-its nonce) the first time and its sender's nonce after that.
+A reported hash is first looked up when it should be final: CHAIN_CONFIRMATIONS x CHAIN_BLOCK_SECONDS
+after its first report (until then it is pending). The cost per transaction: one receipt look-up when
+it is mined by its first look-up; its block (with
+the transactions, for value and nonce) is shared by every due transaction of that block, and the
+head block by the whole round. A mined row is looked up again when its confirmations should be there
+(at the pace of the blocks between its own and the head), and its block's header is then shared as
+well. A hash not mined yet is looked up again after CHAIN_POLL_SECONDS x 2^lookups (at most
+CHAIN_MAX_BACKOFF_SECONDS); from its second miss on with its pool entry (for its sender and nonce)
+until that is known, then with its sender's nonce and its receipt once more.
 """
 
 from __future__ import annotations
@@ -55,10 +59,13 @@ from models.jsonrows import rows_json
 
 log = logging.getLogger(__name__)
 _json = msgspec.json.Encoder()
+# Due: not final, its time come, and (a hash never looked up, never mined nor reorged) reported at least
+# the chain's time to finality ago.
 DUE = """
 SELECT * FROM (
     SELECT t.*, row_number() OVER (PARTITION BY company_id ORDER BY next_check_at) AS nth
     FROM chain_transactions t WHERE chain_id = %s AND NOT final AND next_check_at <= %s
+        AND (block_hash IS NOT NULL OR lookups > 0 OR reorgs > 0 OR reported_at <= %s)
 ) AS due WHERE nth <= %s ORDER BY next_check_at LIMIT %s
 """
 # The columns the verifier owns, as WRITE_VERIFICATIONS sets them from its JSON rows (after company,
@@ -129,7 +136,7 @@ def disagrees(state: str, reported_status: str) -> bool:
 
 @dataclass(frozen=True)
 class SecondLook:
-    blocks: dict[int, tuple[str, dict[str, decode.BlockTransaction]]]  # number -> (hash, its transactions)
+    blocks: dict[int, tuple[decode.Header, dict[str, decode.BlockTransaction]]]  # number -> the block, its transactions
     pool: dict[str, Any]  # hash -> the pool's answer of a first look
     nonces: dict[str, int]  # sender -> transactions it has mined
     unmined: set[str]  # hashes with a known nonce still without a receipt after the nonce was read
@@ -155,6 +162,12 @@ class Round:
     def chain_id(self) -> str:
         return self.rpc.chain_id
 
+    @property
+    def time_to_finality(self) -> dt.timedelta:
+        return dt.timedelta(
+            seconds=self.settings.confirmations(self.chain_id) * self.settings.block_seconds(self.chain_id)
+        )
+
     def run(self) -> RoundResult:
         with database.connection_context():
             rows = list(
@@ -162,6 +175,7 @@ class Round:
                     DUE,
                     self.chain_id,
                     self.now,
+                    self.now - self.time_to_finality,
                     self.settings.chain_max_checks_per_company,
                     self.settings.chain_max_checks_per_round,
                 )
@@ -176,21 +190,21 @@ class Round:
         mined_blocks = sorted({row.block_number or 0 for row in mined})
         answers = self.rpc.batch(
             [
-                ("eth_blockNumber", []),
+                ("eth_getBlockByNumber", ["latest", False]),
                 *(("eth_getTransactionReceipt", [row.tx_hash]) for row in unmined),
                 *(("eth_getBlockByNumber", [hex(number), False]) for number in mined_blocks),
             ]
         )
-        if isinstance(answers[0], CallFailed) or answers[0] is None:
+        if not isinstance(answers[0], dict):
             raise ChainUnavailable(f"chain {self.chain_id} did not say its head block")
-        head = decode.quantity(answers[0]) or 0
+        head = decode.header(answers[0])
         receipts = {
             row.tx_hash: decode.receipt(answer)
             for row, answer in zip(unmined, answers[1 : 1 + len(unmined)], strict=True)
             if isinstance(answer, dict) and answer.get("blockNumber")
         }
         canonical = {
-            number: answer["hash"].lower() if isinstance(answer, dict) else None
+            number: decode.header(answer) if isinstance(answer, dict) else None
             for number, answer in zip(mined_blocks, answers[1 + len(unmined) :], strict=True)
         }
         looked_up_failed = {
@@ -217,7 +231,7 @@ class Round:
         hashes whose nonce is not known, their senders' nonces where it is (then their receipts again:
         one mined since the first batch must not pass for replaced), and new tokens' metadata."""
         block_numbers = sorted({receipt.block_number for receipt in receipts.values()})
-        first_looks = [row for row in unseen if row.nonce is None]
+        first_looks = [row for row in unseen if row.nonce is None and row.lookups >= 1]
         known_nonce = [row for row in unseen if row.nonce is not None and row.tx_from]
         senders = sorted({row.tx_from for row in known_nonce})
         token_addresses = sorted({transfer.token for receipt in receipts.values() for transfer in receipt.transfers})
@@ -244,7 +258,7 @@ class Round:
         for number in block_numbers:
             block = next(answers)
             if isinstance(block, dict):
-                blocks[number] = (block["hash"].lower(), decode.block_transactions(block))
+                blocks[number] = (decode.header(block), decode.block_transactions(block))
         pool = {row.tx_hash: next(answers) for row in first_looks}
         nonces = {}
         for sender in senders:
@@ -270,10 +284,12 @@ class Round:
         return SecondLook(blocks, pool, nonces, unmined, known)
 
     # What each row becomes.
-    def mined_update(self, row: ChainTransaction, head: int, canonical_hash: str | None) -> dict[str, Any]:
+    def mined_update(
+        self, row: ChainTransaction, head: decode.Header, canonical: decode.Header | None
+    ) -> dict[str, Any]:
         """A row mined at an earlier look-up: still in the canonical chain (count its confirmations),
         or reorged out (back to pending, looked up again at once)."""
-        if canonical_hash != row.block_hash:
+        if canonical is None or canonical.hash != row.block_hash:
             self.result.reorged += 1
             log_event(log, "transaction's block left the chain", chain=self.chain_id, block=row.block_number)
             return {
@@ -290,19 +306,19 @@ class Round:
                 "next_check_at": self.now,
                 "visible": True,
             }
-        return self.confirmation_update(row, head, row.block_number or 0, bool(row.succeeded), row.value, row.transfers)
+        return self.confirmation_update(row, head, canonical, bool(row.succeeded), row.value, row.transfers)
 
     def newly_mined_update(
         self,
         row: ChainTransaction,
-        head: int,
+        head: decode.Header,
         receipt: decode.Receipt,
-        blocks: dict[int, tuple[str, dict[str, decode.BlockTransaction]]],
+        blocks: dict[int, tuple[decode.Header, dict[str, decode.BlockTransaction]]],
         tokens: dict[str, ChainToken],
     ) -> dict[str, Any]:
-        block_hash, transactions = blocks.get(receipt.block_number, ("", {}))
+        block, transactions = blocks.get(receipt.block_number, (None, {}))
         recorded = transactions.get(row.tx_hash)
-        if block_hash != receipt.block_hash or recorded is None:  # a reorg between the two look-ups
+        if block is None or block.hash != receipt.block_hash or recorded is None:  # a reorg between the look-ups
             return {"next_check_at": self.now}
         transfers = [
             {
@@ -327,26 +343,32 @@ class Round:
             "transfers": transfers,
         }
         row.tx_from, row.tx_to = recorded.sender, recorded.recipient
-        return mined | self.confirmation_update(
-            row, head, receipt.block_number, receipt.succeeded, Decimal(recorded.value), transfers
-        )
+        return mined | self.confirmation_update(row, head, block, receipt.succeeded, Decimal(recorded.value), transfers)
 
     def confirmation_update(
         self,
         row: ChainTransaction,
-        head: int,
-        block_number: int,
+        head: decode.Header,
+        block: decode.Header,
         succeeded: bool,
         value: Decimal | None,
         transfers: list[dict[str, Any]],
     ) -> dict[str, Any]:
-        confirmations = max(0, head - block_number + 1)
+        """Final once the chain's confirmations are there; until then looked up again when they should
+        be, at the pace the chain has been making blocks (the block's hash is checked then: a reorg
+        before it sends the row back to pending)."""
+        confirmations = max(0, head.number - block.number + 1)
+        required = self.settings.confirmations(self.chain_id)
+        wait = float(self.settings.chain_poll_seconds)
+        if head.number > block.number:
+            seconds_a_block = (head.timestamp - block.timestamp) / (head.number - block.number)
+            wait = min(max(wait, (required - confirmations) * seconds_a_block), self.settings.chain_max_backoff_seconds)
         update: dict[str, Any] = {
             "confirmations": confirmations,
-            "next_check_at": self.now + dt.timedelta(seconds=self.settings.chain_poll_seconds),
+            "next_check_at": self.now + dt.timedelta(seconds=wait),
             "visible": True,
         }
-        if confirmations >= self.settings.confirmations(self.chain_id):
+        if confirmations >= required:
             state = (
                 MISMATCH if not self.agrees_with_report(row, value, transfers) else CONFIRMED if succeeded else REVERTED
             )

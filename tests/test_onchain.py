@@ -40,6 +40,7 @@ def chain_settings(settings, chain):
         settings,
         chain_rpc_urls=(f"{CHAIN_ID}={chain.url}",),
         chain_confirmations=(f"{CHAIN_ID}={CONFIRMATIONS}",),
+        chain_default_block_seconds=0,  # looked up at once (test_the_first_look_waits_...: the wait)
         chain_poll_seconds=5,
         chain_unseen_timeout_seconds=600,
     )
@@ -198,7 +199,9 @@ def test_a_transaction_replaced_by_another_with_its_nonce_is_replaced(api, chain
     report(api, t.write_key, first, status="confirmed")
     drain(chain_settings, redis_client)
     clickhouse = clickhouse_client(chain_settings.clickhouse_url)
-    run_round(chain_settings, redis_client, clickhouse, CHAIN_ID, now=clock())
+    run_round(chain_settings, redis_client, clickhouse, CHAIN_ID, now=clock())  # not mined: no receipt
+    clock.advance(chain_settings.chain_poll_seconds)
+    run_round(chain_settings, redis_client, clickhouse, CHAIN_ID, now=clock())  # still not: its pool entry
     pooled = rows(t.company_id)[first]
     assert (pooled.state, pooled.nonce, pooled.tx_from) == ("pending", 0, chain.accounts[0].lower())
 
@@ -391,3 +394,44 @@ def test_a_round_of_mined_and_unmined_hashes_gives_each_its_own_answer(api, chai
     found = rows(t.company_id)
     assert (found[mined].block_number, found[mined].confirmations, found[mined].lookups) == (1, 1, 0)
     assert (found[unmined].block_number, found[unmined].confirmations, found[unmined].lookups) == (None, 0, 1)
+
+
+def test_a_mined_transaction_is_looked_up_again_when_its_confirmations_should_be_there(
+    api, chain, chain_settings, redis_client, clock
+):
+    t = tenant(api)
+    tx_hash = chain.send(chain.accounts[0], chain.accounts[1], 10**15)
+    report(api, t.write_key, tx_hash, status="submitted")
+    drain(chain_settings, redis_client)
+    clickhouse = clickhouse_client(chain_settings.clickhouse_url)
+    poll = dt.timedelta(seconds=chain_settings.chain_poll_seconds)
+    now = clock()
+    run_round(chain_settings, redis_client, clickhouse, CHAIN_ID, now=now)  # its own block only: pace unknown
+    assert rows(t.company_id)[tx_hash].next_check_at == now + poll
+
+    chain.rpc("anvil_mine", ["0x1", "0xc"])  # the next block 12 s later: 1 of 3 confirmations to go
+    now += poll
+    run_round(chain_settings, redis_client, clickhouse, CHAIN_ID, now=now)
+    row = rows(t.company_id)[tx_hash]
+    assert row.confirmations == 2 and (row.next_check_at - now).total_seconds() == pytest.approx(12, abs=1)
+    assert run_round(chain_settings, redis_client, clickhouse, CHAIN_ID, now=now + poll)["looked_up"] == 0
+    chain.mine(1)
+    final = run_round(chain_settings, redis_client, clickhouse, CHAIN_ID, now=row.next_check_at)
+    assert final["finalized"] == {"confirmed": 1}
+
+
+def test_the_first_look_waits_until_the_transaction_should_be_final(api, chain, chain_settings, redis_client, clock):
+    paced = dataclasses.replace(chain_settings, chain_block_seconds=(f"{CHAIN_ID}=12",))
+    t = tenant(api)
+    now = clock()
+    tx_hash = chain.send(chain.accounts[0], chain.accounts[1], 10**15)
+    report(api, t.write_key, tx_hash, status="submitted")
+    drain(paced, redis_client)
+    clickhouse = clickhouse_client(paced.clickhouse_url)
+    waiting = run_round(paced, redis_client, clickhouse, CHAIN_ID, now=now + dt.timedelta(seconds=30))
+    assert (waiting["looked_up"], waiting["calls"]) == (0, 0)
+    assert stored_states(paced, t.company_id)[tx_hash][:2] == ("pending", 0)  # exported as reported
+    chain.mine(CONFIRMATIONS - 1)
+    final = run_round(paced, redis_client, clickhouse, CHAIN_ID, now=now + dt.timedelta(seconds=3 * 12 + 2))
+    assert final["finalized"] == {"confirmed": 1}
+    assert final["calls"] == 3  # the head, the receipt, the block with its transactions
