@@ -3,7 +3,8 @@ ClickHouse as 2 shards x 2 replicas, 4 stream shards and broker partitions, two 
 Events sent through either web process, in every wire format and by the real SDKs, are stored once;
 each shard's replicas hold the same rows and one person's events sit on one shard; real-time equals
 ClickHouse; the analytics and drill-down answers equal those of one node for the same events; a key
-revoked through one web process is refused by the other; one scheduler leads."""
+revoked through one web process is refused by the other; one scheduler leads; transactions are
+verified on a local chain and counted as the chain says."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import random
 import pytest
 import requests
 from playhouse.db_url import connect
+from web3 import HTTPProvider, Web3
 
 from models import redis_keys
 from models.clickhouse import clickhouse_client
@@ -156,6 +158,7 @@ ANALYTICS = [
     ("analytics/web3", {}),
     ("analytics/payments", {}),
     ("drilldowns/funnel", {"steps": "page:/pricing,Signup", "window": 7 * 86400}),
+    ("drilldowns/funnel", {"steps": "page:/pricing,transaction:confirmed", "window": 7 * 86400}),
     ("drilldowns/retention", {}),
 ]
 
@@ -212,6 +215,7 @@ QUERIES = [
         "filters": [["matches", "wallet", ["^0x0"]]],
     },
     {"metrics": ["revenue", "users"], "dimensions": ["currency"], "filters": [["is", "event:type", ["payment"]]]},
+    {"metrics": ["transactions", "users"], "dimensions": ["verification"]},
     {
         "metrics": ["page_views", "users"],
         "dimensions": ["page_path"],
@@ -277,6 +281,58 @@ def test_queries_and_segments_equal_one_nodes_answers_for_the_same_events(cluste
             expected, found = one_node(body), on_cluster(body, WEB[index % 2])
         assert expected["results"], body
         assert found == expected, body
+
+
+def test_the_cluster_verifies_transactions_on_the_chain_and_counts_what_it_says(cluster):
+    """The scheduler and workers of the cluster verify against the development chain (anvil, which
+    `bin/services up` starts): the answers go through Postgres to the Distributed tx_verifications,
+    and from there to the rollups, the query API and the funnels."""
+    chain = Web3(HTTPProvider(cluster.chain_rpc["31337"][0]))
+    sender, recipient = chain.eth.accounts[0], chain.eth.accounts[1]
+    paid = chain.eth.send_transaction({"from": sender, "to": recipient, "value": 10**18}).to_0x_hex()
+    lied = chain.eth.send_transaction({"from": sender, "to": recipient, "value": 10**17}).to_0x_hex()
+    chain.provider.make_request("anvil_mine", ["0x2"])  # both have their 2 confirmations
+    company, key, auth = setup_company(WEB[0])
+    made_up = "0x" + "9" * 64
+    reports = {paid: {"value": "1"}, lied: {"value": "5"}, made_up: {}}
+    post(
+        WEB[1],
+        key,
+        [
+            {
+                "type": "transaction",
+                "user_id": f"u{i}",
+                "chain_id": "31337",
+                "tx_hash": tx_hash,
+                "status": "confirmed",
+                **fields,
+            }
+            for i, (tx_hash, fields) in enumerate(reports.items())
+        ],
+    )
+
+    def verified() -> dict:
+        answer = requests.get(f"{WEB[0]}/v1/companies/{company}/analytics/web3", params=SPAN, headers=auth, timeout=30)
+        return answer.json()["verified"]
+
+    expected = {("31337", "confirmed", 1), ("31337", "mismatch", 1), ("31337", "pending", 1)}
+    wait_for(
+        lambda: {(r["chain_id"], r["state"], r["count"]) for r in verified()["by_state"]} == expected,
+        120,
+        "the cluster's verified rollups",
+    )
+    assert verified()["disagreements"] == 1
+    answer = requests.post(
+        f"{WEB[1]}/v1/companies/{company}/query",
+        json={"metrics": ["users"], "dimensions": ["verification"], "date_range": [SPAN["from"], SPAN["to"]]},
+        headers=auth,
+        timeout=30,
+    )
+    assert {tuple(row["dimensions"]): row["metrics"][0] for row in answer.json()["results"]} == {
+        ("confirmed",): 1,
+        ("mismatch",): 1,
+        ("pending",): 1,
+    }
 
 
 def test_a_key_revoked_through_one_web_process_is_refused_by_the_other_within_seconds(cluster):
