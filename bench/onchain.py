@@ -104,7 +104,7 @@ def production_pace(settings, chain: LocalChain, count: int, block_seconds: int,
     rpc = ChainRpc(CHAIN_ID, (chain.url,), timeout=30, batch_size=settings.chain_batch_size)
     clickhouse = clickhouse_client(settings.clickhouse_url)
     start = utcnow()
-    chain_start = chain.w3.eth.get_block("latest")["timestamp"] + 1
+    chain_start = int(chain.block("latest")["timestamp"], 16) + 1
     sends = sorted(rng.uniform(0, count * block_seconds) for _ in range(count))
     sent: list[str] = []
     second = 0
@@ -125,7 +125,7 @@ def production_pace(settings, chain: LocalChain, count: int, block_seconds: int,
     with database.connection_context():
         finals = list(ChainTransaction.select().where(ChainTransaction.company_id == company_id))
     delays = [
-        (row.checked_at - start).total_seconds() - (chain.w3.eth.get_block(row.block_number)["timestamp"] - chain_start)
+        (row.checked_at - start).total_seconds() - (int(chain.block(row.block_number)["timestamp"], 16) - chain_start)
         for row in finals
     ]
     return {"calls": sum(rpc.calls.values()) / count, "by_method": dict(rpc.calls), "delays": delays}
@@ -166,8 +166,7 @@ def delay(
                 )
             )
         for row in done[len(delays) :]:
-            block = chain.w3.eth.get_block(row.block_number)
-            delays.append(exported - block["timestamp"])
+            delays.append(exported - int(chain.block(row.block_number)["timestamp"], 16))
         time.sleep(poll_seconds)
     return delays, sum(rpc.calls.values()) / count
 

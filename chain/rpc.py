@@ -1,6 +1,8 @@
-"""Batched JSON-RPC to one chain's endpoints (web3.py's HTTP provider): many calls in one round trip,
-each answered or failed on its own; an endpoint that fails as a whole hands the batch to the next.
-Counts every call it makes (the verifier's cost is measured in calls per transaction)."""
+"""Batched JSON-RPC to one chain's endpoints: many calls in one HTTP round trip (a JSON array of
+requests, answered in any order and matched by id), each answered or failed on its own; an endpoint
+that fails as a whole hands the batch to the next. Counts every call it makes (the verifier's cost is
+measured in calls per transaction). Plain `requests`: web3.py's provider would do the same, but
+importing web3 raises Python's recursion limit to 100,000 for the whole process (its py_ecc does)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from web3 import HTTPProvider
+import requests
 
 from adtivity.logs import log_event
 from adtivity.metrics import CHAIN_RPC_CALLS, CHAIN_RPC_FAILURES
@@ -34,10 +36,9 @@ class ChainRpc:
             raise ValueError(f"chain {chain_id} has no JSON-RPC endpoint")
         self.chain_id = chain_id
         self.batch_size = batch_size
-        self.providers = [
-            HTTPProvider(url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None)
-            for url in endpoints
-        ]
+        self.endpoints = endpoints
+        self.timeout = timeout
+        self.session = requests.Session()
         self.calls: Counter[str] = Counter()  # method -> calls made by this client
 
     def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
@@ -52,10 +53,15 @@ class ChainRpc:
         for method, _params in calls:
             self.calls[method] += 1
             CHAIN_RPC_CALLS.labels(self.chain_id, method).inc()
-        for index, provider in enumerate(self.providers):
+        body: list[Any] = [
+            {"jsonrpc": "2.0", "id": i, "method": method, "params": params} for i, (method, params) in enumerate(calls)
+        ]
+        for index, url in enumerate(self.endpoints):
             try:
-                responses = provider.make_batch_request(calls)  # type: ignore[arg-type]
-            except Exception as error:  # noqa: BLE001  # any transport failure: try the next endpoint
+                answer = self.session.post(url, json=body, timeout=self.timeout)
+                answer.raise_for_status()
+                responses = answer.json()
+            except (requests.RequestException, ValueError) as error:  # down, refused, or not JSON: the next
                 CHAIN_RPC_FAILURES.labels(self.chain_id).inc()
                 log_event(
                     log,
@@ -66,14 +72,19 @@ class ChainRpc:
                     error=type(error).__name__,
                 )
                 continue
-            if not isinstance(responses, list) or len(responses) != len(calls):
+            by_id = {
+                response.get("id"): response
+                for response in (responses if isinstance(responses, list) else ())
+                if isinstance(response, dict)
+            }
+            if set(by_id) != set(range(len(calls))):  # an error for the whole batch, or answers missing
                 CHAIN_RPC_FAILURES.labels(self.chain_id).inc()
                 log_event(log, "chain endpoint refused the batch", level=logging.WARNING, chain=self.chain_id)
                 continue
             return [
                 CallFailed(str(response["error"].get("message", "")))
-                if response.get("error")
+                if isinstance(response.get("error"), dict)
                 else response.get("result")
-                for response in responses
+                for response in (by_id[i] for i in range(len(calls)))
             ]
         raise ChainUnavailable(f"no endpoint of chain {self.chain_id} answered")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import secrets
+import subprocess
+import sys
 
 import pytest
 
@@ -22,6 +24,7 @@ from scheduler.main import build_scheduler
 from tests.chain_helpers import CHAIN_ID, LocalChain
 from tests.ingest_helpers import tenant
 from tests.pipeline_helpers import drain, run_queued_jobs, send
+from tests.processes import ROOT
 from workers.chain import run_round
 
 CONFIRMATIONS = 3
@@ -435,3 +438,15 @@ def test_the_first_look_waits_until_the_transaction_should_be_final(api, chain, 
     final = run_round(paced, redis_client, clickhouse, CHAIN_ID, now=now + dt.timedelta(seconds=3 * 12 + 2))
     assert final["finalized"] == {"confirmed": 1}
     assert final["calls"] == 3  # the head, the receipt, the block with its transactions
+
+
+def test_the_chain_code_leaves_the_processes_recursion_limit_alone():
+    """The web's JSON depth guard and every process's stack rely on Python's default limit (web3.py's
+    py_ecc would raise it to 100,000 on import)."""
+    probe = (
+        "import sys; before = sys.getrecursionlimit(); import chain.verify, workers.chain, workers.main; "
+        "print(before, sys.getrecursionlimit())"
+    )
+    answer = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
+    before, after = answer.stdout.split()
+    assert before == after

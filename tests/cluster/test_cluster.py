@@ -15,12 +15,12 @@ import random
 import pytest
 import requests
 from playhouse.db_url import connect
-from web3 import HTTPProvider, Web3
 
 from models import redis_keys
 from models.clickhouse import clickhouse_client
 from models.redis_client import redis_client
 from rollups.compute import rollup_company_now
+from tests.chain_helpers import ChainClient
 from tests.cluster.conftest import WEB
 from tests.ingest_helpers import CHROME, tenant
 from tests.pipeline_helpers import drain, setup_company, stored, week_of_events
@@ -287,11 +287,11 @@ def test_the_cluster_verifies_transactions_on_the_chain_and_counts_what_it_says(
     """The scheduler and workers of the cluster verify against the development chain (anvil, which
     `bin/services up` starts): the answers go through Postgres to the Distributed tx_verifications,
     and from there to the rollups, the query API and the funnels."""
-    chain = Web3(HTTPProvider(cluster.chain_rpc["31337"][0]))
-    sender, recipient = chain.eth.accounts[0], chain.eth.accounts[1]
-    paid = chain.eth.send_transaction({"from": sender, "to": recipient, "value": 10**18}).to_0x_hex()
-    lied = chain.eth.send_transaction({"from": sender, "to": recipient, "value": 10**17}).to_0x_hex()
-    chain.provider.make_request("anvil_mine", ["0x2"])  # both have their 2 confirmations
+    chain = ChainClient(cluster.chain_rpc["31337"][0])
+    sender, recipient = chain.accounts[0], chain.accounts[1]
+    paid = chain.send(sender, recipient, 10**18)
+    lied = chain.send(sender, recipient, 10**17)
+    chain.mine(2)  # both have their 2 confirmations
     company, key, auth = setup_company(WEB[0])
     made_up = "0x" + "9" * 64
     reports = {paid: {"value": "1"}, lied: {"value": "5"}, made_up: {}}
