@@ -341,19 +341,13 @@ class Settings:
 
     def confirmations(self, chain_id: str) -> int:
         """Blocks on top of (and including) a transaction's before it counts as final on `chain_id`."""
-        for pair in self.chain_confirmations:
-            chain, _, count = pair.partition("=")
-            if chain.strip() == chain_id:
-                return int(count)
-        return self.chain_default_confirmations
+        given = _for_chain(self.chain_confirmations, chain_id)
+        return self.chain_default_confirmations if given is None else int(given)
 
     def block_seconds(self, chain_id: str) -> float:
         """The time between blocks on `chain_id`."""
-        for pair in self.chain_block_seconds:
-            chain, _, seconds = pair.partition("=")
-            if chain.strip() == chain_id:
-                return float(seconds)
-        return self.chain_default_block_seconds
+        given = _for_chain(self.chain_block_seconds, chain_id)
+        return self.chain_default_block_seconds if given is None else float(given)
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -364,6 +358,15 @@ class Settings:
 def _host_and_port(node: str) -> bool:
     host, _, port = node.rpartition(":")
     return bool(host) and port.isdigit()
+
+
+def _for_chain(pairs: tuple[str, ...], chain_id: str) -> str | None:
+    """The value of `chain_id` in chain_id=value pairs, or None."""
+    for pair in pairs:
+        chain, _, value = pair.partition("=")
+        if chain.strip() == chain_id:
+            return value.strip()
+    return None
 
 
 def _chain_pair(pair: str, *, url: bool) -> bool:

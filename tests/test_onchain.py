@@ -58,6 +58,15 @@ def report(api, key: str, tx_hash: str, **fields) -> None:
     )
 
 
+def one_reported_transfer(api, chain, settings, redis_client):
+    """A new company, a transfer mined on the chain and reported as submitted: (tenant, hash, ClickHouse)."""
+    t = tenant(api)
+    tx_hash = chain.send(chain.accounts[0], chain.accounts[1], 10**15)
+    report(api, t.write_key, tx_hash, status="submitted")
+    drain(settings, redis_client)
+    return t, tx_hash, clickhouse_client(settings.clickhouse_url)
+
+
 def rows(company_id: str) -> dict[str, ChainTransaction]:
     with database.connection_context():
         return {row.tx_hash: row for row in ChainTransaction.select().where(ChainTransaction.company_id == company_id)}
@@ -248,11 +257,7 @@ def test_each_company_gets_at_most_its_share_of_a_round(api, chain, chain_settin
 def test_a_chain_whose_endpoints_fail_backs_off_and_a_second_endpoint_takes_over(
     api, chain, chain_settings, redis_client, clock
 ):
-    t = tenant(api)
-    tx_hash = chain.send(chain.accounts[0], chain.accounts[1], 10**15)
-    report(api, t.write_key, tx_hash, status="submitted")
-    drain(chain_settings, redis_client)
-    clickhouse = clickhouse_client(chain_settings.clickhouse_url)
+    t, tx_hash, clickhouse = one_reported_transfer(api, chain, chain_settings, redis_client)
     dead = "http://127.0.0.1:9"  # nothing listens on the discard port here
     down = dataclasses.replace(chain_settings, chain_rpc_urls=(f"{CHAIN_ID}={dead}",))
     assert run_round(down, redis_client, clickhouse, CHAIN_ID, now=clock()) is None
@@ -402,11 +407,7 @@ def test_a_round_of_mined_and_unmined_hashes_gives_each_its_own_answer(api, chai
 def test_a_mined_transaction_is_looked_up_again_when_its_confirmations_should_be_there(
     api, chain, chain_settings, redis_client, clock
 ):
-    t = tenant(api)
-    tx_hash = chain.send(chain.accounts[0], chain.accounts[1], 10**15)
-    report(api, t.write_key, tx_hash, status="submitted")
-    drain(chain_settings, redis_client)
-    clickhouse = clickhouse_client(chain_settings.clickhouse_url)
+    t, tx_hash, clickhouse = one_reported_transfer(api, chain, chain_settings, redis_client)
     poll = dt.timedelta(seconds=chain_settings.chain_poll_seconds)
     now = clock()
     run_round(chain_settings, redis_client, clickhouse, CHAIN_ID, now=now)  # its own block only: pace unknown
