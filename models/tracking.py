@@ -106,4 +106,6 @@ class PersistedEntry(BaseModel):
         primary_key = peewee.CompositeKey("stream", "entry_id")
 
 
-TRACKING_MODELS = (EndUser, Identity, Wallet, Session, PaymentSession, Quarantine, PersistedEntry)
+# A company's own rows (its purge deletes them); PersistedEntry records stream entries, of no company.
+COMPANY_ENTITY_MODELS = (EndUser, Identity, Wallet, Session, PaymentSession, Quarantine)
+TRACKING_MODELS = (*COMPANY_ENTITY_MODELS, PersistedEntry)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import uuid
 
 from models.accounts import ApiKey, AuditLog, Company, Membership
+from models.chain import ChainTransaction
 from models.clickhouse import clickhouse_client
+from models.db import utcnow
 from models.rollups import RollupState
+from models.tracking import EndUser, Wallet
 from tests.pipeline_helpers import run_queued_jobs
 from tests.processes import wait_for
 
@@ -67,6 +70,19 @@ def test_delete_stops_keys_at_once_and_purges_in_the_background(api, settings):
         column_type_names=["UUID", "String", "String", "String", "String"],
     )
     assert RollupState.select().where(RollupState.company_id == company_id).exists()  # made with the company
+    moment = utcnow()
+    EndUser.create(company_id=company_id, user_id="u1", first_seen=moment, last_seen=moment, traits={})
+    Wallet.create(
+        company_id=company_id, address="0xabc", chains=["1"], user_id="u1", first_seen=moment, last_seen=moment
+    )
+    ChainTransaction.create(
+        company_id=company_id,
+        chain_id="1",
+        tx_hash="0x1",
+        reported_at=moment,
+        last_reported_at=moment,
+        next_check_at=moment,
+    )
 
     assert api.delete(f"/v1/companies/{company_id}", auth=owner).status_code == 204
     assert api.get(f"/v1/companies/{company_id}", auth=key).status_code == 401
@@ -81,6 +97,8 @@ def test_delete_stops_keys_at_once_and_purges_in_the_background(api, settings):
     wait_for_no_events(clickhouse, company_id)
     wait_for_no_events(clickhouse, company_id, table="identity_first_seen")
     assert not RollupState.select().where(RollupState.company_id == company_id).exists()
+    for model in (EndUser, Wallet, ChainTransaction):  # its people and what they did
+        assert not model.select().where(model.company_id == company_id).exists(), model
     assert AuditLog.select().where(AuditLog.action == "company.deleted").count() == 1
 
 

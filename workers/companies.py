@@ -1,5 +1,7 @@
 """Actor `purge_company`: removes a deleted company's data from ClickHouse (events, their ids, first
-sightings, transaction verifications) and Postgres (the company row and what cascades from it, its rollups, verified transactions and privacy requests).
+sightings, transaction verifications) and Postgres (the company row and what cascades from it, its rollups,
+end users, identities, wallets, sessions, payment sessions, quarantined entries, verified transactions
+and privacy requests).
 
 The web API marks the company deleted (its keys stop at once) and enqueues this. Idempotent: running
 it again, or for a company already gone, does nothing more. A company not marked deleted is refused,
@@ -21,6 +23,7 @@ from models.clickhouse_cluster import Layout
 from models.db import database
 from models.privacy import PrivacyRequest
 from models.rollups import ROLLUP_MODELS
+from models.tracking import COMPANY_ENTITY_MODELS
 from workers.actor import actor
 from workers.runtime import current
 
@@ -47,7 +50,7 @@ def purge_company_data(settings: Settings, company_id: uuid.UUID) -> bool:
                 f"ALTER TABLE {layout.storage(table)} DELETE WHERE company_id = %(company)s",
                 parameters={"company": str(company_id)},
             )
-        for model in (*ROLLUP_MODELS, ChainTransaction, PrivacyRequest):
+        for model in (*ROLLUP_MODELS, *COMPANY_ENTITY_MODELS, ChainTransaction, PrivacyRequest):
             model.delete().where(model.company_id == company_id).execute()
         if company is not None:
             company.delete_instance()
