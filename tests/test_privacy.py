@@ -8,6 +8,8 @@ import datetime as dt
 import gzip
 import json
 
+from chain.verify import export_versions
+from models.chain import ChainTransaction
 from models.clickhouse import clickhouse_client
 from models.db import database
 from models.rollups import DAY, RollupCount
@@ -17,6 +19,7 @@ from tests.ingest_helpers import CHROME, tenant
 from tests.pipeline_helpers import drain, run_queued_jobs
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+ALICES_TRANSACTION = "0x" + "a1" * 32
 
 
 def events_of(prefix: str, n: int, **identity) -> list[dict]:
@@ -48,10 +51,23 @@ def setup(api, settings, redis_client):
             }
         ]
         + events_of("alice", 5, user_id="alice")
+        + [
+            {
+                "type": "transaction",
+                "user_id": "alice",
+                "chain_id": "1",
+                "tx_hash": ALICES_TRANSACTION,
+                "message_id": "alice-tx",
+                "timestamp": NOW.isoformat(),
+                "context": {"userAgent": CHROME},
+            }
+        ]
         + events_of("bob", 4, user_id="bob")
     )
     assert api.post("/v1/events", auth=t.write_key, json=batch).status_code == 200
     drain(settings, redis_client)
+    # What the chain said of her transaction, in ClickHouse too (chain 1 has no endpoint here: as exported).
+    export_versions(settings, clickhouse_client(settings.clickhouse_url), "1", limit=10)
     rollup_company_now(settings, redis_client, clickhouse_client(settings.clickhouse_url), t.company_id)
     return t
 
@@ -74,15 +90,17 @@ def test_an_export_holds_the_users_events_and_entities(api, settings, redis_clie
     assert api.get(started.json["status_url"] + "/download", auth=t.owner).status_code == 409
     run_queued_jobs(settings)
     status = api.get(started.json["status_url"], auth=t.owner).json
-    assert status["status"] == "done" and status["events"] == 9
+    assert status["status"] == "done" and status["events"] == 10
     download = api.get(status["download_url"], auth=t.owner)
     lines = [json.loads(line) for line in gzip.decompress(download.content).splitlines()]
     records = [line["record"] for line in lines]
-    assert records.count("event") == 9 and "end_user" in records and "identity" in records
+    assert records.count("event") == 10 and "end_user" in records and "identity" in records
+    assert [line["tx_hash"] for line in lines if line["record"] == "transaction_verification"] == [ALICES_TRANSACTION]
     assert {line["message_id"] for line in lines if line["record"] == "event"} == {
         *(f"anon-{i}" for i in range(3)),
         "link",
         *(f"alice-{i}" for i in range(5)),
+        "alice-tx",
     }
 
 
@@ -95,6 +113,8 @@ def test_a_deleted_user_leaves_no_trace(api, settings, redis_client):
     assert api.get(started.json["status_url"], auth=t.owner).json["status"] == "done"
     assert count(settings, t.company_id, "user_id = 'alice' OR anonymous_id = 'anon-alice'") == 0  # the job waited
     assert count(settings, t.company_id, "1") == 4
+    verified = "SELECT count() FROM tx_verifications WHERE company_id = toUUID(%(c)s)"
+    assert clickhouse.query(verified, parameters={"c": t.company_id}).result_rows[0][0] == 0
     assert (
         clickhouse.query(
             "SELECT count() FROM identity_first_seen WHERE company_id = toUUID(%(c)s) "
@@ -106,6 +126,7 @@ def test_a_deleted_user_leaves_no_trace(api, settings, redis_client):
     with database.connection_context():
         assert not EndUser.select().where(EndUser.company_id == t.company_id, EndUser.user_id == "alice").exists()
         assert not Identity.select().where(Identity.company_id == t.company_id, Identity.user_id == "alice").exists()
+        assert not ChainTransaction.select().where(ChainTransaction.company_id == t.company_id).exists()
         assert (
             not Session.select()
             .where(Session.company_id == t.company_id, Session.identity.in_(["alice", "anon-alice"]))

@@ -1,12 +1,13 @@
 """Actors `delete_user` and `export_user`: carry out a privacy request (models/privacy.py) for one end
 user of a company: the user id and every anonymous id linked to it (the `identities` table).
 
-Delete removes the user's events (ClickHouse mutations on `events` and `identity_first_seen`, awaited),
-their end-user, identity, wallet, session and payment rows, then recomputes the company's rollups from
+Delete removes the user's events (ClickHouse mutations on `events`, `identity_first_seen` and the
+verifications of their transactions, `tx_verifications`, awaited), their end-user, identity, wallet,
+session, payment and reported-transaction rows, then recomputes the company's rollups from
 the day of the user's first event, so no count or sketch keeps them. Real-time snapshots forget them
 when their minute and day buckets expire (within a day).
 Export writes every event of the user and their entity rows as gzip NDJSON, one object a line, each
-with "record" (end_user, identity, wallet, session, payment, event); at most PRIVACY_EXPORT_MAX_BYTES.
+with "record" (end_user, identity, wallet, session, payment, transaction_verification, event); at most PRIVACY_EXPORT_MAX_BYTES.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import logging
 import time
 import uuid
 
+import peewee
 import redis
 
 from adtivity.jobs import DELETE_USER, EXPORT_USER
 from adtivity.logs import log_event
 from adtivity.settings import Settings
+from models.chain import ChainTransaction
 from models.clickhouse import clickhouse_client
 from models.clickhouse_cluster import Layout
 from models.db import database, utcnow
@@ -33,6 +36,10 @@ from workers.runtime import current
 
 log = logging.getLogger(__name__)
 USER_EVENTS = "company_id = toUUID(%(c)s) AND (user_id = %(u)s OR anonymous_id IN %(ids)s)"
+USER_TRANSACTIONS = (
+    f"SELECT DISTINCT chain_id, lower(tx_hash) FROM events WHERE {USER_EVENTS} AND type = 'transaction' "
+    "AND tx_hash != '' AND chain_id != ''"
+)
 
 
 class ExportTooLarge(Exception):
@@ -64,6 +71,13 @@ def entity_rows(company_id: uuid.UUID, user_id: str, identities: list[str]) -> l
     ]
 
 
+def reported_by_user(company_id: uuid.UUID, transactions: list[tuple[str, str]]) -> peewee.Expression:
+    """The chain_transactions rows of the user's reported transactions ((chain id, hash) pairs)."""
+    return (ChainTransaction.company_id == company_id) & peewee.Tuple(
+        ChainTransaction.chain_id, ChainTransaction.tx_hash
+    ).in_(transactions or [("", "")])
+
+
 def wait_for_mutations(clickhouse, layout: Layout, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while layout.mutations_running(clickhouse):
@@ -79,7 +93,17 @@ def delete_user_data(settings: Settings, client: redis.Redis, request: PrivacyRe
     first, count = clickhouse.query(
         f"SELECT min(event_time), count() FROM events WHERE {USER_EVENTS}", parameters=params
     ).result_rows[0]
+    transactions = [tuple(row) for row in clickhouse.query(USER_TRANSACTIONS, parameters=params).result_rows]
     layout = Layout.from_settings(settings)
+    if transactions:
+        # Postgres first: a verification round running meanwhile then has no row left to export again.
+        with database.connection_context():
+            ChainTransaction.delete().where(reported_by_user(request.company_id, transactions)).execute()
+        clickhouse.command(
+            f"ALTER TABLE {layout.storage('tx_verifications')} "
+            "DELETE WHERE company_id = toUUID(%(c)s) AND concat(chain_id, '|', tx_hash) IN %(transactions)s",
+            parameters={**params, "transactions": tuple(f"{chain}|{tx_hash}" for chain, tx_hash in transactions)},
+        )
     clickhouse.command(f"ALTER TABLE {layout.storage('events')} DELETE WHERE {USER_EVENTS}", parameters=params)
     clickhouse.command(
         f"ALTER TABLE {layout.storage('identity_first_seen')} "
@@ -100,13 +124,17 @@ def export_user_data(settings: Settings, request: PrivacyRequest) -> tuple[bytes
     clickhouse = clickhouse_client(settings.clickhouse_url)
     identities = identities_of(request.company_id, request.user_id)
     lines = []
+    params = {"c": str(request.company_id), "u": request.user_id, "ids": tuple(identities)}
+    transactions = [tuple(row) for row in clickhouse.query(USER_TRANSACTIONS, parameters=params).result_rows]
     with database.connection_context():
         for record, query in entity_rows(request.company_id, request.user_id, identities):
             for row in query.dicts():
                 lines.append(json.dumps({"record": record, **row}, default=str).encode())
+        for row in ChainTransaction.select().where(reported_by_user(request.company_id, transactions)).dicts():
+            lines.append(json.dumps({"record": "transaction_verification", **row}, default=str).encode())
     events = clickhouse.raw_query(
         f"SELECT 'event' AS record, * FROM events WHERE {USER_EVENTS} ORDER BY event_time, message_id",
-        parameters={"c": str(request.company_id), "u": request.user_id, "ids": tuple(identities)},
+        parameters=params,
         fmt="JSONEachRow",
         settings={"max_execution_time": settings.query_timeout_seconds * 6},
     )
