@@ -51,6 +51,7 @@ from models.chain import (
     REVERTED,
     ChainToken,
     ChainTransaction,
+    disagrees,
 )
 from models.clickhouse_cluster import Layout
 from models.db import database
@@ -122,16 +123,6 @@ EXPORT_COLUMNS = (
     "verified_at",
     "version",
 )
-
-
-def disagrees(state: str, reported_status: str) -> bool:
-    """The chain contradicts the client: a made-up or lost hash, other from/to/value, or a status the
-    chain's final answer denies."""
-    return (
-        state in (MISMATCH, NOT_FOUND)
-        or (reported_status == "confirmed" and state in (REVERTED, REPLACED))
-        or (reported_status == "failed" and state == CONFIRMED)
-    )
 
 
 @dataclass(frozen=True)

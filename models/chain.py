@@ -4,6 +4,9 @@ states mean and how they are decided live in chain/verify.py."""
 
 from __future__ import annotations
 
+import operator
+from functools import reduce
+
 import peewee
 from playhouse.postgres_ext import BinaryJSONField
 
@@ -21,6 +24,21 @@ STATES = (PENDING, CONFIRMED, REVERTED, REPLACED, NOT_FOUND, MISMATCH)
 # What analytics call a transaction no verifier has looked at (its chain has no RPC endpoint, or no
 # round has reached it yet).
 UNVERIFIED = "unverified"
+
+
+# (what the chain says, what the client said or "" for anything): where the chain contradicts the client
+# (a fraud and bug signal) once its answer is final.
+CONTRADICTIONS = (
+    (MISMATCH, ""),
+    (NOT_FOUND, ""),
+    (REVERTED, "confirmed"),
+    (REPLACED, "confirmed"),
+    (CONFIRMED, "failed"),
+)
+
+
+def disagrees(state: str, reported_status: str) -> bool:
+    return any(state == said and (not client or reported_status == client) for said, client in CONTRADICTIONS)
 
 
 def hashes_in_state(state: str) -> str:
@@ -85,6 +103,15 @@ class ChainToken(BaseModel):
     class Meta:
         table_name = "chain_tokens"
         primary_key = peewee.CompositeKey("chain_id", "address")
+
+
+def disagreeing() -> peewee.Expression:
+    """The final chain_transactions rows the chain contradicts (CONTRADICTIONS)."""
+    cases = [
+        (ChainTransaction.state == said) & ((ChainTransaction.reported_status == client) if client else True)
+        for said, client in CONTRADICTIONS
+    ]
+    return ChainTransaction.final & reduce(operator.or_, cases)
 
 
 CHAIN_MODELS = (ChainTransaction, ChainToken)

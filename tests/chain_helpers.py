@@ -56,6 +56,7 @@ class ChainClient:
         self.url = url
         self.session = requests.Session()
         self.accounts: list[str] = self.rpc("eth_accounts", [])
+        self.automining = True
 
     def rpc(self, method: str, params: list[Any]) -> Any:
         answer = self.session.post(
@@ -70,12 +71,26 @@ class ChainClient:
 
     def automine(self, on: bool) -> None:
         self.rpc("evm_setAutomine", [on])
+        self.automining = on
+
+    def receipt(self, tx_hash: str, seconds: float = 10) -> dict[str, Any]:
+        """The transaction's receipt, waiting for the block that holds it (anvil mines just after answering)."""
+        deadline = time.monotonic() + seconds
+        while (found := self.rpc("eth_getTransactionReceipt", [tx_hash])) is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{tx_hash} was not mined")
+            time.sleep(0.01)
+        return found
 
     def block(self, number: int | str) -> dict[str, Any]:
         return self.rpc("eth_getBlockByNumber", [hex(number) if isinstance(number, int) else number, False])
 
     def transact(self, tx: dict[str, Any]) -> str:
-        return self.rpc("eth_sendTransaction", [{key: hex(v) if isinstance(v, int) else v for key, v in tx.items()}])
+        """Sends the transaction; with automine on, returns once it is mined."""
+        tx_hash = self.rpc("eth_sendTransaction", [{key: hex(v) if isinstance(v, int) else v for key, v in tx.items()}])
+        if self.automining:
+            self.receipt(tx_hash)
+        return tx_hash
 
     def send(self, sender: str, to: str, wei: int) -> str:
         return self.transact({"from": sender, "to": to, "value": wei})
@@ -90,11 +105,14 @@ class ChainClient:
         return "0x" + keccak(hexstr=raw).hex(), raw
 
     def send_raw(self, raw: str) -> str:
-        return self.rpc("eth_sendRawTransaction", [raw])
+        tx_hash = self.rpc("eth_sendRawTransaction", [raw])
+        if self.automining:
+            self.receipt(tx_hash)
+        return tx_hash
 
     def deploy_token(self, owner: str, supply: int) -> Token:
         tx_hash = self.transact({"from": owner, "data": compiled("Token") + encode(["uint256"], [supply]).hex()})
-        return Token(self.rpc("eth_getTransactionReceipt", [tx_hash])["contractAddress"])
+        return Token(self.receipt(tx_hash)["contractAddress"])
 
     def token_transfer(self, token: Token, sender: str, to: str, amount: int) -> str:
         """A token transfer; one the sender cannot afford reverts (gas given, so nothing estimates it first)."""

@@ -13,9 +13,8 @@ import sys
 import pytest
 
 from adtivity.jobs import Jobs, redis_broker
-from chain.verify import disagrees
 from models import redis_keys
-from models.chain import ChainToken, ChainTransaction
+from models.chain import ChainToken, ChainTransaction, disagrees
 from models.clickhouse import clickhouse_client
 from models.db import database
 from rollups.compute import rollup_company_now
@@ -146,6 +145,30 @@ def test_each_reported_transaction_gets_the_state_the_chain_gives_it(api, chain,
     assert states[reverted.lower()][:3] == ("reverted", 1, 1)  # reported confirmed: the chain disagrees
     assert states[lying.lower()][:3] == ("mismatch", 1, 1)
     assert states[made_up][:3] == ("not_found", 1, 1)
+
+    # The list to review: what each client said beside what the chain says.
+    listed = f"/v1/companies/{t.company_id}/transactions"
+    review = api.get(listed, auth=t.read_key, params={"disagrees": "true"}).json["items"]
+    assert {item["tx_hash"]: item["state"] for item in review} == {
+        reverted.lower(): "reverted",
+        lying.lower(): "mismatch",
+        made_up: "not_found",
+    }
+    lie = next(item for item in review if item["state"] == "mismatch")
+    assert (lie["reported"]["value"], lie["chain"]["value_wei"], lie["disagrees"]) == ("5", str(5 * 10**17), True)
+    confirmed = api.get(listed, auth=t.read_key, params={"state": "confirmed", "chain": CHAIN_ID}).json["items"]
+    assert {item["tx_hash"] for item in confirmed} == {plain.lower(), transfer.lower()}
+    pages, cursor = [], None
+    while True:
+        page = api.get(listed, auth=t.read_key, params={"limit": 2, **({"cursor": cursor} if cursor else {})}).json
+        pages.append([item["tx_hash"] for item in page["items"]])
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert [len(page) for page in pages] == [2, 2, 1] and len({h for page in pages for h in page}) == 5
+    refused = api.get(listed, auth=t.read_key, params={"state": "lost"})
+    assert refused.status_code == 400 and refused.json["error"]["code"] == "invalid_parameter"
+    assert refused.json["error"]["message"].startswith("state: ")
 
 
 def test_verifying_costs_about_one_call_per_transaction_when_blocks_hold_many(

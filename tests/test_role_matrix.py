@@ -73,6 +73,7 @@ ENDPOINTS = [
     ),
     Endpoint("POST", "/v1/companies/{company}/users/someone/export", "admin"),
     Endpoint("DELETE", "/v1/companies/{company}/users/someone", "admin"),
+    Endpoint("GET", "/v1/companies/{company}/transactions", "viewer", read_key=True),
     Endpoint("GET", "/v1/companies/{company}/quarantine", "admin"),
     Endpoint("POST", "/v1/companies/{company}/quarantine/replay", "admin"),
 ]

@@ -50,6 +50,7 @@ from web.resources import (
     sdk,
     segments,
     system,
+    transactions,
 )
 from web.resources.dashboard import add_page_routes
 from web.resources.ingest import TestEvents, ingest_routes
@@ -207,6 +208,7 @@ def create_app(deps: Deps) -> falcon.App:
     route("/v1/companies/{company_id}/segments", segments.Segments(deps.queries))
     route("/v1/companies/{company_id}/segments/{segment_id}", segments.SegmentItem(deps.queries))
     route("/v1/companies/{company_id}/segments/{segment_id}/size", segments.SegmentSize(deps.queries))
+    route("/v1/companies/{company_id}/transactions", transactions.Transactions(settings))
     route("/v1/companies/{company_id}/quarantine", quarantine.QuarantineList(settings))
     route("/v1/companies/{company_id}/quarantine/replay", quarantine.QuarantineReplay(settings, deps.redis))
     for path, resource in ingest_routes(settings, deps.ingest, key_authenticator).items():

@@ -48,13 +48,14 @@ def paginate(
     created_at: peewee.Field,
     row_id: peewee.Field,
     key: Callable,
+    tie_breaker_type: Callable = uuid.UUID,
 ) -> tuple[list, str | None]:
     """One page of `query` in (created_at, id) order, and the cursor of the next page (or None).
     `key(row)` gives a row's (created_at, id), since rows of a join carry them on a joined model."""
     limit = page_limit(req, settings)
     cursor = req.get_param("cursor")
     if cursor:
-        after_time, after_id = decode_cursor(cursor)
+        after_time, after_id = decode_cursor(cursor, tie_breaker_type)
         query = query.where(peewee.Tuple(created_at, row_id) > peewee.Tuple(after_time, after_id))
     rows = list(query.order_by(created_at, row_id).limit(limit + 1))
     if len(rows) <= limit:
