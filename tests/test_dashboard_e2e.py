@@ -279,6 +279,7 @@ def test_dashboard_login_figures_chart_live_panel_and_key_lifecycle(company_with
     expect(page.locator("#web3-verified-tiles .tile").nth(0)).to_contain_text(f"{reported:,}")
     expect(page.locator("#web3-verified-tiles .tile").nth(1)).to_contain_text("0")
     expect(page.locator("#web3-verified")).to_contain_text("unverified")
+    expect(page.locator("#web3-review")).to_contain_text("The chain has contradicted no reported transaction.")
     verified = page.locator("#web3-verified td:nth-child(3)").all_text_contents()
     assert reported > 0 and sum(int(v.replace(",", "")) for v in verified) == reported
 

@@ -232,6 +232,7 @@
   }
 
   const FILTERED_TABS = ["analytics", "web3", "payments"];
+  const REVIEW_ROWS = 20;
   const filtersOfUrl = () => (location.hash.includes("?") ? `?${location.hash.split("?")[1]}` : "");
 
   /* A tab that takes the filter bar: draws it, and gives the period and the view's filters. With any
@@ -536,7 +537,10 @@
                top_contracts: top(contracts), top_wallets: top(topWallets),
                verified: { by_state: pairs(byState, ["chain_id", "state", "count"]) } };
     } else {
-      web3 = await call("GET", `/v1/companies/${company.id}/analytics/web3?${query}`);
+      const [answer, review] = await Promise.all([
+        call("GET", `/v1/companies/${company.id}/analytics/web3?${query}`),
+        call("GET", `/v1/companies/${company.id}/transactions?disagrees=true&limit=${REVIEW_ROWS}`)]);
+      web3 = { ...answer, verified: { ...answer.verified, review: review.items } };
     }
     const change = ask ? null : changeBadge(web3.wallets_change, web3.wallets_previous, "wallets");
     root.append(
@@ -568,7 +572,14 @@
       section("Disagreements", table("web3-disagreements", ["Chain", "Chain says", "Transactions"],
         verified.disagreements_by_state.map((row) => [row.chain_id, row.state, count(row.count)]))),
       section("Verified volume", table("web3-verified-volume", ["Chain", "Token", "Volume"],
-        verified.volume.map((row) => [row.chain_id, tokenCell(row), row.volume]))));
+        verified.volume.map((row) => [row.chain_id, tokenCell(row), row.volume]))),
+      section(`To review: transactions the chain contradicts (the first ${REVIEW_ROWS}, oldest report first)`,
+        table("web3-review", ["Chain", "Transaction", "Client said", "Chain says"],
+          verified.review.map((item) => [
+            item.chain_id, h("code", {}, item.tx_hash),
+            [item.reported.status, item.reported.value ? ` (value ${item.reported.value})` : ""],
+            [item.state, item.chain.value_wei !== null ? ` (value ${item.chain.value_wei} wei)` : ""]]),
+          "The chain has contradicted no reported transaction.")));
     return sections;
   }
 
