@@ -474,3 +474,28 @@ def test_the_chain_code_leaves_the_processes_recursion_limit_alone():
     answer = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
     before, after = answer.stdout.split()
     assert before == after
+
+
+def test_reports_in_the_original_sdk_format_are_verified_too(api, chain, chain_settings, redis_client, clock):
+    """`POST /sdk/event` (transaction_hash, the value and status in properties): a made-up value is a mismatch."""
+    t = tenant(api)
+    honest = chain.send(chain.accounts[0], chain.accounts[1], 3 * 10**17)
+    padded = chain.send(chain.accounts[0], chain.accounts[1], 10**17)
+    chain.mine(CONFIRMATIONS)
+    legacy = [
+        {
+            "type": "transaction",
+            "eventName": "Deposit",
+            "anonymous_id": "v1",
+            "chain_id": CHAIN_ID,
+            "transaction_hash": tx_hash,
+            "properties": {"value": value, "status": "confirmed"},
+        }
+        for tx_hash, value in ((honest, "0.3"), (padded, "100"))
+    ]
+    answer = api.post("/sdk/event", headers={"X-API-Key": t.write_key}, json=legacy)
+    assert answer.status_code == 200 and answer.json["accepted"] == 2, answer.text
+    drain(chain_settings, redis_client)
+    run_round(chain_settings, redis_client, clickhouse_client(chain_settings.clickhouse_url), CHAIN_ID, now=clock())
+    found = rows(t.company_id)
+    assert (found[honest].state, found[padded].state) == ("confirmed", "mismatch")
