@@ -7,7 +7,7 @@ that is misconfigured stops with a message naming the variable, before it serves
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from urllib.parse import urlsplit
 
@@ -295,16 +295,16 @@ class Settings:
             (self.password_hash_wait_seconds < 0, "PASSWORD_HASH_WAIT_SECONDS must be 0 or more"),
             (not 4 <= self.bcrypt_rounds <= 16, "BCRYPT_ROUNDS must be between 4 and 16"),
             (
-                not all(_chain_pair(pair, url=True) for pair in self.chain_rpc_urls),
+                not _valid_chain_pairs(self.chain_rpc_urls, _http_url),
                 "CHAIN_RPC_URLS must be chain_id=url pairs separated by commas (e.g. 1=https://rpc.example)",
             ),
             (
-                not all(_chain_pair(pair, url=False) for pair in self.chain_confirmations),
+                not _valid_chain_pairs(self.chain_confirmations, _positive_count),
                 "CHAIN_CONFIRMATIONS must be chain_id=count pairs separated by commas (e.g. 1=12,10=5)",
             ),
             (self.chain_default_confirmations < 1, "CHAIN_DEFAULT_CONFIRMATIONS must be at least 1"),
             (
-                not all(_chain_seconds(pair) for pair in self.chain_block_seconds),
+                not _valid_chain_pairs(self.chain_block_seconds, _seconds),
                 "CHAIN_BLOCK_SECONDS must be chain_id=seconds pairs separated by commas (e.g. 1=12,8453=2)",
             ),
             (self.chain_default_block_seconds < 0, "CHAIN_DEFAULT_BLOCK_SECONDS must be 0 or more"),
@@ -334,9 +334,8 @@ class Settings:
     def chain_rpc(self) -> dict[str, tuple[str, ...]]:
         """Chain id -> its JSON-RPC endpoints, in the order given."""
         endpoints: dict[str, tuple[str, ...]] = {}
-        for pair in self.chain_rpc_urls:
-            chain, _, url = pair.partition("=")
-            endpoints[chain.strip()] = (*endpoints.get(chain.strip(), ()), url.strip())
+        for chain, url in _chain_pairs(self.chain_rpc_urls):
+            endpoints[chain] = (*endpoints.get(chain, ()), url)
         return endpoints
 
     def confirmations(self, chain_id: str) -> int:
@@ -360,29 +359,32 @@ def _host_and_port(node: str) -> bool:
     return bool(host) and port.isdigit()
 
 
+def _chain_pairs(pairs: tuple[str, ...]) -> list[tuple[str, str]]:
+    """chain_id=value pairs as (chain id, value)."""
+    return [(chain.strip(), value.strip()) for chain, _, value in (pair.partition("=") for pair in pairs)]
+
+
 def _for_chain(pairs: tuple[str, ...], chain_id: str) -> str | None:
     """The value of `chain_id` in chain_id=value pairs, or None."""
-    for pair in pairs:
-        chain, _, value = pair.partition("=")
-        if chain.strip() == chain_id:
-            return value.strip()
-    return None
+    return next((value for chain, value in _chain_pairs(pairs) if chain == chain_id), None)
 
 
-def _chain_pair(pair: str, *, url: bool) -> bool:
-    chain, _, value = pair.partition("=")
-    if not chain.strip().isdigit():
-        return False
-    if url:
-        parts = urlsplit(value.strip())
-        return parts.scheme in ("http", "https") and bool(parts.hostname)
-    return value.strip().isdigit() and int(value) >= 1
+def _valid_chain_pairs(pairs: tuple[str, ...], valid_value: Callable[[str], bool]) -> bool:
+    return all(chain.isdigit() and valid_value(value) for chain, value in _chain_pairs(pairs))
 
 
-def _chain_seconds(pair: str) -> bool:
-    chain, _, value = pair.partition("=")
+def _http_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _positive_count(value: str) -> bool:
+    return value.isdigit() and int(value) >= 1
+
+
+def _seconds(value: str) -> bool:
     try:
-        return chain.strip().isdigit() and float(value) >= 0
+        return float(value) >= 0
     except ValueError:
         return False
 

@@ -15,7 +15,7 @@ from eth_utils.crypto import keccak
 TRANSFER_TOPIC = "0x" + keccak(text="Transfer(address,address,uint256)").hex()
 DECIMALS_CALL = "0x" + keccak(text="decimals()")[:4].hex()
 SYMBOL_CALL = "0x" + keccak(text="symbol()")[:4].hex()
-WEI_PER_COIN = Decimal(10) ** 18
+NATIVE_DECIMALS = 18  # wei in a coin: 10^18
 
 
 def quantity(value: str | None) -> int | None:
@@ -120,10 +120,19 @@ def token_symbol(answer: Any) -> str:
         return raw[:32].rstrip(b"\0").decode("utf-8", "replace")
 
 
-def reported_value_agrees(reported: str, wei: int) -> bool:
-    """The client's value is the chain's, given in wei or in whole coins."""
+def decimal_or_none(text: str) -> Decimal | None:
     try:
-        amount = Decimal(reported)
+        return Decimal(text)
     except ArithmeticError:
-        return False
-    return amount == wei or amount == Decimal(wei) / WEI_PER_COIN
+        return None
+
+
+def whole_units(amount: int, decimals: int) -> Decimal:
+    """An amount in a coin's or token's smallest unit, in whole units."""
+    return Decimal(amount) / Decimal(10) ** decimals
+
+
+def reported_value_agrees(reported: str, amount: int, decimals: int) -> bool:
+    """The client's value is the chain's `amount`, given in the smallest unit or in whole units."""
+    value = decimal_or_none(reported)
+    return value is not None and (value == amount or value == whole_units(amount, decimals))

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -51,7 +50,6 @@ from models.chain import (
     REVERTED,
     ChainToken,
     ChainTransaction,
-    disagrees,
 )
 from models.clickhouse_cluster import Layout
 from models.db import database
@@ -103,26 +101,6 @@ UPDATE chain_transactions AS t SET exported_version = GREATEST(t.exported_versio
 FROM jsonb_array_elements(%s::jsonb) AS r
 WHERE t.company_id = (r->>0)::uuid AND t.chain_id = r->>1 AND t.tx_hash = r->>2
 """
-EXPORT_COLUMNS = (
-    "company_id",
-    "chain_id",
-    "tx_hash",
-    "reported_at",
-    "reported_status",
-    "reported_value_num",
-    "state",
-    "final",
-    "disagrees",
-    "block_number",
-    "tx_from",
-    "tx_to",
-    "value_num",
-    "gas_used",
-    "transfer_tokens",
-    "transfer_amounts",
-    "verified_at",
-    "version",
-)
 
 
 @dataclass(frozen=True)
@@ -189,19 +167,16 @@ class Round:
         if not isinstance(answers[0], dict):
             raise ChainUnavailable(f"chain {self.chain_id} did not say its head block")
         head = decode.header(answers[0])
+        receipt_answers = dict(zip((row.tx_hash for row in unmined), answers[1 : 1 + len(unmined)], strict=True))
         receipts = {
-            row.tx_hash: decode.receipt(answer)
-            for row, answer in zip(unmined, answers[1 : 1 + len(unmined)], strict=True)
+            tx_hash: decode.receipt(answer)
+            for tx_hash, answer in receipt_answers.items()
             if isinstance(answer, dict) and answer.get("blockNumber")
         }
+        looked_up_failed = {tx_hash for tx_hash, answer in receipt_answers.items() if isinstance(answer, CallFailed)}
         canonical = {
             number: decode.header(answer) if isinstance(answer, dict) else None
             for number, answer in zip(mined_blocks, answers[1 + len(unmined) :], strict=True)
-        }
-        looked_up_failed = {
-            row.tx_hash
-            for row, answer in zip(unmined, answers[1 : 1 + len(unmined)], strict=True)
-            if isinstance(answer, CallFailed)
         }
         unseen = [row for row in unmined if row.tx_hash not in receipts and row.tx_hash not in looked_up_failed]
         second = self.second_look(receipts, unseen)
@@ -311,14 +286,14 @@ class Round:
         recorded = transactions.get(row.tx_hash)
         if block is None or block.hash != receipt.block_hash or recorded is None:  # a reorg between the look-ups
             return {"next_check_at": self.now}
-        transfers = [
+        transfers = [  # second_look knows every token of the round's receipts
             {
                 "token": transfer.token,
-                "symbol": tokens[transfer.token].symbol if transfer.token in tokens else "",
+                "symbol": tokens[transfer.token].symbol,
                 "from": transfer.sender,
                 "to": transfer.recipient,
                 "amount": str(transfer.amount),
-                "decimals": tokens[transfer.token].decimals if transfer.token in tokens else 0,
+                "decimals": tokens[transfer.token].decimals,
             }
             for transfer in receipt.transfers
         ]
@@ -373,11 +348,10 @@ class Round:
             return False
         if not row.reported_value:
             return True
-        if value is not None and decode.reported_value_agrees(row.reported_value, int(value)):
+        if value is not None and decode.reported_value_agrees(row.reported_value, int(value), decode.NATIVE_DECIMALS):
             return True
         return any(
-            decode.reported_value_agrees(row.reported_value, int(transfer["amount"]))
-            or whole_units(transfer) == _decimal(row.reported_value)
+            decode.reported_value_agrees(row.reported_value, int(transfer["amount"]), int(transfer["decimals"]))
             for transfer in transfers
         )
 
@@ -417,17 +391,6 @@ class Round:
             database.execute_sql(WRITE_VERIFICATIONS, (self.now, rows_json(written)))
 
 
-def whole_units(transfer: dict[str, Any]) -> Decimal:
-    return Decimal(transfer["amount"]) / Decimal(10) ** int(transfer.get("decimals") or 0)
-
-
-def _decimal(text: str) -> Decimal | None:
-    try:
-        return Decimal(text)
-    except ArithmeticError:
-        return None
-
-
 def export_versions(settings: Settings, clickhouse: Client, chain_id: str, *, limit: int) -> int:
     """Inserts into ClickHouse each chain_transactions row of the chain whose newest version it lacks
     (at most `limit`), then records them exported; returns how many. A failed insert leaves them to
@@ -453,24 +416,28 @@ def export_versions(settings: Settings, clickhouse: Client, chain_id: str, *, li
 
 
 def export_row(row: ChainTransaction) -> dict[str, Any]:
-    transfers: Iterable[dict[str, Any]] = row.transfers or ()
+    transfers: list[dict[str, Any]] = row.transfers or []
     return {
         "company_id": str(row.company_id),
         "chain_id": row.chain_id,
         "tx_hash": row.tx_hash,
         "reported_at": unix_seconds(row.reported_at),
         "reported_status": row.reported_status,
-        "reported_value_num": float(_decimal(row.reported_value) or 0),
+        "reported_value_num": float(decode.decimal_or_none(row.reported_value) or 0),
         "state": row.state,
         "final": int(row.final),
-        "disagrees": int(row.final and disagrees(row.state, row.reported_status)),
+        "disagrees": int(row.contradicted),
         "block_number": row.block_number or 0,
         "tx_from": row.tx_from,
         "tx_to": row.tx_to,
-        "value_num": float(Decimal(row.value) / decode.WEI_PER_COIN) if row.value is not None else 0.0,
+        "value_num": float(decode.whole_units(int(row.value), decode.NATIVE_DECIMALS))
+        if row.value is not None
+        else 0.0,
         "gas_used": row.gas_used or 0,
         "transfer_tokens": [transfer["token"] for transfer in transfers],
-        "transfer_amounts": [float(whole_units(transfer)) for transfer in row.transfers or ()],
+        "transfer_amounts": [
+            float(decode.whole_units(int(transfer["amount"]), int(transfer["decimals"]))) for transfer in transfers
+        ],
         "verified_at": unix_seconds(row.checked_at or row.reported_at),
         "version": row.version,
     }

@@ -89,6 +89,11 @@ class ChainTransaction(BaseModel):
     version = peewee.BigIntegerField(default=1)
     exported_version = peewee.BigIntegerField(default=0)
 
+    @property
+    def contradicted(self) -> bool:
+        """The chain's final answer contradicts what the client reported (CONTRADICTIONS)."""
+        return bool(self.final) and disagrees(self.state, self.reported_status)
+
     class Meta:
         table_name = "chain_transactions"
         primary_key = peewee.CompositeKey("company_id", "chain_id", "tx_hash")

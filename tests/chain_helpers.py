@@ -40,6 +40,11 @@ def compiled(name: str) -> str:
     return "0x" + binary.read_text().strip()
 
 
+def quantities(tx: dict[str, Any]) -> dict[str, Any]:
+    """A transaction's numbers as JSON-RPC quantities (0x hex)."""
+    return {key: hex(value) if isinstance(value, int) else value for key, value in tx.items()}
+
+
 def call_data(signature: str, types: list[str], values: list[Any]) -> str:
     return "0x" + (keccak(text=signature)[:4] + encode(types, values)).hex()
 
@@ -87,7 +92,7 @@ class ChainClient:
 
     def transact(self, tx: dict[str, Any]) -> str:
         """Sends the transaction; with automine on, returns once it is mined."""
-        tx_hash = self.rpc("eth_sendTransaction", [{key: hex(v) if isinstance(v, int) else v for key, v in tx.items()}])
+        tx_hash = self.rpc("eth_sendTransaction", [quantities(tx)])
         if self.automining:
             self.receipt(tx_hash)
         return tx_hash
@@ -101,7 +106,7 @@ class ChainClient:
         if nonce is None:
             nonce = int(self.rpc("eth_getTransactionCount", [sender, "pending"]), 16)
         tx = {"from": sender, "to": to, "value": wei, "gas": 21_000, "gasPrice": gas_price, "nonce": nonce}
-        raw = self.rpc("eth_signTransaction", [{key: hex(v) if isinstance(v, int) else v for key, v in tx.items()}])
+        raw = self.rpc("eth_signTransaction", [quantities(tx)])
         return "0x" + keccak(hexstr=raw).hex(), raw
 
     def send_raw(self, raw: str) -> str:

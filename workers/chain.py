@@ -9,7 +9,6 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-import time
 
 import redis
 
@@ -20,6 +19,7 @@ from adtivity.settings import Settings
 from chain.rpc import ChainRpc, ChainUnavailable
 from chain.verify import verify_chain as verify_round
 from models import redis_keys
+from models.events_table import unix_seconds
 from workers.actor import actor
 from workers.runtime import current
 
@@ -32,8 +32,9 @@ def run_round(
 ) -> dict[str, object] | None:
     """A round unless one is running or the chain is backing off; what it did, or None."""
     endpoints = settings.chain_rpc.get(chain_id)
+    moment = unix_seconds(now)
     backoff = json.loads(client.get(redis_keys.chain_backoff(chain_id)) or '{"failures": 0, "until": 0}')
-    if not endpoints or time.time() < backoff["until"]:
+    if not endpoints or moment < backoff["until"]:
         return None
     lease = Lease(client, redis_keys.chain_lease(chain_id), ttl_seconds=ROUND_SECONDS)
     if not lease.acquire():
@@ -48,7 +49,7 @@ def run_round(
         wait = min(settings.chain_poll_seconds * 2 ** (failures - 1), settings.chain_max_backoff_seconds)
         client.set(
             redis_keys.chain_backoff(chain_id),
-            json.dumps({"failures": failures, "until": time.time() + wait}),
+            json.dumps({"failures": failures, "until": moment + wait}),
             ex=2 * settings.chain_max_backoff_seconds,
         )
         log_event(log, "chain unavailable", level=logging.WARNING, chain=chain_id, retry_in=wait, error=str(error))

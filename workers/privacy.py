@@ -75,7 +75,7 @@ def reported_by_user(company_id: uuid.UUID, transactions: list[tuple[str, str]])
     """The chain_transactions rows of the user's reported transactions ((chain id, hash) pairs)."""
     return (ChainTransaction.company_id == company_id) & peewee.Tuple(
         ChainTransaction.chain_id, ChainTransaction.tx_hash
-    ).in_(transactions or [("", "")])
+    ).in_(transactions)
 
 
 def wait_for_mutations(clickhouse, layout: Layout, seconds: float) -> None:

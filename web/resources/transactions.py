@@ -8,7 +8,7 @@ from __future__ import annotations
 import falcon
 
 from adtivity.settings import Settings
-from models.chain import STATES, ChainTransaction, disagreeing, disagrees
+from models.chain import STATES, ChainTransaction, disagreeing
 from web.pagination import paginate
 from web.principals import company_id_access
 from web.resources.analytics import bad
@@ -20,7 +20,7 @@ def transaction_out(row: ChainTransaction) -> dict:
         "tx_hash": row.tx_hash,
         "state": row.state,
         "final": row.final,
-        "disagrees": row.final and disagrees(row.state, row.reported_status),
+        "disagrees": row.contradicted,
         "reported": {
             "status": row.reported_status,
             "from": row.reported_from,
