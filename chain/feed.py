@@ -1,7 +1,7 @@
 """The transactions companies report, handed to verification: the entities pump upserts one
 `chain_transactions` row per company, chain and hash from each batch of stored events (bots are left
-out, as in every metric). A new row is due for a look-up at once; a repeated report updates what the
-client said (its latest status, and from, to and value where given) and leaves the chain's answer."""
+out, as in every metric). A new row is first looked up when it should be final (chain/verify.py); a
+repeated report updates what the client said (its latest status, and from, to and value where given) and leaves the chain's answer."""
 
 from __future__ import annotations
 
