@@ -37,6 +37,8 @@ _CREATE_TABLE = re.compile(
     r"(?P<rest>.*)$",
     re.S,
 )
+_ADD_COLUMN = re.compile(r"^ALTER TABLE (?P<name>\w+) ADD COLUMN (?P<column>\w+) (?P<definition>.*)$", re.S)
+_ADDS_COLUMN = re.compile(r"^ALTER TABLE (?:`\w+`\.)?(?P<name>\w+)(?: ON CLUSTER `[^`]+`)? ADD COLUMN (?P<column>\w+) ")
 _CREATE_VIEW = re.compile(
     r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (?P<name>\w+) TO (?P<target>\w+) AS\s+(?P<select>.*)$", re.S
 )
@@ -120,9 +122,32 @@ class Layout:
                 f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{view['name']}{self.on_cluster} "
                 f"TO {db}.{view['target']}_local AS {select}"
             ]
+        column = _ADD_COLUMN.match(statement)
+        if column:
+            # ALTER ... ON CLUSTER runs once a shard, for replicated tables only: the Distributed table
+            # (no data of its own) is made again from the altered local tables instead.
+            return [
+                f"ALTER TABLE {db}.{column['name']}_local{self.on_cluster} "
+                f"ADD COLUMN {column['column']} {column['definition']}",
+                f"DROP TABLE IF EXISTS {db}.{column['name']}{self.on_cluster}",
+                self._distributed(column["name"]),
+            ]
         if statement.startswith("INSERT INTO "):
             return [statement]  # through the Distributed tables
         raise ValueError(f"no cluster form for this migration statement: {statement[:80]!r}")
+
+    def already_applied(self, client: Client, form: str) -> bool:
+        """Whether `form` (a statement as `statements` gives it) adds a column the table has (ClickHouse
+        18.16 has no `ADD COLUMN IF NOT EXISTS`; a run cut short repeats its migration)."""
+        adds = _ADDS_COLUMN.match(form)
+        if not adds:
+            return False
+        found = client.query(
+            "SELECT count() FROM system.columns WHERE database = %(database)s AND table = %(table)s "
+            "AND name = %(column)s",
+            parameters={"database": self.database, "table": adds["name"], "column": adds["column"]},
+        ).result_rows[0][0]
+        return bool(found)
 
     def _table(self, name: str, columns: str, engine: str, args: str, rest: str) -> list[str]:
         if name not in SHARDING_KEYS:
@@ -133,6 +158,12 @@ class Layout:
         return [
             f"CREATE TABLE IF NOT EXISTS {db}.{name}_local{self.on_cluster} {columns} "
             f"ENGINE = Replicated{engine}({replicated_args}){rest}",
-            f"CREATE TABLE IF NOT EXISTS {db}.{name}{self.on_cluster} AS {db}.{name}_local "
-            f"ENGINE = Distributed({self.cluster}, {db}, {name}_local, {SHARDING_KEYS[name]})",
+            self._distributed(name),
         ]
+
+    def _distributed(self, name: str) -> str:
+        db = f"`{self.database}`"
+        return (
+            f"CREATE TABLE IF NOT EXISTS {db}.{name}{self.on_cluster} AS {db}.{name}_local "
+            f"ENGINE = Distributed({self.cluster}, {db}, {name}_local, {SHARDING_KEYS[name]})"
+        )

@@ -24,11 +24,16 @@ _json = msgspec.json.Encoder(decimal_format="number")
 # did one, and when each of the company's people was first seen (columns identity, first).
 COMPANY_HUMANS = "company_id = toUUID(%(company)s) AND is_bot = 0"
 IDENTITY = "if(user_id != '', user_id, anonymous_id)"
+PERSON = "person"  # cityHash64 of IDENTITY, 0 for none: a column (migration 0004), cheaper to count than IDENTITY
 FIRST_SEEN = (
     "SELECT identity, minMerge(first_seen) AS first FROM identity_first_seen "
     "WHERE company_id = toUUID(%(company)s) GROUP BY identity"
 )
 JSON_OBJECTS = ("properties", "traits", "context")
+# The columns the workers write, named in each insert: ClickHouse computes every other column from its
+# DEFAULT (`person`), which on 18.16 it does only for a column the insert leaves out (JSONEachRow
+# fills a named column's missing field with zero).
+EVENT_COLUMNS = (*Event.__struct_fields__, "tx_value_num", "stream_entry")
 INSERT_SETTINGS = {"input_format_skip_unknown_fields": 1}
 # How a stream row begins when its event came without a session id (one is derived as it is written).
 NO_SESSION = b'{"session_id":"",'

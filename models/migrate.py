@@ -3,7 +3,8 @@
 Files live in models/migrations/{postgres,clickhouse}/NNNN_name.sql. Applied versions are recorded in
 a `schema_migrations` table in each store, so running again applies nothing. Postgres migrations run
 in one transaction each, under an advisory lock so concurrent runners wait for each other.
-ClickHouse has no transactions: its files use IF NOT EXISTS so a run cut short can simply be repeated.
+ClickHouse has no transactions: its files use IF NOT EXISTS (and a column added is not added again), so
+a run cut short can simply be repeated.
 Its files are written for one server; on a cluster each statement runs in its cluster form
 (models/clickhouse_cluster.py).
 """
@@ -71,7 +72,8 @@ def migrate_clickhouse(client: Client, layout: Layout | None = None) -> list[str
             continue
         for statement in sql_statements(path):
             for form in layout.statements(statement):
-                client.command(form, settings=layout.insert_settings)
+                if not layout.already_applied(client, form):
+                    client.command(form, settings=layout.insert_settings)
         client.insert("schema_migrations", [[version]], column_names=["version"], column_type_names=["String"])
         applied_now.append(version)
         log_event(log, "migration applied", store="clickhouse", version=version)

@@ -2,8 +2,9 @@
 
 Metrics count a company's human (non-bot) events of the slice: `users` are distinct people (user id,
 else anonymous id), `wallets` distinct wallet addresses (lower case), `sessions` distinct session ids,
-each counted as distinct 64-bit hashes of the values (cheaper than keeping the strings; two of a
-million people share a hash, and count once, with a chance of about 1 in 30 million);
+each counted as distinct 64-bit hashes of the values (cheaper than keeping the strings; a person's
+is stored with each event, the `person` column; two of a million people share a hash, and count
+once, with a chance of about 1 in 30 million);
 `bounce_rate` and `avg_session_seconds` measure each session by its events in the slice (a bounce
 is a one-event session), as ratios; `volume` sums transaction values, `revenue` completed payments
 (per currency when broken down by it); `conversion_rate` is the row's users over all users of the
@@ -18,13 +19,13 @@ a top-level key of the event's properties (`property:a.b` for a nested one).
 from __future__ import annotations
 
 from models.chain import verified_state
-from models.events_table import IDENTITY
+from models.events_table import PERSON
 
 # Metric -> its aggregate over the slice's events. Session ratios need the per-session pass.
 AGGREGATES = {
     "events": "count()",
     "page_views": "countIf(type = 'page')",
-    "users": f"uniqExactIf(cityHash64({IDENTITY}), {IDENTITY} != '')",
+    "users": f"uniqExactIf({PERSON}, {PERSON} != 0)",
     "wallets": "uniqExactIf(cityHash64(lower(wallet_address)), wallet_address != '')",
     "sessions": "uniqExactIf(cityHash64(session_id), session_id != '')",
     "transactions": "countIf(type = 'transaction')",

@@ -59,7 +59,16 @@ def test_every_table_the_migrations_create_has_a_sharding_key():
     with pytest.raises(ValueError, match="no sharding key"):
         CLUSTER.statements("CREATE TABLE IF NOT EXISTS other (a UInt8) ENGINE = MergeTree() ORDER BY a")
     with pytest.raises(ValueError, match="no cluster form"):
-        CLUSTER.statements("ALTER TABLE events ADD COLUMN x UInt8")
+        CLUSTER.statements("ALTER TABLE events DROP COLUMN x")
+
+
+def test_a_column_is_added_to_the_local_tables_and_the_distributed_table_made_again_from_them():
+    added = next(s for s in every_statement() if s.startswith("ALTER TABLE events ADD COLUMN person "))
+    local, dropped, distributed = CLUSTER.statements(added)
+    assert local == "ALTER TABLE `analytics`.events_local ON CLUSTER `adt` " + added.removeprefix("ALTER TABLE events ")
+    assert dropped == "DROP TABLE IF EXISTS `analytics`.events ON CLUSTER `adt`"
+    created = next(s for s in every_statement() if s.startswith("CREATE TABLE IF NOT EXISTS events "))
+    assert distributed == CLUSTER.statements(created)[1]
 
 
 def test_mutations_partitions_and_system_tables_reach_every_node():

@@ -6,9 +6,12 @@ from adtivity.cli import run_migrations
 from models import redis_keys
 from models.accounts import ALL_MODELS
 from models.clickhouse import clickhouse_client
+from models.clickhouse_cluster import Layout
 from models.db import database
 from models.migrate import migration_files, sql_statements
 from models.redis_streams import ENTITIES_GROUP, PERSIST_GROUP, entities_stream_key, stream_key
+from tests.ingest_helpers import tenant
+from tests.pipeline_helpers import drain, send
 
 
 def test_running_migrations_again_applies_nothing(settings):
@@ -65,7 +68,7 @@ def test_sql_files_are_split_into_statements(tmp_path):
 def test_every_event_field_has_its_events_column(settings):
     """Rows are inserted as JSONEachRow with unknown fields skipped, so a field without a column would
     be dropped silently: the two lists must match."""
-    from models.events import Event
+    from models.events_table import EVENT_COLUMNS
 
     client = clickhouse_client(settings.clickhouse_url)
     columns = {
@@ -74,4 +77,50 @@ def test_every_event_field_has_its_events_column(settings):
             "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'events'"
         ).result_rows
     }
-    assert columns == set(Event.__struct_fields__) | {"tx_value_num", "stream_entry"}
+    assert columns == set(EVENT_COLUMNS) | {"person"}
+
+
+def test_person_is_the_hash_of_the_user_id_else_the_anonymous_id_and_0_for_none(api, settings, redis_client):
+    """ClickHouse computes it for every event the workers store (they leave the column out), and for
+    any insert that leaves it out."""
+    t = tenant(api)
+    people = [("u1", "a1"), ("", "a2"), ("u3", "")]
+    send(
+        api,
+        t.write_key,
+        [
+            {"type": "track", "name": "Seen", "message_id": f"m{i}", "user_id": user, "anonymous_id": anonymous}
+            for i, (user, anonymous) in enumerate(people)
+        ],
+    )
+    drain(settings, redis_client)
+    rows = (
+        clickhouse_client(settings.clickhouse_url)
+        .query(
+            "SELECT person, cityHash64(if(user_id != '', user_id, anonymous_id)) FROM events "
+            "WHERE company_id = toUUID(%(c)s) ORDER BY message_id",
+            parameters={"c": t.company_id},
+        )
+        .result_rows
+    )
+    assert len(rows) == 3 and all(person == expected for person, expected in rows)
+    client = clickhouse_client(settings.clickhouse_url)
+    client.insert(
+        "events",
+        [[t.company_id, "nobody"]],
+        column_names=["company_id", "message_id"],
+        column_type_names=["UUID", "String"],
+    )
+    assert client.query(
+        "SELECT person FROM events WHERE company_id = toUUID(%(c)s) AND message_id = 'nobody'",
+        parameters={"c": t.company_id},
+    ).result_rows == [(0,)]
+
+
+def test_a_column_already_added_is_not_added_again(settings):
+    """ClickHouse 18.16 has no ADD COLUMN IF NOT EXISTS: a migration cut short after its ALTER repeats it."""
+    client = clickhouse_client(settings.clickhouse_url)
+    layout = Layout(database=client.database)
+    assert layout.already_applied(client, "ALTER TABLE events ADD COLUMN person UInt64 DEFAULT 0")
+    assert not layout.already_applied(client, "ALTER TABLE events ADD COLUMN nobody UInt64 DEFAULT 0")
+    assert not layout.already_applied(client, "CREATE TABLE IF NOT EXISTS events (a UInt8) ENGINE = Log")

@@ -36,7 +36,7 @@ from dedup.filter import ShardFilter
 from models import redis_keys
 from models.clickhouse import string_set
 from models.clickhouse_cluster import Layout
-from models.events_table import INSERT_SETTINGS, insert_rows, stream_rows
+from models.events_table import EVENT_COLUMNS, INSERT_SETTINGS, insert_rows, stream_rows
 from models.redis_streams import PERSIST_GROUP, encode_events, entities_stream_key, stream_key, unpack
 from workers.actor import actor
 from workers.pump import Entry, StreamPump, run_pump
@@ -90,7 +90,11 @@ class EventsPump(StreamPump):
         to_insert, to_forward = self.sort_out(entries)
         if to_insert:
             self.connect().raw_insert(
-                "events", insert_block=b"\n".join(to_insert) + b"\n", fmt="JSONEachRow", settings=self.insert_settings
+                "events",
+                column_names=EVENT_COLUMNS,
+                insert_block=b"\n".join(to_insert) + b"\n",
+                fmt="JSONEachRow",
+                settings=self.insert_settings,
             )
         self.hand_over(entries, to_forward)
 
