@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 from adtivity.errors import NotFound, Unprocessable
 from adtivity.settings import Settings
 from models.db import utcnow
-from models.events_table import FIRST_SEEN, IDENTITY, unix_seconds
+from models.events_table import FIRST_SEEN, IDENTITY, PERSON, unix_seconds
 from models.segments import Segment
 from queries import spec
 from queries.vocabulary import FILTER_OPERATORS, json_value
@@ -198,15 +198,16 @@ def describe(segment: Segment) -> dict[str, Any]:
 
 
 def segment_condition(segment: Segment, compiler: Compiler) -> str:
-    """A condition on an event's person (IDENTITY) that holds for the segment's members."""
+    """A condition on an event's person that holds for the segment's members: a static list's user ids
+    by IDENTITY, every other segment by the PERSON hash (8 bytes a row to read instead of two strings)."""
     if segment.kind == "static":
         if segment.user_ids:
             return f"({IDENTITY} IN {compiler.bind(tuple(segment.user_ids))})"
         people = (
-            f"SELECT DISTINCT {IDENTITY} FROM events WHERE {compiler.scope} "
+            f"SELECT DISTINCT {PERSON} FROM events WHERE {compiler.scope} "
             f"AND lower(wallet_address) IN {compiler.bind(tuple(segment.wallets))}"
         )
-        return f"({IDENTITY} IN ({people}))"
+        return f"({PERSON} IN ({people}))"
     return rule_condition(segment.rule, compiler)
 
 
@@ -218,16 +219,17 @@ def rule_condition(rule: dict[str, Any], compiler: Compiler) -> str:
     if kind == "user_property":  # a trait as identify calls carry it (the key taken whole, dots and all)
         operator, key, values = body
         trait = compiler.condition_on(operator, json_value("traits", [compiler.bind(key)]), tuple(values))
-        people = f"SELECT DISTINCT {IDENTITY} FROM events WHERE {compiler.scope} AND traits != '{{}}' AND {trait}"
-        return f"({IDENTITY} IN ({people}))"
+        people = f"SELECT DISTINCT {PERSON} FROM events WHERE {compiler.scope} AND traits != '{{}}' AND {trait}"
+        return f"({PERSON} IN ({people}))"
     start, end = spec.parse_date_range(body.get("date_range", "all"), UTC, compiler.now, compiler.settings)
     start = start or EPOCH
     if kind == "first_seen":
         first, last = compiler.bind(unix_seconds(start)), compiler.bind(unix_seconds(end))
         people = (
-            f"SELECT identity FROM ({FIRST_SEEN}) WHERE first >= toDateTime({first}) AND first < toDateTime({last})"
+            f"SELECT cityHash64(identity) FROM ({FIRST_SEEN}) "
+            f"WHERE first >= toDateTime({first}) AND first < toDateTime({last})"
         )
-        return f"({IDENTITY} IN ({people}))"
+        return f"({PERSON} IN ({people}))"
     counter = [0]
     filters = tuple(
         spec.parse_filter(item, f"filters[{index}]", compiler.settings, counter)
@@ -237,7 +239,7 @@ def rule_condition(rule: dict[str, Any], compiler: Compiler) -> str:
     if "event" in body:
         events += f" AND name = {compiler.bind(body['event'])}"
     people = (
-        f"SELECT {IDENTITY} AS who FROM events WHERE {events} "
+        f"SELECT {PERSON} AS who FROM events WHERE {events} "
         f"GROUP BY who HAVING count() >= {int(body.get('min_times', 1))}"
     )
-    return f"({IDENTITY} {'NOT IN' if kind == 'did_not' else 'IN'} ({people}))"
+    return f"({PERSON} {'NOT IN' if kind == 'did_not' else 'IN'} ({people}))"

@@ -364,6 +364,46 @@ def test_segments_filter_queries_and_have_a_size(company, api):
     assert [s["name"] for s in listed] == ["Pro swappers", "Two", "W"]
 
 
+def test_rule_segments_of_absence_first_sight_and_traits_equal_the_ground_truth(company, api, settings, redis_client):
+    t, events = company
+    traits = {"qu1": "pro", "qu2": "pro", "qu3": "free", "qnew": "free"}  # qnew: first seen now
+    answer = api.post(
+        "/v1/events",
+        auth=t.write_key,
+        json=[
+            {"type": "identify", "message_id": f"trait-{who}", "user_id": who, "traits": {"plan": plan}}
+            for who, plan in traits.items()
+        ],
+    )
+    assert answer.status_code == 200, answer.text
+    drain(settings, redis_client)
+    today = dt.datetime.now(dt.UTC).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
+    humans = [e for e in events if not e.bot]
+    everyone = {e.identity for e in humans} | set(traits)
+    swaps = defaultdict(int)
+    for event in humans:
+        swaps[event.identity] += event.body.get("name") == "Swap"
+    often = sorted(swaps.values())[len(swaps) // 2] + 1
+    first = {who: min(e.time for e in humans if e.identity == who) for who in swaps} | {"qnew": today}
+    cases = [
+        ({"did_not": {"event": "Swap", "min_times": often}}, {w for w in everyone if swaps.get(w, 0) < often}),
+        ({"first_seen": {"date_range": "today"}}, {w for w, moment in first.items() if moment >= today}),
+        ({"user_property": ["is", "plan", ["pro"]]}, {"qu1", "qu2"}),
+        (
+            {"all": [{"did": {"event": "Swap", "min_times": often}}, {"user_property": ["is_not", "plan", ["pro"]]}]},
+            {w for w in everyone if swaps.get(w, 0) >= often} & {"qu3", "qnew"},  # identified, and not as pro
+        ),
+    ]
+    for rule, people in cases:
+        assert people and people != everyone, rule  # each case tells members from others
+        created = api.post(
+            f"/v1/companies/{t.company_id}/segments", auth=t.owner, json={"name": "r", "kind": "rule", "rule": rule}
+        )
+        assert created.status_code == 201, created.text
+        body = {"metrics": ["users"], "date_range": RANGE, "filters": [["in_segment", created.json["id"]]]}
+        assert query(api, t, body)["results"][0]["metrics"] == [len(people)], rule
+
+
 def test_segment_roles_checks_and_changes(company, api):
     t, _ = company
     viewer = api.user()
