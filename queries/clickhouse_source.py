@@ -18,7 +18,17 @@ from queries.spec import Query
 from queries.sql import Compiler
 from queries.vocabulary import AGGREGATES, SESSION_RATIOS, TIME_DIMENSIONS
 
-COUNTS = ("events", "page_views", "users", "wallets", "sessions", "transactions")
+COUNTS = (
+    "events",
+    "page_views",
+    "users",
+    "new_users",
+    "returning_users",
+    "wallets",
+    "sessions",
+    "transactions",
+    "payments",
+)
 MAX_QUERY_BYTES = 16 * 1024 * 1024  # static segments bind their members into the query's text
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -29,6 +30,23 @@ _json = msgspec.json.Encoder()
 
 def iso(moment: dt.datetime | None) -> str | None:
     return moment.replace(tzinfo=dt.UTC).isoformat() if moment else None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A query's rows, where they came from ("rollups" or "events"), and how fresh the rollups were."""
+
+    rows: clickhouse_source.Rows
+    source: str
+    start: dt.datetime  # the range's start as answered (the first event's day for "all")
+    end: dt.datetime
+    as_of: dt.datetime | None
+    complete_until: dt.datetime | None
+
+    @property
+    def settled(self) -> bool:
+        """It ends before the rollups' watermark, so it changes only with them."""
+        return self.complete_until is not None and self.end <= self.complete_until
 
 
 class QueryEngine:
@@ -59,10 +77,16 @@ class QueryEngine:
             company_id, f"query|{query!r}|{stamps}", lambda: self.compute(company_id, query, segments, now)
         )
 
-    def compute(
-        self, company_id: str, query: Query, segments: dict[str, Segment], now: dt.datetime
-    ) -> tuple[bytes, bool]:
-        """The answer's JSON, and whether it is settled (it ends before the rollups' watermark)."""
+    def evaluate(
+        self,
+        company_id: str,
+        query: Query,
+        segments: dict[str, Segment] | None = None,
+        now: dt.datetime | None = None,
+    ) -> Evaluation:
+        """The query's rows, from the rollups when they hold them exactly, else from ClickHouse (`now`:
+        the moment the query was read at, else the clock's)."""
+        now = now or self.clock()
         reader = RollupReader(company_id, self.settings.rollup_hll_lg_k)
         as_of, complete_until = reader.state()
         compiler = Compiler(self.settings, now, company_id, query.timezone.key, segments)
@@ -86,22 +110,29 @@ class QueryEngine:
                 source = "rollups" if rows is not None else source
             if rows is None:
                 rows = tail(query, start)
+        return Evaluation(rows, source, start, query.end, as_of, complete_until)
+
+    def compute(
+        self, company_id: str, query: Query, segments: dict[str, Segment], now: dt.datetime
+    ) -> tuple[bytes, bool]:
+        """The answer's JSON, and whether it is settled (it ends before the rollups' watermark)."""
+        found = self.evaluate(company_id, query, segments, now)
         answer = _json.encode(
             {
-                "results": [{"dimensions": list(dims), "metrics": values} for dims, values in rows.rows],
+                "results": [{"dimensions": list(dims), "metrics": values} for dims, values in found.rows.rows],
                 "meta": {
                     "metrics": list(query.metrics),
                     "dimensions": list(query.dimensions),
-                    "source": source,
+                    "source": found.source,
                     "sampled": False,
-                    "total_rows": rows.total_rows,
+                    "total_rows": found.rows.total_rows,
                 },
                 "company_id": company_id,
-                "from": iso(start),
+                "from": iso(found.start),
                 "to": iso(query.end),
                 "timezone": query.timezone.key,
-                "as_of": iso(as_of),
-                "complete_until": iso(complete_until),
+                "as_of": iso(found.as_of),
+                "complete_until": iso(found.complete_until),
             }
         )
-        return answer, complete_until is not None and query.end <= complete_until
+        return answer, found.settled

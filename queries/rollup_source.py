@@ -1,5 +1,5 @@
 """Answering a query from the Postgres rollups, when they hold the answer exactly: no filters or
-segments; events and page views in total or by a time dimension, or events by one dimension the
+segments; events, page views and new users in total or by a time dimension, or events by one dimension the
 rollups keep (type, referrer, UTM source or campaign, country, browser, OS, device) unless a bucket
 of the range had to fold values into "(other)". Hours after the rollups' watermark (`complete_until`)
 come from ClickHouse with the same query and are added in, so "today" is never behind.
@@ -18,7 +18,7 @@ from queries.rollup_reader import Range, RollupReader
 from queries.spec import Query
 from queries.vocabulary import TIME_DIMENSIONS
 
-ADDITIVE = ("events", "page_views")
+ADDITIVE = ("events", "page_views", "new_users")  # a person is new in the one hour of their first event
 # Query dimension -> the rollups' dimension of the events metric.
 BREAKDOWNS = {
     "event:type": "type",

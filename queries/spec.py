@@ -110,6 +110,30 @@ def parse_query(body: Any, settings: Settings, now: dt.datetime) -> Query:
     )
 
 
+def fixed_query(
+    metrics: tuple[str, ...],
+    dimensions: tuple[str, ...],
+    filters: tuple[Filter, ...],
+    start: dt.datetime,
+    end: dt.datetime,
+    timezone: ZoneInfo,
+    limit: int,
+) -> Query:
+    """A query built by code rather than read from a request (the analytics endpoints' questions),
+    in the default order."""
+    return Query(
+        metrics=tuple(metrics),
+        dimensions=tuple(dimensions),
+        filters=tuple(filters),
+        timezone=timezone,
+        start=start,
+        end=end,
+        order_by=parse_order(None, tuple(metrics), tuple(dimensions)),
+        limit=limit,
+        offset=0,
+    )
+
+
 def list_of(value: Any, part: str) -> list[Any]:
     if not isinstance(value, list):
         raise wrong(part, "must be a list")

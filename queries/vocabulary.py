@@ -1,14 +1,17 @@
 """The names a query may use, and what each means over the ClickHouse `events` table.
 
 Metrics count a company's human (non-bot) events of the slice: `users` are distinct people (user id,
-else anonymous id), `wallets` distinct wallet addresses (lower case), `sessions` distinct session ids,
-each counted as distinct 64-bit hashes of the values (cheaper than keeping the strings; a person's
-is stored with each event, the `person` column; two of a million people share a hash, and count
-once, with a chance of about 1 in 30 million);
-`bounce_rate` and `avg_session_seconds` measure each session by its events in the slice (a bounce
-is a one-event session), as ratios; `volume` sums transaction values, `revenue` completed payments
-(per currency when broken down by it); `conversion_rate` is the row's users over all users of the
-date range (the share of people who did what the filters describe), a ratio.
+else anonymous id), `new_users` those of them whose first event ever is in the slice (by time, a
+person is new in the hour, day, week or month of their first event; filtered, when that first event
+matches the filters), `returning_users` the rest, `wallets` distinct wallet addresses (lower case),
+`sessions` distinct session ids, each counted as distinct 64-bit hashes of the values (cheaper than
+keeping the strings; a person's is stored with each event, the `person` column; two of a million
+people share a hash, and count once, with a chance of about 1 in 30 million); `payments` counts
+payment events (any status); `bounce_rate` and `avg_session_seconds` measure each session by its
+events in the slice (a bounce is a one-event session), as ratios; `volume` sums transaction values,
+`revenue` completed payments (per currency when broken down by it); `conversion_rate` is the row's
+users over all users of the date range (the share of people who did what the filters describe), a
+ratio.
 
 Dimensions: `time:hour|day|week|month` (local to the query's time zone; weeks begin on Monday),
 event and page fields, campaign, place, device, web3 and payment fields (`transaction_status` is what
@@ -21,14 +24,24 @@ from __future__ import annotations
 from models.chain import verified_state
 from models.events_table import PERSON
 
+# (person, time) of each of the company's people's first human event (identity_first_seen).
+FIRST_EVENTS = (
+    "SELECT cityHash64(identity), minMerge(first_seen) FROM identity_first_seen "
+    "WHERE company_id = toUUID(%(company)s) GROUP BY identity"
+)
+USERS = f"uniqExactIf({PERSON}, {PERSON} != 0)"
+NEW_USERS = f"uniqExactIf({PERSON}, {PERSON} != 0 AND ({PERSON}, event_time) IN ({FIRST_EVENTS}))"
 # Metric -> its aggregate over the slice's events. Session ratios need the per-session pass.
 AGGREGATES = {
     "events": "count()",
     "page_views": "countIf(type = 'page')",
-    "users": f"uniqExactIf({PERSON}, {PERSON} != 0)",
+    "users": USERS,
+    "new_users": NEW_USERS,
+    "returning_users": f"{USERS} - {NEW_USERS}",
     "wallets": "uniqExactIf(cityHash64(lower(wallet_address)), wallet_address != '')",
     "sessions": "uniqExactIf(cityHash64(session_id), session_id != '')",
     "transactions": "countIf(type = 'transaction')",
+    "payments": "countIf(type = 'payment')",
     "volume": "sumIf(tx_value_num, type = 'transaction')",
     "revenue": "sumIf(amount, type = 'payment' AND status = 'completed')",
 }

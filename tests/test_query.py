@@ -135,6 +135,9 @@ def truth(events: list[Sent], metrics, dimensions, keep, tz: ZoneInfo = UTC) -> 
     end = dt.datetime.combine(TO + dt.timedelta(days=1), dt.time(), tzinfo=tz).astimezone(dt.UTC).replace(tzinfo=None)
     in_range = [e for e in events if not e.bot and start <= e.time < end]
     everyone = {e.identity for e in in_range}
+    first_seen = {}
+    for event in sorted((e for e in events if not e.bot), key=lambda e: e.time):
+        first_seen.setdefault(event.identity, event.time)
     groups = defaultdict(list)
     for event in in_range:
         if keep(event):
@@ -149,11 +152,15 @@ def truth(events: list[Sent], metrics, dimensions, keep, tz: ZoneInfo = UTC) -> 
         bounces = sum(len(times) == 1 for times in sessions.values())
         seconds = sum((max(times) - min(times)).total_seconds() for times in sessions.values())
         users = len({e.identity for e in group})
+        new_users = len({e.identity for e in group if e.time == first_seen[e.identity]})
         completed = [e.body for e in group if e.body["type"] == "payment" and e.body["status"] == "completed"]
         revenue = sum((Decimal(b["amount"]) for b in completed), Decimal(0))
         figures = {
             "events": len(group),
             "users": users,
+            "new_users": new_users,
+            "returning_users": users - new_users,
+            "payments": sum(e.body["type"] == "payment" for e in group),
             "page_views": sum(e.body["type"] == "page" for e in group),
             "sessions": len(sessions),
             "bounce_rate": round(bounces / len(sessions), 4),
@@ -190,7 +197,18 @@ def rows_of(answer: dict) -> dict:
 
 
 RANGE = [FROM.isoformat(), TO.isoformat()]
-ALL = ["events", "users", "page_views", "sessions", "bounce_rate", "avg_session_seconds", "conversion_rate"]
+ALL = [
+    "events",
+    "users",
+    "new_users",
+    "returning_users",
+    "page_views",
+    "payments",
+    "sessions",
+    "bounce_rate",
+    "avg_session_seconds",
+    "conversion_rate",
+]
 
 
 def test_two_filters_by_day_in_berlin_equal_the_ground_truth(company, api):
@@ -278,9 +296,10 @@ def test_the_rollups_answer_what_they_hold_exactly_and_clickhouse_the_rest(compa
     by_country = query(api, t, {"metrics": ["events"], "date_range": RANGE, "dimensions": ["country"]})
     assert by_country["meta"]["source"] == "rollups"
     assert rows_of(by_country) == truth(events, ["events"], ["country"], lambda e: True)
-    by_day = query(api, t, {"metrics": ["events", "page_views"], "date_range": RANGE, "dimensions": ["time:day"]})
+    additive = ["events", "page_views", "new_users"]
+    by_day = query(api, t, {"metrics": additive, "date_range": RANGE, "dimensions": ["time:day"]})
     assert by_day["meta"]["source"] == "rollups"
-    assert rows_of(by_day) == truth(events, ["events", "page_views"], ["time:day"], lambda e: True)
+    assert rows_of(by_day) == truth(events, additive, ["time:day"], lambda e: True)
     new_york = ZoneInfo("America/New_York")
     weekly = {"metrics": ["events"], "date_range": RANGE, "dimensions": ["time:week"], "timezone": new_york.key}
     by_week = query(api, t, {**weekly, "order_by": [["time:week", "desc"]]})
@@ -296,10 +315,11 @@ def test_the_rollups_answer_what_they_hold_exactly_and_clickhouse_the_rest(compa
         event.body["timestamp"] = now.isoformat() + "Z"
     send(api, t.write_key, late)
     drain(settings, redis_client)
-    body = {"metrics": ["events"], "date_range": RANGE, "limit": 7}  # a new question: not cached
+    body = {"metrics": ["events", "new_users"], "date_range": RANGE, "limit": 7}  # a new question: not cached
     total = query(api, t, body)
     assert total["meta"]["source"] == "rollups"
-    assert total["results"][0]["metrics"] == [sum(not e.bot for e in events + late)]
+    humans = [e for e in events + late if not e.bot]
+    assert total["results"][0]["metrics"] == [len(humans), len({e.identity for e in humans})]
     filtered = query(api, t, {**body, "filters": [["is", "country", ["DE"]]]})
     assert filtered["meta"]["source"] == "events"
 

@@ -203,7 +203,7 @@ def create_app(deps: Deps) -> falcon.App:
         drilldowns.UserTimeline(settings, deps.clickhouse),
     )
     for name, resource in analytics.ROUTES.items():
-        route(f"/v1/companies/{{company_id}}/analytics/{name}", resource(settings, deps.redis))
+        route(f"/v1/companies/{{company_id}}/analytics/{name}", resource(settings, deps.queries))
     route("/v1/companies/{company_id}/query", query.Query(deps.queries))
     route("/v1/companies/{company_id}/segments", segments.Segments(deps.queries))
     route("/v1/companies/{company_id}/segments/{segment_id}", segments.SegmentItem(deps.queries))

@@ -384,11 +384,10 @@
     const base = `/v1/companies/${company.id}/analytics`;
 
     if (filtered) {
-      const shown = TILES.filter(([metric]) => metric !== "new_users");
-      const answer = await ask({ metrics: shown.map(([metric]) => metric) });
+      const answer = await ask({ metrics: TILES.map(([metric]) => metric) });
       const values = answer.results[0].metrics;
       root.append(section("Overview",
-        h("div", { id: "overview", class: "tiles" }, shown.map(([metric, label], index) =>
+        h("div", { id: "overview", class: "tiles" }, TILES.map(([metric, label], index) =>
           tile(label, formatMetric(metric, values[index]), null, { "data-metric": metric }))),
         h("p", { class: "muted", id: "freshness" }, "Filtered: counted from the stored events, up to now.")));
     } else {
@@ -406,7 +405,6 @@
     }
 
     const interval = days === 1 ? "hour" : "day";
-    const series = filtered ? SERIES.filter(([metric]) => !["new_users", "returning_users"].includes(metric)) : SERIES;
     const chartBox = h("div", { id: "trend-chart", class: "chart" });
     const dataBox = h("div", {});
     const points = async (metric) => {
@@ -430,13 +428,13 @@
       state.charts.forEach((plot) => plot.destroy());
       state.charts = [];
       chartBox.replaceChildren();
-      chart(chartBox, series.find(([name]) => name === metric)[1],
+      chart(chartBox, SERIES.find(([name]) => name === metric)[1],
             shown.map((point) => point.at.getTime() / 1000), shown.map((point) => point.value));
       dataBox.replaceChildren(h("details", {}, h("summary", {}, "Data"),
         table("trend-data", ["Starts", "Value"], shown.map((point) => [
           h("time", { datetime: point.at.toISOString() }, point.at.toLocaleString()), formatMetric(metric, point.value)]))));
     };
-    root.append(section("Trend", select("trend-metric", series, "events", (event) =>
+    root.append(section("Trend", select("trend-metric", SERIES, "events", (event) =>
       drawTrend(event.target.value).catch(reportError)), chartBox, dataBox));
     await drawTrend("events");
 
