@@ -2,9 +2,10 @@
 
 An answer is stored under its company and a digest of the question, stamped with the rollups' version
 it was computed under and the moment it is fresh until. A new rollup run (a new version) or the end of
-its freshness makes it stale. A stale answer is recomputed by one request at a time (a Redis lock a
-question, SET NX with an expiry); requests meanwhile get the stale answer (stale-while-revalidate),
-so a popular dashboard does not send the same question to the stores from every viewer at once.
+its freshness makes it stale. An answer is computed by one request at a time (a Redis lock a
+question, SET NX with an expiry); requests meanwhile get the stale answer (stale-while-revalidate), or,
+when there is none yet, wait for the one being computed, so a popular dashboard does not send the same
+question to the stores from every viewer at once.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 
 from adtivity.settings import Settings
 from models import redis_keys
+
+CACHE_POLL_SECONDS = 0.02  # how often a request waiting for another's first answer looks for it
 
 
 class AnswerCache:
@@ -36,12 +39,31 @@ class AnswerCache:
             stamp, fresh_until, stale = cached.split(b"\n", 2)
             if stamp == version and float(fresh_until) > time.time():
                 return stale
-            if not self.redis.set(refresh, b"1", nx=True, ex=self.settings.query_timeout_seconds + 5):
-                return stale  # another request is recomputing it
-        answer, settled = compute()
-        seconds = self.settings.analytics_cache_seconds if settled else self.settings.query_live_cache_seconds
-        fresh_until = str(time.time() + seconds).encode()
-        self.redis.set(key, b"\n".join((version, fresh_until, answer)), ex=self.settings.analytics_cache_seconds)
-        if cached is not None:
-            self.redis.delete(refresh)
+        computing = not self.redis.set(refresh, b"1", nx=True, ex=self.settings.query_timeout_seconds + 5)
+        if computing and cached is not None:
+            return stale  # another request is recomputing it
+        if computing:  # and nothing to give meanwhile: wait for its answer rather than ask the stores too
+            waited = self.wait_for(key, refresh)
+            if waited is not None:
+                return waited
+        try:
+            answer, settled = compute()
+            seconds = self.settings.analytics_cache_seconds if settled else self.settings.query_live_cache_seconds
+            fresh_until = str(time.time() + seconds).encode()
+            self.redis.set(key, b"\n".join((version, fresh_until, answer)), ex=self.settings.analytics_cache_seconds)
+        finally:
+            self.redis.delete(refresh)  # a failed computation lets the next request try at once
         return answer
+
+    def wait_for(self, key: str, refresh: str) -> bytes | None:
+        """The answer another request is computing, once it is stored; None if that request gave up
+        (its lock went without an answer) or took longer than a query may."""
+        deadline = time.monotonic() + self.settings.query_timeout_seconds + 5
+        while time.monotonic() < deadline:
+            time.sleep(CACHE_POLL_SECONDS)  # a gevent worker yields here
+            cached, computing = self.redis.mget(key, refresh)
+            if cached is not None:
+                return cached.split(b"\n", 2)[2]
+            if computing is None:
+                return None
+        return None

@@ -582,3 +582,28 @@ def test_a_stale_answer_is_recomputed_by_one_request_while_the_others_get_it_sta
     for key in redis_client.scan_iter(redis_keys.query_refresh(t.company_id, "*")):
         redis_client.delete(key)
     assert query(api, t, body)["results"][0]["metrics"][0] == sum(not e.bot for e in sent)
+
+
+def test_a_first_answer_is_computed_once_while_the_others_wait_for_it(settings, redis_client):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from queries.cache import AnswerCache
+
+    cache = AnswerCache(settings, redis_client)
+    computed = []
+
+    def slow() -> tuple[bytes, bool]:
+        computed.append(1)
+        time.sleep(0.3)
+        return b"answer", False
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: cache.answer("c", "first", slow), range(4)))
+    assert answers == [b"answer"] * 4 and len(computed) == 1
+
+    def failing() -> tuple[bytes, bool]:
+        raise RuntimeError("the store is down")
+
+    with pytest.raises(RuntimeError):
+        cache.answer("c", "second", failing)
+    assert cache.answer("c", "second", lambda: (b"later", False)) == b"later"  # no lock left behind

@@ -26,6 +26,7 @@ from adtivity.settings import Settings
 from queries.clickhouse_source import money
 from queries.engine import QueryEngine
 from queries.rollup_reader import INTERVALS, UTC, Range, RollupReader, advance
+from queries.rollup_source import ADDITIVE
 from queries.spec import Condition, Filter, fixed_query
 from web.errors import ApiError
 from web.moments import EARLIEST, LATEST, naive_utc
@@ -148,8 +149,17 @@ class Asked:
         return found.rows.rows
 
     def totals(self, metrics: tuple[str, ...], filters: tuple[Filter, ...] = (), *, span: Range | None = None) -> dict:
-        [(_, values)] = self.rows(metrics, filters=filters, span=span)
-        return dict(zip(metrics, values, strict=True))
+        """Metric -> its total. Without filters, the metrics the rollups hold exactly are asked apart
+        from the others (which ClickHouse answers), so the rollups answer them."""
+        groups = (
+            [metrics] if filters else [tuple(m for m in metrics if (m in ADDITIVE) == held) for held in (True, False)]
+        )
+        found = {}
+        for group in groups:
+            if group:
+                [(_, values)] = self.rows(group, filters=filters, span=span)
+                found |= dict(zip(group, values, strict=True))
+        return {metric: found[metric] for metric in metrics}
 
     def breakdown(self, dimension: str, limit: int) -> list[tuple[str, Any]]:
         """(value, amount) of the API dimension's top `limit` values; a pair of dimensions joins its
