@@ -61,7 +61,8 @@ class AnswerCache:
         deadline = time.monotonic() + self.settings.query_timeout_seconds + 5
         while time.monotonic() < deadline:
             time.sleep(CACHE_POLL_SECONDS)  # a gevent worker yields here
-            cached, computing = self.redis.mget(key, refresh)
+            found: list[bytes | None] = self.redis.mget(key, refresh)
+            cached, computing = found
             if cached is not None:
                 return cached.split(b"\n", 2)[2]
             if computing is None:
