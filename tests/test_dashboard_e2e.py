@@ -203,6 +203,7 @@ def test_the_filter_bar_narrows_every_figure_to_a_breakdown_row_or_a_segment(
     tracks = clickhouse_count(settings, t.company_id, "type = 'track'")
     wait_for(lambda: figures(page) == (tracks, 0, tracks), 10, "the tiles and chart of the track events")
     expect(page.locator("[data-metric=new_users] .value")).to_be_visible()  # the engine counts them filtered too
+    expect(page.locator("[data-metric=events] .change")).to_be_visible()  # against the previous period, filtered
     page.screenshot(path=ARTIFACTS / "dashboard-filtered.png", full_page=True)
     page.reload()  # the filter comes back from the URL
     wait_for(lambda: figures(page) == (tracks, 0, tracks), 10, "the filtered view after a reload")

@@ -311,10 +311,11 @@ class ActiveUsers(AnalyticsResource):
             )
 
         return {
+            "estimated": True,  # merged sketches, unlike the engine's exact counts
             "points": [
                 {"day": day.date().isoformat(), "dau": users(day, 1), "wau": users(day, 7), "mau": users(day, 30)}
                 for day in days
-            ]
+            ],
         }
 
 

@@ -204,6 +204,19 @@
     return { days, query: new URLSearchParams({ from: dateRange(days)[0], to: localDate(end), tz: TIME_ZONE }) };
   }
 
+  // The same number of local days just before dateRange(days), as the analytics overview compares.
+  function previousRange(days) {
+    const last = new Date();
+    last.setDate(last.getDate() - days);
+    const first = new Date(last);
+    first.setDate(first.getDate() - (days - 1));
+    return [localDate(first), localDate(last)];
+  }
+
+  function relativeChange(value, previous) {
+    return value === null || previous === null || !previous ? null : (value - previous) / previous;
+  }
+
   function dateRange(days) {
     const start = new Date();
     start.setDate(start.getDate() - (days - 1));
@@ -384,11 +397,16 @@
     const base = `/v1/companies/${company.id}/analytics`;
 
     if (filtered) {
-      const answer = await ask({ metrics: TILES.map(([metric]) => metric) });
+      const metrics = TILES.map(([metric]) => metric);
+      const [answer, earlier] = await Promise.all([ask({ metrics }),
+                                                   ask({ metrics, date_range: previousRange(days) })]);
       const values = answer.results[0].metrics;
+      const previous = earlier.results[0].metrics;
       root.append(section("Overview",
         h("div", { id: "overview", class: "tiles" }, TILES.map(([metric, label], index) =>
-          tile(label, formatMetric(metric, values[index]), null, { "data-metric": metric }))),
+          tile(label, formatMetric(metric, values[index]),
+               changeBadge(relativeChange(values[index], previous[index]), previous[index], metric),
+               { "data-metric": metric }))),
         h("p", { class: "muted", id: "freshness" }, "Filtered: counted from the stored events, up to now.")));
     } else {
       const overview = await call("GET", `${base}/overview?${query}`);
