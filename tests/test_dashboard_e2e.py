@@ -234,6 +234,7 @@ def test_the_filter_bar_narrows_every_figure_to_a_breakdown_row_or_a_segment(
     assert transactions > 0 and sum(int(v.replace(",", "")) for v in rows) == transactions
     states = page.locator("#web3-verified td:nth-child(3)").all_text_contents()
     assert sum(int(v.replace(",", "")) for v in states) == transactions  # each event, by what the chain says
+    expect(page.locator("#web3-tiles .tile").nth(0).locator(".change")).to_be_visible()  # against the previous period
     assert page.problems == []
 
 

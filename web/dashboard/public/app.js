@@ -532,13 +532,14 @@
   }
 
   async function web3Tab(company, root) {
-    const { query, ask } = await filteredTab(company, root);
+    const { days, query, ask } = await filteredTab(company, root);
     let web3;
     if (ask) {
       const transactions = [["is", "event:type", ["transaction"]]];
       const rows = async (body, more) => (await ask(body, more)).results;
-      const [wallets, connects, byStatus, volume, contracts, topWallets, byState] = await Promise.all([
-        rows({ metrics: ["wallets"] }), rows({ metrics: ["events"] }, [["is", "event:type", ["wallet_connect"]]]),
+      const [wallets, earlier, connects, byStatus, volume, contracts, topWallets, byState] = await Promise.all([
+        rows({ metrics: ["wallets"] }), rows({ metrics: ["wallets"], date_range: previousRange(days) }),
+        rows({ metrics: ["events"] }, [["is", "event:type", ["wallet_connect"]]]),
         rows({ metrics: ["transactions"], dimensions: ["chain", "transaction_status"] }, transactions),
         rows({ metrics: ["volume"], dimensions: ["chain", "token"] }, transactions),
         rows({ metrics: ["transactions"], dimensions: ["contract"], limit: 10 }, transactions),
@@ -547,7 +548,9 @@
       const pairs = (found, names) => found.map((row) => Object.fromEntries(names.map((name, i) =>
         [name, i < 2 ? row.dimensions[i] : row.metrics[0]])));
       const top = (found) => found.map((row) => ({ address: row.dimensions[0], transactions: row.metrics[0] }));
-      web3 = { wallets: wallets[0].metrics[0], wallet_connects: connects[0].metrics[0],
+      const [now, before] = [wallets[0].metrics[0], earlier[0].metrics[0]];
+      web3 = { wallets: now, wallets_previous: before, wallets_change: relativeChange(now, before),
+               wallet_connects: connects[0].metrics[0],
                transactions: pairs(byStatus, ["chain_id", "status", "count"]),
                volume: pairs(volume, ["chain_id", "token", "volume"]),
                top_contracts: top(contracts), top_wallets: top(topWallets),
@@ -558,7 +561,7 @@
         call("GET", `/v1/companies/${company.id}/transactions?disagrees=true&limit=${REVIEW_ROWS}`)]);
       web3 = { ...answer, verified: { ...answer.verified, review: review.items } };
     }
-    const change = ask ? null : changeBadge(web3.wallets_change, web3.wallets_previous, "wallets");
+    const change = changeBadge(web3.wallets_change, web3.wallets_previous, "wallets");
     root.append(
       section("Wallets", h("div", { id: "web3-tiles", class: "tiles" },
         tile("Distinct wallets", count(web3.wallets), change),
