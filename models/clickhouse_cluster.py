@@ -37,8 +37,11 @@ _CREATE_TABLE = re.compile(
     r"(?P<rest>.*)$",
     re.S,
 )
-_ADD_COLUMN = re.compile(r"^ALTER TABLE (?P<name>\w+) ADD COLUMN (?P<column>\w+) (?P<definition>.*)$", re.S)
-_ADDS_COLUMN = re.compile(r"^ALTER TABLE (?:`\w+`\.)?(?P<name>\w+)(?: ON CLUSTER `[^`]+`)? ADD COLUMN (?P<column>\w+) ")
+# A migration's ADD COLUMN, or its cluster form (database-qualified, ON CLUSTER).
+_ADD_COLUMN = re.compile(
+    r"^ALTER TABLE (?:`\w+`\.)?(?P<name>\w+)(?: ON CLUSTER `[^`]+`)? ADD COLUMN (?P<column>\w+) (?P<definition>.*)$",
+    re.S,
+)
 _CREATE_VIEW = re.compile(
     r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (?P<name>\w+) TO (?P<target>\w+) AS\s+(?P<select>.*)$", re.S
 )
@@ -139,7 +142,7 @@ class Layout:
     def already_applied(self, client: Client, form: str) -> bool:
         """Whether `form` (a statement as `statements` gives it) adds a column the table has (ClickHouse
         18.16 has no `ADD COLUMN IF NOT EXISTS`; a run cut short repeats its migration)."""
-        adds = _ADDS_COLUMN.match(form)
+        adds = _ADD_COLUMN.match(form)
         if not adds:
             return False
         found = client.query(

@@ -12,11 +12,10 @@ import datetime as dt
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from queries.clickhouse_source import money
-from queries.engine import QueryEngine
-from queries.rollup_reader import UTC, Range, RollupReader, advance
+from queries.engine import QueryEngine, iso
+from queries.rollup_reader import Range, RollupReader, advance
 from queries.rollup_source import ADDITIVE
 from queries.spec import Condition, Filter, fixed_query
 
@@ -58,10 +57,6 @@ def change(value: float | None, previous: float | None) -> float | None:
     return round((float(value) - float(previous)) / float(previous), 4)
 
 
-def iso(moment: dt.datetime | None, tz: ZoneInfo = UTC) -> str | None:
-    return moment.replace(tzinfo=tz).isoformat() if moment else None
-
-
 def bucket_label(bucket: dt.datetime, interval: str) -> str:
     """A local bucket's start as the engine labels its time dimension."""
     return bucket.strftime("%Y-%m-%d %H:00:00") if interval == "hour" else bucket.date().isoformat()
@@ -88,6 +83,7 @@ class Asked:
         self.company_id = company_id
         self.span = span
         self.reader = RollupReader(company_id, engine.settings.rollup_hll_lg_k)
+        self.as_of, self.complete_until = self.reader.state()  # one state for all the questions
         self.settled = True
 
     def rows(
@@ -101,7 +97,7 @@ class Asked:
     ) -> list[tuple[tuple[str, ...], list[Any]]]:
         span = span or self.span
         query = fixed_query(metrics, dimensions, filters, span.start, span.end, span.tz, limit)
-        found = self.engine.evaluate(self.company_id, query)
+        found = self.engine.evaluate(self.company_id, query, state=(self.as_of, self.complete_until))
         self.settled = self.settled and found.settled
         return found.rows.rows
 

@@ -28,8 +28,9 @@ from queries.sql import Compiler
 _json = msgspec.json.Encoder()
 
 
-def iso(moment: dt.datetime | None) -> str | None:
-    return moment.replace(tzinfo=dt.UTC).isoformat() if moment else None
+def iso(moment: dt.datetime | None, tz: dt.tzinfo = dt.UTC) -> str | None:
+    """A naive moment in `tz` (UTC unless told) as ISO 8601 with its offset; None stays None."""
+    return moment.replace(tzinfo=tz).isoformat() if moment else None
 
 
 @dataclass(frozen=True)
@@ -83,12 +84,14 @@ class QueryEngine:
         query: Query,
         segments: dict[str, Segment] | None = None,
         now: dt.datetime | None = None,
+        state: tuple[dt.datetime | None, dt.datetime | None] | None = None,
     ) -> Evaluation:
         """The query's rows, from the rollups when they hold them exactly, else from ClickHouse (`now`:
-        the moment the query was read at, else the clock's)."""
+        the moment the query was read at, else the clock's; `state`: the rollups' (as_of,
+        complete_until) when the caller read it already, so that its questions share one)."""
         now = now or self.clock()
         reader = RollupReader(company_id, self.settings.rollup_hll_lg_k)
-        as_of, complete_until = reader.state()
+        as_of, complete_until = state or reader.state()
         compiler = Compiler(self.settings, now, company_id, query.timezone.key, segments)
         with self.clickhouse.client() as client:
             start = query.start

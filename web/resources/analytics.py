@@ -97,14 +97,13 @@ class AnalyticsResource:
 
         def answer() -> tuple[bytes, bool]:
             asked = Asked(self.engine, company, span)
-            as_of, complete_until = asked.reader.state()
             body = {
                 "company_id": company,
                 "from": iso(span.start),
                 "to": iso(span.end),
                 "timezone": span.tz.key,
-                "as_of": iso(as_of),
-                "complete_until": iso(complete_until),
+                "as_of": iso(asked.as_of),
+                "complete_until": iso(asked.complete_until),
                 "bot_events_excluded": int(asked.reader.totals(span, ("bot_events",))["bot_events"]),
                 **self.compute(req, asked),
             }
