@@ -80,6 +80,19 @@ def test_every_event_field_has_its_events_column(settings):
     assert columns == set(EVENT_COLUMNS) | {"person"}
 
 
+def test_the_low_cardinality_columns_are_those_the_query_compiler_knows(settings):
+    """queries/sql.py compares these columns' values with has(), the others with IN."""
+    from models.events_table import LOW_CARDINALITY
+
+    client = clickhouse_client(settings.clickhouse_url)
+    types = dict(
+        client.query(
+            "SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = 'events'"
+        ).result_rows
+    )
+    assert {name for name, kind in types.items() if kind == "LowCardinality(String)"} == LOW_CARDINALITY
+
+
 def test_person_is_the_hash_of_the_user_id_else_the_anonymous_id_and_0_for_none(api, settings, redis_client):
     """ClickHouse computes it for every event the workers store (they leave the column out), and for
     any insert that leaves it out."""
