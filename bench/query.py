@@ -25,7 +25,7 @@ import time
 import redis
 import requests
 from analytics import generate, load, settle
-from common import ROOT, bench_company, bench_settings, percentile, prepare, record, start
+from common import ROOT, bench_company, bench_settings, cpu_reference, percentile, prepare, record, start
 
 from rollups.compute import rollup_company_now
 from tests.processes import procfile_command, stop_groups
@@ -133,6 +133,8 @@ def main() -> int:
         f"Targets: the filtered query's p95 under 300 ms: **{'met' if filtered['p95'] < 300 else 'not met'}**; "
         f"unfiltered p99 under 10 ms at about {args.rate} requests/s: "
         f"**{'met' if cached['p99'] < 10 and cached['errors'] == 0 else 'not met'}**.",
+        "",
+        cpu_reference(),
     ]
     print("\n".join(lines))
     if not args.no_record:
