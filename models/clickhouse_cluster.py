@@ -37,13 +37,11 @@ _CREATE_TABLE = re.compile(
     r"(?P<rest>.*)$",
     re.S,
 )
-# A migration's ALTER of columns (ADD or MODIFY COLUMN, one or more), or its cluster form
-# (database-qualified, ON CLUSTER).
-_ALTER_COLUMNS = re.compile(
-    r"^ALTER TABLE (?:`\w+`\.)?(?P<name>\w+)(?: ON CLUSTER `[^`]+`)? (?P<changes>(?:ADD|MODIFY) COLUMN .*)$", re.S
+# A migration's ADD COLUMN, or its cluster form (database-qualified, ON CLUSTER).
+_ADD_COLUMN = re.compile(
+    r"^ALTER TABLE (?:`\w+`\.)?(?P<name>\w+)(?: ON CLUSTER `[^`]+`)? ADD COLUMN (?P<column>\w+) (?P<definition>.*)$",
+    re.S,
 )
-# Changes that add one column and do nothing else.
-_ADD_ONE_COLUMN = re.compile(r"^ADD COLUMN (?P<column>\w+) (?!.*\b(?:ADD|MODIFY) COLUMN\b)", re.S)
 _CREATE_VIEW = re.compile(
     r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (?P<name>\w+) TO (?P<target>\w+) AS\s+(?P<select>.*)$", re.S
 )
@@ -127,14 +125,15 @@ class Layout:
                 f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{view['name']}{self.on_cluster} "
                 f"TO {db}.{view['target']}_local AS {select}"
             ]
-        alter = _ALTER_COLUMNS.match(statement)
-        if alter:
+        column = _ADD_COLUMN.match(statement)
+        if column:
             # ALTER ... ON CLUSTER runs once a shard, for replicated tables only: the Distributed table
             # (no data of its own) is made again from the altered local tables instead.
             return [
-                f"ALTER TABLE {db}.{alter['name']}_local{self.on_cluster} {alter['changes']}",
-                f"DROP TABLE IF EXISTS {db}.{alter['name']}{self.on_cluster}",
-                self._distributed(alter["name"]),
+                f"ALTER TABLE {db}.{column['name']}_local{self.on_cluster} "
+                f"ADD COLUMN {column['column']} {column['definition']}",
+                f"DROP TABLE IF EXISTS {db}.{column['name']}{self.on_cluster}",
+                self._distributed(column["name"]),
             ]
         if statement.startswith("INSERT INTO "):
             return [statement]  # through the Distributed tables
@@ -143,14 +142,13 @@ class Layout:
     def already_applied(self, client: Client, form: str) -> bool:
         """Whether `form` (a statement as `statements` gives it) adds a column the table has (ClickHouse
         18.16 has no `ADD COLUMN IF NOT EXISTS`; a run cut short repeats its migration)."""
-        alter = _ALTER_COLUMNS.match(form)
-        adds = _ADD_ONE_COLUMN.match(alter["changes"]) if alter else None
-        if not alter or not adds:
+        adds = _ADD_COLUMN.match(form)
+        if not adds:
             return False
         found = client.query(
             "SELECT count() FROM system.columns WHERE database = %(database)s AND table = %(table)s "
             "AND name = %(column)s",
-            parameters={"database": self.database, "table": alter["name"], "column": adds["column"]},
+            parameters={"database": self.database, "table": adds["name"], "column": adds["column"]},
         ).result_rows[0][0]
         return bool(found)
 

@@ -30,31 +30,6 @@ FIRST_SEEN = (
     "WHERE company_id = toUUID(%(company)s) GROUP BY identity"
 )
 JSON_OBJECTS = ("properties", "traits", "context")
-# The columns stored as LowCardinality(String) (migration 0005). On 18.16 `IN` reads such a column as
-# plain strings, `has([...], column)` compares its dictionary: a third of the time.
-LOW_CARDINALITY = frozenset(
-    {
-        "type",
-        "name",
-        "referrer_domain",
-        "utm_source",
-        "utm_medium",
-        "utm_campaign",
-        "click_id_type",
-        "browser",
-        "os",
-        "device",
-        "locale",
-        "country",
-        "region",
-        "city",
-        "chain_id",
-        "token",
-        "status",
-        "currency",
-        "payment_method",
-    }
-)
 # The columns the workers write, named in each insert: ClickHouse computes every other column from its
 # DEFAULT (`person`), which on 18.16 it does only for a column the insert leaves out (JSONEachRow
 # fills a named column's missing field with zero).

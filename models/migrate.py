@@ -60,14 +60,6 @@ def migrate_postgres(db: peewee.Database) -> list[str]:
     return applied_now
 
 
-def ddl_settings(client: Client) -> dict[str, int]:
-    """Settings a migration's statements need on this server: ClickHouse 18.16 makes LowCardinality
-    columns only when allowed (current releases have them always, and refuse the setting's name)."""
-    experimental = "allow_experimental_low_cardinality_type"
-    known = client.query("SELECT count() FROM system.settings WHERE name = %(name)s", parameters={"name": experimental})
-    return {experimental: 1} if known.result_rows[0][0] else {}
-
-
 def migrate_clickhouse(client: Client, layout: Layout | None = None) -> list[str]:
     """Applies pending ClickHouse migrations to the client's database (which must exist, on every
     node of a cluster); `layout` says whether that is one server (the default) or a cluster."""
@@ -75,14 +67,13 @@ def migrate_clickhouse(client: Client, layout: Layout | None = None) -> list[str
     client.command(layout.migrations_table())
     applied = {row[0] for row in client.query("SELECT version FROM schema_migrations").result_rows}
     applied_now = []
-    settings = {**layout.insert_settings, **ddl_settings(client)}
     for version, path in migration_files("clickhouse"):
         if version in applied:
             continue
         for statement in sql_statements(path):
             for form in layout.statements(statement):
                 if not layout.already_applied(client, form):
-                    client.command(form, settings=settings)
+                    client.command(form, settings=layout.insert_settings)
         client.insert("schema_migrations", [[version]], column_names=["version"], column_type_names=["String"])
         applied_now.append(version)
         log_event(log, "migration applied", store="clickhouse", version=version)

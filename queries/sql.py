@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Any
 
 from adtivity.settings import Settings
-from models.events_table import COMPANY_HUMANS, LOW_CARDINALITY, unix_seconds
+from models.events_table import COMPANY_HUMANS, unix_seconds
 from models.segments import Segment
 from queries.segments import segment_condition
 from queries.spec import Condition, Filter, InSegment, Logical
@@ -45,10 +45,7 @@ class Compiler:
 
     def condition_on(self, operator: str, expression: str, values: tuple[str, ...]) -> str:
         if operator in ("is", "is_not"):
-            if expression in LOW_CARDINALITY:
-                test = f"has({self.bind(list(values))}, {expression})"
-            else:
-                test = f"{expression} IN {self.bind(values)}"
+            test = f"{expression} IN {self.bind(values)}"
         elif operator.startswith("contains"):
             test = "(" + " OR ".join(f"position({expression}, {self.bind(v)}) > 0" for v in values) + ")"
         else:

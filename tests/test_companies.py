@@ -67,7 +67,7 @@ def test_delete_stops_keys_at_once_and_purges_in_the_background(api, settings):
         "events",
         [[uuid.UUID(company_id), "m1", "track", "x", "anon"]],
         column_names=["company_id", "message_id", "type", "name", "anonymous_id"],
-        column_type_names=["UUID", "String", "LowCardinality(String)", "LowCardinality(String)", "String"],
+        column_type_names=["UUID", "String", "String", "String", "String"],
     )
     assert RollupState.select().where(RollupState.company_id == company_id).exists()  # made with the company
     moment = utcnow()

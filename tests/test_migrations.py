@@ -8,7 +8,7 @@ from models.accounts import ALL_MODELS
 from models.clickhouse import clickhouse_client
 from models.clickhouse_cluster import Layout
 from models.db import database
-from models.migrate import ddl_settings, migration_files, sql_statements
+from models.migrate import migration_files, sql_statements
 from models.redis_streams import ENTITIES_GROUP, PERSIST_GROUP, entities_stream_key, stream_key
 from tests.ingest_helpers import tenant
 from tests.pipeline_helpers import drain, send
@@ -78,44 +78,6 @@ def test_every_event_field_has_its_events_column(settings):
         ).result_rows
     }
     assert columns == set(EVENT_COLUMNS) | {"person"}
-
-
-def test_the_low_cardinality_columns_are_those_the_query_compiler_knows(settings):
-    """queries/sql.py compares these columns' values with has(), the others with IN."""
-    from models.events_table import LOW_CARDINALITY
-
-    client = clickhouse_client(settings.clickhouse_url)
-    types = dict(
-        client.query(
-            "SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = 'events'"
-        ).result_rows
-    )
-    assert {name for name, kind in types.items() if kind == "LowCardinality(String)"} == LOW_CARDINALITY
-
-
-def test_the_low_cardinality_migration_converts_a_table_that_holds_rows(settings):
-    """A table made by 0001 with rows in it: 0005 converts its columns and keeps their values (18.16
-    refuses an ALTER that would change more than 75 files of a part)."""
-    client = clickhouse_client(settings.clickhouse_url)
-    files = dict(migration_files("clickhouse"))
-    client.command("DROP TABLE IF EXISTS events_before_0005")
-    events = sql_statements(files["0001_events"])[0]
-    client.command(events.replace("CREATE TABLE IF NOT EXISTS events (", "CREATE TABLE events_before_0005 (", 1))
-    try:
-        client.raw_insert(
-            "events_before_0005",
-            insert_block=b'{"message_id":"m1","type":"page","country":"DE","city":"Berlin","currency":""}\n',
-            fmt="JSONEachRow",
-        )
-        for statement in sql_statements(files["0005_events_low_cardinality"]):
-            client.command(
-                statement.replace("ALTER TABLE events ", "ALTER TABLE events_before_0005 "),
-                settings=ddl_settings(client),
-            )
-        rows = client.query("SELECT toTypeName(country), type, country, city, currency FROM events_before_0005")
-        assert rows.result_rows == [("LowCardinality(String)", "page", "DE", "Berlin", "")]
-    finally:
-        client.command("DROP TABLE IF EXISTS events_before_0005")
 
 
 def test_person_is_the_hash_of_the_user_id_else_the_anonymous_id_and_0_for_none(api, settings, redis_client):

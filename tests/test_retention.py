@@ -22,7 +22,7 @@ def insert_events(client, company_id: str, moments: list[dt.datetime]) -> None:
         "events",
         [[uuid.UUID(company_id), f"m{i}", "track", moment] for i, moment in enumerate(moments)],
         column_names=["company_id", "message_id", "type", "event_time"],
-        column_type_names=["UUID", "String", "LowCardinality(String)", "DateTime"],
+        column_type_names=["UUID", "String", "String", "DateTime"],
     )
 
 
