@@ -10,6 +10,8 @@ or a read key may read.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from functools import partial
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import falcon
@@ -70,7 +72,7 @@ def parse_range(req: falcon.Request, settings: Settings, now: dt.datetime | None
 
 
 class AnalyticsResource:
-    """Answers GET with `compute`'s body and the common fields, cached like the query API's answers
+    """Answers GET with the body `figures` computes and the common fields, cached like the query API's answers
     (queries/cache.py): stamped with the rollups' version, which each rollup run sets, and fresh until
     the next run when every question ends before the rollups' watermark, else QUERY_LIVE_CACHE_SECONDS."""
 
@@ -78,12 +80,15 @@ class AnalyticsResource:
         self.settings = settings
         self.engine = engine
 
-    def compute(self, req: falcon.Request, asked: Asked) -> dict:
+    def figures(self, req: falcon.Request, span: Range) -> Callable[[Asked], dict]:
+        """What computes the body (queries/analytics.py), once the request's parameters are checked:
+        a bad one is refused before the cache or the stores are asked anything."""
         raise NotImplementedError
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, company_id: str) -> None:
         company = str(company_id_access(req, company_id, min_role="viewer", read_key=True))
         span = parse_range(req, self.settings, self.engine.clock())
+        figures = self.figures(req, span)
         question = "|".join(
             [
                 "analytics",
@@ -105,7 +110,7 @@ class AnalyticsResource:
                 "as_of": iso(asked.as_of),
                 "complete_until": iso(asked.complete_until),
                 "bot_events_excluded": int(asked.reader.totals(span, ("bot_events",))["bot_events"]),
-                **self.compute(req, asked),
+                **figures(asked),
             }
             return _json.encode(body), asked.settled
 
@@ -120,30 +125,30 @@ class AnalyticsResource:
 
 
 class Overview(AnalyticsResource):
-    def compute(self, req: falcon.Request, asked: Asked) -> dict:
-        return analytics.overview(asked)
+    def figures(self, req: falcon.Request, span: Range) -> Callable[[Asked], dict]:
+        return analytics.overview
 
 
 class TimeSeries(AnalyticsResource):
-    def compute(self, req: falcon.Request, asked: Asked) -> dict:
+    def figures(self, req: falcon.Request, span: Range) -> Callable[[Asked], dict]:
         metric = req.get_param("metric") or "events"
         interval = req.get_param("interval") or "day"
         if metric not in SERIES + RATIOS:
             raise bad("metric", f"must be one of {', '.join(SERIES + RATIOS)}")
         if interval not in INTERVALS:
             raise bad("interval", f"must be one of {', '.join(INTERVALS)}")
-        self.check_points(len(asked.span.local_buckets(interval)), "interval", interval)
-        return analytics.time_series(asked, metric, interval)
+        self.check_points(len(span.local_buckets(interval)), "interval", interval)
+        return partial(analytics.time_series, metric=metric, interval=interval)
 
 
 class Breakdown(AnalyticsResource):
     fixed_dimension: str | None = None
 
-    def compute(self, req: falcon.Request, asked: Asked) -> dict:
+    def figures(self, req: falcon.Request, span: Range) -> Callable[[Asked], dict]:
         dimension = self.fixed_dimension or req.get_param("dimension") or ""
         if dimension not in BREAKDOWNS:
             raise bad("dimension", f"must be one of {', '.join(BREAKDOWNS)}")
-        return analytics.breakdown(asked, dimension, self.limit(req))
+        return partial(analytics.breakdown, dimension=dimension, limit=self.limit(req))
 
 
 class Regions(Breakdown):
@@ -151,24 +156,24 @@ class Regions(Breakdown):
 
 
 class ActiveUsers(AnalyticsResource):
-    def compute(self, req: falcon.Request, asked: Asked) -> dict:
-        self.check_points(len(asked.span.local_buckets("day")), "from", "day")
-        return analytics.active_users(asked)
+    def figures(self, req: falcon.Request, span: Range) -> Callable[[Asked], dict]:
+        self.check_points(len(span.local_buckets("day")), "from", "day")
+        return analytics.active_users
 
 
 class SessionsSummary(AnalyticsResource):
-    def compute(self, req: falcon.Request, asked: Asked) -> dict:
-        return analytics.sessions(asked)
+    def figures(self, req: falcon.Request, span: Range) -> Callable[[Asked], dict]:
+        return analytics.sessions
 
 
 class Web3(AnalyticsResource):
-    def compute(self, req: falcon.Request, asked: Asked) -> dict:
-        return analytics.web3(asked, self.limit(req), self.settings.analytics_breakdown_max)
+    def figures(self, req: falcon.Request, span: Range) -> Callable[[Asked], dict]:
+        return partial(analytics.web3, limit=self.limit(req), most=self.settings.analytics_breakdown_max)
 
 
 class Payments(AnalyticsResource):
-    def compute(self, req: falcon.Request, asked: Asked) -> dict:
-        return analytics.payments(asked)
+    def figures(self, req: falcon.Request, span: Range) -> Callable[[Asked], dict]:
+        return analytics.payments
 
 
 ROUTES = {
