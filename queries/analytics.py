@@ -134,10 +134,10 @@ class Asked:
 
 
 def overview(asked: Asked) -> dict[str, Any]:
-    span = asked.span
-    current, previous = asked.totals(SUMMARY), asked.totals(SUMMARY, span=span.previous())
+    before = asked.span.previous()
+    current, previous = asked.totals(SUMMARY), asked.totals(SUMMARY, span=before)
     return {
-        "previous": {"from": iso(span.previous().start), "to": iso(span.previous().end)},
+        "previous": {"from": iso(before.start), "to": iso(before.end)},
         "metrics": {
             name: {"value": value, "previous": previous[name], "change": change(value, previous[name])}
             for name, value in current.items()
