@@ -122,13 +122,13 @@ def fixed_query(
     """A query built by code rather than read from a request (the analytics endpoints' questions),
     in the default order."""
     return Query(
-        metrics=tuple(metrics),
-        dimensions=tuple(dimensions),
-        filters=tuple(filters),
+        metrics=metrics,
+        dimensions=dimensions,
+        filters=filters,
         timezone=timezone,
         start=start,
         end=end,
-        order_by=parse_order(None, tuple(metrics), tuple(dimensions)),
+        order_by=parse_order(None, metrics, dimensions),
         limit=limit,
         offset=0,
     )

@@ -22,13 +22,10 @@ a top-level key of the event's properties (`property:a.b` for a nested one).
 from __future__ import annotations
 
 from models.chain import verified_state
-from models.events_table import PERSON
+from models.events_table import FIRST_SEEN, PERSON
 
 # (person, time) of each of the company's people's first human event (identity_first_seen).
-FIRST_EVENTS = (
-    "SELECT cityHash64(identity), minMerge(first_seen) FROM identity_first_seen "
-    "WHERE company_id = toUUID(%(company)s) GROUP BY identity"
-)
+FIRST_EVENTS = f"SELECT cityHash64(identity), first FROM ({FIRST_SEEN})"
 USERS = f"uniqExactIf({PERSON}, {PERSON} != 0)"
 NEW_USERS = f"uniqExactIf({PERSON}, {PERSON} != 0 AND ({PERSON}, event_time) IN ({FIRST_EVENTS}))"
 # Metric -> its aggregate over the slice's events. Session ratios need the per-session pass.
